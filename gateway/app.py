@@ -1,0 +1,54 @@
+"""The app factory: a Starlette app built from Settings, its resources opened by the lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from datasources.payments.client import PaymentsClient
+from datasources.postgres.database import Database
+from gateway.http import graphql_endpoint
+from gateway.services import Services, resolver_config
+from gateway.settings import Settings
+from schema import build_schema
+
+# localstripe accepts any key; the SDK insists on having one.
+EMULATOR_API_KEY = "sk_test_local_emulator"
+
+
+def create_app(settings: Settings) -> Starlette:
+    """`settings.database_url` must be set: the CLI starts embedded services before this."""
+    assert settings.database_url, "create_app needs a database_url"
+    assert settings.secret_key, "create_app needs a secret_key"
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        db = await Database.connect(settings.database_url, max_size=settings.db_pool_max_size)
+        payments = PaymentsClient(settings.stripe_api_key or EMULATOR_API_KEY,
+                                  api_base=settings.stripe_api_base,
+                                  timeout_seconds=settings.provider_timeout_seconds)
+        app.state.services = Services(settings=settings, db=db, payments=payments,
+                                      schema=build_schema(production=settings.production),
+                                      resolver_config=resolver_config(settings))
+        try:
+            yield
+        finally:
+            await payments.close()
+            await db.close()
+
+    return Starlette(
+        routes=[
+            Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+
+
+async def healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})

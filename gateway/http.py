@@ -1,0 +1,189 @@
+"""GraphQL over HTTP, per the GraphQL-over-HTTP spec.
+
+strawberry's own view answers only `application/json` and returns 200 for requests that
+do not parse or validate, so the gateway does its own content negotiation and status
+codes around `Schema.execute`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from strawberry.types.graphql import OperationType
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.http.ides import get_graphql_ide_html
+from strawberry.types.execution import PreExecutionError
+
+from auth.viewer import authenticate
+from datasources.errors import GatewayError
+from gateway.errors import format_error, is_request_error
+from gateway.services import Services
+from loaders import create_loaders
+from resolvers.context import Context
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+log = logging.getLogger("gateway.http")
+
+
+class BadRequest(Exception):
+    """A request that is not well-formed GraphQL over HTTP (always a 4xx)."""
+
+    def __init__(self, message: str, status: int = 400, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or {}
+
+
+@dataclass(frozen=True)
+class GraphQLParams:
+    query: str
+    variables: dict[str, Any] | None
+    operation_name: str | None
+    extensions: dict[str, Any] | None
+
+
+def negotiate(accept: str | None) -> str | None:
+    """The media type to answer in, or None when the client accepts neither of ours.
+
+    A missing Accept header means application/json, for clients that predate the spec.
+    """
+    if not accept:
+        return JSON
+    best, best_q = None, 0.0
+    for part in accept.split(","):
+        media, *params = [p.strip() for p in part.split(";")]
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        media = media.lower()
+        for candidate, matches in ((GRAPHQL_RESPONSE, {GRAPHQL_RESPONSE}),
+                                   (JSON, {JSON, "application/*", "*/*"})):
+            # On equal q the newer media type wins; it carries the accurate status codes.
+            if media in matches and q > 0 and (q > best_q or (q == best_q and candidate == GRAPHQL_RESPONSE
+                                                              and best != GRAPHQL_RESPONSE)):
+                best, best_q = candidate, q
+    return best
+
+
+def _json_object(raw: Any, name: str) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise BadRequest(f"'{name}' must be a JSON object.")
+    return raw
+
+
+def params_from(data: Any) -> GraphQLParams:
+    if not isinstance(data, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    query = data.get("query")
+    if not isinstance(query, str) or not query.strip():
+        raise BadRequest("'query' must be a non-empty string.")
+    operation_name = data.get("operationName")
+    if operation_name is not None and not isinstance(operation_name, str):
+        raise BadRequest("'operationName' must be a string.")
+    return GraphQLParams(query, _json_object(data.get("variables"), "variables"), operation_name,
+                         _json_object(data.get("extensions"), "extensions"))
+
+
+async def read_params(request: Request) -> GraphQLParams:
+    if request.method == "GET":
+        data: dict[str, Any] = dict(request.query_params)
+        for name in ("variables", "extensions"):
+            if name in data:
+                try:
+                    data[name] = json.loads(data[name])
+                except ValueError:
+                    raise BadRequest(f"'{name}' must be JSON.") from None
+        return params_from(data)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != JSON:
+        raise BadRequest("POST requests must have 'Content-Type: application/json'.", status=415)
+    try:
+        data = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("The request body is not valid JSON.") from None
+    return params_from(data)
+
+
+def wants_graphiql(request: Request, enabled: bool) -> bool:
+    return (enabled and request.method == "GET" and "query" not in request.query_params
+            and "text/html" in request.headers.get("accept", ""))
+
+
+async def graphql_endpoint(request: Request) -> Response:
+    services: Services = request.app.state.services
+    request_id = uuid.uuid4().hex
+    if wants_graphiql(request, not services.settings.production):
+        return HTMLResponse(get_graphql_ide_html("graphiql"))
+    media_type = negotiate(request.headers.get("accept"))
+    if media_type is None:
+        return _error_response(JSON, 406, f"Accept {GRAPHQL_RESPONSE} or {JSON}.", request_id)
+    try:
+        params = await read_params(request)
+    except BadRequest as exc:
+        return _error_response(media_type, exc.status, str(exc), request_id, exc.headers)
+    return await execute(request, services, params, media_type, request_id)
+
+
+async def execute(request: Request, services: Services, params: GraphQLParams, media_type: str,
+                  request_id: str) -> Response:
+    try:
+        viewer = await authenticate(services.db, services.settings.secret_key,
+                                    request.headers.get("authorization"))
+    except GatewayError as exc:
+        return _error_response(media_type, 503, exc.message, request_id, code=exc.code)
+    context = Context(viewer=viewer, loaders=create_loaders(services.db), db=services.db,
+                      payments=services.payments, config=services.resolver_config,
+                      request_id=request_id)
+    allowed = {OperationType.QUERY} if request.method == "GET" else None
+    try:
+        result = await services.schema.execute(
+            params.query, variable_values=params.variables, context_value=context,
+            operation_name=params.operation_name, allowed_operation_types=allowed,
+            operation_extensions=params.extensions)
+    except InvalidOperationTypeError:
+        return _error_response(media_type, 405, "Only queries may be sent with GET; use POST.",
+                               request_id, {"Allow": "POST"})
+    except CannotGetOperationTypeError:
+        return _error_response(media_type, 400, "Pick the operation to run with 'operationName'.",
+                               request_id)
+
+    pre_execution = isinstance(result, PreExecutionError)
+    body: dict[str, Any] = {}
+    errors = result.errors or []
+    request_failed = pre_execution or (result.data is None and errors and all(map(is_request_error, errors)))
+    if not request_failed:
+        body["data"] = result.data
+    if errors:
+        body["errors"] = [format_error(e, pre_execution=pre_execution,
+                                       production=services.settings.production, request_id=request_id)
+                          for e in errors]
+    # application/json keeps 200 for every well-formed request, as the spec asks of it.
+    status = 400 if request_failed and media_type == GRAPHQL_RESPONSE else 200
+    return _json_response(body, status, media_type, request_id)
+
+
+def _json_response(body: dict[str, Any], status: int, media_type: str, request_id: str,
+                   headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(body, separators=(",", ":")), status_code=status,
+                    media_type=f"{media_type}; charset=utf-8",
+                    headers={"X-Request-Id": request_id, **(headers or {})})
+
+
+def _error_response(media_type: str, status: int, message: str, request_id: str,
+                    headers: dict[str, str] | None = None, code: str = "BAD_REQUEST") -> Response:
+    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
+    return _json_response(body, status, media_type, request_id, headers)

@@ -1,0 +1,26 @@
+"""What the app holds for its lifetime: the pool, the provider client and the schema."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import strawberry
+
+from datasources.payments.client import PaymentsClient
+from datasources.postgres.database import Database
+from gateway.settings import Settings
+from resolvers.context import Config
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    db: Database
+    payments: PaymentsClient
+    schema: strawberry.Schema
+    resolver_config: Config
+
+
+def resolver_config(settings: Settings) -> Config:
+    return Config(secret_key=settings.secret_key, token_ttl_seconds=settings.token_ttl_seconds,
+                  help_center_url=settings.help_center_url)

@@ -1,0 +1,95 @@
+"""Settings read once from the environment (and the CLI), then passed down explicitly."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+MIN_SECRET_LENGTH = 32
+DEFAULT_HELP_CENTER_URL = "https://support.account-gateway.example/hc"
+
+
+class SettingsError(Exception):
+    """A setting is missing or unusable; the message is shown to the operator as is."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    data_dir: Path = Path(".gateway-data")
+    database_url: str | None = None
+    stripe_api_key: str | None = None
+    stripe_api_base: str | None = None
+    secret_key: str = ""
+    smtp_url: str | None = None
+    token_ttl_seconds: int = 8 * 3600
+    provider_timeout_seconds: float = 10.0
+    db_pool_max_size: int = 10
+    help_center_url: str = DEFAULT_HELP_CENTER_URL
+    # Seed the demo organizations into an empty database on start.
+    seed_demo: bool = True
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    def with_(self, **changes: object) -> "Settings":
+        return replace(self, **changes)
+
+
+def from_env(environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+    env = dict(os.environ if environ is None else environ)
+    gateway_env = env.get("GATEWAY_ENV", "development")
+    if gateway_env not in ("development", "production"):
+        raise SettingsError(f"GATEWAY_ENV must be 'development' or 'production', not {gateway_env!r}")
+    settings = Settings(
+        env=gateway_env,
+        data_dir=Path(env.get("GATEWAY_DATA_DIR", ".gateway-data")),
+        database_url=env.get("DATABASE_URL") or None,
+        stripe_api_key=env.get("STRIPE_API_KEY") or None,
+        stripe_api_base=env.get("STRIPE_API_BASE") or None,
+        secret_key=env.get("SECRET_KEY", ""),
+        smtp_url=env.get("SMTP_URL") or None,
+        token_ttl_seconds=_int(env, "TOKEN_TTL_SECONDS", 8 * 3600),
+        provider_timeout_seconds=float(env.get("PROVIDER_TIMEOUT_SECONDS", "10")),
+        db_pool_max_size=_int(env, "DB_POOL_MAX_SIZE", 10),
+        help_center_url=env.get("HELP_CENTER_URL", DEFAULT_HELP_CENTER_URL),
+        # Production databases start empty of demo organizations unless asked.
+        seed_demo=env.get("SEED_DEMO", "0" if gateway_env == "production" else "1")
+        not in ("0", "false", "no"),
+    )
+    return settings.with_(**overrides) if overrides else settings
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, not {raw!r}") from None
+
+
+def resolve_secret_key(settings: Settings) -> Settings:
+    """Production demands a strong SECRET_KEY; development keeps one in the data directory.
+
+    Keeping the development key on disk means tokens survive a restart of `serve`.
+    """
+    if settings.secret_key:
+        if settings.production and len(settings.secret_key) < MIN_SECRET_LENGTH:
+            raise SettingsError(
+                f"SECRET_KEY is too weak: use at least {MIN_SECRET_LENGTH} random characters "
+                "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        return settings
+    if settings.production:
+        raise SettingsError("SECRET_KEY is not set: production needs a random key of at least "
+                            f"{MIN_SECRET_LENGTH} characters")
+    path = settings.data_dir / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return settings.with_(secret_key=path.read_text().strip())

@@ -1,0 +1,32 @@
+"""The one typed Context each request gets: viewer, loaders and datasources."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from auth.viewer import Viewer
+from loaders import Loaders
+
+if TYPE_CHECKING:
+    from datasources.payments.client import PaymentsClient
+    from datasources.postgres.database import Database
+
+
+@dataclass(frozen=True)
+class Config:
+    """The settings resolvers act on; built by the gateway from its Settings."""
+
+    secret_key: str
+    token_ttl_seconds: int
+    help_center_url: str
+
+
+@dataclass(frozen=True)
+class Context:
+    viewer: Viewer
+    loaders: Loaders
+    db: "Database"
+    payments: "PaymentsClient | None"
+    config: Config
+    request_id: str

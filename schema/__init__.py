@@ -1,0 +1,64 @@
+"""The GraphQL schema: the root Query and Mutation, assembled once from the domain modules."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+from graphql import GraphQLError
+from strawberry import relay
+from strawberry.extensions import DisableIntrospection, ParserCache, ValidationCache
+from strawberry.types import ExecutionContext
+
+from resolvers import accounts as resolve_accounts
+from schema import node, sessions
+from schema.account import Account, Organization
+from schema.common import Info
+from schema.support import Support
+
+
+@strawberry.type(description="Everything a client can read.")
+class Query:
+    @strawberry.field(description="The signed-in account. Without a valid bearer token: null, with an "
+                                  "UNAUTHENTICATED error.")
+    async def viewer(self, info: Info) -> Account | None:
+        return Account.from_record(await resolve_accounts.viewer_account(info.context))
+
+    @strawberry.field(description="Fetches an object by its global ID; null when it does not exist or "
+                                  "is not visible to the viewer.")
+    async def node(self, info: Info,
+                   id: Annotated[strawberry.ID, strawberry.argument(description="A global ID.")]
+                   ) -> relay.Node | None:
+        return await node.resolve_node(info, id)
+
+    @strawberry.field(description="Fetches objects by their global IDs (at most 100), in the order "
+                                  "given; null for each one missing or not visible.")
+    async def nodes(self, info: Info,
+                    ids: Annotated[list[strawberry.ID], strawberry.argument(description="Global IDs.")]
+                    ) -> list[relay.Node | None]:
+        return await node.resolve_nodes(info, ids)
+
+    @strawberry.field(description="Where to get help.")
+    def support(self, info: Info) -> Support:
+        return Support(help_center_url=info.context.config.help_center_url)
+
+
+@strawberry.type(description="Everything a client can change.")
+class Mutation:
+    login: sessions.LoginPayload = strawberry.mutation(
+        resolver=sessions.login, description="Signs in with email and password and returns a bearer token.")
+    logout: sessions.LogoutPayload = strawberry.mutation(
+        resolver=sessions.logout, description="Ends the session of the token used (or all of the account's).")
+
+
+class GatewaySchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        """The HTTP layer logs errors with the request id; expected ones are not logged at all."""
+
+
+def build_schema(*, production: bool = False) -> strawberry.Schema:
+    extensions = [ParserCache(maxsize=256), ValidationCache(maxsize=256)]
+    if production:
+        extensions.append(DisableIntrospection())
+    return GatewaySchema(query=Query, mutation=Mutation, types=[Account, Organization],
+                         extensions=extensions)

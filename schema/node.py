@@ -1,0 +1,35 @@
+"""Object identification: `node(id:)` and `nodes(ids:)` over every type with an ID."""
+
+from __future__ import annotations
+
+import asyncio
+
+import strawberry
+from strawberry import relay
+from strawberry.relay.types import GlobalIDValueError
+
+from datasources.errors import BadUserInput
+from schema.account import Account, Organization
+from schema.common import Info
+
+MAX_NODES = 100
+# Every type that implements Node; `node(id:)` dispatches on the type named in the ID.
+NODE_TYPES: dict[str, type[relay.Node]] = {cls.__name__: cls for cls in (Account, Organization)}
+
+
+async def resolve_node(info: Info, id: strawberry.ID) -> relay.Node | None:
+    try:
+        global_id = relay.GlobalID.from_id(id)
+    except GlobalIDValueError:
+        return None
+    node_type = NODE_TYPES.get(global_id.type_name)
+    if node_type is None:
+        return None
+    [found] = await node_type.resolve_nodes(info=info, node_ids=[global_id.node_id])
+    return found
+
+
+async def resolve_nodes(info: Info, ids: list[strawberry.ID]) -> list[relay.Node | None]:
+    if len(ids) > MAX_NODES:
+        raise BadUserInput(f"nodes(ids:) takes at most {MAX_NODES} IDs, got {len(ids)}.")
+    return list(await asyncio.gather(*(resolve_node(info, i) for i in ids)))
