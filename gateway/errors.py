@@ -24,7 +24,7 @@ def format_error(error: GraphQLError, *, pre_execution: bool, production: bool,
     if isinstance(original, GatewayError):
         formatted["message"] = original.message
         formatted["extensions"] = {**original.extensions, "code": original.code}
-    elif original is not None:
+    elif original is not None and not isinstance(original, GraphQLError):
         log.error("unexpected error in request %s at %s", request_id, error.path,
                   exc_info=(type(original), original, original.__traceback__))
         if production:

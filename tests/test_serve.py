@@ -1,0 +1,210 @@
+"""`account-gateway serve` as a new user runs it: embedded PostgreSQL, local provider, demo data.
+
+These tests start the real command in a subprocess, talk to it over real HTTP, and stop
+it with SIGTERM, checking that nothing is left running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.conftest import LOGIN
+
+AUDIT_DIR = Path(__file__).parent / "http_audit"
+VIEWER = "{ viewer { customerNumber organization { name } } }"
+
+
+def command() -> list[str]:
+    script = Path(sys.executable).with_name("account-gateway")
+    return [str(script)] if script.exists() else [sys.executable, "-c", "from gateway.cli import main; main()"]
+
+
+def clean_env() -> dict[str, str]:
+    """No configured services: the command must start its own."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"DATABASE_URL", "STRIPE_API_KEY", "STRIPE_API_BASE", "SECRET_KEY", "GATEWAY_ENV",
+                        "GATEWAY_DATA_DIR"}}
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Served:
+    process: subprocess.Popen
+    url: str
+    data_dir: Path
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def children(self) -> list[psutil.Process]:
+        return psutil.Process(self.process.pid).children(recursive=True)
+
+    def postgres_pid(self) -> int:
+        return int((self.data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
+
+
+def start(data_dir: Path, log: Path) -> Served:
+    port = free_port()
+    with log.open("w") as out:
+        process = subprocess.Popen([*command(), "serve", "--port", str(port), "--data-dir", str(data_dir)],
+                                   stdout=out, stderr=subprocess.STDOUT, env=clean_env())
+    served = Served(process, f"http://127.0.0.1:{port}", data_dir, log)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"serve exited with {process.returncode}:\n{served.output()}")
+        try:
+            if httpx.get(f"{served.url}/healthz", timeout=1).status_code == 200:
+                return served
+        except httpx.TransportError:
+            time.sleep(0.2)
+    process.kill()
+    pytest.fail(f"serve did not come up in 90 s:\n{served.output()}")
+
+
+def gone(pid: int, timeout: float = 10) -> bool:
+    """True once the process has exited (a zombie awaiting its reaper counts as exited)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def stop(served: Served) -> int:
+    served.process.send_signal(signal.SIGTERM)
+    return served.process.wait(timeout=60)
+
+
+def graphql(served: Served, query: str, variables: dict | None = None, token: str | None = None) -> dict:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    response = httpx.post(f"{served.url}/graphql", json={"query": query, "variables": variables},
+                          headers=headers, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def login(served: Served, email: str) -> str:
+    body = graphql(served, LOGIN, {"email": email, "password": "demo-password"})
+    return body["data"]["login"]["token"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("gateway-data")
+
+
+@pytest.fixture(scope="module")
+def served(data_dir: Path) -> Iterator[Served]:
+    served = start(data_dir, data_dir.parent / "serve-1.log")
+    yield served
+    if served.process.poll() is None:
+        stop(served)
+
+
+def test_admin_logs_in_and_reads_viewer_over_http(served):
+    token = login(served, "admin@northwind.example")
+    body = graphql(served, VIEWER, token=token)
+    assert body["data"]["viewer"]["organization"]["name"] == "Northwind Studio"
+    assert body["data"]["viewer"]["customerNumber"].startswith("C-")
+    assert "seeded the demo organizations" in served.output()
+
+
+def test_graphql_over_http_audit_passes_strictly(served, tmp_path_factory):
+    if not (shutil.which("node") and shutil.which("npm")):
+        pytest.skip("node and npm are needed for the graphql-http audit suite")
+    workdir = Path(os.environ.get("GRAPHQL_HTTP_AUDIT_DIR", Path.home() / ".cache" / "account-gateway-http-audit"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    for name in ("package.json", "audit.mjs"):
+        shutil.copy(AUDIT_DIR / name, workdir / name)
+    if not (workdir / "node_modules" / "graphql-http").exists():
+        installed = subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund"], cwd=workdir,
+                                   capture_output=True, text=True, timeout=300)
+        if installed.returncode != 0:
+            pytest.skip(f"npm install of graphql-http failed: {installed.stderr.strip()[:200]}")
+    run = subprocess.run(["node", "audit.mjs", f"{served.url}/graphql"], cwd=workdir,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    results = [json.loads(line) for line in run.stdout.splitlines()]
+    assert len(results) >= 60
+    # --strict: no MUST errors and no SHOULD warnings (MAY notices are optional, but none here either)
+    assert [r for r in results if r["status"] != "ok"] == []
+
+
+def test_sigterm_stops_the_server_and_everything_it_started(served):
+    postgres_pid = served.postgres_pid()
+    children = served.children()
+    assert psutil.pid_exists(postgres_pid)
+    assert any("datasources.payments.emulator" in " ".join(c.cmdline()) for c in children)
+    assert stop(served) == 0
+    assert gone(postgres_pid), "embedded PostgreSQL still running"
+    assert [c.pid for c in children if not gone(c.pid)] == []
+    assert "stopped serving; stopping embedded services" in served.output()
+
+
+def test_restart_reuses_the_data_directory(served, data_dir):
+    assert served.process.poll() is not None, "runs after the SIGTERM test"
+    again = start(data_dir, data_dir.parent / "serve-2.log")
+    try:
+        token = login(again, "owner@globex.example")
+        body = graphql(again, VIEWER, token=token)
+        assert body["data"]["viewer"]["organization"]["name"] == "Globex Visuals"
+        assert "seeded the demo" not in again.output()
+        assert "created the provider side" not in again.output()  # the emulator's store was kept
+    finally:
+        assert stop(again) == 0
+
+
+def test_a_port_in_use_is_a_one_line_error(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = subprocess.run([*command(), "serve", "--port", str(port), "--data-dir", str(tmp_path / "d")],
+                             capture_output=True, text=True, env=clean_env(), timeout=60)
+    assert run.returncode == 2
+    assert run.stderr.strip() == f"account-gateway: cannot listen on 127.0.0.1:{port}: address already in use"
+    assert not (tmp_path / "d" / "postgres").exists()  # nothing was started
+
+
+def test_an_unwritable_data_directory_is_a_one_line_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    run = subprocess.run([*command(), "serve", "--port", str(free_port()), "--data-dir", str(blocker / "data")],
+                         capture_output=True, text=True, env=clean_env(), timeout=60)
+    assert run.returncode == 2
+    [line] = run.stderr.strip().splitlines()
+    assert line.startswith("account-gateway: data directory") and "not writable" in line
+
+
+def test_production_refuses_to_start_without_a_strong_secret_key(tmp_path):
+    env = {**clean_env(), "GATEWAY_ENV": "production", "SECRET_KEY": "short"}
+    run = subprocess.run([*command(), "serve", "--port", str(free_port()), "--data-dir", str(tmp_path)],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert run.returncode == 2
+    assert "SECRET_KEY is too weak" in run.stderr
