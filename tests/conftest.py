@@ -64,7 +64,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestServices]
         found = TestServices(server_url, template, emulator.api_base)
         asyncio.run(_build_template(found))
         yield found
-        asyncio.run(_drop_database(found, template))
+        asyncio.run(drop_database(found, template))
     finally:
         emulator.stop()
         if postgres:
@@ -87,7 +87,7 @@ async def _build_template(services: TestServices) -> None:
         await db.close()
 
 
-async def _drop_database(services: TestServices, name: str) -> None:
+async def drop_database(services: TestServices, name: str) -> None:
     admin = await asyncpg.connect(services.server_url)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -105,7 +105,7 @@ async def database_url(services: TestServices) -> AsyncIterator[str]:
     finally:
         await admin.close()
     yield services.dsn(name)
-    await _drop_database(services, name)
+    await drop_database(services, name)
 
 
 @pytest.fixture

@@ -22,7 +22,8 @@ import httpx
 import psutil
 import pytest
 
-from tests.conftest import LOGIN
+from datasources.postgres.migrations import available
+from tests.conftest import LOGIN, drop_database
 
 AUDIT_DIR = Path(__file__).parent / "http_audit"
 VIEWER = "{ viewer { customerNumber organization { name } } }"
@@ -156,12 +157,27 @@ def test_graphql_over_http_audit_passes_strictly(served, tmp_path_factory):
     assert [r for r in results if r["status"] != "ok"] == []
 
 
-def test_sigterm_stops_the_server_and_everything_it_started(served):
+def test_sigterm_finishes_in_flight_requests_then_stops_everything_it_started(served):
     postgres_pid = served.postgres_pid()
     children = served.children()
     assert psutil.pid_exists(postgres_pid)
     assert any("datasources.payments.emulator" in " ".join(c.cmdline()) for c in children)
-    assert stop(served) == 0
+
+    # A request whose body is still arriving when SIGTERM comes is in flight: it must be answered.
+    body = json.dumps({"query": "{ support { helpCenterUrl } }"}).encode()
+    port = int(served.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(b"POST /graphql HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
+                     b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body[:10])
+        time.sleep(0.3)
+        served.process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        conn.sendall(body[10:])
+        answer = b"".join(iter(lambda: conn.recv(65536), b""))
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert b"helpCenterUrl" in answer
+
+    assert served.process.wait(timeout=60) == 0
     assert gone(postgres_pid), "embedded PostgreSQL still running"
     assert [c.pid for c in children if not gone(c.pid)] == []
     assert "stopped serving; stopping embedded services" in served.output()
@@ -208,3 +224,33 @@ def test_production_refuses_to_start_without_a_strong_secret_key(tmp_path):
                          capture_output=True, text=True, env=env, timeout=60)
     assert run.returncode == 2
     assert "SECRET_KEY is too weak" in run.stderr
+
+
+def test_migrate_and_seed_commands_against_a_configured_database(services, tmp_path):
+    import asyncio
+    import uuid
+
+    import asyncpg
+
+    name = f"gateway_cli_{uuid.uuid4().hex[:8]}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(services.server_url)
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.close()
+
+    asyncio.run(create())
+    env = {**clean_env(), "DATABASE_URL": services.dsn(name), "STRIPE_API_BASE": services.stripe_api_base}
+
+    def run(*args: str) -> str:
+        done = subprocess.run([*command(), *args, "--data-dir", str(tmp_path)], capture_output=True,
+                              text=True, env=env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert run("migrate") == f"applied {len(available())} migration(s)"
+    assert run("migrate") == "database is up to date"
+    assert run("seed") == "seeded the demo data"
+    assert run("seed") == "demo data already present; provider side checked"
+    assert not (tmp_path / "postgres").exists()  # a configured database: nothing embedded started
+    asyncio.run(drop_database(services, name))
