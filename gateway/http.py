@@ -145,7 +145,7 @@ async def execute(request: Request, services: Services, params: GraphQLParams, m
                                     request.headers.get("authorization"))
     except GatewayError as exc:
         return _error_response(media_type, 503, exc.message, request_id, code=exc.code)
-    context = Context(viewer=viewer, loaders=create_loaders(services.db), db=services.db,
+    context = Context(viewer=viewer, loaders=create_loaders(services.db, services.payments), db=services.db,
                       payments=services.payments, config=services.resolver_config,
                       request_id=request_id)
     allowed = {OperationType.QUERY} if request.method == "GET" else None

@@ -8,41 +8,32 @@ from auth.viewer import NOT_AUTHENTICATED, require_account
 from datasources.errors import Unauthenticated
 from datasources.postgres.accounts import Account, Membership, Organization
 from resolvers.context import Context
-
-MANAGERS = frozenset({"OWNER", "ADMIN"})
+from resolvers.permissions import can_see_account, is_member_of
 
 
 async def viewer_account(ctx: Context) -> Account:
-    account_id = require_account(ctx.viewer)
-    account = await ctx.loaders.account.load(account_id)
+    account = await ctx.loaders.accounts.account.load(require_account(ctx.viewer))
     if account is None:  # deleted while the token was alive
         raise Unauthenticated(NOT_AUTHENTICATED)
     return account
 
 
 async def membership(ctx: Context, account_id: UUID) -> Membership | None:
-    return await ctx.loaders.membership.load(account_id)
+    return await ctx.loaders.accounts.membership.load(account_id)
 
 
 async def organization_of(ctx: Context, account_id: UUID) -> Organization | None:
     found = await membership(ctx, account_id)
-    return await ctx.loaders.organization.load(found.organization_id) if found else None
+    return await ctx.loaders.accounts.organization.load(found.organization_id) if found else None
 
 
 async def visible_account(ctx: Context, account_id: UUID) -> Account | None:
-    """Yourself, or anyone in your organization when you are its OWNER or ADMIN."""
-    viewer_id = require_account(ctx.viewer)
-    if account_id != viewer_id:
-        mine, theirs = await ctx.loaders.membership.load_many([viewer_id, account_id])
-        if not (mine and theirs and mine.role in MANAGERS
-                and mine.organization_id == theirs.organization_id):
-            return None
-    return await ctx.loaders.account.load(account_id)
+    """None for an account the viewer may not see, exactly as for one that does not exist."""
+    return await ctx.loaders.accounts.account.load(account_id) if await can_see_account(ctx, account_id) else None
 
 
 async def visible_organization(ctx: Context, organization_id: UUID) -> Organization | None:
     """Only the organization you belong to."""
-    mine = await membership(ctx, require_account(ctx.viewer))
-    if mine is None or mine.organization_id != organization_id:
+    if not await is_member_of(ctx, organization_id):
         return None
-    return await ctx.loaders.organization.load(organization_id)
+    return await ctx.loaders.accounts.organization.load(organization_id)

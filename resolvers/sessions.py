@@ -39,7 +39,7 @@ async def login(ctx: Context, email: str, password: str) -> LoginResult:
                                  account_id=credentials.account_id,
                                  ttl_seconds=ctx.config.token_ttl_seconds)
     await sessions.create_session(ctx.db, session_id, credentials.account_id, claims.expires_at)
-    account = await ctx.loaders.account.load(credentials.account_id)
+    account = await ctx.loaders.accounts.account.load(credentials.account_id)
     return LoginResult(token=token, account=account)
 
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from enum import Enum
-from typing import TypeVar
 from uuid import UUID
 
 import strawberry
@@ -13,10 +11,7 @@ from strawberry import relay
 
 from datasources.postgres import accounts as records
 from resolvers import accounts as resolve
-from resolvers.context import Context
-from schema.common import Info
-
-T = TypeVar("T")
+from schema.common import Info, by_uuid, resolve_visible
 
 
 @strawberry.enum(description="An account's role in its organization.")
@@ -24,19 +19,6 @@ class OrganizationRole(Enum):
     OWNER = strawberry.enum_value("OWNER", description="Owns the organization; exactly one per organization.")
     ADMIN = strawberry.enum_value("ADMIN", description="Manages members, seats, credits and billing.")
     MEMBER = strawberry.enum_value("MEMBER", description="Uses the seats and credits given to them.")
-
-
-async def _visible(find: Callable[[Context, UUID], Awaitable[T | None]], info: Info,
-                   node_ids: Iterable[str]) -> list[T | None]:
-    """Runs one visibility check per id concurrently, so the loaders batch them."""
-
-    async def one(raw: str) -> T | None:
-        try:
-            return await find(info.context, UUID(raw))
-        except ValueError:  # not a UUID: no such object
-            return None
-
-    return list(await asyncio.gather(*(one(raw) for raw in node_ids)))
 
 
 @strawberry.type(description="A person who signs in to the portal.")
@@ -66,8 +48,7 @@ class Account(relay.Node):
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
-        found = await _visible(resolve.visible_account, info, node_ids)
-        return [cls.from_record(a) if a else None for a in found]
+        return await resolve_visible(by_uuid(resolve.visible_account), cls.from_record, info, node_ids)
 
 
 @strawberry.type(description="A customer company: its members share licenses, credits and billing.")
@@ -81,5 +62,4 @@ class Organization(relay.Node):
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
-        found = await _visible(resolve.visible_organization, info, node_ids)
-        return [cls.from_record(o) if o else None for o in found]
+        return await resolve_visible(by_uuid(resolve.visible_organization), cls.from_record, info, node_ids)

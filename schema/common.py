@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
 from enum import Enum
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
+from uuid import UUID
 
 import strawberry
 from strawberry.types import Info as _Info
@@ -34,3 +37,34 @@ class UserError:
 
 def user_errors(problems: list[Problem]) -> list[UserError]:
     return [UserError.from_problem(p) for p in problems]
+
+
+R = TypeVar("R")
+N = TypeVar("N")
+
+
+async def resolve_visible(find: Callable[[Context, str], Awaitable[R | None]], convert: Callable[[R], N],
+                          info: Info, node_ids: Iterable[str]) -> list[N | None]:
+    """For `resolve_nodes`: one visibility check per id, run together so the loaders batch them.
+
+    `find` returns None for an id the viewer may not see, exactly as for one that does not exist.
+    """
+    found = await asyncio.gather(*(find(info.context, raw) for raw in node_ids))
+    return [convert(r) if r is not None else None for r in found]
+
+
+def parse_uuid(raw: str) -> UUID | None:
+    try:
+        return UUID(raw)
+    except ValueError:
+        return None
+
+
+def by_uuid(find: Callable[[Context, UUID], Awaitable[R | None]]) -> Callable[[Context, str], Awaitable[R | None]]:
+    """Adapts a finder by UUID to raw node ids, where a malformed id finds nothing."""
+
+    async def by_raw(ctx: Context, raw: str) -> R | None:
+        uuid = parse_uuid(raw)
+        return await find(ctx, uuid) if uuid else None
+
+    return by_raw

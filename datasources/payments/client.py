@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 import stripe
 
+from datasources.instrumentation import count_provider_call
+
 from datasources.errors import BadUserInput, NotFound, PaymentDeclined, ProviderUnavailable
 from datasources.payments.records import (
     Address,
@@ -307,6 +309,7 @@ class PaymentsClient:
 
 async def _call(request: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
     """Run one SDK request; return its body as a plain dict; translate every failure."""
+    count_provider_call()
     try:
         obj = await request()
     except stripe.CardError as exc:

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from datasources.errors import DatabaseUnavailable
+from datasources.instrumentation import count_sql
 
 ACQUIRE_TIMEOUT_SECONDS = 5.0
 _UNAVAILABLE = "The database is unavailable; try again shortly."
@@ -32,7 +33,8 @@ class Database:
     @classmethod
     async def connect(cls, dsn: str, *, max_size: int = 10) -> "Database":
         try:
-            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_size, timeout=10)
+            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_size, timeout=10,
+                                             init=_count_statements)
         except (OSError, asyncpg.PostgresError) as exc:
             raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
         return cls(pool)
@@ -69,6 +71,11 @@ class Database:
     async def execute(self, query: str, *args: Any) -> str:
         async with self.connection() as conn:
             return await conn.execute(query, *args)
+
+
+async def _count_statements(conn: asyncpg.Connection) -> None:
+    # asyncpg runs query loggers via call_soon in the querying task's context.
+    conn.add_query_logger(count_sql)
 
 
 def in_key_order(keys: Sequence[Any], rows: dict[Any, Any], default: Any = None) -> list[Any]:

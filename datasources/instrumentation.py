@@ -1,0 +1,32 @@
+"""Per-request counts of I/O: SQL statements and payment provider calls.
+
+The HTTP layer puts a fresh `IOStats` in the context variable for each request; every
+task the request spawns (loader batches included) inherits it, so the datasources can
+count without knowing about requests. Used to prove batching and by the benchmark.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+
+@dataclass
+class IOStats:
+    sql_statements: int = 0
+    provider_calls: int = 0
+
+
+current: ContextVar[IOStats | None] = ContextVar("io_stats", default=None)
+
+
+def count_sql(_record: object = None) -> None:
+    stats = current.get()
+    if stats is not None:
+        stats.sql_statements += 1
+
+
+def count_provider_call() -> None:
+    stats = current.get()
+    if stats is not None:
+        stats.provider_calls += 1

@@ -1,0 +1,48 @@
+"""Keyset paging in SQL: one statement returns the page and the total count."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import asyncpg
+
+from datasources.paging import Page, Slice
+from datasources.postgres.database import Executor
+
+T = TypeVar("T")
+
+
+async def fetch_page(db: Executor, *, matching: str, args: Sequence[Any], key_columns: Sequence[str],
+                     descending: bool, slice: Slice, row: Callable[[asyncpg.Record], T],
+                     sort_key: Callable[[T], Sequence[Any]], key_types: Sequence[str]) -> Page[T]:
+    """Pages through `matching`, a SELECT whose columns include `key_columns` (unique together).
+
+    `key_types` are the SQL types to cast the cursor's values back to. The total is counted in
+    the same statement, and a row always comes back (LEFT JOIN) so the total survives an
+    empty page.
+    """
+    key = slice.key(len(key_columns))
+    forward_desc = descending != slice.backward  # the direction rows are fetched in
+    order = ", ".join(f"{c} {'DESC' if forward_desc else 'ASC'}" for c in key_columns)
+    params = list(args)
+    condition = "true"
+    if key is not None:
+        placeholders = []
+        for value, sql_type in zip(key, key_types):
+            params.append(str(value))
+            placeholders.append(f"${len(params)}::text::{sql_type}")  # cursors carry text
+        columns = ", ".join(key_columns)
+        condition = f"({columns}) {'<' if forward_desc else '>'} ({', '.join(placeholders)})"
+    params.append(slice.limit + 1)
+    rows = await db.fetch(
+        f"""WITH matching AS ({matching})
+            SELECT (SELECT count(*) FROM matching) AS total_count, page.*
+            FROM (SELECT 1) AS one
+            LEFT JOIN LATERAL (SELECT * FROM matching WHERE {condition} ORDER BY {order}
+                               LIMIT ${len(params)}) AS page ON true""",
+        *params,
+    )
+    total = rows[0]["total_count"]
+    found = [row(r) for r in rows if r[key_columns[-1]] is not None]
+    return Page.of(found, slice, total, sort_key)

@@ -1,0 +1,16 @@
+"""(being written)"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from datasources.postgres.database import Database
+
+
+@dataclass(frozen=True)
+class CreditLoaders:
+    pass
+
+
+def create(db: Database) -> CreditLoaders:
+    return CreditLoaders()
