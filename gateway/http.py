@@ -21,7 +21,9 @@ from strawberry.http.ides import get_graphql_ide_html
 from strawberry.types.execution import PreExecutionError
 
 from auth.viewer import authenticate
+from datasources import instrumentation as io_stats
 from datasources.errors import GatewayError
+from datasources.instrumentation import IOStats
 from gateway.errors import format_error, is_request_error
 from gateway.services import Services
 from loaders import create_loaders
@@ -140,6 +142,8 @@ async def graphql_endpoint(request: Request) -> Response:
 
 async def execute(request: Request, services: Services, params: GraphQLParams, media_type: str,
                   request_id: str) -> Response:
+    stats = IOStats()
+    io_stats.current.set(stats)  # each request runs in its own task: nothing leaks between them
     try:
         viewer = await authenticate(services.db, services.settings.secret_key,
                                     request.headers.get("authorization"))
@@ -171,6 +175,9 @@ async def execute(request: Request, services: Services, params: GraphQLParams, m
         body["errors"] = [format_error(e, pre_execution=pre_execution,
                                        production=services.settings.production, request_id=request_id)
                           for e in errors]
+    if not services.settings.production:
+        # What the request cost in I/O, for developers checking that loaders batch.
+        body["extensions"] = {"io": {"sqlStatements": stats.sql_statements, "providerCalls": stats.provider_calls}}
     # application/json keeps 200 for every well-formed request, as the spec asks of it.
     status = 400 if request_failed and media_type == GRAPHQL_RESPONSE else 200
     return _json_response(body, status, media_type, request_id)

@@ -6,11 +6,13 @@ caches what it has loaded and binds to the running event loop. One module per do
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from datasources.payments.client import PaymentsClient
 from datasources.postgres.database import Database
 from loaders import accounts, billing, credits, entitlements, organizations
+from loaders.batcher import Batcher, BatchLoader
 
 
 @dataclass(frozen=True)
@@ -23,10 +25,16 @@ class Loaders:
 
 
 def create_loaders(db: Database, payments: PaymentsClient | None) -> Loaders:
-    return Loaders(
+    created = Loaders(
         accounts=accounts.create(db),
         organizations=organizations.create(db),
         entitlements=entitlements.create(db),
         credits=credits.create(db),
         billing=billing.create(payments),
     )
+    batcher = Batcher(asyncio.get_running_loop())
+    for group in vars(created).values():
+        for found in vars(group).values():
+            if isinstance(found, BatchLoader):
+                found.batcher = batcher
+    return created

@@ -9,26 +9,28 @@ from typing import Any, TypeVar
 
 from aiodataloader import DataLoader
 
+from loaders.batcher import BatchLoader
+
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
 def loader(batch: Callable[[Sequence[K]], Awaitable[list[V]]]) -> DataLoader:
     """`batch` takes the keys gathered in one tick and returns one value per key, in order."""
-    return DataLoader(batch)
+    return BatchLoader(batch)
 
 
 def grouped_loader(fetch: Callable[[Sequence[K]], Awaitable[Sequence[V]]],
-                   key_of: Callable[[V], K]) -> DataLoader:
+                   key_of: Callable[[V], K], value_of: Callable[[V], Any] = lambda row: row) -> DataLoader:
     """A one-to-many relation: `fetch` returns the rows of all keys; each key gets its list."""
 
-    async def batch(keys: Sequence[K]) -> list[list[V]]:
-        groups: dict[K, list[V]] = defaultdict(list)
+    async def batch(keys: Sequence[K]) -> list[list[Any]]:
+        groups: dict[K, list[Any]] = defaultdict(list)
         for row in await fetch(keys):
-            groups[key_of(row)].append(row)
+            groups[key_of(row)].append(value_of(row))
         return [groups.get(key, []) for key in keys]
 
-    return DataLoader(batch)
+    return BatchLoader(batch)
 
 
 def each_loader(fetch_one: Callable[[K], Awaitable[V]]) -> DataLoader:
@@ -39,4 +41,4 @@ def each_loader(fetch_one: Callable[[K], Awaitable[V]]) -> DataLoader:
     async def batch(keys: Sequence[K]) -> list[Any]:
         return list(await asyncio.gather(*(fetch_one(key) for key in keys), return_exceptions=True))
 
-    return DataLoader(batch)
+    return BatchLoader(batch)

@@ -1,16 +1,43 @@
-"""(being written)"""
+"""Cloud credits: one loader per relation, so a pool and all its members cost one statement each."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
+from aiodataloader import DataLoader
+
+from datasources.postgres import credits as data
 from datasources.postgres.database import Database
+from loaders.base import each_loader, grouped_loader, loader
 
 
 @dataclass(frozen=True)
 class CreditLoaders:
-    pass
+    grants: DataLoader  # organization id -> [Grant], in the order usage consumes them
+    grant: DataLoader  # grant id -> Grant | None
+    usage_periods: DataLoader  # organization id -> [UsagePeriod]
+    usage_of_account: DataLoader  # account id -> [AccountUsage], one per organization used in
+    access: DataLoader  # account id -> Access | None (None: the default, UNLIMITED)
+    pending_requests: DataLoader  # organization id -> [CreditRequest], oldest first
+    request: DataLoader  # request id -> CreditRequest | None
+    usage: DataLoader  # usage id -> Usage | None
+    usage_page: DataLoader  # (organization id, Slice) -> Page[Usage], newest first
+    members: DataLoader  # organization id -> [Member]
 
 
 def create(db: Database) -> CreditLoaders:
-    return CreditLoaders()
+    by_organization = lambda row: row.organization_id  # noqa: E731
+    return CreditLoaders(
+        grants=grouped_loader(partial(data.grants_of_organizations, db), by_organization),
+        grant=loader(partial(data.grants_by_ids, db)),
+        usage_periods=grouped_loader(partial(data.usage_periods_of_organizations, db), by_organization),
+        usage_of_account=grouped_loader(partial(data.usage_of_accounts, db), lambda row: row.account_id),
+        access=loader(partial(data.access_by_account_ids, db)),
+        pending_requests=grouped_loader(partial(data.pending_requests_of_organizations, db), by_organization),
+        request=loader(partial(data.requests_by_ids, db)),
+        usage=loader(partial(data.usage_by_ids, db)),
+        # A page is one organization's with its own arguments: one statement per distinct key.
+        usage_page=each_loader(lambda key: data.usage_page(db, *key)),
+        members=grouped_loader(partial(data.members_of_organizations, db), by_organization),
+    )

@@ -1,16 +1,80 @@
-"""(being written)"""
+"""Products, downloads, learning resources, licenses, seats and subscriptions."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
+from uuid import UUID
 
+from aiodataloader import DataLoader
+
+from datasources.paging import Page, Slice
+from datasources.postgres import entitlements as data
 from datasources.postgres.database import Database
+from loaders.base import each_loader, grouped_loader, loader
 
 
 @dataclass(frozen=True)
 class EntitlementLoaders:
-    pass
+    product: DataLoader  # product id -> Product | None
+    catalog: DataLoader  # "all" -> [Product] (one key: the whole catalog)
+    downloads: DataLoader  # product id -> [Download]
+    learning: DataLoader  # product id -> [LearningResource]
+    download: DataLoader  # download id -> Download | None
+    learning_resource: DataLoader  # learning resource id -> LearningResource | None
+    license: DataLoader  # license id -> License | None
+    licenses_of_organization: DataLoader  # organization id -> [License]
+    licenses_held: DataLoader  # account id -> [License]
+    allocation_count: DataLoader  # license id -> int
+    allocations: DataLoader  # (license id, Slice) -> Page[Allocation]
+    allocation: DataLoader  # (license id, account id) -> Allocation | None
+    downloadable_product_ids: DataLoader  # account id -> [product id]
+    subscription: DataLoader  # subscription id -> Subscription | None
+    subscriptions: DataLoader  # SubscriptionQuery -> [Subscription]
 
 
 def create(db: Database) -> EntitlementLoaders:
-    return EntitlementLoaders()
+    return EntitlementLoaders(
+        product=loader(partial(data.products_by_ids, db)),
+        catalog=loader(partial(_catalog, db)),
+        downloads=grouped_loader(partial(data.downloads_of_products, db), lambda d: d.product_id),
+        learning=grouped_loader(partial(data.learning_of_products, db), lambda r: r.product_id),
+        download=loader(partial(data.downloads_by_ids, db)),
+        learning_resource=loader(partial(data.learning_by_ids, db)),
+        license=loader(partial(data.licenses_by_ids, db)),
+        licenses_of_organization=grouped_loader(partial(data.licenses_of_organizations, db),
+                                                lambda lic: lic.organization_id),
+        licenses_held=grouped_loader(partial(data.licenses_held_by_accounts, db), _first, _second),
+        allocation_count=loader(partial(data.allocation_counts, db)),
+        allocations=loader(partial(_allocation_pages, db)),
+        allocation=loader(partial(data.allocations_by_keys, db)),
+        downloadable_product_ids=grouped_loader(partial(data.downloadable_products, db), _first, _second),
+        subscription=loader(partial(data.subscriptions_by_ids, db)),
+        subscriptions=each_loader(partial(data.subscriptions_matching, db)),
+    )
+
+
+def _first(pair: tuple[UUID, object]) -> UUID:
+    return pair[0]
+
+
+def _second(pair: tuple[UUID, object]) -> object:
+    return pair[1]
+
+
+async def _catalog(db: Database, keys: Sequence[str]) -> list[list[data.Product]]:
+    products = await data.catalog(db)
+    return [products for _ in keys]
+
+
+async def _allocation_pages(db: Database, keys: Sequence[tuple[UUID, Slice]]) -> list[Page[data.Allocation]]:
+    """Keys asking for the same slice share one statement; usually every key does."""
+    by_slice: dict[Slice, list[UUID]] = {}
+    for license_id, slice in keys:
+        by_slice.setdefault(slice, []).append(license_id)
+    pages: dict[tuple[UUID, Slice], Page[data.Allocation]] = {}
+    for slice, license_ids in by_slice.items():
+        for license_id, page in zip(license_ids, await data.allocation_pages(db, license_ids, slice)):
+            pages[(license_id, slice)] = page
+    return [pages[key] for key in keys]

@@ -36,7 +36,8 @@ async def require_manager(ctx: Context, organization_id: UUID) -> None:
 async def can_see_account(ctx: Context, account_id: UUID) -> bool:
     """Yourself, or anyone in your organization when you are its OWNER or ADMIN."""
     viewer_id = require_account(ctx.viewer)
+    # Loaded even for the viewer: every account then resolves at the same depth, in one batch.
+    theirs = await ctx.loaders.accounts.membership.load(account_id)
     if account_id == viewer_id:
         return True
-    theirs = await ctx.loaders.accounts.membership.load(account_id)
     return theirs is not None and await is_manager_of(ctx, theirs.organization_id)

@@ -13,7 +13,10 @@ from strawberry.types import ExecutionContext
 
 from resolvers import accounts as resolve_accounts
 from schema import node, sessions
-from schema.account import Account, Organization
+from schema.account import Account
+from schema.node import NODE_TYPES
+from schema.product import Product
+from auth.viewer import require_account
 from schema.common import Info
 from schema.extensions import RequireOperationName
 from schema.support import Support
@@ -40,6 +43,12 @@ class Query:
                     ) -> list[relay.Node | None]:
         return await node.resolve_nodes(info, ids)
 
+    @strawberry.field(description="The vendor's product catalog, by family and name, with downloads "
+                                  "(for entitled accounts) and learning resources.")
+    async def products(self, info: Info) -> list[Product]:
+        require_account(info.context.viewer)
+        return [Product.from_record(p) for p in await info.context.loaders.entitlements.catalog.load("all")]
+
     @strawberry.field(description="Where to get help.")
     def support(self, info: Info) -> Support:
         return Support(help_center_url=info.context.config.help_center_url)
@@ -65,5 +74,5 @@ def build_schema(*, production: bool = False) -> strawberry.Schema:
                                                         RequireOperationName]
     if production:
         extensions.append(DisableIntrospection)
-    return GatewaySchema(query=Query, mutation=Mutation, types=[Account, Organization],
+    return GatewaySchema(query=Query, mutation=Mutation, types=list(NODE_TYPES.values()),
                          extensions=extensions)

@@ -1,9 +1,10 @@
-"""Accounts, organizations and roles."""
+"""Accounts and roles (the Account menu), with what the viewer holds: seats, downloads, credits."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import Enum
+from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
 import strawberry
@@ -11,7 +12,17 @@ from strawberry import relay
 
 from datasources.postgres import accounts as records
 from resolvers import accounts as resolve
+from resolvers import entitlements as resolve_entitlements
+from schema import credits
 from schema.common import Info, by_uuid, resolve_visible
+from schema.credits import CreditAccess
+from schema.license import License
+from schema.product import Product
+
+if TYPE_CHECKING:
+    from schema.organization import Organization
+
+OrganizationRef = Annotated["Organization", strawberry.lazy("schema.organization")]
 
 
 @strawberry.enum(description="An account's role in its organization.")
@@ -36,30 +47,41 @@ class Account(relay.Node):
         return cls(id=str(record.id), customer_number=record.customer_number, email=record.email,
                    name=record.name, country=record.country)
 
+    @property
+    def uuid(self) -> UUID:
+        return UUID(self.id)
+
     @strawberry.field(description="Role in the organization; null when the account belongs to none.")
     async def role(self, info: Info) -> OrganizationRole | None:
-        found = await resolve.membership(info.context, UUID(self.id))
+        found = await resolve.membership(info.context, self.uuid)
         return OrganizationRole(found.role) if found else None
 
     @strawberry.field(description="The organization this account belongs to, if any.")
-    async def organization(self, info: Info) -> Organization | None:
-        found = await resolve.organization_of(info.context, UUID(self.id))
+    async def organization(self, info: Info) -> OrganizationRef | None:
+        from schema.organization import Organization
+
+        found = await resolve.organization_of(info.context, self.uuid)
         return Organization.from_record(found) if found else None
+
+    @strawberry.field(description="The licenses this account holds a seat of, by product.")
+    async def licenses(self, info: Info) -> list[License]:
+        held = await info.context.loaders.entitlements.licenses_held.load(self.uuid)
+        return [License.from_record(lic) for lic in held]
+
+    @strawberry.field(description="The products this account may download: it holds a seat of an unexpired "
+                                  "license, or its organization has an unexpired floating license.")
+    async def downloadable_products(self, info: Info) -> list[Product]:
+        return [Product.from_record(p) for p in
+                await resolve_entitlements.downloadable_products(info.context, self.uuid)]
+
+    @strawberry.field(description="Cloud-credit access: DISABLED, UNLIMITED, or a QUOTA, with what was used "
+                                  "and what is left to spend now.")
+    async def credit_access(self, info: Info) -> CreditAccess:
+        return await credits.credit_access(info, self.uuid)
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
         return await resolve_visible(by_uuid(resolve.visible_account), cls.from_record, info, node_ids)
 
 
-@strawberry.type(description="A customer company: its members share licenses, credits and billing.")
-class Organization(relay.Node):
-    id: relay.NodeID[str]
-    name: str = strawberry.field(description="Display name.")
-
-    @classmethod
-    def from_record(cls, record: records.Organization) -> "Organization":
-        return cls(id=str(record.id), name=record.name)
-
-    @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
-        return await resolve_visible(by_uuid(resolve.visible_organization), cls.from_record, info, node_ids)
+NODE_TYPES = (Account,)

@@ -9,12 +9,16 @@ from strawberry import relay
 from strawberry.relay.types import GlobalIDValueError
 
 from datasources.errors import BadUserInput
-from schema.account import Account, Organization
+from schema import account, billing, credits, license, organization, product, subscription
 from schema.common import Info
 
 MAX_NODES = 100
-# Every type that implements Node; `node(id:)` dispatches on the type named in the ID.
-NODE_TYPES: dict[str, type[relay.Node]] = {cls.__name__: cls for cls in (Account, Organization)}
+# Every type that implements Node, by name: `node(id:)` dispatches on the type named in the ID.
+NODE_TYPES: dict[str, type[relay.Node]] = {
+    cls.__name__: cls
+    for module in (account, organization, license, subscription, product, credits, billing)
+    for cls in module.NODE_TYPES
+}
 
 
 async def resolve_node(info: Info, id: strawberry.ID) -> relay.Node | None:

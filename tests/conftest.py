@@ -9,8 +9,11 @@ holding the demo organizations' customers and invoices.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -49,9 +52,27 @@ class TestServices:
         return f"{base.rsplit('/', 1)[0]}/{database}{sep}{query}"
 
 
+@contextlib.contextmanager
+def service_directory(name: str) -> Iterator[Path]:
+    """A directory outside pytest's own temp tree for servers run as another user.
+
+    pytest makes its temp root private (0700) at every session start, which would lock the
+    embedded server's system user out of its data directory while another run is going.
+    """
+    path = Path(tempfile.mkdtemp(prefix=f"account-gateway-{name}-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestServices]:
-    root = tmp_path_factory.mktemp("services")
+def services() -> Iterator[TestServices]:
+    with service_directory("services") as root:
+        yield from _services(root)
+
+
+def _services(root: Path) -> Iterator[TestServices]:
     postgres = None
     server_url = os.environ.get("TEST_DATABASE_URL")
     if not server_url:

@@ -23,7 +23,7 @@ import psutil
 import pytest
 
 from datasources.postgres.migrations import available
-from tests.conftest import LOGIN, drop_database
+from tests.conftest import LOGIN, drop_database, service_directory
 
 AUDIT_DIR = Path(__file__).parent / "http_audit"
 VIEWER = "{ viewer { customerNumber organization { name } } }"
@@ -116,8 +116,9 @@ def login(served: Served, email: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("gateway-data")
+def data_dir() -> Iterator[Path]:
+    with service_directory("serve") as root:
+        yield root / "data"
 
 
 @pytest.fixture(scope="module")

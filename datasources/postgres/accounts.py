@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 from datasources.postgres.database import Executor, in_key_order
@@ -36,6 +37,7 @@ class Membership:
     account_id: UUID
     organization_id: UUID
     role: str
+    joined_at: datetime
 
 
 async def accounts_by_ids(db: Executor, ids: Sequence[UUID]) -> list[Account | None]:
@@ -63,7 +65,7 @@ async def organizations_by_ids(db: Executor, ids: Sequence[UUID]) -> list[Organi
 
 async def memberships_by_account_ids(db: Executor, ids: Sequence[UUID]) -> list[Membership | None]:
     rows = await db.fetch(
-        "SELECT account_id, organization_id, role::text AS role FROM memberships"
+        "SELECT account_id, organization_id, role::text AS role, joined_at FROM memberships"
         " WHERE account_id = ANY($1::uuid[])",
         list(ids),
     )

@@ -34,7 +34,7 @@ class Database:
     async def connect(cls, dsn: str, *, max_size: int = 10) -> "Database":
         try:
             pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_size, timeout=10,
-                                             init=_count_statements)
+                                             init=_count_statements, reset=_keep_session)
         except (OSError, asyncpg.PostgresError) as exc:
             raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
         return cls(pool)
@@ -76,6 +76,14 @@ class Database:
 async def _count_statements(conn: asyncpg.Connection) -> None:
     # asyncpg runs query loggers via call_soon in the querying task's context.
     conn.add_query_logger(count_sql)
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Skips asyncpg's reset query on release, a round trip per loader batch.
+
+    It undoes session state (advisory locks, LISTEN, SET); the gateway keeps none past a
+    borrow: transactions end before release, and migrations unlock their lock themselves.
+    """
 
 
 def in_key_order(keys: Sequence[Any], rows: dict[Any, Any], default: Any = None) -> list[Any]:

@@ -1,0 +1,148 @@
+"""An organization's people (members and pending invitations), invitations and audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from datasources.paging import Page, Slice
+from datasources.postgres.database import Executor, in_key_order
+from datasources.postgres.paging import fetch_page
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    """A member, or a pending invitation shown in the member list as INVITED."""
+
+    organization_id: UUID
+    status: str  # ACTIVE or INVITED
+    account_id: UUID | None
+    invitation_id: UUID | None
+    email: str
+    role: str
+    since: datetime  # joined, or invited
+
+    @property
+    def key_id(self) -> UUID:
+        return self.account_id or self.invitation_id  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class MemberQuery:
+    """Search and filters of the member list (hashable: a loader key)."""
+
+    organization_id: UUID
+    search: str | None = None
+    role: str | None = None
+    product_id: UUID | None = None
+
+
+@dataclass(frozen=True)
+class Invitation:
+    id: UUID
+    organization_id: UUID
+    email: str
+    role: str
+    invited_by: UUID | None
+    created_at: datetime
+    expires_at: datetime
+    accepted_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    organization_id: UUID
+    actor_account_id: UUID | None
+    actor_service: str | None
+    action: str
+    target: str | None
+    details: str
+    reason: str | None
+    created_at: datetime
+
+
+_PENDING = "i.accepted_at IS NULL AND i.revoked_at IS NULL AND i.expires_at > now()"
+_MEMBERS = f"""
+    SELECT m.organization_id, 'ACTIVE' AS status, a.id AS account_id, NULL::uuid AS invitation_id,
+           a.email, a.name, m.role::text AS role, m.joined_at AS since, a.id AS key_id
+    FROM memberships m JOIN accounts a ON a.id = m.account_id
+    WHERE m.organization_id = $1
+      AND ($4::uuid IS NULL OR EXISTS (
+            SELECT 1 FROM allocations al JOIN licenses l ON l.id = al.license_id
+            WHERE al.account_id = a.id AND l.organization_id = $1 AND l.product_id = $4))
+    UNION ALL
+    SELECT i.organization_id, 'INVITED', NULL, i.id, i.email, '', i.role::text, i.created_at, i.id
+    FROM invitations i
+    WHERE i.organization_id = $1 AND {_PENDING} AND $4::uuid IS NULL"""
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def member_key(row: MemberRow) -> tuple[object, ...]:
+    return (row.email, row.key_id)
+
+
+async def members_page(db: Executor, query: MemberQuery, slice: Slice) -> Page[MemberRow]:
+    """Members and pending invitees, by email; search matches email, name or role."""
+    matching = f"""
+        SELECT * FROM ({_MEMBERS}) AS people
+        WHERE ($2::text IS NULL OR email ILIKE $2 OR name ILIKE $2 OR role = upper($3))
+          AND ($5::text IS NULL OR role = $5)"""
+    search = query.search.strip() if query.search else None
+    return await fetch_page(
+        db, matching=matching,
+        args=[query.organization_id, _like(search) if search else None, search or "", query.product_id, query.role],
+        key_columns=["email", "key_id"], key_types=["text", "uuid"], descending=False, slice=slice,
+        row=lambda r: MemberRow(r["organization_id"], r["status"], r["account_id"], r["invitation_id"],
+                                r["email"], r["role"], r["since"]),
+        sort_key=member_key)
+
+
+_INVITATION = ("SELECT i.id, i.organization_id, i.email, i.role::text AS role, i.invited_by, i.created_at,"
+               " i.expires_at, i.accepted_at, i.revoked_at FROM invitations i")
+
+
+async def invitations_by_ids(db: Executor, ids: Sequence[UUID]) -> list[Invitation | None]:
+    rows = await db.fetch(f"{_INVITATION} WHERE i.id = ANY($1::uuid[])", list(ids))
+    return in_key_order(ids, {r["id"]: Invitation(**r) for r in rows})
+
+
+def invitation_key(invitation: Invitation) -> tuple[object, ...]:
+    return (invitation.created_at, invitation.id)
+
+
+async def invitations_page(db: Executor, organization_id: UUID, pending_only: bool, slice: Slice) -> Page[Invitation]:
+    """Newest first."""
+    return await fetch_page(
+        db, matching=f"{_INVITATION} WHERE i.organization_id = $1 AND (NOT $2 OR ({_PENDING}))",
+        args=[organization_id, pending_only], key_columns=["created_at", "id"],
+        key_types=["timestamptz", "uuid"], descending=True, slice=slice,
+        row=lambda r: Invitation(**{k: r[k] for k in Invitation.__dataclass_fields__}), sort_key=invitation_key)
+
+
+_AUDIT = ("SELECT id, organization_id, actor_account_id, actor_service, action, target, details::text AS details,"
+          " reason, created_at FROM audit_log")
+
+
+def audit_key(entry: AuditEntry) -> tuple[object, ...]:
+    return (entry.id,)
+
+
+async def audit_page(db: Executor, organization_id: UUID, slice: Slice) -> Page[AuditEntry]:
+    """Newest first."""
+    return await fetch_page(
+        db, matching=f"{_AUDIT} WHERE organization_id = $1", args=[organization_id], key_columns=["id"],
+        key_types=["bigint"], descending=True, slice=slice,
+        row=lambda r: AuditEntry(**{k: r[k] for k in AuditEntry.__dataclass_fields__}), sort_key=audit_key)
+
+
+async def audit_entries_by_ids(db: Executor, ids: Sequence[int]) -> list[AuditEntry | None]:
+    rows = await db.fetch(f"{_AUDIT} WHERE id = ANY($1::bigint[])", list(ids))
+    return in_key_order(ids, {r["id"]: AuditEntry(**r) for r in rows})

@@ -1,0 +1,55 @@
+"""When loaders dispatch: together, once a request has nothing else left to run.
+
+aiodataloader dispatches a loader one event-loop turn after its first load. Resolvers
+reach the same loader at different await depths (a member's account, an allocation's
+account), so one turn splits a relation into several batches, and how many depends on
+how many items the lists hold. The batcher instead waits until the loop's ready queue is
+empty, i.e. every resolver that can run has run and is waiting on a loader, and then
+dispatches every loader of the request at once. The statement count then depends on the
+shape of the query, not on the size of the data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiodataloader import DataLoader, Loader, dispatch_queue
+
+# Under load other requests keep the ready queue busy: never wait more turns than this.
+MAX_TURNS = 32
+
+
+class Batcher:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._pending: list[DataLoader] = []
+
+    def enqueue(self, loader: DataLoader) -> None:
+        if not self._pending:
+            self._loop.call_soon(self._dispatch, MAX_TURNS)
+        self._pending.append(loader)
+
+    def _dispatch(self, turns_left: int) -> None:
+        # `_ready` is asyncio's own queue of callbacks; loops without it dispatch on the next turn.
+        ready = getattr(self._loop, "_ready", None)
+        if turns_left and ready:
+            self._loop.call_soon(self._dispatch, turns_left - 1)
+            return
+        pending, self._pending = self._pending, []
+        for loader in pending:
+            dispatch_queue(loader)
+
+
+class BatchLoader(DataLoader):
+    """A DataLoader that lets the request's Batcher decide when to dispatch."""
+
+    batcher: Batcher | None = None
+
+    def do_resolve_reject(self, key: Any, future: "asyncio.Future[Any]") -> None:
+        if self.batcher is None:
+            super().do_resolve_reject(key, future)
+            return
+        self._queue.append(Loader(key=key, future=future))
+        if len(self._queue) == 1:
+            self.batcher.enqueue(self)

@@ -1,0 +1,102 @@
+"""Licenses, seats, subscriptions, products and downloads: rules and visibility."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from uuid import UUID
+
+from auth.viewer import require_account
+from datasources.paging import Page, Slice
+from datasources.postgres import entitlements as data
+from resolvers.context import Context
+from resolvers.permissions import is_manager_of
+
+EXPIRING_WITHIN = timedelta(days=30)
+# Auto-renew may be switched off until this long before renewal, and back on until a day before.
+SWITCH_OFF_NOTICE = {"MONTH": timedelta(days=14), "YEAR": timedelta(days=30), "THREE_YEARS": timedelta(days=30)}
+SWITCH_ON_NOTICE = timedelta(days=1)
+
+
+def license_status(license: data.License, now: datetime | None = None) -> str:
+    now = now or datetime.now(timezone.utc)
+    if license.expires_at is None:
+        return "ACTIVE"
+    if license.expires_at <= now:
+        return "EXPIRED"
+    return "EXPIRING" if license.expires_at - now <= EXPIRING_WITHIN else "ACTIVE"
+
+
+def available_seats(license: data.License, allocated: int) -> int:
+    """A floating pool is shared, never allocated: all of it is available."""
+    return license.quantity if license.seat_model == "FLOATING" else max(0, license.quantity - allocated)
+
+
+def auto_renew_changeable_until(subscription: data.Subscription) -> datetime | None:
+    """The last moment auto-renew may still be switched from its current setting; None when
+    the subscription does not renew at all (expired or canceled)."""
+    if subscription.status not in ("ACTIVE", "TRIALING", "PAST_DUE"):
+        return None
+    notice = SWITCH_OFF_NOTICE[subscription.plan_interval] if subscription.auto_renew else SWITCH_ON_NOTICE
+    return subscription.current_period_end - notice
+
+
+async def visible_license(ctx: Context, license_id: UUID) -> data.License | None:
+    """Managers see their organization's licenses; anyone sees the licenses they hold a seat of."""
+    found = await ctx.loaders.entitlements.license.load(license_id)
+    if found is None:
+        return None
+    if await is_manager_of(ctx, found.organization_id):
+        return found
+    held = await ctx.loaders.entitlements.licenses_held.load(require_account(ctx.viewer))
+    return found if any(h.id == license_id for h in held) else None
+
+
+async def visible_allocation(ctx: Context, license_id: UUID, account_id: UUID) -> data.Allocation | None:
+    found = await ctx.loaders.entitlements.allocation.load((license_id, account_id))
+    if found is None:
+        return None
+    if account_id == require_account(ctx.viewer):
+        return found
+    license = await ctx.loaders.entitlements.license.load(license_id)
+    return found if license and await is_manager_of(ctx, license.organization_id) else None
+
+
+async def allocations_page(ctx: Context, license: data.License, slice: Slice) -> Page[data.Allocation]:
+    """Managers page through every seat; anyone else sees only their own, if they hold one."""
+    if await is_manager_of(ctx, license.organization_id):
+        return await ctx.loaders.entitlements.allocations.load((license.id, slice))
+    own = await ctx.loaders.entitlements.allocation.load((license.id, require_account(ctx.viewer)))
+    rows = [own] if own and slice.after is None else []
+    return Page.of(rows, slice, 1 if own else 0, data.allocation_key)
+
+
+async def visible_subscription(ctx: Context, subscription_id: UUID) -> data.Subscription | None:
+    found = await ctx.loaders.entitlements.subscription.load(subscription_id)
+    return found if found and await is_manager_of(ctx, found.organization_id) else None
+
+
+async def visible_product(ctx: Context, product_id: UUID) -> data.Product | None:
+    """The catalog is the vendor's, the same for every signed-in account."""
+    require_account(ctx.viewer)
+    return await ctx.loaders.entitlements.product.load(product_id)
+
+
+async def may_download(ctx: Context, product_id: UUID) -> bool:
+    allowed = await ctx.loaders.entitlements.downloadable_product_ids.load(require_account(ctx.viewer))
+    return product_id in allowed
+
+
+async def visible_download(ctx: Context, download_id: UUID) -> data.Download | None:
+    found = await ctx.loaders.entitlements.download.load(download_id)
+    return found if found and await may_download(ctx, found.product_id) else None
+
+
+async def visible_learning_resource(ctx: Context, resource_id: UUID) -> data.LearningResource | None:
+    require_account(ctx.viewer)
+    return await ctx.loaders.entitlements.learning_resource.load(resource_id)
+
+
+async def downloadable_products(ctx: Context, account_id: UUID) -> list[data.Product]:
+    ids = await ctx.loaders.entitlements.downloadable_product_ids.load(account_id)
+    products = await ctx.loaders.entitlements.product.load_many(ids)
+    return sorted((p for p in products if p), key=lambda p: (p.family, p.name))

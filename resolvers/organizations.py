@@ -1,0 +1,50 @@
+"""An organization's people, invitations and audit log: visible to its OWNER and ADMIN."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from datasources.postgres import organizations as data
+from resolvers.context import Context
+from resolvers.permissions import is_manager_of
+
+MEMBER_PREFIX, INVITED_PREFIX = "a.", "i."
+
+
+def member_node_id(row: data.MemberRow) -> str:
+    return f"{MEMBER_PREFIX}{row.account_id}" if row.account_id else f"{INVITED_PREFIX}{row.invitation_id}"
+
+
+async def visible_member(ctx: Context, raw_id: str) -> data.MemberRow | None:
+    """A member (by account) or invitee (by invitation), for the managers of their organization."""
+    prefix, rest = raw_id[:2], raw_id[2:]
+    try:
+        key = UUID(rest)
+    except ValueError:
+        return None
+    if prefix == MEMBER_PREFIX:
+        membership = await ctx.loaders.accounts.membership.load(key)
+        account = await ctx.loaders.accounts.account.load(key)
+        if membership is None or account is None or not await is_manager_of(ctx, membership.organization_id):
+            return None
+        return data.MemberRow(membership.organization_id, "ACTIVE", key, None, account.email, membership.role,
+                              membership.joined_at)
+    if prefix == INVITED_PREFIX:
+        invitation = await visible_invitation(ctx, key)
+        if invitation is None or invitation.accepted_at or invitation.revoked_at:
+            return None
+        return data.MemberRow(invitation.organization_id, "INVITED", None, key, invitation.email,
+                              invitation.role, invitation.created_at)
+    return None
+
+
+async def visible_invitation(ctx: Context, invitation_id: UUID) -> data.Invitation | None:
+    found = await ctx.loaders.organizations.invitation.load(invitation_id)
+    return found if found and await is_manager_of(ctx, found.organization_id) else None
+
+
+async def visible_audit_entry(ctx: Context, raw_id: str) -> data.AuditEntry | None:
+    if not raw_id.isdigit():
+        return None
+    found = await ctx.loaders.organizations.audit_entry.load(int(raw_id))
+    return found if found and await is_manager_of(ctx, found.organization_id) else None

@@ -1,0 +1,186 @@
+"""The Billing menu: invoices, outstanding balance, payment methods and billing details.
+
+All of it lives at the payment provider. Every field that reads it must be nullable: a
+provider that is down or slow becomes a PROVIDER_UNAVAILABLE error at that field while
+the rest of the query (PostgreSQL) still answers. The `organization_*` functions back
+`Organization` fields, whose resolver has already made sure the viewer is the
+organization's OWNER or ADMIN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from enum import Enum
+from typing import Annotated
+
+import strawberry
+from strawberry import relay
+
+from datasources.payments import records as payments
+from datasources.postgres.accounts import Organization as OrganizationRecord
+from resolvers import billing as resolve
+from schema.common import Info, resolve_visible
+from schema.money import Money
+from schema.pagination import Connection, slice_of
+
+
+@strawberry.enum(description="Where an invoice stands.")
+class InvoiceStatus(Enum):
+    OPEN = strawberry.enum_value("OPEN", description="Issued and not fully paid: `amountDue` is owed.")
+    PAID = strawberry.enum_value("PAID", description="Paid in full, or nothing was ever due.")
+    VOID = strawberry.enum_value("VOID", description="Cancelled by the vendor; nothing is owed.")
+    UNCOLLECTIBLE = strawberry.enum_value(
+        "UNCOLLECTIBLE", description="Written off by the vendor as not collectible; may still be paid.")
+
+
+@strawberry.type(description="One line of an invoice.")
+class InvoiceLine:
+    description: str = strawberry.field(description="What was billed.")
+    quantity: int = strawberry.field(description="How many units.")
+    amount: Money = strawberry.field(description="The line's total (quantity × unit price), before tax.")
+
+    @classmethod
+    def from_record(cls, record: payments.InvoiceLine) -> "InvoiceLine":
+        return cls(description=record.description, quantity=record.quantity,
+                   amount=Money(amount=record.amount, currency=record.currency))
+
+
+@strawberry.type(description="An invoice the vendor issued to the organization.")
+class Invoice(relay.Node):
+    id: relay.NodeID[str]
+    number: str | None = strawberry.field(
+        description="The invoice number to quote to the vendor; null until the invoice is issued.")
+    status: InvoiceStatus = strawberry.field(description="Whether it is still owed.")
+    issued_at: datetime = strawberry.field(description="When the invoice was created.")
+    due_at: datetime | None = strawberry.field(description="When payment is due; null when no date is set.")
+    subtotal: Money = strawberry.field(description="The sum of the lines, before tax.")
+    tax: Money = strawberry.field(description="Tax on the subtotal.")
+    total: Money = strawberry.field(description="Subtotal plus tax.")
+    amount_due: Money = strawberry.field(description="What is still to pay: zero once PAID or VOID.")
+    currency: str = strawberry.field(description="ISO 4217 code of every amount on the invoice, e.g. \"EUR\".")
+    lines: list[InvoiceLine] = strawberry.field(description="What was billed, line by line.")
+    pdf_url: str | None = strawberry.field(description="The invoice as a PDF; null when none is available.")
+
+    @classmethod
+    def from_record(cls, record: payments.Invoice) -> "Invoice":
+        def money(amount: int) -> Money:
+            return Money(amount=amount, currency=record.currency)
+
+        return cls(id=record.id, number=record.number, status=InvoiceStatus(resolve.portal_status(record)),
+                   issued_at=record.created, due_at=record.due_date, subtotal=money(record.subtotal),
+                   tax=money(record.tax), total=money(record.total), amount_due=money(record.amount_due),
+                   currency=record.currency, lines=[InvoiceLine.from_record(ln) for ln in record.lines],
+                   pdf_url=record.pdf_url)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        return await resolve_visible(resolve.visible_invoice, cls.from_record, info, node_ids)
+
+
+@strawberry.type(description="A card the organization pays with.")
+class PaymentMethod(relay.Node):
+    id: relay.NodeID[str]
+    brand: str = strawberry.field(description="Card network, lower case as the provider names it, e.g. \"visa\".")
+    last4: str = strawberry.field(description="The last four digits of the card number.")
+    exp_month: int = strawberry.field(description="Expiry month, 1 to 12.")
+    exp_year: int = strawberry.field(description="Expiry year, four digits.")
+    is_default: bool = strawberry.field(description="Whether invoices are paid with this method unless "
+                                                    "another is chosen.")
+
+    @classmethod
+    def from_record(cls, record: payments.PaymentMethod) -> "PaymentMethod":
+        return cls(id=record.id, brand=record.brand, last4=record.last4, exp_month=record.exp_month,
+                   exp_year=record.exp_year, is_default=record.is_default)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        return await resolve_visible(resolve.visible_payment_method, cls.from_record, info, node_ids)
+
+
+@strawberry.type(description="A postal address printed on invoices.")
+class BillingAddress:
+    line1: str | None = strawberry.field(description="Street and number.")
+    line2: str | None = strawberry.field(description="Apartment, suite, floor, etc.")
+    city: str | None = strawberry.field(description="City or town.")
+    postal_code: str | None = strawberry.field(description="Postal or ZIP code.")
+    state: str | None = strawberry.field(description="State, county or region.")
+    country: str | None = strawberry.field(description="ISO 3166-1 alpha-2 country code, e.g. \"DE\".")
+
+    @classmethod
+    def from_record(cls, record: payments.Address) -> "BillingAddress":
+        return cls(line1=record.line1, line2=record.line2, city=record.city, postal_code=record.postal_code,
+                   state=record.state, country=record.country)
+
+
+@strawberry.type(description="The details printed on the organization's invoices.")
+class BillingInfo:
+    company: str | None = strawberry.field(description="Company name.")
+    billing_email: str | None = strawberry.field(description="Where invoices and receipts are sent.")
+    vat_id: str | None = strawberry.field(description="VAT identification number, e.g. \"DE123456789\".")
+    address: BillingAddress | None = strawberry.field(description="Billing address.")
+
+    @classmethod
+    def from_record(cls, record: payments.Customer) -> "BillingInfo":
+        return cls(company=record.name, billing_email=record.email, vat_id=record.vat_id,
+                   address=BillingAddress.from_record(record.address) if record.address else None)
+
+
+@strawberry.input(description="Which invoices to list; every criterion given must match.")
+class InvoiceFilter:
+    status: list[InvoiceStatus] | None = strawberry.field(
+        default=None, description="Only invoices in one of these statuses; null or empty: any status.")
+    issued_from: datetime | None = strawberry.field(
+        default=None, description="Only invoices issued at or after this time (inclusive).")
+    issued_to: datetime | None = strawberry.field(
+        default=None, description="Only invoices issued before this time (exclusive), so that "
+                                  "consecutive ranges never overlap.")
+    currency: str | None = strawberry.field(
+        default=None, description="Only invoices in this currency (ISO 4217 code, any case).")
+
+    def criteria(self) -> resolve.InvoiceCriteria:
+        return resolve.InvoiceCriteria.of([s.value for s in self.status or ()], self.issued_from,
+                                          self.issued_to, self.currency)
+
+
+@strawberry.type(description="A page of an organization's invoices, newest first.")
+class InvoiceConnection(Connection[Invoice]):
+    pass
+
+
+# For the `filter` argument of the field the lead wires on Organization.
+InvoiceFilterArg = Annotated[InvoiceFilter | None, strawberry.argument(description="Which invoices to list.")]
+
+NODE_TYPES = (Invoice, PaymentMethod)
+
+
+# --- Organization fields (the caller has checked the viewer is its OWNER or ADMIN) -------------
+
+
+async def organization_invoices(info: Info, organization: OrganizationRecord, first: int | None,
+                                after: str | None, last: int | None, before: str | None,
+                                filter: InvoiceFilter | None) -> InvoiceConnection | None:
+    """Newest first. Arguments are validated before the provider is asked."""
+    slice = slice_of(first, after, last, before)
+    criteria = filter.criteria() if filter else resolve.InvoiceCriteria()
+    page = await resolve.invoice_page(info.context, organization.payment_customer_id, slice, criteria)
+    return InvoiceConnection.from_page(page, Invoice.from_record, slice)
+
+
+async def organization_outstanding_balance(info: Info, organization: OrganizationRecord) -> list[Money] | None:
+    """What OPEN invoices still owe, one amount per currency, by currency; [] when nothing."""
+    totals = await resolve.outstanding_balance(info.context, organization.payment_customer_id)
+    return [Money(amount=amount, currency=currency) for currency, amount in totals]
+
+
+async def organization_payment_methods(info: Info, organization: OrganizationRecord) -> list[PaymentMethod] | None:
+    """The default method first."""
+    found = await resolve.payment_methods(info.context, organization.payment_customer_id)
+    return [PaymentMethod.from_record(m) for m in found]
+
+
+async def organization_billing_info(info: Info, organization: OrganizationRecord) -> BillingInfo | None:
+    """Null when the organization has no customer at the provider (yet)."""
+    found = await resolve.customer(info.context, organization.payment_customer_id)
+    return BillingInfo.from_record(found) if found else None
+

@@ -1,0 +1,204 @@
+"""Cloud credits: an organization's pool (grants minus usage) and each member's access to it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated, TypeAlias
+from uuid import UUID
+
+import strawberry
+from strawberry import relay
+
+from datasources.postgres import accounts as account_records
+from datasources.postgres import credits as records
+from resolvers import accounts as resolve_accounts
+from resolvers import credits as resolve
+from schema.common import Info, by_uuid, resolve_visible
+from schema.pagination import After, Before, Connection, First, Last, slice_of
+
+if TYPE_CHECKING:
+    from schema.account import Account
+
+# schema.account will reference these types, so Account is referenced lazily here.
+AccountRef: TypeAlias = Annotated["Account", strawberry.lazy("schema.account")]
+
+
+def _account(record: account_records.Account) -> AccountRef:
+    from schema.account import Account  # imported when called: schema.account imports this module
+
+    return Account.from_record(record)
+
+
+async def _visible_account(info: Info, account_id: UUID | None) -> AccountRef | None:
+    found = await resolve_accounts.visible_account(info.context, account_id) if account_id else None
+    return _account(found) if found else None
+
+
+@strawberry.enum(description="How a member may spend the organization's credits.")
+class CreditAccessMode(Enum):
+    DISABLED = strawberry.enum_value("DISABLED", description="May not spend credits.")
+    UNLIMITED = strawberry.enum_value(
+        "UNLIMITED", description="May spend whatever the pool holds; the default.")
+    QUOTA = strawberry.enum_value(
+        "QUOTA", description="May spend up to a limit in total, while the pool holds enough; the "
+                             "limit is a ceiling, not credits set aside.")
+
+
+@strawberry.type(description="What one member may spend of the organization's credits.")
+class CreditAccess:
+    mode: CreditAccessMode = strawberry.field(description="How the member may spend credits.")
+    limit: int | None = strawberry.field(description="The member's total ceiling; null unless mode is QUOTA.")
+    used: int = strawberry.field(description="Credits this member has used in the organization, in total.")
+    remaining: int = strawberry.field(
+        description="Credits this member can spend now: 0 when DISABLED; the pool balance when UNLIMITED; "
+                    "for QUOTA the smaller of limit minus used and the pool balance. Never below 0.")
+
+    @classmethod
+    def from_summary(cls, summary: resolve.AccessSummary) -> "CreditAccess":
+        return cls(mode=CreditAccessMode(summary.mode), limit=summary.limit, used=summary.used,
+                   remaining=summary.remaining)
+
+
+@strawberry.type(description="Credits given to an organization: bought, promotional or granted by the vendor.")
+class CreditGrant(relay.Node):
+    id: relay.NodeID[str]
+    amount: int = strawberry.field(description="Credits granted.")
+    source: str = strawberry.field(description="Where the credits came from, e.g. \"PURCHASE\" or \"PROMOTION\".")
+    granted_at: datetime = strawberry.field(description="When the credits were granted.")
+    expires_at: datetime | None = strawberry.field(description="When unused credits lapse; null: never.")
+    remaining: int = strawberry.field(
+        description="Credits of this grant not yet used (usage draws on the grant expiring soonest first); "
+                    "for an expired grant, what lapsed unused.")
+    expired: bool = strawberry.field(description="Whether the grant has expired; its credits no longer count.")
+
+    @classmethod
+    def from_balance(cls, found: resolve.GrantBalance) -> "CreditGrant":
+        grant = found.grant
+        return cls(id=str(grant.id), amount=grant.amount, source=grant.source, granted_at=grant.granted_at,
+                   expires_at=grant.expires_at, remaining=found.remaining, expired=found.expired)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        return await resolve_visible(by_uuid(resolve.visible_grant), cls.from_balance, info, node_ids)
+
+
+@strawberry.type(description="Credits spent by a member, e.g. on a cloud render job.")
+class CreditUsage(relay.Node):
+    id: relay.NodeID[str]
+    amount: int = strawberry.field(description="Credits used.")
+    description: str = strawberry.field(description="What they were used for.")
+    used_at: datetime = strawberry.field(description="When they were used.")
+    account_id: strawberry.Private[UUID | None]
+
+    @classmethod
+    def from_record(cls, usage: records.Usage) -> "CreditUsage":
+        return cls(id=str(usage.id), amount=usage.amount, description=usage.description, used_at=usage.used_at,
+                   account_id=usage.account_id)
+
+    @strawberry.field(description="Who used them; null when that account has been deleted.")
+    async def account(self, info: Info) -> AccountRef | None:
+        return await _visible_account(info, self.account_id)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        return await resolve_visible(by_uuid(resolve.visible_usage), cls.from_record, info, node_ids)
+
+
+@strawberry.type(description="A member's request for more credits, for the organization's admins to answer.")
+class CreditRequest(relay.Node):
+    id: relay.NodeID[str]
+    amount: int = strawberry.field(description="Credits asked for.")
+    note: str = strawberry.field(description="The member's reason; may be empty.")
+    requested_at: datetime = strawberry.field(description="When the request was made.")
+    resolved_at: datetime | None = strawberry.field(description="When it was answered; null while pending.")
+    account_id: strawberry.Private[UUID]
+
+    @classmethod
+    def from_record(cls, request: records.CreditRequest) -> "CreditRequest":
+        return cls(id=str(request.id), amount=request.amount, note=request.note,
+                   requested_at=request.requested_at, resolved_at=request.resolved_at,
+                   account_id=request.account_id)
+
+    @strawberry.field(description="Who asked; null when that account has been deleted.")
+    async def account(self, info: Info) -> AccountRef | None:
+        return await _visible_account(info, self.account_id)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        return await resolve_visible(by_uuid(resolve.visible_request), cls.from_record, info, node_ids)
+
+
+@strawberry.type(description="A page of an organization's credit usage.")
+class CreditUsageConnection(Connection[CreditUsage]):
+    pass
+
+
+@strawberry.type(description="One member of the organization with their credit access and usage.")
+class MemberCredit:
+    account: AccountRef = strawberry.field(description="The member.")
+    organization_id: strawberry.Private[UUID]
+
+    @strawberry.field(description="The member's access: mode, limit, usage and what they can still spend.")
+    async def access(self, info: Info) -> CreditAccess:
+        summary = await resolve.member_access(info.context, UUID(self.account.id), self.organization_id)
+        return CreditAccess.from_summary(summary)
+
+
+@strawberry.type(description="An organization's credits: grants minus usage, shared by its members.")
+class CreditPool:
+    organization_id: strawberry.Private[UUID]
+
+    async def _balance(self, info: Info) -> resolve.PoolBalance:
+        return await resolve.pool_balance(info.context, self.organization_id)
+
+    @strawberry.field(description="Credits that can still be spent: what remains of the grants not yet "
+                                  "expired, after usage drew on the grants expiring soonest first.")
+    async def balance(self, info: Info) -> int:
+        return (await self._balance(info)).balance
+
+    @strawberry.field(description="Credits granted in total, expired grants included.")
+    async def granted(self, info: Info) -> int:
+        return (await self._balance(info)).granted
+
+    @strawberry.field(description="Credits used in total, by all members.")
+    async def used(self, info: Info) -> int:
+        return (await self._balance(info)).used
+
+    @strawberry.field(description="Every grant, expired ones included, soonest expiry first (never-expiring last).")
+    async def grants(self, info: Info) -> list[CreditGrant]:
+        return [CreditGrant.from_balance(g) for g in (await self._balance(info)).grants]
+
+    @strawberry.field(description="What the credits were used for, newest first.")
+    async def usage(self, info: Info, first: First = None, after: After = None, last: Last = None,
+                    before: Before = None) -> CreditUsageConnection:
+        slice = slice_of(first, after, last, before)
+        page = await resolve.usage_page(info.context, self.organization_id, slice)
+        return CreditUsageConnection.from_page(page, CreditUsage.from_record, slice)
+
+    @strawberry.field(description="Every member of the organization with their credit access; owner, "
+                                  "admins, then members, each by email.")
+    async def members(self, info: Info) -> list[MemberCredit]:
+        found = await resolve.members(info.context, self.organization_id)
+        return [MemberCredit(account=_account(a), organization_id=self.organization_id) for a in found]
+
+    @strawberry.field(description="Requests for more credits not yet answered, oldest first.")
+    async def pending_requests(self, info: Info) -> list[CreditRequest]:
+        found = await resolve.pending_requests(info.context, self.organization_id)
+        return [CreditRequest.from_record(r) for r in found]
+
+
+async def credit_access(info: Info, account_id: UUID) -> CreditAccess:
+    """For `Account.creditAccess`; the caller has checked that the viewer may see the account."""
+    return CreditAccess.from_summary(await resolve.credit_access(info.context, account_id))
+
+
+async def credit_pool(info: Info, organization_id: UUID) -> CreditPool:
+    """For `Organization.creditPool`; the caller has checked that the viewer is its OWNER or ADMIN.
+    Each field loads only what it needs."""
+    return CreditPool(organization_id=organization_id)
+
+
+# For `node(id:)` and `nodes(ids:)`: each resolves only for the owning organization's OWNER/ADMIN.
+NODE_TYPES = (CreditGrant, CreditUsage, CreditRequest)

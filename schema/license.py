@@ -1,0 +1,144 @@
+"""Licenses and the seats allocated from them (the Licensing menu)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated
+from uuid import UUID
+
+import strawberry
+from strawberry import relay
+
+from datasources.postgres import entitlements as records
+from resolvers import accounts as resolve_accounts
+from resolvers import entitlements as resolve
+from schema.common import Info, by_uuid, resolve_visible
+from schema.pagination import After, Before, Connection, First, Last, slice_of
+from schema.product import Product, product
+from schema.subscription import Subscription
+
+if TYPE_CHECKING:
+    from schema.account import Account
+
+AccountRef = Annotated["Account", strawberry.lazy("schema.account")]
+
+
+@strawberry.enum(description="How a license was obtained.")
+class LicenseKind(Enum):
+    SUBSCRIPTION = strawberry.enum_value("SUBSCRIPTION", description="Comes with a subscription.")
+    PERPETUAL = strawberry.enum_value("PERPETUAL", description="Bought outright; never expires.")
+    TRIAL = strawberry.enum_value("TRIAL", description="A free trial; seats cannot be revoked or reassigned.")
+    BETA = strawberry.enum_value("BETA", description="A beta program; seats cannot be revoked or reassigned.")
+    EDUCATIONAL = strawberry.enum_value("EDUCATIONAL", description="For teaching and learning.")
+
+
+@strawberry.enum(description="How seats are used.")
+class SeatModel(Enum):
+    NAMED = strawberry.enum_value("NAMED", description="Each seat is allocated to a person.")
+    FLOATING = strawberry.enum_value("FLOATING", description="A shared pool anyone in the organization draws from.")
+
+
+@strawberry.enum(description="Whether a license can be used.")
+class LicenseStatus(Enum):
+    ACTIVE = strawberry.enum_value("ACTIVE", description="Usable, and not expiring within 30 days.")
+    EXPIRING = strawberry.enum_value("EXPIRING", description="Usable, but expires within 30 days.")
+    EXPIRED = strawberry.enum_value("EXPIRED", description="Past its expiry; no new allocations.")
+
+
+async def _account(info: Info, account_id: UUID | None) -> AccountRef | None:
+    from schema.account import Account
+
+    found = await resolve_accounts.visible_account(info.context, account_id) if account_id else None
+    return Account.from_record(found) if found else None
+
+
+@strawberry.type(description="A seat of a NAMED license allocated to a person.")
+class LicenseAllocation(relay.Node):
+    id: relay.NodeID[str]
+    allocated_at: datetime = strawberry.field(description="When the seat was allocated.")
+    license_id: strawberry.Private[UUID]
+    account_id: strawberry.Private[UUID]
+    allocated_by_id: strawberry.Private[UUID | None]
+
+    @classmethod
+    def from_record(cls, a: records.Allocation) -> "LicenseAllocation":
+        return cls(id=f"{a.license_id}:{a.account_id}", allocated_at=a.allocated_at, license_id=a.license_id,
+                   account_id=a.account_id, allocated_by_id=a.allocated_by)
+
+    @strawberry.field(description="Who holds the seat (null if you may not see them).")
+    async def account(self, info: Info) -> AccountRef | None:
+        return await _account(info, self.account_id)
+
+    @strawberry.field(description="Who allocated it (null if unknown or no longer visible).")
+    async def allocated_by(self, info: Info) -> AccountRef | None:
+        return await _account(info, self.allocated_by_id)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        async def find(ctx, raw: str) -> records.Allocation | None:
+            license_id, _, account_id = raw.partition(":")
+            try:
+                return await resolve.visible_allocation(ctx, UUID(license_id), UUID(account_id))
+            except ValueError:
+                return None
+
+        return await resolve_visible(find, cls.from_record, info, node_ids)
+
+
+@strawberry.type(description="A page of seat allocations.")
+class LicenseAllocationConnection(Connection[LicenseAllocation]):
+    pass
+
+
+@strawberry.type(description="The right to use a product: a number of seats, until an expiry.")
+class License(relay.Node):
+    id: relay.NodeID[str]
+    kind: LicenseKind = strawberry.field(description="How it was obtained.")
+    seat_model: SeatModel = strawberry.field(description="Named seats or a floating pool.")
+    quantity: int = strawberry.field(description="Seats in the license.")
+    expires_at: datetime | None = strawberry.field(description="Expiry; null for perpetual licenses.")
+    status: LicenseStatus = strawberry.field(description="ACTIVE, EXPIRING within 30 days, or EXPIRED.")
+    record: strawberry.Private[records.License]
+
+    @classmethod
+    def from_record(cls, lic: records.License) -> "License":
+        return cls(id=str(lic.id), kind=LicenseKind(lic.kind), seat_model=SeatModel(lic.seat_model),
+                   quantity=lic.quantity, expires_at=lic.expires_at,
+                   status=LicenseStatus(resolve.license_status(lic)), record=lic)
+
+    @strawberry.field(description="The product licensed.")
+    async def product(self, info: Info) -> Product:
+        return await product(info, self.record.product_id)
+
+    @strawberry.field(description="Seats allocated to people (always 0 for a floating pool).")
+    async def allocated_count(self, info: Info) -> int:
+        return await info.context.loaders.entitlements.allocation_count.load(self.record.id)
+
+    @strawberry.field(description="Seats still free to allocate (the whole pool for FLOATING).")
+    async def available_count(self, info: Info) -> int:
+        allocated = await info.context.loaders.entitlements.allocation_count.load(self.record.id)
+        return resolve.available_seats(self.record, allocated)
+
+    @strawberry.field(description="Who holds its seats, oldest allocation first. Managers see every seat; "
+                                  "others only their own.")
+    async def allocations(self, info: Info, first: First = None, after: After = None, last: Last = None,
+                          before: Before = None) -> LicenseAllocationConnection:
+        slice = slice_of(first, after, last, before)
+        page = await resolve.allocations_page(info.context, self.record, slice)
+        return LicenseAllocationConnection.from_page(page, LicenseAllocation.from_record, slice)
+
+    @strawberry.field(description="The subscription it comes from, if any (visible to managers).")
+    async def subscription(self, info: Info) -> Subscription | None:
+        if self.record.subscription_id is None:
+            return None
+        found = await resolve.visible_subscription(info.context, self.record.subscription_id)
+        return Subscription.from_record(found) if found else None
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        return await resolve_visible(by_uuid(resolve.visible_license), cls.from_record, info, node_ids)
+
+
+NODE_TYPES = (License, LicenseAllocation)

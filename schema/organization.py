@@ -1,0 +1,286 @@
+"""Organizations: their people, invitations, licenses, subscriptions, credits, billing and audit log.
+
+Members see the name and their own standing; everything else is for the OWNER and ADMINs
+(FORBIDDEN at the field's path for anyone else, which is why those fields are nullable).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated
+from uuid import UUID
+
+import strawberry
+from strawberry import relay
+
+from datasources.errors import BadUserInput
+from datasources.postgres import accounts as account_records
+from datasources.postgres import organizations as records
+from resolvers import accounts as resolve_accounts
+from resolvers import organizations as resolve
+from resolvers.permissions import require_manager, viewer_membership
+from schema import billing, credits
+from schema.billing import BillingInfo, InvoiceConnection, PaymentMethod
+from schema.common import Info, by_uuid, resolve_visible
+from schema.credits import CreditPool
+from schema.license import License
+from schema.money import Money
+from schema.pagination import After, Before, Connection, First, Last, slice_of
+from schema.subscription import (Subscription, SubscriptionFilterArg, SubscriptionOrderArg,
+                                 subscription_query)
+
+if TYPE_CHECKING:
+    from schema.account import Account, OrganizationRole
+
+AccountRef = Annotated["Account", strawberry.lazy("schema.account")]
+RoleRef = Annotated["OrganizationRole", strawberry.lazy("schema.account")]
+
+
+def _role(value: str) -> RoleRef:
+    from schema.account import OrganizationRole
+
+    return OrganizationRole(value)
+
+
+async def _visible_account(info: Info, account_id: UUID | None) -> AccountRef | None:
+    from schema.account import Account
+
+    found = await resolve_accounts.visible_account(info.context, account_id) if account_id else None
+    return Account.from_record(found) if found else None
+
+
+@strawberry.enum(description="Whether a person in the member list has joined.")
+class MemberStatus(Enum):
+    ACTIVE = strawberry.enum_value("ACTIVE", description="A member with an account.")
+    INVITED = strawberry.enum_value("INVITED", description="Invited, invitation not yet accepted.")
+
+
+@strawberry.type(description="A person in an organization's member list: a member, or an invitee.")
+class Member(relay.Node):
+    id: relay.NodeID[str]
+    email: str = strawberry.field(description="Email address.")
+    status: MemberStatus = strawberry.field(description="ACTIVE, or INVITED while the invitation is pending.")
+    joined_at: datetime | None = strawberry.field(description="When they joined; null while invited.")
+    invited_at: datetime | None = strawberry.field(description="When they were invited; null for members.")
+    role_value: strawberry.Private[str]
+    account_id: strawberry.Private[UUID | None]
+
+    @classmethod
+    def from_record(cls, row: records.MemberRow) -> "Member":
+        active = row.status == "ACTIVE"
+        return cls(id=resolve.member_node_id(row), email=row.email, status=MemberStatus(row.status),
+                   joined_at=row.since if active else None, invited_at=None if active else row.since,
+                   role_value=row.role, account_id=row.account_id)
+
+    @strawberry.field(description="Their role, or the role they are invited with.")
+    def role(self) -> RoleRef:
+        return _role(self.role_value)
+
+    @strawberry.field(description="Their account; null while invited.")
+    async def account(self, info: Info) -> AccountRef | None:
+        return await _visible_account(info, self.account_id)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        return await resolve_visible(resolve.visible_member, cls.from_record, info, node_ids)
+
+
+@strawberry.enum(description="Where an invitation stands.")
+class InvitationStatus(Enum):
+    PENDING = strawberry.enum_value("PENDING", description="Sent, not yet accepted; valid for 7 days.")
+    ACCEPTED = strawberry.enum_value("ACCEPTED", description="Accepted: the invitee is a member.")
+    REVOKED = strawberry.enum_value("REVOKED", description="Withdrawn by an admin.")
+    EXPIRED = strawberry.enum_value("EXPIRED", description="Not accepted within 7 days.")
+
+
+def _invitation_status(i: records.Invitation) -> InvitationStatus:
+    if i.accepted_at:
+        return InvitationStatus.ACCEPTED
+    if i.revoked_at:
+        return InvitationStatus.REVOKED
+    return InvitationStatus.EXPIRED if i.expires_at <= datetime.now(timezone.utc) else InvitationStatus.PENDING
+
+
+@strawberry.type(description="An invitation to join an organization.")
+class Invitation(relay.Node):
+    id: relay.NodeID[str]
+    email: str = strawberry.field(description="Who is invited.")
+    status: InvitationStatus = strawberry.field(description="Where it stands.")
+    invited_at: datetime = strawberry.field(description="When it was sent.")
+    expires_at: datetime = strawberry.field(description="When it stops being valid.")
+    role_value: strawberry.Private[str]
+    invited_by_id: strawberry.Private[UUID | None]
+
+    @classmethod
+    def from_record(cls, i: records.Invitation) -> "Invitation":
+        return cls(id=str(i.id), email=i.email, status=_invitation_status(i), invited_at=i.created_at,
+                   expires_at=i.expires_at, role_value=i.role, invited_by_id=i.invited_by)
+
+    @strawberry.field(description="The role the invitee gets on accepting.")
+    def role(self) -> RoleRef:
+        return _role(self.role_value)
+
+    @strawberry.field(description="Who sent it (null if no longer visible).")
+    async def invited_by(self, info: Info) -> AccountRef | None:
+        return await _visible_account(info, self.invited_by_id)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        return await resolve_visible(by_uuid(resolve.visible_invitation), cls.from_record, info, node_ids)
+
+
+@strawberry.type(description="A change made in the organization: who, what, when, and why.")
+class AuditLogEntry(relay.Node):
+    id: relay.NodeID[str]
+    action: str = strawberry.field(description="What was done, e.g. \"license.allocate\".")
+    target: str | None = strawberry.field(description="What it was done to.")
+    actor_service: str | None = strawberry.field(description="The vendor's service that acted, if not a person.")
+    reason: str | None = strawberry.field(description="Why, when the actor gave a reason (staff always do).")
+    details: str = strawberry.field(description="Further details as a JSON object.")
+    created_at: datetime = strawberry.field(description="When.")
+    actor_id: strawberry.Private[UUID | None]
+
+    @classmethod
+    def from_record(cls, e: records.AuditEntry) -> "AuditLogEntry":
+        return cls(id=str(e.id), action=e.action, target=e.target, actor_service=e.actor_service, reason=e.reason,
+                   details=e.details, created_at=e.created_at, actor_id=e.actor_account_id)
+
+    @strawberry.field(description="The person who acted (null for a service, or if no longer visible).")
+    async def actor(self, info: Info) -> AccountRef | None:
+        return await _visible_account(info, self.actor_id)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        return await resolve_visible(resolve.visible_audit_entry, cls.from_record, info, node_ids)
+
+
+@strawberry.type(description="A page of an organization's member list.")
+class MemberConnection(Connection[Member]):
+    pass
+
+
+@strawberry.type(description="A page of invitations.")
+class InvitationConnection(Connection[Invitation]):
+    pass
+
+
+@strawberry.type(description="A page of the audit log.")
+class AuditLogEntryConnection(Connection[AuditLogEntry]):
+    pass
+
+
+def _product_id(raw: strawberry.ID | None) -> UUID | None:
+    if raw is None:
+        return None
+    try:
+        global_id = relay.GlobalID.from_id(raw)
+        if global_id.type_name == "Product":
+            return UUID(global_id.node_id)
+    except ValueError:
+        pass
+    raise BadUserInput("`product` must be the ID of a Product.")
+
+
+@strawberry.type(description="A customer company: its members share licenses, credits and billing.")
+class Organization(relay.Node):
+    id: relay.NodeID[str]
+    name: str = strawberry.field(description="Display name.")
+    record: strawberry.Private[account_records.Organization]
+
+    @classmethod
+    def from_record(cls, record: account_records.Organization) -> "Organization":
+        return cls(id=str(record.id), name=record.name, record=record)
+
+    @strawberry.field(description="The viewer's role here (their own standing).")
+    async def viewer_role(self, info: Info) -> RoleRef | None:
+        mine = await viewer_membership(info.context)
+        return _role(mine.role) if mine and mine.organization_id == self.record.id else None
+
+    @strawberry.field(description="Members and pending invitees, by email. OWNER/ADMIN only.")
+    async def members(
+        self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None,
+        search: Annotated[str | None, strawberry.argument(
+            description="Part of an email or name, or a role name.")] = None,
+        role: Annotated[RoleRef | None, strawberry.argument(description="Only this role.")] = None,
+        product: Annotated[strawberry.ID | None, strawberry.argument(
+            description="Only members holding a seat of this product (invitees hold none).")] = None,
+    ) -> MemberConnection | None:
+        slice = slice_of(first, after, last, before)
+        query = records.MemberQuery(self.record.id, search=search or None, role=role.value if role else None,
+                                    product_id=_product_id(product))
+        await require_manager(info.context, self.record.id)
+        page = await info.context.loaders.organizations.members.load((query, slice))
+        return MemberConnection.from_page(page, Member.from_record, slice)
+
+    @strawberry.field(description="Invitations, newest first. OWNER/ADMIN only.")
+    async def invitations(
+        self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None,
+        pending_only: Annotated[bool, strawberry.argument(description="Only pending invitations.")] = False,
+    ) -> InvitationConnection | None:
+        slice = slice_of(first, after, last, before)
+        await require_manager(info.context, self.record.id)
+        page = await info.context.loaders.organizations.invitations.load((self.record.id, pending_only, slice))
+        return InvitationConnection.from_page(page, Invitation.from_record, slice)
+
+    @strawberry.field(description="Every license of the organization, by product. OWNER/ADMIN only.")
+    async def licenses(self, info: Info) -> list[License] | None:
+        await require_manager(info.context, self.record.id)
+        found = await info.context.loaders.entitlements.licenses_of_organization.load(self.record.id)
+        return [License.from_record(lic) for lic in found]
+
+    @strawberry.field(description="Subscriptions, filtered and ordered. OWNER/ADMIN only.")
+    async def subscriptions(self, info: Info, filter: SubscriptionFilterArg = None,
+                            order_by: SubscriptionOrderArg = None) -> list[Subscription] | None:
+        query = subscription_query(self.record.id, filter, order_by)
+        await require_manager(info.context, self.record.id)
+        return [Subscription.from_record(s) for s in await info.context.loaders.entitlements.subscriptions.load(query)]
+
+    @strawberry.field(description="The cloud-credit pool: balance, grants, usage, members' access, pending "
+                                  "requests. OWNER/ADMIN only.")
+    async def credit_pool(self, info: Info) -> CreditPool | None:
+        await require_manager(info.context, self.record.id)
+        return await credits.credit_pool(info, self.record.id)
+
+    @strawberry.field(description="Invoices from the payment provider, newest first. OWNER/ADMIN only; null "
+                                  "with PROVIDER_UNAVAILABLE when the provider does not answer in time.")
+    async def invoices(self, info: Info, first: First = None, after: After = None, last: Last = None,
+                       before: Before = None, filter: billing.InvoiceFilterArg = None) -> InvoiceConnection | None:
+        slice_of(first, after, last, before)  # BAD_USER_INPUT before anything else
+        await require_manager(info.context, self.record.id)
+        return await billing.organization_invoices(info, self.record, first, after, last, before, filter)
+
+    @strawberry.field(description="What OPEN invoices still owe, one amount per currency. OWNER/ADMIN only; "
+                                  "null when the provider is unavailable.")
+    async def outstanding_balance(self, info: Info) -> list[Money] | None:
+        await require_manager(info.context, self.record.id)
+        return await billing.organization_outstanding_balance(info, self.record)
+
+    @strawberry.field(description="Cards on file, the default first. OWNER/ADMIN only; null when the provider "
+                                  "is unavailable.")
+    async def payment_methods(self, info: Info) -> list[PaymentMethod] | None:
+        await require_manager(info.context, self.record.id)
+        return await billing.organization_payment_methods(info, self.record)
+
+    @strawberry.field(description="Company, address, VAT ID and billing email, as the provider holds them. "
+                                  "OWNER/ADMIN only; null when the provider is unavailable.")
+    async def billing_info(self, info: Info) -> BillingInfo | None:
+        await require_manager(info.context, self.record.id)
+        return await billing.organization_billing_info(info, self.record)
+
+    @strawberry.field(description="Changes made in the organization, newest first. OWNER/ADMIN only.")
+    async def audit_log(self, info: Info, first: First = None, after: After = None, last: Last = None,
+                        before: Before = None) -> AuditLogEntryConnection | None:
+        slice = slice_of(first, after, last, before)
+        await require_manager(info.context, self.record.id)
+        page = await info.context.loaders.organizations.audit_log.load((self.record.id, slice))
+        return AuditLogEntryConnection.from_page(page, AuditLogEntry.from_record, slice)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        return await resolve_visible(by_uuid(resolve_accounts.visible_organization), cls.from_record,
+                                     info, node_ids)
+
+
+NODE_TYPES = (Organization, Member, Invitation, AuditLogEntry)
