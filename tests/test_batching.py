@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import pytest
 from graphql import parse, validate
 
 from schema import build_schema
@@ -18,6 +19,14 @@ def test_every_named_operation_validates_against_the_schema():
     schema = build_schema()._schema
     for path in OPERATIONS.glob("*.graphql"):
         assert validate(schema, parse(path.read_text())) == [], path.name
+
+
+@pytest.mark.parametrize("operation", sorted(p.stem for p in OPERATIONS.glob("*.graphql")))
+async def test_every_named_operation_answers_an_admin_without_errors(gateway, operation):
+    token = await gateway.login("admin@northwind.example")
+    body = await gateway.execute((OPERATIONS / f"{operation}.graphql").read_text(), token=token)
+    assert "errors" not in body, body["errors"]
+    assert body["data"]["viewer"] is not None
 
 
 async def grow_to(db, members: int) -> None:
