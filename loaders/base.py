@@ -36,7 +36,6 @@ def grouped_loader(fetch: Callable[[Sequence[K]], Awaitable[Sequence[V]]],
 def each_loader(fetch_one: Callable[[K], Awaitable[V]]) -> DataLoader:
     """For keys that cannot share a statement (a page of one parent with its own arguments):
     still cached and de-duplicated per request, so each distinct key costs one call."""
-    import asyncio
 
     async def batch(keys: Sequence[K]) -> list[Any]:
         return list(await asyncio.gather(*(fetch_one(key) for key in keys), return_exceptions=True))

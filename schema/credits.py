@@ -5,35 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, TypeAlias
 from uuid import UUID
 
 import strawberry
 from strawberry import relay
 
-from datasources.postgres import accounts as account_records
 from datasources.postgres import credits as records
-from resolvers import accounts as resolve_accounts
 from resolvers import credits as resolve
 from schema.common import Info, by_uuid, resolve_visible
 from schema.pagination import After, Before, Connection, First, Last, slice_of
+from schema.references import AccountRef, account_node, visible_account_node
 
-if TYPE_CHECKING:
-    from schema.account import Account
-
-# schema.account will reference these types, so Account is referenced lazily here.
-AccountRef: TypeAlias = Annotated["Account", strawberry.lazy("schema.account")]
-
-
-def _account(record: account_records.Account) -> AccountRef:
-    from schema.account import Account  # imported when called: schema.account imports this module
-
-    return Account.from_record(record)
-
-
-async def _visible_account(info: Info, account_id: UUID | None) -> AccountRef | None:
-    found = await resolve_accounts.visible_account(info.context, account_id) if account_id else None
-    return _account(found) if found else None
 
 
 @strawberry.enum(description="How a member may spend the organization's credits.")
@@ -99,7 +81,7 @@ class CreditUsage(relay.Node):
 
     @strawberry.field(description="Who used them; null when that account has been deleted.")
     async def account(self, info: Info) -> AccountRef | None:
-        return await _visible_account(info, self.account_id)
+        return await visible_account_node(info, self.account_id)
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
@@ -123,7 +105,7 @@ class CreditRequest(relay.Node):
 
     @strawberry.field(description="Who asked; null when that account has been deleted.")
     async def account(self, info: Info) -> AccountRef | None:
-        return await _visible_account(info, self.account_id)
+        return await visible_account_node(info, self.account_id)
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
@@ -181,7 +163,7 @@ class CreditPool:
                                   "admins, then members, each by email.")
     async def members(self, info: Info) -> list[MemberCredit]:
         found = await resolve.members(info.context, self.organization_id)
-        return [MemberCredit(account=_account(a), organization_id=self.organization_id) for a in found]
+        return [MemberCredit(account=account_node(a), organization_id=self.organization_id) for a in found]
 
     @strawberry.field(description="Requests for more credits not yet answered, oldest first.")
     async def pending_requests(self, info: Info) -> list[CreditRequest]:

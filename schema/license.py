@@ -5,24 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
 import strawberry
 from strawberry import relay
 
 from datasources.postgres import entitlements as records
-from resolvers import accounts as resolve_accounts
 from resolvers import entitlements as resolve
 from schema.common import Info, by_uuid, resolve_visible
 from schema.pagination import After, Before, Connection, First, Last, slice_of
 from schema.product import Product, product
+from schema.references import AccountRef, visible_account_node
 from schema.subscription import Subscription
 
-if TYPE_CHECKING:
-    from schema.account import Account
-
-AccountRef = Annotated["Account", strawberry.lazy("schema.account")]
 
 
 @strawberry.enum(description="How a license was obtained.")
@@ -47,13 +42,6 @@ class LicenseStatus(Enum):
     EXPIRED = strawberry.enum_value("EXPIRED", description="Past its expiry; no new allocations.")
 
 
-async def _account(info: Info, account_id: UUID | None) -> AccountRef | None:
-    from schema.account import Account
-
-    found = await resolve_accounts.visible_account(info.context, account_id) if account_id else None
-    return Account.from_record(found) if found else None
-
-
 @strawberry.type(description="A seat of a NAMED license allocated to a person.")
 class LicenseAllocation(relay.Node):
     id: relay.NodeID[str]
@@ -69,11 +57,11 @@ class LicenseAllocation(relay.Node):
 
     @strawberry.field(description="Who holds the seat (null if you may not see them).")
     async def account(self, info: Info) -> AccountRef | None:
-        return await _account(info, self.account_id)
+        return await visible_account_node(info, self.account_id)
 
     @strawberry.field(description="Who allocated it (null if unknown or no longer visible).")
     async def allocated_by(self, info: Info) -> AccountRef | None:
-        return await _account(info, self.allocated_by_id)
+        return await visible_account_node(info, self.allocated_by_id)
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 from uuid import UUID
 
 import strawberry
@@ -25,31 +25,12 @@ from schema import billing, credits
 from schema.billing import BillingInfo, InvoiceConnection, PaymentMethod
 from schema.common import Info, by_uuid, resolve_visible
 from schema.credits import CreditPool
+from schema.references import AccountRef, RoleRef, role_enum, visible_account_node
 from schema.license import License
 from schema.money import Money
 from schema.pagination import After, Before, Connection, First, Last, slice_of
 from schema.subscription import (Subscription, SubscriptionFilterArg, SubscriptionOrderArg,
                                  subscription_query)
-
-if TYPE_CHECKING:
-    from schema.account import Account, OrganizationRole
-
-AccountRef = Annotated["Account", strawberry.lazy("schema.account")]
-RoleRef = Annotated["OrganizationRole", strawberry.lazy("schema.account")]
-
-
-def _role(value: str) -> RoleRef:
-    from schema.account import OrganizationRole
-
-    return OrganizationRole(value)
-
-
-async def _visible_account(info: Info, account_id: UUID | None) -> AccountRef | None:
-    from schema.account import Account
-
-    found = await resolve_accounts.visible_account(info.context, account_id) if account_id else None
-    return Account.from_record(found) if found else None
-
 
 @strawberry.enum(description="Whether a person in the member list has joined.")
 class MemberStatus(Enum):
@@ -76,11 +57,11 @@ class Member(relay.Node):
 
     @strawberry.field(description="Their role, or the role they are invited with.")
     def role(self) -> RoleRef:
-        return _role(self.role_value)
+        return role_enum(self.role_value)
 
     @strawberry.field(description="Their account; null while invited.")
     async def account(self, info: Info) -> AccountRef | None:
-        return await _visible_account(info, self.account_id)
+        return await visible_account_node(info, self.account_id)
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
@@ -120,11 +101,11 @@ class Invitation(relay.Node):
 
     @strawberry.field(description="The role the invitee gets on accepting.")
     def role(self) -> RoleRef:
-        return _role(self.role_value)
+        return role_enum(self.role_value)
 
     @strawberry.field(description="Who sent it (null if no longer visible).")
     async def invited_by(self, info: Info) -> AccountRef | None:
-        return await _visible_account(info, self.invited_by_id)
+        return await visible_account_node(info, self.invited_by_id)
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
@@ -149,7 +130,7 @@ class AuditLogEntry(relay.Node):
 
     @strawberry.field(description="The person who acted (null for a service, or if no longer visible).")
     async def actor(self, info: Info) -> AccountRef | None:
-        return await _visible_account(info, self.actor_id)
+        return await visible_account_node(info, self.actor_id)
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
@@ -196,7 +177,7 @@ class Organization(relay.Node):
     @strawberry.field(description="The viewer's role here (their own standing).")
     async def viewer_role(self, info: Info) -> RoleRef | None:
         mine = await viewer_membership(info.context)
-        return _role(mine.role) if mine and mine.organization_id == self.record.id else None
+        return role_enum(mine.role) if mine and mine.organization_id == self.record.id else None
 
     @strawberry.field(description="Members and pending invitees, by email. OWNER/ADMIN only.")
     async def members(
