@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datasources.payments.client import PaymentsClient
 from datasources.postgres.database import Database
 from loaders import accounts, billing, credits, entitlements, organizations
+from aiodataloader import DataLoader
+
 from loaders.batcher import Batcher, BatchLoader
 
 
@@ -22,6 +24,13 @@ class Loaders:
     entitlements: entitlements.EntitlementLoaders
     credits: credits.CreditLoaders
     billing: billing.BillingLoaders
+
+    def clear_all(self) -> None:
+        """Forgets everything loaded so far: after a write, the next read sees the new state."""
+        for group in vars(self).values():
+            for found in vars(group).values():
+                if isinstance(found, DataLoader):
+                    found.clear_all()
 
 
 def create_loaders(db: Database, payments: PaymentsClient | None) -> Loaders:

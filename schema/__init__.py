@@ -12,7 +12,8 @@ from strawberry.extensions import DisableIntrospection, ParserCache, SchemaExten
 from strawberry.types import ExecutionContext
 
 from resolvers import accounts as resolve_accounts
-from schema import node, sessions
+from schema import node
+from schema.mutations import Mutation
 from schema.account import Account
 from schema.node import NODE_TYPES
 from schema.product import Product
@@ -52,14 +53,6 @@ class Query:
     @strawberry.field(description="Where to get help.")
     def support(self, info: Info) -> Support:
         return Support(help_center_url=info.context.config.help_center_url)
-
-
-@strawberry.type(description="Everything a client can change.")
-class Mutation:
-    login: sessions.LoginPayload = strawberry.mutation(
-        resolver=sessions.login, description="Signs in with email and password and returns a bearer token.")
-    logout: sessions.LogoutPayload = strawberry.mutation(
-        resolver=sessions.logout, description="Ends the session of the token used (or all of the account's).")
 
 
 class GatewaySchema(strawberry.Schema):

@@ -48,3 +48,14 @@ async def login(info: Info, input: Annotated[LoginInput, strawberry.argument(des
 async def logout(info: Info, input: Annotated[LogoutInput, strawberry.argument(description="Which sessions to end.")]) -> LogoutPayload:
     revoked = await resolve.logout(info.context, all_sessions=input.all_sessions)
     return LogoutPayload(revoked=revoked, user_errors=[])
+
+
+@strawberry.type
+class SessionMutations:
+    login: LoginPayload = strawberry.mutation(
+        resolver=login, description="Signs in with email and password and returns a bearer token.")
+    logout: LogoutPayload = strawberry.mutation(
+        resolver=logout, description="Ends the session of the token used (or all of the account's).")
+
+
+MUTATIONS = SessionMutations

@@ -1,0 +1,113 @@
+"""What every mutation shares: the target's authorization, idempotency, the audit log, mail,
+and fresh loaders afterwards.
+
+A mutation runs its checks and writes in one transaction (`ctx.db.transaction()`), records
+its audit entry and queues its mail in that same transaction, and then calls `after_write`
+so that the payload reads the new state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from auth.viewer import require_account
+from datasources.errors import Forbidden, NotFound
+from datasources.postgres import audit, idempotency, outbox
+from resolvers.context import Context
+from resolvers.permissions import MANAGERS, viewer_membership
+from resolvers.user_errors import Problem
+
+MAX_KEY_LENGTH = 200
+NOT_FOUND = "No such object, or it is not visible to you."
+
+
+async def require_manager_of(ctx: Context, organization_id: UUID) -> UUID:
+    """The acting account, when it is an OWNER or ADMIN of the organization owning the target.
+
+    An account of another organization is told NOT_FOUND, as for an ID that does not exist,
+    so that existence is not revealed; a MEMBER of this one is told FORBIDDEN.
+    """
+    actor = require_account(ctx.viewer)
+    mine = await viewer_membership(ctx)
+    if mine is None or mine.organization_id != organization_id:
+        raise NotFound(NOT_FOUND)
+    if mine.role not in MANAGERS:
+        raise Forbidden("Only the organization's OWNER or ADMIN can do this.")
+    return actor
+
+
+def request_hash(operation: str, request: dict[str, Any]) -> bytes:
+    canonical = json.dumps({"operation": operation, "request": request}, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).digest()
+
+
+def _scope(ctx: Context, operation: str) -> str:
+    # Keys are the client's: scoped per account so two accounts can never collide.
+    return f"{operation}:{require_account(ctx.viewer)}"
+
+
+def key_problem(key: str | None) -> Problem | None:
+    if key is not None and not 1 <= len(key) <= MAX_KEY_LENGTH:
+        return Problem(("input", "idempotencyKey"), f"An idempotency key has 1 to {MAX_KEY_LENGTH} characters.",
+                       "INVALID")
+    return None
+
+
+async def claim_key(conn: asyncpg.Connection, ctx: Context, operation: str, key: str | None,
+                    request: dict[str, Any]) -> dict[str, Any] | Problem | None:
+    """Inside the mutation's transaction, before any write.
+
+    None: go ahead, then `complete_key`. A dict: the first request's stored response, to
+    replay as it is. A Problem: the key was used for a different input.
+    """
+    if key is None:
+        return None
+    found = await idempotency.claim(conn, _scope(ctx, operation), key, request_hash(operation, request))
+    if not found.same_request:
+        return Problem(("input", "idempotencyKey"),
+                       "This idempotency key was already used with a different input; use a new key.",
+                       "IDEMPOTENCY_KEY_REUSED")
+    return found.response
+
+
+async def complete_key(conn: asyncpg.Connection, ctx: Context, operation: str, key: str | None,
+                       response: dict[str, Any]) -> None:
+    if key is not None:
+        await idempotency.complete(conn, _scope(ctx, operation), key, response)
+
+
+def provider_key(ctx: Context, operation: str, key: str, *parts: str) -> str:
+    """The key given to the payment provider: derived from the client's, so that a retry of
+    the same request reuses it, and distinct per account and step."""
+    raw = ":".join((_scope(ctx, operation), key, *parts))
+    return "ag-" + hashlib.sha256(raw.encode()).hexdigest()
+
+
+async def audit_success(conn: asyncpg.Connection, ctx: Context, *, organization_id: UUID, action: str,
+                        target: str | None, outcome: str = "SUCCESS", details: dict | None = None) -> None:
+    await audit.record(conn, organization_id=organization_id, actor_account_id=require_account(ctx.viewer),
+                       action=action, target=target, outcome=outcome, details=details)
+
+
+async def audit_refusal(ctx: Context, *, organization_id: UUID, action: str, target: str | None,
+                        problems: list[Problem]) -> None:
+    """In a transaction of its own: the refused change itself was rolled back."""
+    async with ctx.db.transaction() as conn:
+        await audit.record(conn, organization_id=organization_id, actor_account_id=require_account(ctx.viewer),
+                           action=action, target=target, outcome="REFUSED",
+                           details={"problems": [{"field": list(p.field), "code": p.code} for p in problems]})
+
+
+async def send_mail(conn: asyncpg.Connection, *, to: str, subject: str, body: str) -> None:
+    """Queued in the caller's transaction: the mail goes out only if the change commits."""
+    await outbox.enqueue(conn, to=to, subject=subject, body=body)
+
+
+def after_write(ctx: Context) -> None:
+    """Mutations run one after another, so clearing every loader is cheap and never stale."""
+    ctx.loaders.clear_all()

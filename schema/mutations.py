@@ -1,0 +1,19 @@
+"""The root Mutation type, assembled from each domain's mutations."""
+
+from __future__ import annotations
+
+import strawberry
+
+from schema import (billing_mutations, credit_mutations, people_mutations, profile_mutations, seat_mutations,
+                    sessions, subscription_mutations)
+
+# Each module exports MUTATIONS: a strawberry type whose fields are its mutations (or None
+# while it has none); the root type inherits them all.
+_DOMAINS = (sessions, profile_mutations, people_mutations, seat_mutations, credit_mutations,
+            subscription_mutations, billing_mutations)
+
+Mutation = strawberry.type(
+    type("Mutation", tuple(m.MUTATIONS for m in _DOMAINS if m.MUTATIONS is not None), {}),
+    description="Everything a client can change. Each mutation takes one `input` and returns a payload with "
+                "what changed and `userErrors` for expected failures.",
+)
