@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -13,6 +14,7 @@ from starlette.routing import Route
 from datasources.payments.client import PaymentsClient
 from datasources.postgres.database import Database
 from gateway.http import graphql_endpoint
+from gateway.mailer import Mailer
 from gateway.services import Services, resolver_config
 from gateway.settings import Settings
 from schema import build_schema
@@ -35,9 +37,12 @@ def create_app(settings: Settings) -> Starlette:
         app.state.services = Services(settings=settings, db=db, payments=payments,
                                       schema=build_schema(production=settings.production),
                                       resolver_config=resolver_config(settings))
+        mailer = asyncio.create_task(Mailer(db, settings.data_dir / "mail", settings.smtp_url).run())
         try:
             yield
         finally:
+            mailer.cancel()
+            await asyncio.gather(mailer, return_exceptions=True)
             await payments.close()
             await db.close()
 

@@ -17,7 +17,7 @@ class OrganizationLoaders:
     members: DataLoader  # (MemberQuery, Slice) -> Page[MemberRow]
     invitations: DataLoader  # (organization id, pending only, Slice) -> Page[Invitation]
     invitation: DataLoader  # invitation id -> Invitation | None
-    audit_log: DataLoader  # (organization id, Slice) -> Page[AuditEntry]
+    audit_log: DataLoader  # (AuditQuery, Slice) -> Page[AuditEntry]
     audit_entry: DataLoader  # entry id -> AuditEntry | None
 
 

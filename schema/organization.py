@@ -112,6 +112,13 @@ class Invitation(relay.Node):
         return await resolve_visible(by_uuid(resolve.visible_invitation), cls.from_record, info, node_ids)
 
 
+@strawberry.enum(description="How an audited action ended.")
+class AuditOutcome(Enum):
+    SUCCESS = strawberry.enum_value("SUCCESS", description="Done as asked.")
+    PARTIAL = strawberry.enum_value("PARTIAL", description="Done for some items; the others were refused.")
+    REFUSED = strawberry.enum_value("REFUSED", description="Refused with user errors; nothing changed.")
+
+
 @strawberry.type(description="A change made in the organization: who, what, when, and why.")
 class AuditLogEntry(relay.Node):
     id: relay.NodeID[str]
@@ -119,6 +126,7 @@ class AuditLogEntry(relay.Node):
     target: str | None = strawberry.field(description="What it was done to.")
     actor_service: str | None = strawberry.field(description="The vendor's service that acted, if not a person.")
     reason: str | None = strawberry.field(description="Why, when the actor gave a reason (staff always do).")
+    outcome: AuditOutcome = strawberry.field(description="How it ended.")
     details: str = strawberry.field(description="Further details as a JSON object.")
     created_at: datetime = strawberry.field(description="When.")
     actor_id: strawberry.Private[UUID | None]
@@ -126,7 +134,8 @@ class AuditLogEntry(relay.Node):
     @classmethod
     def from_record(cls, e: records.AuditEntry) -> "AuditLogEntry":
         return cls(id=str(e.id), action=e.action, target=e.target, actor_service=e.actor_service, reason=e.reason,
-                   details=e.details, created_at=e.created_at, actor_id=e.actor_account_id)
+                   outcome=AuditOutcome(e.outcome), details=e.details, created_at=e.created_at,
+                   actor_id=e.actor_account_id)
 
     @strawberry.field(description="The person who acted (null for a service, or if no longer visible).")
     async def actor(self, info: Info) -> AccountRef | None:
@@ -152,16 +161,17 @@ class AuditLogEntryConnection(Connection[AuditLogEntry]):
     pass
 
 
-def _product_id(raw: strawberry.ID | None) -> UUID | None:
+def _node_uuid(raw: strawberry.ID | None, type_name: str) -> UUID | None:
+    """A filter argument naming an object by its global ID."""
     if raw is None:
         return None
     try:
         global_id = relay.GlobalID.from_id(raw)
-        if global_id.type_name == "Product":
+        if global_id.type_name == type_name:
             return UUID(global_id.node_id)
     except ValueError:
         pass
-    raise BadUserInput("`product` must be the ID of a Product.")
+    raise BadUserInput(f"Expected the ID of a {type_name}.")
 
 
 @strawberry.type(description="A customer company: its members share licenses, credits and billing.")
@@ -190,7 +200,7 @@ class Organization(relay.Node):
     ) -> MemberConnection | None:
         slice = slice_of(first, after, last, before)
         query = records.MemberQuery(self.record.id, search=search or None, role=role.value if role else None,
-                                    product_id=_product_id(product))
+                                    product_id=_node_uuid(product, "Product"))
         await require_manager(info.context, self.record.id)
         page = await info.context.loaders.organizations.members.load((query, slice))
         return MemberConnection.from_page(page, Member.from_record, slice)
@@ -251,11 +261,17 @@ class Organization(relay.Node):
         return await billing.organization_billing_info(info, self.record)
 
     @strawberry.field(description="Changes made in the organization, newest first. OWNER/ADMIN only.")
-    async def audit_log(self, info: Info, first: First = None, after: After = None, last: Last = None,
-                        before: Before = None) -> AuditLogEntryConnection | None:
+    async def audit_log(
+        self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None,
+        action: Annotated[str | None, strawberry.argument(
+            description="Only this action, e.g. \"license.allocate\".")] = None,
+        actor: Annotated[strawberry.ID | None, strawberry.argument(
+            description="Only what this account (an Account ID) did.")] = None,
+    ) -> AuditLogEntryConnection | None:
         slice = slice_of(first, after, last, before)
+        query = records.AuditQuery(self.record.id, action=action, actor_account_id=_node_uuid(actor, "Account"))
         await require_manager(info.context, self.record.id)
-        page = await info.context.loaders.organizations.audit_log.load((self.record.id, slice))
+        page = await info.context.loaders.organizations.audit_log.load((query, slice))
         return AuditLogEntryConnection.from_page(page, AuditLogEntry.from_record, slice)
 
     @classmethod

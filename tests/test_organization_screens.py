@@ -209,3 +209,22 @@ async def test_production_responses_carry_no_io_counts(app_for, settings):
     gateway = await app_for(settings.with_(env="production"))
     response = await gateway.post("{ __typename }")
     assert "extensions" not in response.json()
+
+
+async def test_audit_log_filters_by_action_and_actor(gateway, admin, db):
+    org_id = await db.fetchval("SELECT id FROM organizations WHERE name = 'Northwind Studio'")
+    owner = await db.fetchval("SELECT id FROM accounts WHERE email = 'owner@northwind.example'")
+    admin_id = await db.fetchval("SELECT id FROM accounts WHERE email = 'admin@northwind.example'")
+    for actor, action, outcome in ((owner, "license.allocate", "SUCCESS"), (admin_id, "license.allocate", "PARTIAL"),
+                                   (admin_id, "member.invite", "REFUSED")):
+        await db.execute("INSERT INTO audit_log (organization_id, actor_account_id, action, outcome)"
+                         " VALUES ($1, $2, $3, $4)", org_id, actor, action, outcome)
+    ids = await gateway.execute("{ viewer { id } }", token=admin)
+    query = """query($action: String, $actor: ID) { viewer { organization {
+        auditLog(first: 10, action: $action, actor: $actor) { totalCount nodes { action outcome actor { email } } } } } }"""
+    by_action = await gateway.execute(query, {"action": "license.allocate"}, token=admin)
+    log = by_action["data"]["viewer"]["organization"]["auditLog"]
+    assert log["totalCount"] == 2 and {n["outcome"] for n in log["nodes"]} == {"SUCCESS", "PARTIAL"}
+    by_actor = await gateway.execute(query, {"actor": ids["data"]["viewer"]["id"]}, token=admin)
+    assert [n["action"] for n in by_actor["data"]["viewer"]["organization"]["auditLog"]["nodes"]] == [
+        "member.invite", "license.allocate"]

@@ -62,6 +62,7 @@ class AuditEntry:
     target: str | None
     details: str
     reason: str | None
+    outcome: str
     created_at: datetime
 
 
@@ -128,17 +129,28 @@ async def invitations_page(db: Executor, organization_id: UUID, pending_only: bo
 
 
 _AUDIT = ("SELECT id, organization_id, actor_account_id, actor_service, action, target, details::text AS details,"
-          " reason, created_at FROM audit_log")
+          " reason, outcome, created_at FROM audit_log")
 
 
 def audit_key(entry: AuditEntry) -> tuple[object, ...]:
     return (entry.id,)
 
 
-async def audit_page(db: Executor, organization_id: UUID, slice: Slice) -> Page[AuditEntry]:
+@dataclass(frozen=True)
+class AuditQuery:
+    """Which entries of an organization's audit log (hashable: a loader key)."""
+
+    organization_id: UUID
+    action: str | None = None
+    actor_account_id: UUID | None = None
+
+
+async def audit_page(db: Executor, query: AuditQuery, slice: Slice) -> Page[AuditEntry]:
     """Newest first."""
     return await fetch_page(
-        db, matching=f"{_AUDIT} WHERE organization_id = $1", args=[organization_id], key_columns=["id"],
+        db, matching=f"""{_AUDIT} WHERE organization_id = $1 AND ($2::text IS NULL OR action = $2)
+                          AND ($3::uuid IS NULL OR actor_account_id = $3)""",
+        args=[query.organization_id, query.action, query.actor_account_id], key_columns=["id"],
         key_types=["bigint"], descending=True, slice=slice,
         row=lambda r: AuditEntry(**{k: r[k] for k in AuditEntry.__dataclass_fields__}), sort_key=audit_key)
 

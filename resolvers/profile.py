@@ -1,0 +1,84 @@
+"""An account changing itself: profile fields and password. Email only through support."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from auth import passwords
+from auth.viewer import require_account
+from datasources.postgres import profile as data
+from resolvers.context import Context
+from resolvers.countries import CODES
+from resolvers.user_errors import Problem
+from resolvers.writes import after_write
+
+MAX_NAME = 200
+MIN_PASSWORD = 10
+MAX_PASSWORD = 1024
+
+
+@dataclass(frozen=True)
+class ProfileChange:
+    name: str | None = None
+    country: str | None = None
+    clear_country: bool = False
+    email: str | None = None
+
+
+def _profile_problems(ctx: Context, change: ProfileChange) -> list[Problem]:
+    problems = []
+    if change.email is not None:
+        problems.append(Problem(("input", "email"), "Your email can only be changed by support: contact "
+                                f"{ctx.config.help_center_url}", "EMAIL_NOT_CHANGEABLE"))
+    if change.name is not None and not 1 <= len(change.name.strip()) <= MAX_NAME:
+        problems.append(Problem(("input", "name"), f"A name has 1 to {MAX_NAME} characters.", "INVALID"))
+    if change.country is not None and change.country.upper() not in CODES:
+        problems.append(Problem(("input", "country"), "Use an ISO 3166-1 alpha-2 country code, such as \"DE\".",
+                                "INVALID"))
+    return problems
+
+
+async def update_profile(ctx: Context, change: ProfileChange) -> list[Problem]:
+    account_id = require_account(ctx.viewer)
+    problems = _profile_problems(ctx, change)
+    if problems:
+        return problems
+    async with ctx.db.transaction() as conn:
+        await data.update_profile(conn, account_id, name=change.name.strip() if change.name else None,
+                                  country=change.country.upper() if change.country else None,
+                                  clear_country=change.clear_country)
+    after_write(ctx)
+    return []
+
+
+@dataclass(frozen=True)
+class PasswordChange:
+    problems: list[Problem] = field(default_factory=list)
+    sessions_ended: int = 0
+
+
+def _password_problems(new: str, email: str) -> list[Problem]:
+    lowered = new.lower()
+    if not MIN_PASSWORD <= len(new) <= MAX_PASSWORD or lowered in email.lower() or len(set(new)) < 4:
+        return [Problem(("input", "newPassword"), f"Use at least {MIN_PASSWORD} characters, not your email and "
+                        "not one repeated character.", "WEAK_PASSWORD")]
+    return []
+
+
+async def change_password(ctx: Context, current: str, new: str) -> PasswordChange:
+    """Needs the current password; ends every other session of the account, keeps this one."""
+    account_id = require_account(ctx.viewer)
+    account = await ctx.loaders.accounts.account.load(account_id)
+    assert account is not None
+    async with ctx.db.transaction() as conn:
+        stored = await data.password_hash(conn, account_id)
+        if not passwords.verify_password(stored, current):
+            return PasswordChange([Problem(("input", "currentPassword"), "The current password is not correct.",
+                                           "WRONG_PASSWORD")])
+        problems = _password_problems(new, account.email)
+        if problems:
+            return PasswordChange(problems)
+        await data.set_password_hash(conn, account_id, passwords.hash_password(new))
+        ended = await data.revoke_other_sessions(conn, account_id, ctx.viewer.session_id)
+    after_write(ctx)
+    return PasswordChange(sessions_ended=ended)
