@@ -9,6 +9,7 @@ from typing import TypeAlias, TypeVar
 from uuid import UUID
 
 import strawberry
+from strawberry import relay
 from strawberry.types import Info as _Info
 
 from resolvers.context import Context
@@ -94,3 +95,20 @@ def by_uuid(find: Callable[[Context, UUID], Awaitable[R | None]]) -> Callable[[C
         return await find(ctx, uuid) if uuid else None
 
     return by_raw
+
+
+def node_id_of(raw: str | None, type_name: str) -> str | None:
+    """The object id inside a global ID of `type_name`; None for a malformed ID or another type's,
+    which callers answer exactly as for an unknown object."""
+    if raw is None:
+        return None
+    try:
+        global_id = relay.GlobalID.from_id(raw)
+    except ValueError:  # strawberry's GlobalIDValueError included
+        return None
+    return global_id.node_id if global_id.type_name == type_name else None
+
+
+def node_uuid(raw: str | None, type_name: str) -> UUID | None:
+    found = node_id_of(raw, type_name)
+    return parse_uuid(found) if found is not None else None

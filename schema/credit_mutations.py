@@ -1,3 +1,78 @@
-"""(being written)"""
+"""Cloud credits: setCreditAccess and requestCredits."""
 
-MUTATIONS = None
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from resolvers import credit_changes as resolve
+from schema.common import Info, UserError, node_uuid, user_errors
+from schema.credits import CreditAccessMode, CreditRequest, MemberCredit
+from schema.references import account_node
+
+
+@strawberry.input(description="New credit access for members of the viewer's organization.")
+class SetCreditAccessInput:
+    account_ids: list[strawberry.ID] = strawberry.field(description="The members to change, 1 to 100.")
+    mode: CreditAccessMode = strawberry.field(description="Their new access.")
+    quota: int | None = strawberry.field(
+        default=None, description="For QUOTA: the ceiling in credits, 0 or more. Leave it out for DISABLED and "
+                                  "UNLIMITED.")
+
+
+@strawberry.type(description="The result of `setCreditAccess`. Each member named got the new access and, when it "
+                             "changed, an email saying so.")
+class SetCreditAccessPayload:
+    members: list[MemberCredit] = strawberry.field(
+        description="The members named that belong to the organization, with their access now, in input order.")
+    user_errors: list[UserError] = strawberry.field(
+        description="Per account (field [\"input\", \"accountIds\", \"<index>\"]): NOT_IN_ORGANIZATION. For the "
+                    "whole request: INVALID (a quota missing, negative, or given for another mode).")
+
+
+@strawberry.input(description="A member's request for more cloud credits.")
+class RequestCreditsInput:
+    amount: int = strawberry.field(description="Credits asked for, 1 to 1,000,000.")
+    note: str = strawberry.field(default="", description="Why, for the admins; at most 1,000 characters.")
+
+
+@strawberry.type(description="The result of `requestCredits`. The organization's OWNER and ADMINs were emailed.")
+class RequestCreditsPayload:
+    request: CreditRequest | None = strawberry.field(description="The request, pending until an admin answers it.")
+    user_errors: list[UserError] = strawberry.field(description="INVALID amount or note.")
+
+
+async def set_credit_access(
+    info: Info, input: Annotated[SetCreditAccessInput, strawberry.argument(description="Members and access.")]
+) -> SetCreditAccessPayload:
+    result = await resolve.set_credit_access(info.context, [node_uuid(a, "Account") for a in input.account_ids],
+                                             input.mode.value, input.quota)
+    accounts = await info.context.loaders.accounts.account.load_many(result.account_ids)
+    return SetCreditAccessPayload(
+        members=[MemberCredit(account=account_node(a), organization_id=result.organization_id)
+                 for a in accounts if a is not None],
+        user_errors=user_errors(result.problems))
+
+
+async def request_credits(
+    info: Info, input: Annotated[RequestCreditsInput, strawberry.argument(description="Amount and note.")]
+) -> RequestCreditsPayload:
+    result = await resolve.request_credits(info.context, input.amount, input.note)
+    return RequestCreditsPayload(request=CreditRequest.from_record(result.request) if result.request else None,
+                                 user_errors=user_errors(result.problems))
+
+
+@strawberry.type
+class CreditMutations:
+    set_credit_access: SetCreditAccessPayload = strawberry.mutation(
+        resolver=set_credit_access,
+        description="Sets members' cloud-credit access: DISABLED, UNLIMITED, or a QUOTA. Each member whose access "
+                    "changes is emailed. OWNER/ADMIN of the viewer's organization only.")
+    request_credits: RequestCreditsPayload = strawberry.mutation(
+        resolver=request_credits,
+        description="Asks the organization's OWNER and ADMINs for more cloud credits; they are emailed. Any "
+                    "member may ask.")
+
+
+MUTATIONS = CreditMutations

@@ -23,7 +23,7 @@ from resolvers import organizations as resolve
 from resolvers.permissions import require_manager, viewer_membership
 from schema import billing, credits
 from schema.billing import BillingInfo, InvoiceConnection, PaymentMethod
-from schema.common import Info, by_uuid, resolve_visible
+from schema.common import Info, by_uuid, node_uuid, resolve_visible
 from schema.credits import CreditPool
 from schema.references import AccountRef, RoleRef, role_enum, visible_account_node
 from schema.license import License
@@ -161,17 +161,12 @@ class AuditLogEntryConnection(Connection[AuditLogEntry]):
     pass
 
 
-def _node_uuid(raw: strawberry.ID | None, type_name: str) -> UUID | None:
-    """A filter argument naming an object by its global ID."""
-    if raw is None:
-        return None
-    try:
-        global_id = relay.GlobalID.from_id(raw)
-        if global_id.type_name == type_name:
-            return UUID(global_id.node_id)
-    except ValueError:
-        pass
-    raise BadUserInput(f"Expected the ID of a {type_name}.")
+def _filter_uuid(raw: strawberry.ID | None, type_name: str) -> UUID | None:
+    """A filter argument naming an object by its global ID: a wrong one is bad input."""
+    found = node_uuid(raw, type_name)
+    if raw is not None and found is None:
+        raise BadUserInput(f"Expected the ID of a {type_name}.")
+    return found
 
 
 @strawberry.type(description="A customer company: its members share licenses, credits and billing.")
@@ -200,7 +195,7 @@ class Organization(relay.Node):
     ) -> MemberConnection | None:
         slice = slice_of(first, after, last, before)
         query = records.MemberQuery(self.record.id, search=search or None, role=role.value if role else None,
-                                    product_id=_node_uuid(product, "Product"))
+                                    product_id=_filter_uuid(product, "Product"))
         await require_manager(info.context, self.record.id)
         page = await info.context.loaders.organizations.members.load((query, slice))
         return MemberConnection.from_page(page, Member.from_record, slice)
@@ -269,7 +264,7 @@ class Organization(relay.Node):
             description="Only what this account (an Account ID) did.")] = None,
     ) -> AuditLogEntryConnection | None:
         slice = slice_of(first, after, last, before)
-        query = records.AuditQuery(self.record.id, action=action, actor_account_id=_node_uuid(actor, "Account"))
+        query = records.AuditQuery(self.record.id, action=action, actor_account_id=_filter_uuid(actor, "Account"))
         await require_manager(info.context, self.record.id)
         page = await info.context.loaders.organizations.audit_log.load((query, slice))
         return AuditLogEntryConnection.from_page(page, AuditLogEntry.from_record, slice)

@@ -46,3 +46,21 @@ def test_names_clients_rely_on_are_present():
     assert {"id", "customerNumber", "email", "name", "country", "role", "organization"} <= set(account.fields)
     assert {"token", "account", "userErrors"} <= set(schema.type_map["LoginPayload"].fields)
     assert set(schema.type_map["UserError"].fields) == {"field", "message", "code"}
+
+
+def test_every_mutation_takes_one_input_and_returns_a_payload_with_user_errors():
+    from graphql import GraphQLNonNull, GraphQLObjectType, GraphQLInputObjectType
+
+    schema = build_schema()._schema
+    wrong = []
+    for name, field in schema.mutation_type.fields.items():
+        expected = name[0].upper() + name[1:]
+        arg = field.args.get("input")
+        payload = field.type.of_type if isinstance(field.type, GraphQLNonNull) else None
+        if (list(field.args) != ["input"] or not isinstance(arg.type, GraphQLNonNull)
+                or not isinstance(arg.type.of_type, GraphQLInputObjectType)
+                or arg.type.of_type.name != f"{expected}Input"
+                or not isinstance(payload, GraphQLObjectType) or payload.name != f"{expected}Payload"
+                or "userErrors" not in payload.fields):
+            wrong.append(name)
+    assert wrong == []

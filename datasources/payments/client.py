@@ -145,6 +145,51 @@ class PaymentsClient:
             return None
         return _customer(obj)
 
+    async def set_vat_id(self, customer_id: str, vat_id: str | None, *, idempotency_key: str | None = None) -> None:
+        """Make `vat_id` the customer's one `eu_vat` tax id (None: no tax id).
+
+        The new tax id is added before the old ones are removed, so a value the provider
+        refuses (BadUserInput) changes nothing.
+        """
+        current = await _call(lambda: self._v1.customers.retrieve_async(customer_id, {"expand": ["tax_ids"]}))
+        tax_ids = (current.get("tax_ids") or {}).get("data") or []
+        keep = next((t for t in tax_ids if vat_id and t.get("value") == vat_id), None)
+        if vat_id and keep is None:
+            keep = await _call(lambda: self._v1.customers.tax_ids.create_async(
+                customer_id, {"type": "eu_vat", "value": vat_id}, _options(idempotency_key, "tax_id")
+            ))
+        for stale in tax_ids:
+            if keep is None or stale.get("id") != keep.get("id"):
+                await _call(lambda t=stale["id"]: self._v1.customers.tax_ids.delete_async(customer_id, t))
+
+    async def update_billing_details(
+        self,
+        customer_id: str,
+        *,
+        name: str | None,
+        email: str | None,
+        address: Address | None,
+        vat_id: str | None,
+        idempotency_key: str | None = None,
+    ) -> Customer:
+        """Replace the details printed on invoices; None clears a value.
+
+        `vat_id` goes to metadata only (where `create_customer`'s callers keep it too, for
+        providers that refuse the tax id): set the tax id itself with `set_vat_id` first.
+        """
+        # Stripe clears a value sent as "".
+        params: dict[str, Any] = {
+            "name": name or "",
+            "email": email or "",
+            "address": {k: v or "" for k, v in _address_params(address).items()} if address else "",
+            "metadata": {"vat_id": vat_id or ""},
+        }
+        await _call(lambda: self._v1.customers.update_async(customer_id, params, _options(idempotency_key, "update")))
+        updated = await self.get_customer(customer_id)
+        if updated is None:
+            raise NotFound("The payment provider has no such object.")
+        return updated
+
     async def find_customers(self, *, email: str) -> list[Customer]:
         """Live customers with this email (Stripe does not make emails unique)."""
         found = await self._list_all(
@@ -188,6 +233,54 @@ class PaymentsClient:
             ))
         return _payment_method(pm, default_id=pm["id"] if make_default else None)
 
+    async def attach_payment_method(
+        self, customer_id: str, payment_method_id: str, *, make_default: bool, idempotency_key: str
+    ) -> PaymentMethod:
+        """Attach a `pm_...` created client-side (Stripe.js, or the emulator in tests).
+
+        NotFound when the provider does not know the method, or when it belongs to another
+        customer: Stripe refuses to attach such a method, the emulator would silently move
+        it, so it is checked here. Attaching a method the customer already has is a no-op
+        (apart from `make_default`). PaymentDeclined when the card is refused at attach.
+        """
+        found = await _call(lambda: self._v1.payment_methods.retrieve_async(payment_method_id))
+        owner = found.get("customer")
+        if isinstance(owner, dict):
+            owner = owner.get("id")
+        if owner not in (None, customer_id) or found.get("type") != "card":
+            raise NotFound("The payment provider has no such payment method.")
+        pm = found
+        if owner is None:
+            pm = await _call(lambda: self._v1.payment_methods.attach_async(
+                payment_method_id, {"customer": customer_id},
+                {"idempotency_key": step_key(idempotency_key, "attach")},
+            ))
+        if make_default:
+            # No key of ours: setting the default is idempotent, and a replayed answer from
+            # an earlier, identical request would skip a change made since.
+            await self.set_default_payment_method(customer_id, pm["id"])
+            return _payment_method(pm, default_id=pm["id"])
+        customer = await _call(lambda: self._v1.customers.retrieve_async(customer_id))
+        return _payment_method(pm, default_id=_default_payment_method_id(customer))
+
+    async def set_default_payment_method(
+        self, customer_id: str, payment_method_id: str | None, *, idempotency_key: str | None = None
+    ) -> None:
+        """The method invoices are paid with unless another is chosen; None clears it."""
+        await _call(lambda: self._v1.customers.update_async(
+            customer_id,
+            {"invoice_settings": {"default_payment_method": payment_method_id or ""}},
+            _options(idempotency_key, "default"),
+        ))
+
+    async def detach_payment_method(self, payment_method_id: str, *, idempotency_key: str | None = None) -> None:
+        """Remove a method from its customer (permanent at Stripe). The caller replaces or
+        clears the customer's default first: the emulator would keep charging a detached
+        default."""
+        await _call(lambda: self._v1.payment_methods.detach_async(
+            payment_method_id, None, _options(idempotency_key, "detach")
+        ))
+
     async def list_payment_methods(self, customer_id: str) -> list[PaymentMethod]:
         # /v1/payment_methods?customer= rather than /v1/customers/{id}/payment_methods:
         # both are Stripe, only the former exists in the emulator.
@@ -198,9 +291,7 @@ class PaymentsClient:
                 {"customer": customer_id, "type": "card"},
             ),
         )
-        default_id = (customer.get("invoice_settings") or {}).get("default_payment_method")
-        if isinstance(default_id, dict):  # expanded
-            default_id = default_id.get("id")
+        default_id = _default_payment_method_id(customer)
         return [_payment_method(pm, default_id=default_id) for pm in methods]
 
     # --- invoices -----------------------------------------------------------------------
@@ -261,7 +352,8 @@ class PaymentsClient:
     async def pay_invoice(
         self, invoice_id: str, *, idempotency_key: str, payment_method_id: str | None = None
     ) -> Invoice:
-        """Pay with the customer's default method, or `payment_method_id` (not emulated)."""
+        """Pay with the customer's default method, or `payment_method_id` (one of the
+        customer's). PaymentDeclined when the card is refused: the invoice stays OPEN."""
         params = {"payment_method": payment_method_id} if payment_method_id else None
         invoice = await _call(lambda: self._v1.invoices.pay_async(
             invoice_id, params, {"idempotency_key": step_key(idempotency_key, "pay")}
@@ -274,21 +366,29 @@ class PaymentsClient:
             raise declined(code)
         return _invoice(invoice)
 
+    async def get_invoice(self, invoice_id: str) -> Invoice | None:
+        """One invoice as the provider has it now; None when it does not know the id."""
+        try:
+            inv = await _call(lambda: self._v1.invoices.retrieve_async(invoice_id))
+        except NotFound:
+            return None
+        return await self._with_all_lines(inv)
+
     async def list_invoices(self, customer_id: str) -> list[Invoice]:
         """All the customer's invoices, newest first."""
         raw = await self._list_all(
             lambda params: self._v1.invoices.list_async(params), {"customer": customer_id}
         )
-        invoices = []
-        for inv in raw:
-            lines = inv.get("lines") or {}
-            if lines.get("has_more"):
-                # Embedded lines stop at 10; fetch the rest (rare: large invoices only).
-                inv["lines"] = {"data": await self._list_all(
-                    lambda params, i=inv["id"]: self._v1.invoices.line_items.list_async(i, params), {}
-                )}
-            invoices.append(_invoice(inv))
-        return invoices
+        return [await self._with_all_lines(inv) for inv in raw]
+
+    async def _with_all_lines(self, inv: dict[str, Any]) -> Invoice:
+        lines = inv.get("lines") or {}
+        if lines.get("has_more"):
+            # Embedded lines stop at 10; fetch the rest (rare: large invoices only).
+            inv["lines"] = {"data": await self._list_all(
+                lambda params, i=inv["id"]: self._v1.invoices.line_items.list_async(i, params), {}
+            )}
+        return _invoice(inv)
 
     async def _list_all(
         self, fetch: Callable[[dict[str, Any]], Awaitable[Any]], params: dict[str, Any]
@@ -327,6 +427,18 @@ async def _call(request: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
     return obj.to_dict()
 
 
+def _options(idempotency_key: str | None, step: str) -> dict[str, Any]:
+    """Request options: our derived key when the caller has one; else the SDK's random one."""
+    return {"idempotency_key": step_key(idempotency_key, step)} if idempotency_key else {}
+
+
+def _default_payment_method_id(customer: dict[str, Any]) -> str | None:
+    default_id = (customer.get("invoice_settings") or {}).get("default_payment_method")
+    if isinstance(default_id, dict):  # expanded
+        default_id = default_id.get("id")
+    return default_id or None
+
+
 def _decline_code(exc: stripe.CardError) -> str | None:
     body = exc.json_body or {}
     error = body.get("error") if isinstance(body, dict) else None
@@ -340,19 +452,19 @@ def _address_params(address: Address) -> dict[str, str | None]:
 
 def _customer(d: dict[str, Any]) -> Customer:
     addr = d.get("address")
-    metadata = {str(k): str(v) for k, v in (d.get("metadata") or {}).items()}
+    # Stripe deletes a metadata key set to ""; the emulator keeps it empty.
+    metadata = {str(k): str(v) for k, v in (d.get("metadata") or {}).items() if v not in ("", None)}
     tax_ids = (d.get("tax_ids") or {}).get("data") or []
     vat_id = next((t.get("value") for t in tax_ids if t.get("value")), None)
-    default_pm = (d.get("invoice_settings") or {}).get("default_payment_method")
-    if isinstance(default_pm, dict):
-        default_pm = default_pm.get("id")
+    address = Address(**{k: addr.get(k) or None for k in _address_params(Address())}) if addr else None
     return Customer(
         id=d["id"],
-        name=d.get("name"),
-        email=d.get("email"),
-        address=Address(**{k: addr.get(k) for k in _address_params(Address())}) if addr else None,
-        vat_id=vat_id or metadata.get("vat_id"),
-        default_payment_method_id=default_pm,
+        # A value cleared with "" reads back as "" from the emulator (Stripe: null).
+        name=d.get("name") or None,
+        email=d.get("email") or None,
+        address=address if address != Address() else None,
+        vat_id=vat_id or metadata.get("vat_id") or None,
+        default_payment_method_id=_default_payment_method_id(d),
         metadata=metadata,
     )
 

@@ -1,0 +1,111 @@
+"""The calculated cost of an operation, before it runs (GitHub's node count, Shopify's cost).
+
+Every object a query can return costs 1 each time it may be resolved. A connection
+multiplies what is below it by the `first`/`last` it asks for (the default page when it
+asks for none), and a plain list by an estimate of its length, so the cost grows with
+what the query could fetch, down the tree. Scalars are free. `@skip`/`@include` are
+ignored: the cost is an upper bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from graphql import (DocumentNode, FieldNode, FragmentDefinitionNode, FragmentSpreadNode, GraphQLList,
+                     GraphQLNonNull, GraphQLObjectType, GraphQLSchema, InlineFragmentNode, OperationDefinitionNode,
+                     SelectionSetNode, get_named_type, is_abstract_type, is_leaf_type, value_from_ast_untyped)
+
+from datasources.paging import DEFAULT_PAGE
+
+# Plain lists (licenses, subscriptions, cards) hold tens of items: count them as this many.
+LIST_ESTIMATE = 10
+
+
+def operation_cost(schema: GraphQLSchema, document: DocumentNode, operation_name: str | None,
+                   variables: Mapping[str, Any] | None) -> int:
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is not None:
+        operations = [o for o in operations if o.name and o.name.value == operation_name]
+    if len(operations) != 1:
+        return 0  # execution reports the missing or ambiguous operation
+    operation = operations[0]
+    root = schema.get_root_type(operation.operation)
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    defaults = {v.variable.name.value: value_from_ast_untyped(v.default_value)
+                for v in operation.variable_definitions or () if v.default_value is not None}
+    walker = _Walker(schema, fragments, {**defaults, **(variables or {})})
+    return walker.selection_cost(root, operation.selection_set, 1, frozenset()) if root else 0
+
+
+class _Walker:
+    def __init__(self, schema: GraphQLSchema, fragments: dict[str, FragmentDefinitionNode],
+                 variables: Mapping[str, Any]) -> None:
+        self.schema = schema
+        self.fragments = fragments
+        self.variables = variables
+
+    def selection_cost(self, parent: Any, selections: SelectionSetNode | None, multiplier: int,
+                       seen_fragments: frozenset[str], items: int | None = None) -> int:
+        """`items`: inside a connection, how many edges/nodes it may hold (times its parents)."""
+        if selections is None:
+            return 0
+        total = 0
+        for selection in selections.selections:
+            if isinstance(selection, FieldNode):
+                total += self.field_cost(parent, selection, multiplier, seen_fragments, items)
+            elif isinstance(selection, InlineFragmentNode):
+                on = (self.schema.get_type(selection.type_condition.name.value)
+                      if selection.type_condition else parent)
+                total += self.selection_cost(on, selection.selection_set, multiplier, seen_fragments, items)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = self.fragments.get(name)
+                if fragment is None or name in seen_fragments:  # validation refuses cycles anyway
+                    continue
+                on = self.schema.get_type(fragment.type_condition.name.value)
+                total += self.selection_cost(on, fragment.selection_set, multiplier, seen_fragments | {name}, items)
+        return total
+
+    def field_cost(self, parent: Any, node: FieldNode, multiplier: int, seen: frozenset[str],
+                   items: int | None) -> int:
+        fields = getattr(parent, "fields", None)
+        definition = fields.get(node.name.value) if fields else None
+        if definition is None:  # __typename, introspection: free
+            return 0
+        named = get_named_type(definition.type)
+        if is_leaf_type(named):
+            return 0
+        child_parent = named if isinstance(named, GraphQLObjectType) or is_abstract_type(named) else None
+        arguments = {a.name.value: self.value(a.value) for a in node.arguments or ()}
+        if "first" in definition.args or "last" in definition.args:
+            size = arguments.get("first") if arguments.get("first") is not None else arguments.get("last")
+            page = size if isinstance(size, int) and size >= 0 else DEFAULT_PAGE
+            # The connection itself once; its edges and nodes `page` times.
+            return multiplier + self.selection_cost(child_parent, node.selection_set, multiplier, seen,
+                                                    items=multiplier * page)
+        if items is not None and node.name.value in ("edges", "nodes"):
+            inner = items
+        elif _is_list(definition.type):
+            inner = multiplier * LIST_ESTIMATE
+        else:
+            inner = multiplier
+        return inner + self.selection_cost(child_parent, node.selection_set, inner, seen)
+
+    def value(self, node: Any) -> Any:
+        return value_from_ast_untyped(node, self.variables)
+
+
+def _is_list(type_: Any) -> bool:
+    while isinstance(type_, GraphQLNonNull):
+        type_ = type_.of_type
+    return isinstance(type_, GraphQLList)
+
+
+def actual_cost(data: Any) -> int:
+    """What the response holds: one per object returned."""
+    if isinstance(data, dict):
+        return 1 + sum(actual_cost(v) for v in data.values())
+    if isinstance(data, list):
+        return sum(actual_cost(v) for v in data)
+    return 0

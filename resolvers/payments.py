@@ -1,0 +1,559 @@
+"""Billing changes: paying invoices and the outstanding balance, payment methods, billing details.
+
+Only the OWNER or an ADMIN of the organization changes its billing; the objects named in the
+input must be its own (another organization's, unknown and malformed IDs are all NOT_FOUND).
+Every change to one provider customer runs in a PostgreSQL transaction holding that
+customer's lock (`payment_records.lock_customer`), so what was checked under the lock (the
+invoice is still OPEN, this is not the last card) still holds when the provider is asked.
+
+Paying is never done twice for one request:
+- The client's idempotency key is claimed in the transaction that pays, which stays open
+  across the provider call: a concurrent request with the same key waits, then replays the
+  stored result. Once claimed, every result (paid, declined, not payable, partly paid) is
+  stored and replayed. A provider failure (PROVIDER_UNAVAILABLE) rolls the claim back, so the
+  client retries with the same key.
+- Each provider call carries a key derived from the client's (`provider_key`), so a provider
+  that honours keys (Stripe) replays rather than charges again.
+- Before the transaction, an attempt record is committed under the key with the invoices the
+  request means to pay (its plan). A retry after a failure finds it: an invoice of the plan
+  that the provider now shows PAID was paid by the earlier attempt (its answer was lost), and
+  counts as paid without a second charge, where any other PAID invoice is NOT_PAYABLE. The
+  emulator has no idempotency keys: this is what holds there.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from auth.viewer import require_account
+from datasources.errors import BadUserInput, NotFound, PaymentDeclined, ProviderUnavailable
+from datasources.payments.client import UNAVAILABLE, PaymentsClient
+from datasources.payments.records import Address, Customer, Invoice, PaymentMethod
+from datasources.postgres import payment_records
+from datasources.postgres.entitlements import SubscriptionQuery
+from resolvers import billing as read
+from resolvers.context import Context
+from resolvers.countries import CODES
+from resolvers.permissions import viewer_membership
+from resolvers.user_errors import Problem
+from resolvers.writes import (NOT_FOUND, after_write, audit_refusal, audit_success, claim_key, complete_key,
+                              key_problem, provider_key, require_manager_of)
+
+PAY_INVOICE = "billing.pay_invoice"
+PAY_BALANCE = "billing.pay_balance"
+ADD_METHOD = "billing.add_payment_method"
+SET_DEFAULT = "billing.set_default_payment_method"
+REMOVE_METHOD = "billing.remove_payment_method"
+UPDATE_INFO = "billing.update_info"
+ATTEMPT = ".attempt"  # the attempt record's operation: the payment's plus this
+
+# Subscriptions that will be charged again: while one exists, the last card stays.
+BILLED_STATUSES = ("ACTIVE", "TRIALING", "PAST_DUE")
+
+MAX_TEXT = 200
+MAX_EMAIL = 254
+EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
+TOKEN = re.compile(r"pm_[A-Za-z0-9_]{1,250}")
+# EU VAT numbers: member state prefix (EL: Greece, XI: Northern Ireland), 8 to 12 characters.
+VAT_PREFIXES = ("AT BE BG CY CZ DE DK EE EL ES FI FR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK XI").split()
+VAT_ID = re.compile(rf"(?:{'|'.join(VAT_PREFIXES)})[0-9A-Z]{{8,12}}")
+
+
+@dataclass(frozen=True)
+class Billing:
+    """The organization whose billing the viewer manages, and its provider customer."""
+
+    organization_id: UUID
+    customer_id: str
+    payments: PaymentsClient
+
+
+async def managed_billing(ctx: Context) -> Billing:
+    """The viewer's organization, when the viewer is its OWNER or ADMIN: UNAUTHENTICATED for
+    no viewer, NOT_FOUND for an account in no organization, FORBIDDEN for a MEMBER."""
+    require_account(ctx.viewer)
+    mine = await viewer_membership(ctx)
+    if mine is None:
+        raise NotFound(NOT_FOUND)
+    await require_manager_of(ctx, mine.organization_id)
+    organization = await ctx.loaders.accounts.organization.load(mine.organization_id)
+    if organization is None or organization.payment_customer_id is None:
+        raise NotFound(NOT_FOUND)  # no billing account: nothing of it can be named
+    if ctx.payments is None:
+        raise ProviderUnavailable(UNAVAILABLE)
+    return Billing(organization.id, organization.payment_customer_id, ctx.payments)
+
+
+def _problems_detail(problems: list[Problem]) -> list[dict[str, Any]]:
+    # The shape audit_refusal writes, for refusals recorded inside a transaction.
+    return [{"field": list(p.field), "code": p.code} for p in problems]
+
+
+def _problem_dict(problem: Problem) -> dict[str, Any]:
+    return {"field": list(problem.field), "message": problem.message, "code": problem.code}
+
+
+def _problem_of(stored: dict[str, Any]) -> Problem:
+    return Problem(tuple(stored["field"]), stored["message"], stored["code"])
+
+
+# --- paying -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaymentResult:
+    """What a payment request did. Stored under its idempotency key and replayed as it is."""
+
+    customer_id: str | None = None
+    invoice_ids: tuple[str, ...] = ()  # payInvoice: the invoice; payOutstandingBalance: those paid
+    declined_invoice_id: str | None = None
+    decline_reason: str | None = None  # a PaymentDeclineReason value
+    problems: tuple[Problem, ...] = ()
+
+    def stored(self) -> dict[str, Any]:
+        return {"invoiceIds": list(self.invoice_ids), "declinedInvoiceId": self.declined_invoice_id,
+                "declineReason": self.decline_reason, "problems": [_problem_dict(p) for p in self.problems]}
+
+    @classmethod
+    def replayed(cls, customer_id: str, stored: dict[str, Any]) -> "PaymentResult":
+        return cls(customer_id=customer_id, invoice_ids=tuple(stored["invoiceIds"]),
+                   declined_invoice_id=stored["declinedInvoiceId"], decline_reason=stored["declineReason"],
+                   problems=tuple(_problem_of(p) for p in stored["problems"]))
+
+
+@dataclass(frozen=True)
+class _Settled:
+    """One invoice after its turn: paid (now or by an earlier attempt), not payable, or declined."""
+
+    paid: bool
+    declined: PaymentDeclined | None = None
+
+
+async def pay_invoice(ctx: Context, invoice_id: str | None, payment_method_id: str | None,
+                      raw_payment_method_id: bool, key: str) -> PaymentResult:
+    """Pays one OPEN invoice of the viewer's organization, with the default method or a chosen one.
+
+    `invoice_id`/`payment_method_id` are provider ids decoded from global IDs (None for one
+    that did not decode); `raw_payment_method_id` tells whether the client named a method.
+    """
+    billing = await managed_billing(ctx)
+    target = f"Invoice:{invoice_id}"
+    invoice = next((i for i in await read.invoices(ctx, billing.customer_id) if i.id == invoice_id), None)
+    if invoice is None:
+        raise NotFound(NOT_FOUND)
+    problems = [p for p in (key_problem(key),) if p]
+    method, method_problem = await _payment_method_to_use(ctx, billing, payment_method_id, raw_payment_method_id)
+    problems += [method_problem] if method_problem else []
+    if problems:
+        return await _refused(ctx, billing, PAY_INVOICE, target, problems)
+    request = {"invoiceId": invoice.id, "paymentMethodId": method}
+    plan = [invoice.id] if invoice.is_outstanding else []
+
+    async def settle(earlier: frozenset[str], _plan: list[str]) -> PaymentResult:
+        settled = await _settle(ctx, billing, PAY_INVOICE, key, invoice.id, method, earlier)
+        if settled.declined is not None:
+            return _declined(billing, (invoice.id,), invoice.id, settled.declined, raw_payment_method_id)
+        if not settled.paid:
+            return PaymentResult(billing.customer_id, (invoice.id,), problems=(Problem(
+                ("input", "invoiceId"), "This invoice is not open, or nothing is due on it.", "NOT_PAYABLE"),))
+        return PaymentResult(billing.customer_id, (invoice.id,))
+
+    def audit(result: PaymentResult) -> tuple[str, dict[str, Any]]:
+        details: dict[str, Any] = {"invoice": invoice.id, "amount": invoice.amount_due, "currency": invoice.currency,
+                                   "paymentMethod": method or "default"}
+        if result.problems:
+            return "REFUSED", {**details, "problems": _problems_detail(list(result.problems)),
+                               "declineReason": result.decline_reason}
+        return "SUCCESS", details
+
+    return await _pay(ctx, billing, PAY_INVOICE, target, key, request, plan, settle, audit)
+
+
+async def pay_outstanding_balance(ctx: Context, currency: str, payment_method_id: str | None,
+                                  raw_payment_method_id: bool, key: str) -> PaymentResult:
+    """Pays every OPEN invoice in `currency`, oldest first, until one is declined.
+
+    The ones paid before a decline stay paid, and are reported (outcome PARTIAL).
+    """
+    billing = await managed_billing(ctx)
+    currency = currency.strip().upper()
+    target = f"OutstandingBalance:{currency}"
+    problems = [p for p in (key_problem(key),) if p]
+    if len(currency) != 3 or not currency.isascii() or not currency.isalpha():
+        problems.append(Problem(("input", "currency"), "Use a three-letter ISO 4217 code, such as \"EUR\".",
+                                "INVALID"))
+    method, method_problem = await _payment_method_to_use(ctx, billing, payment_method_id, raw_payment_method_id)
+    problems += [method_problem] if method_problem else []
+    if problems:
+        return await _refused(ctx, billing, PAY_BALANCE, target, problems)
+    request = {"currency": currency, "paymentMethodId": method}
+    due = [i for i in await read.invoices(ctx, billing.customer_id)
+           if i.currency == currency and i.is_outstanding]
+    plan = [i.id for i in sorted(due, key=_issue_order)]
+
+    async def settle(earlier: frozenset[str], plan: list[str]) -> PaymentResult:
+        paid: list[str] = []
+        for invoice_id in plan:
+            settled = await _settle(ctx, billing, PAY_BALANCE, key, invoice_id, method, earlier)
+            if settled.declined is not None:
+                return _declined(billing, tuple(paid), invoice_id, settled.declined, raw_payment_method_id)
+            if settled.paid:
+                paid.append(invoice_id)
+        if not paid:
+            return PaymentResult(billing.customer_id, problems=(Problem(
+                ("input", "currency"), f"Nothing is due in {currency}.", "NOT_PAYABLE"),))
+        return PaymentResult(billing.customer_id, tuple(paid))
+
+    def audit(result: PaymentResult) -> tuple[str, dict[str, Any]]:
+        details: dict[str, Any] = {"currency": currency, "paid": list(result.invoice_ids),
+                                   "paymentMethod": method or "default"}
+        if not result.problems:
+            return "SUCCESS", details
+        details.update(declinedInvoice=result.declined_invoice_id, declineReason=result.decline_reason,
+                       problems=_problems_detail(list(result.problems)))
+        return ("PARTIAL" if result.invoice_ids else "REFUSED"), details
+
+    return await _pay(ctx, billing, PAY_BALANCE, target, key, request, plan, settle, audit)
+
+
+def _issue_order(invoice: Invoice) -> tuple[str, str, str]:
+    # Oldest first; within one second, by number (the provider numbers invoices in sequence).
+    return invoice.created.isoformat(), invoice.number or "", invoice.id
+
+
+# Pays the plan's invoices under the lock, given those an earlier attempt may have paid.
+Settle = Callable[[frozenset[str], list[str]], Awaitable[PaymentResult]]
+# The audit outcome and details of a result.
+Audit = Callable[[PaymentResult], tuple[str, dict[str, Any]]]
+
+
+async def _pay(ctx: Context, billing: Billing, operation: str, target: str, key: str, request: dict[str, Any],
+               plan: list[str], settle: Settle, audit: Audit) -> PaymentResult:
+    """The idempotent frame around a payment: attempt record, claim, lock, settle, store, audit."""
+    async with ctx.db.transaction() as conn:
+        attempt = await claim_key(conn, ctx, operation + ATTEMPT, key, request)
+        if attempt is None:
+            await complete_key(conn, ctx, operation + ATTEMPT, key, {"plan": plan})
+    if isinstance(attempt, Problem):
+        return await _refused(ctx, billing, operation, target, [attempt])
+    # A retry follows the first attempt's plan; what that attempt may have paid counts as paid.
+    earlier = frozenset(attempt["plan"]) if attempt else frozenset()
+    plan = list(attempt["plan"]) if attempt else plan
+
+    async with ctx.db.transaction() as conn:
+        claimed = await claim_key(conn, ctx, operation, key, request)
+        if isinstance(claimed, Problem):
+            reused = claimed
+        elif claimed is not None:
+            after_write(ctx)
+            return PaymentResult.replayed(billing.customer_id, claimed)
+        else:
+            reused = None
+            await payment_records.lock_customer(conn, billing.customer_id)
+            result = await settle(earlier, plan)
+            await complete_key(conn, ctx, operation, key, result.stored())
+            outcome, details = audit(result)
+            await audit_success(conn, ctx, organization_id=billing.organization_id, action=operation,
+                                target=target, outcome=outcome, details=details)
+    if reused is not None:
+        return await _refused(ctx, billing, operation, target, [reused])
+    after_write(ctx)
+    return result
+
+
+async def _settle(ctx: Context, billing: Billing, operation: str, key: str, invoice_id: str,
+                  payment_method_id: str | None, earlier: frozenset[str]) -> _Settled:
+    """Under the customer's lock: reads the invoice fresh from the provider, then pays it if due."""
+    invoice = await billing.payments.get_invoice(invoice_id)
+    if invoice is None or invoice.customer_id != billing.customer_id:
+        return _Settled(paid=False)
+    if invoice.status == "PAID" and invoice_id in earlier:
+        return _Settled(paid=True)  # an earlier attempt of this request paid it; its answer was lost
+    if not invoice.is_outstanding:
+        return _Settled(paid=False)
+    try:
+        await billing.payments.pay_invoice(invoice_id, payment_method_id=payment_method_id,
+                                           idempotency_key=provider_key(ctx, operation, key, invoice_id))
+    except PaymentDeclined as declined:
+        return _Settled(paid=False, declined=declined)
+    return _Settled(paid=True)
+
+
+def _declined(billing: Billing, paid: tuple[str, ...], invoice_id: str, declined: PaymentDeclined,
+              chosen_method: bool) -> PaymentResult:
+    reason = str(declined.extensions.get("reason") or "OTHER")
+    field = ("input", "paymentMethodId") if chosen_method else ()
+    # The message is the gateway's own wording for the reason, never the provider's text.
+    return PaymentResult(billing.customer_id, paid, declined_invoice_id=invoice_id, decline_reason=reason,
+                         problems=(Problem(field, declined.message, "PAYMENT_DECLINED"),))
+
+
+async def _payment_method_to_use(ctx: Context, billing: Billing, payment_method_id: str | None,
+                                 named: bool) -> tuple[str | None, Problem | None]:
+    """The chosen method's provider id (None: the default), or why it cannot be used."""
+    methods = await read.payment_methods(ctx, billing.customer_id)
+    if named:
+        if any(m.id == payment_method_id for m in methods):
+            return payment_method_id, None
+        return None, Problem(("input", "paymentMethodId"), "No such payment method, or it is not visible to you.",
+                             "NOT_FOUND")
+    if not any(m.is_default for m in methods):
+        return None, Problem(("input", "paymentMethodId"), "The organization has no default payment method: "
+                             "choose one, or add a card first.", "REQUIRED")
+    return None, None
+
+
+async def _refused(ctx: Context, billing: Billing, action: str, target: str,
+                   problems: list[Problem]) -> PaymentResult:
+    await audit_refusal(ctx, organization_id=billing.organization_id, action=action, target=target,
+                        problems=problems)
+    return PaymentResult(billing.customer_id, problems=tuple(problems))
+
+
+# --- payment methods --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MethodResult:
+    customer_id: str | None = None
+    payment_method_id: str | None = None  # the method added, made default, or removed
+    decline_reason: str | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+
+async def add_payment_method(ctx: Context, token: str, make_default: bool) -> MethodResult:
+    """Attaches a card tokenized client-side with the provider (a `pm_...` id).
+
+    The organization's first method always becomes its default.
+    """
+    billing = await managed_billing(ctx)
+    token = token.strip()
+    target = f"PaymentMethod:{token}"
+    if not TOKEN.fullmatch(token):
+        problem = Problem(("input", "paymentMethodToken"), "Use the `pm_...` id the provider's client library "
+                          "created for the card.", "INVALID")
+        return await _method_refused(ctx, billing, ADD_METHOD, target, [problem])
+    problem: Problem | None = None
+    reason: str | None = None
+    async with ctx.db.transaction() as conn:
+        await payment_records.lock_customer(conn, billing.customer_id)
+        methods = await billing.payments.list_payment_methods(billing.customer_id)
+        make_default = make_default or not any(m.is_default for m in methods)
+        try:
+            added = await billing.payments.attach_payment_method(
+                billing.customer_id, token, make_default=make_default,
+                idempotency_key=provider_key(ctx, ADD_METHOD, token))
+        except PaymentDeclined as declined:
+            reason = str(declined.extensions.get("reason") or "OTHER")
+            problem = Problem(("input", "paymentMethodToken"), declined.message, "PAYMENT_DECLINED")
+        except NotFound:
+            problem = Problem(("input", "paymentMethodToken"), "The payment provider has no such payment method "
+                              "for you; create it with the provider's client library first.", "NOT_FOUND")
+        except BadUserInput:  # e.g. Stripe: a method once detached can never be attached again
+            problem = Problem(("input", "paymentMethodToken"), "The payment provider cannot add this payment "
+                              "method; create a new one for the card.", "INVALID")
+        else:
+            await audit_success(conn, ctx, organization_id=billing.organization_id, action=ADD_METHOD,
+                                target=f"PaymentMethod:{added.id}",
+                                details={"brand": added.brand, "last4": added.last4, "default": added.is_default})
+    if problem is not None:
+        result = await _method_refused(ctx, billing, ADD_METHOD, target, [problem])
+        return MethodResult(billing.customer_id, decline_reason=reason, problems=result.problems)
+    after_write(ctx)
+    return MethodResult(billing.customer_id, added.id)
+
+
+async def set_default_payment_method(ctx: Context, payment_method_id: str | None) -> MethodResult:
+    billing = await managed_billing(ctx)
+    async with ctx.db.transaction() as conn:
+        await payment_records.lock_customer(conn, billing.customer_id)
+        chosen = await _own_method(billing, payment_method_id)
+        if not chosen.is_default:
+            await billing.payments.set_default_payment_method(billing.customer_id, chosen.id)
+        await audit_success(conn, ctx, organization_id=billing.organization_id, action=SET_DEFAULT,
+                            target=f"PaymentMethod:{chosen.id}", details={"last4": chosen.last4})
+    after_write(ctx)
+    return MethodResult(billing.customer_id, chosen.id)
+
+
+async def remove_payment_method(ctx: Context, payment_method_id: str | None) -> MethodResult:
+    """Detaches a card. Never the last one while a subscription will be charged again
+    (LAST_PAYMENT_METHOD). When the default goes, the next card becomes the default."""
+    billing = await managed_billing(ctx)
+    problem: Problem | None = None
+    async with ctx.db.transaction() as conn:
+        await payment_records.lock_customer(conn, billing.customer_id)
+        methods = await billing.payments.list_payment_methods(billing.customer_id)
+        removed = await _own_method(billing, payment_method_id, methods)
+        others = [m for m in methods if m.id != removed.id]
+        billed = await ctx.loaders.entitlements.subscriptions.load(
+            SubscriptionQuery(organization_id=billing.organization_id, statuses=BILLED_STATUSES))
+        if not others and billed:
+            problem = Problem(("input", "paymentMethodId"), "This is the only payment method and a subscription "
+                              "is still billed: add another card first.", "LAST_PAYMENT_METHOD")
+        else:
+            new_default = None
+            if removed.is_default:
+                # Replace (or clear) the default first: the emulator keeps charging a detached default.
+                new_default = others[0].id if others else None
+                await billing.payments.set_default_payment_method(billing.customer_id, new_default)
+            await billing.payments.detach_payment_method(removed.id)
+            await audit_success(conn, ctx, organization_id=billing.organization_id, action=REMOVE_METHOD,
+                                target=f"PaymentMethod:{removed.id}",
+                                details={"last4": removed.last4, "newDefault": new_default})
+    if problem is not None:
+        return await _method_refused(ctx, billing, REMOVE_METHOD, f"PaymentMethod:{removed.id}", [problem])
+    after_write(ctx)
+    return MethodResult(billing.customer_id, removed.id)
+
+
+async def _own_method(billing: Billing, payment_method_id: str | None,
+                      methods: list[PaymentMethod] | None = None) -> PaymentMethod:
+    """One of the organization's methods, read fresh under the lock; NOT_FOUND otherwise."""
+    if methods is None:
+        methods = await billing.payments.list_payment_methods(billing.customer_id)
+    found = next((m for m in methods if payment_method_id is not None and m.id == payment_method_id), None)
+    if found is None:
+        raise NotFound(NOT_FOUND)
+    return found
+
+
+async def _method_refused(ctx: Context, billing: Billing, action: str, target: str,
+                          problems: list[Problem]) -> MethodResult:
+    await audit_refusal(ctx, organization_id=billing.organization_id, action=action, target=target,
+                        problems=problems)
+    return MethodResult(billing.customer_id, problems=problems)
+
+
+# --- billing details --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AddressChange:
+    line1: str
+    city: str
+    country: str
+    line2: str | None = None
+    postal_code: str | None = None
+    state: str | None = None
+
+
+@dataclass(frozen=True)
+class BillingInfoChange:
+    """None: leave as it is. An empty string clears `company` and `vat_id`. An address
+    replaces the whole address."""
+
+    company: str | None = None
+    billing_email: str | None = None
+    vat_id: str | None = None
+    address: AddressChange | None = None
+
+
+@dataclass(frozen=True)
+class InfoResult:
+    customer_id: str | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+
+def normalize_vat_id(raw: str) -> str:
+    return re.sub(r"[\s.\-]", "", raw).upper()
+
+
+def billing_info_problems(change: BillingInfoChange) -> list[Problem]:
+    problems = []
+    if change.company is not None and len(change.company.strip()) > MAX_TEXT:
+        problems.append(Problem(("input", "company"), f"A company name has at most {MAX_TEXT} characters.",
+                                "INVALID"))
+    if change.billing_email is not None:
+        email = change.billing_email.strip()
+        if len(email) > MAX_EMAIL or not EMAIL.fullmatch(email):
+            problems.append(Problem(("input", "billingEmail"), "Enter a valid email address, such as "
+                                    "\"billing@example.com\".", "INVALID"))
+    if change.vat_id and not VAT_ID.fullmatch(normalize_vat_id(change.vat_id)):
+        problems.append(Problem(("input", "vatId"), "Enter an EU VAT number: the country prefix and 8 to 12 "
+                                "letters or digits, such as \"DE123456789\".", "INVALID"))
+    address = change.address
+    if address is not None:
+        for name, value, required in (("line1", address.line1, True), ("line2", address.line2, False),
+                                      ("city", address.city, True), ("postalCode", address.postal_code, False),
+                                      ("state", address.state, False)):
+            text = (value or "").strip()
+            if (required and not text) or len(text) > MAX_TEXT:
+                problems.append(Problem(("input", "address", name), f"Enter 1 to {MAX_TEXT} characters."
+                                        if required else f"Enter at most {MAX_TEXT} characters.", "INVALID"))
+        if address.country.strip().upper() not in CODES:
+            problems.append(Problem(("input", "address", "country"), "Use an ISO 3166-1 alpha-2 country code, "
+                                    "such as \"DE\".", "INVALID"))
+    return problems
+
+
+async def update_billing_info(ctx: Context, change: BillingInfoChange) -> InfoResult:
+    """Validates, then writes the details to the provider customer; the provider is their only home."""
+    billing = await managed_billing(ctx)
+    target = f"Organization:{billing.organization_id}"
+    problems = billing_info_problems(change)
+    if problems:
+        await audit_refusal(ctx, organization_id=billing.organization_id, action=UPDATE_INFO, target=target,
+                            problems=problems)
+        return InfoResult(billing.customer_id, problems)
+    refused: list[Problem] = []
+    async with ctx.db.transaction() as conn:
+        await payment_records.lock_customer(conn, billing.customer_id)
+        current = await billing.payments.get_customer(billing.customer_id)
+        if current is None:
+            raise NotFound(NOT_FOUND)
+        updated = _apply(current, change)
+        try:
+            if updated.vat_id != current.vat_id:
+                await billing.payments.set_vat_id(billing.customer_id, updated.vat_id)
+        except BadUserInput:
+            refused = [Problem(("input", "vatId"), "The payment provider did not accept this VAT number.",
+                               "INVALID")]
+        else:
+            await billing.payments.update_billing_details(
+                billing.customer_id, name=updated.name, email=updated.email, address=updated.address,
+                vat_id=updated.vat_id)
+            changed = [name for name, value in (("company", change.company), ("billingEmail", change.billing_email),
+                                                ("vatId", change.vat_id), ("address", change.address))
+                       if value is not None]
+            await audit_success(conn, ctx, organization_id=billing.organization_id, action=UPDATE_INFO,
+                                target=target, details={"changed": changed})
+    if refused:
+        await audit_refusal(ctx, organization_id=billing.organization_id, action=UPDATE_INFO, target=target,
+                            problems=refused)
+        return InfoResult(billing.customer_id, refused)
+    after_write(ctx)
+    return InfoResult(billing.customer_id)
+
+
+def _apply(current: Customer, change: BillingInfoChange) -> Customer:
+    def text(new: str | None, old: str | None) -> str | None:
+        return old if new is None else (new.strip() or None)
+
+    address = current.address
+    if change.address is not None:
+        a = change.address
+        address = Address(line1=a.line1.strip(), line2=text(a.line2, None), city=a.city.strip(),
+                          postal_code=text(a.postal_code, None), state=text(a.state, None),
+                          country=a.country.strip().upper())
+    vat_id = current.vat_id if change.vat_id is None else (normalize_vat_id(change.vat_id) or None)
+    return Customer(id=current.id, name=text(change.company, current.name),
+                    email=text(change.billing_email, current.email), address=address, vat_id=vat_id,
+                    default_payment_method_id=current.default_payment_method_id, metadata=current.metadata)
+
+
+# --- payloads: read after the write, through the request's (cleared) loaders -------------------
+
+
+async def invoices_by_id(ctx: Context, customer_id: str | None, invoice_ids: tuple[str, ...]) -> list[Invoice]:
+    found = {i.id: i for i in await read.invoices(ctx, customer_id)}
+    return [found[i] for i in invoice_ids if i in found]
+
+
+async def payment_method_by_id(ctx: Context, customer_id: str | None, payment_method_id: str | None
+                               ) -> PaymentMethod | None:
+    return next((m for m in await read.payment_methods(ctx, customer_id) if m.id == payment_method_id), None)

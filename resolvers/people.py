@@ -1,0 +1,536 @@
+"""An organization's people: inviting, accepting, resending and revoking invitations, removing
+members and changing their roles.
+
+Each mutation authorizes against the organization owning its target (`require_manager_of`),
+validates, then decides and writes in one transaction holding the rows its decision depends on.
+A refusal found inside the transaction raises `_Refused`, which rolls back anything written so
+far; the refusal is then audited in a transaction of its own and returned as user errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from auth import passwords, tokens
+from auth.viewer import require_account
+from datasources.errors import NotFound
+from datasources.postgres import audit, sessions
+from datasources.postgres import people as data
+from datasources.postgres.accounts import Account
+from datasources.postgres.database import Executor
+from datasources.postgres.organizations import Invitation, MemberRow
+from resolvers import organizations as resolve_organizations
+from resolvers.context import Context
+from resolvers.user_errors import Problem
+from resolvers.writes import (NOT_FOUND, after_write, audit_refusal, audit_success, claim_key, complete_key,
+                              key_problem, require_manager_of, send_mail)
+
+# Where the invitation mail sends people. A constant, not a setting: the portal's address is
+# the same for every deployment of the gateway; the portal reads `token` and calls
+# `acceptInvitation`. (Should deployments ever need their own, it becomes a Config field.)
+PORTAL_BASE_URL = "https://portal.account-gateway.example"
+ACCEPT_PATH = "/accept-invitation"
+
+MAX_INVITATIONS = 50
+MAX_EMAIL_LENGTH = 320
+MAX_NAME_LENGTH = 200
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1024
+MAX_TOKEN_LENGTH = 200
+INVITABLE_ROLES = ("MEMBER", "ADMIN")
+LOCKED_SEAT_KINDS = ("TRIAL", "BETA")  # an admin cannot revoke these
+INVITE_OPERATION = "inviteMembers"
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class _Refused(Exception):
+    """Raised inside a mutation's transaction to roll it back and answer with user errors."""
+
+    def __init__(self, *problems: Problem) -> None:
+        super().__init__(problems)
+        self.problems = list(problems)
+
+
+@dataclass(frozen=True)
+class InvitationOutcome:
+    """One email of an `inviteMembers` call: its invitation, or why it got none."""
+
+    email: str
+    invitation: Invitation | None
+    problems: list[Problem]
+
+
+@dataclass(frozen=True)
+class InviteResult:
+    outcomes: list[InvitationOutcome] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)  # about the request as a whole
+
+
+@dataclass(frozen=True)
+class InvitationChange:
+    invitation: Invitation | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AcceptResult:
+    account: Account | None = None
+    token: str | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RemoveResult:
+    removed_account_id: UUID | None = None
+    organization_id: UUID | None = None
+    revoked_seats: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RoleChange:
+    member: MemberRow | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+
+def hash_token(token: str) -> bytes:
+    """Only this is stored: a database leak hands out no usable invitation."""
+    return hashlib.sha256(token.encode()).digest()
+
+
+def accept_url(token: str) -> str:
+    return f"{PORTAL_BASE_URL}{ACCEPT_PATH}?token={token}"  # token_urlsafe needs no escaping
+
+
+def is_pending(invitation: Invitation, now: datetime | None = None) -> bool:
+    now = now or datetime.now(timezone.utc)
+    return invitation.accepted_at is None and invitation.revoked_at is None and invitation.expires_at > now
+
+
+def _answered(invitation: Invitation) -> bool:
+    """Accepted or revoked: nothing more can be done with it (an expired one can be resent)."""
+    return invitation.accepted_at is not None or invitation.revoked_at is not None
+
+
+def _not_pending(field_name: str) -> Problem:
+    return Problem(("input", field_name), "This invitation was already accepted or revoked, or has expired.",
+                   "INVITATION_NOT_PENDING")
+
+
+def normalize_email(raw: str) -> str | None:
+    email = raw.strip().lower()
+    return email if len(email) <= MAX_EMAIL_LENGTH and _EMAIL.match(email) else None
+
+
+async def start_session(ctx: Context, db: Executor, account_id: UUID) -> str:
+    """A bearer token for a new server-side session of the account, as `login` issues them.
+
+    `db` is the caller's transaction, so the session exists only if the change commits.
+    """
+    session_id = uuid.uuid4()
+    token, claims = tokens.issue(ctx.config.secret_key, session_id=session_id, account_id=account_id,
+                                 ttl_seconds=ctx.config.token_ttl_seconds)
+    await sessions.create_session(db, session_id, account_id, claims.expires_at)
+    return token
+
+
+# --- inviteMembers ----------------------------------------------------------------------------
+
+async def invite_members(ctx: Context, organization_id: UUID | None, invitations: Sequence[tuple[str, str]],
+                         idempotency_key: str | None) -> InviteResult:
+    """Invites each (email, role) into the organization; each email succeeds or fails alone.
+
+    Concurrent invitations of one organization serialize on its row, so two calls can never
+    both invite the same email. With an idempotency key, a retry of the same request replays the
+    first result (no new invitations, no new mail).
+    """
+    require_account(ctx.viewer)
+    if organization_id is None:
+        raise NotFound(NOT_FOUND)
+    actor = await require_manager_of(ctx, organization_id)
+    problems = _invite_request_problems(invitations, idempotency_key)
+    if problems:
+        await audit_refusal(ctx, organization_id=organization_id, action="member.invite", target=None,
+                            problems=problems)
+        return InviteResult(problems=problems)
+    request = {"organizationId": str(organization_id),
+               "invitations": [{"email": email, "role": role} for email, role in invitations]}
+    inviter = await ctx.loaders.accounts.account.load(actor)
+    try:
+        async with ctx.db.transaction() as conn:
+            organization = await data.lock_organization(conn, organization_id)
+            if organization is None:
+                raise NotFound(NOT_FOUND)
+            claimed = await claim_key(conn, ctx, INVITE_OPERATION, idempotency_key, request)
+            if isinstance(claimed, Problem):
+                raise _Refused(claimed)
+            if claimed is not None:
+                stored = claimed  # a retry: replay the first result
+            else:
+                stored = await _invite(conn, ctx, organization, inviter, invitations)
+                await complete_key(conn, ctx, INVITE_OPERATION, idempotency_key, stored)
+    except _Refused as refused:
+        await audit_refusal(ctx, organization_id=organization_id, action="member.invite", target=None,
+                            problems=refused.problems)
+        return InviteResult(problems=refused.problems)
+    after_write(ctx)
+    return await _outcomes(ctx, stored)
+
+
+def _invite_request_problems(invitations: Sequence[tuple[str, str]], key: str | None) -> list[Problem]:
+    problems = []
+    if not invitations:
+        problems.append(Problem(("input", "invitations"), "List at least one email to invite.", "REQUIRED"))
+    elif len(invitations) > MAX_INVITATIONS:
+        problems.append(Problem(("input", "invitations"),
+                                f"Invite at most {MAX_INVITATIONS} people at once; send the rest in another call.",
+                                "INVALID"))
+    bad_key = key_problem(key)
+    if bad_key:
+        problems.append(bad_key)
+    return problems
+
+
+async def _invite(conn: asyncpg.Connection, ctx: Context, organization: data.LockedOrganization,
+                  inviter: Account | None, invitations: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """Creates what can be created; returns the result as stored for replays (JSON)."""
+    emails = [normalize_email(raw) for raw, _ in invitations]
+    standings = await data.email_standings(conn, organization.id, [e for e in emails if e])
+    invited_now: set[str] = set()
+    results = []
+    for index, ((raw, role), email) in enumerate(zip(invitations, emails)):
+        path = ("input", "invitations", str(index))
+        problem = _invitation_problem(path, email, role, standings.get(email or ""), organization.id, invited_now)
+        if problem is not None:
+            await audit_success(conn, ctx, organization_id=organization.id, action="member.invite",
+                                target=email or raw, outcome="REFUSED",
+                                details={"problems": [{"field": list(problem.field), "code": problem.code}]})
+            results.append({"email": raw, "invitationId": None, "problems": [_problem_json(problem)]})
+            continue
+        assert email is not None
+        token = secrets.token_urlsafe(32)
+        created = await data.create_invitation(conn, organization_id=organization.id, email=email, role=role,
+                                               token_hash=hash_token(token), invited_by=inviter.id if inviter else None)
+        invited_now.add(email)
+        await send_mail(conn, to=email, subject=f"You are invited to join {organization.name}",
+                        body=_invitation_mail(inviter, organization.name, role, token))
+        await audit_success(conn, ctx, organization_id=organization.id, action="member.invite", target=email,
+                            details={"invitationId": created.id, "role": role})
+        results.append({"email": raw, "invitationId": str(created.id), "problems": []})
+    return {"results": results}
+
+
+def _invitation_problem(path: tuple[str, ...], email: str | None, role: str, standing: data.EmailStanding | None,
+                        organization_id: UUID, invited_now: set[str]) -> Problem | None:
+    if email is None:
+        return Problem((*path, "email"), "Enter a valid email address.", "INVALID")
+    if role not in INVITABLE_ROLES:
+        return Problem((*path, "role"), "Invite as MEMBER or ADMIN: an organization has exactly one OWNER.",
+                       "INVALID")
+    if standing is not None and standing.organization_id == organization_id:
+        return Problem((*path, "email"), f"{email} is already a member of the organization.", "ALREADY_MEMBER")
+    if standing is not None and standing.organization_id is not None:
+        return Problem((*path, "email"), f"{email} already belongs to another organization; an account can "
+                                         "belong to only one.", "IN_ANOTHER_ORGANIZATION")
+    if email in invited_now or (standing is not None and standing.pending_invitation_id is not None):
+        return Problem((*path, "email"), f"{email} already has a pending invitation; resend it instead.",
+                       "ALREADY_INVITED")
+    return None
+
+
+def _invitation_mail(inviter: Account | None, organization_name: str, role: str, token: str) -> str:
+    who = inviter.name if inviter else "An administrator"
+    return (f"{who} invited you to join {organization_name} as {role.lower()} on the account portal.\n\n"
+            f"Accept the invitation within {data.INVITATION_DAYS} days:\n{accept_url(token)}\n\n"
+            "The link works once. If you did not expect this invitation, you can ignore this mail.\n")
+
+
+def _problem_json(problem: Problem) -> dict[str, Any]:
+    return {"field": list(problem.field), "message": problem.message, "code": problem.code}
+
+
+async def _outcomes(ctx: Context, stored: dict[str, Any]) -> InviteResult:
+    """The stored result with each invitation read fresh (in one batch)."""
+    results = stored["results"]
+    found = await asyncio.gather(*(
+        ctx.loaders.organizations.invitation.load(UUID(r["invitationId"])) if r["invitationId"] else _none()
+        for r in results))
+    return InviteResult(outcomes=[
+        InvitationOutcome(email=r["email"], invitation=invitation,
+                          problems=[Problem(tuple(p["field"]), p["message"], p["code"]) for p in r["problems"]])
+        for r, invitation in zip(results, found)])
+
+
+async def _none() -> None:
+    return None
+
+
+# --- resendInvitation, revokeInvitation ---------------------------------------------------------
+
+async def _managed_invitation(ctx: Context, invitation_id: UUID | None) -> tuple[Invitation, UUID]:
+    """The invitation and the acting manager; NOT_FOUND for a missing one, as for another
+    organization's, and FORBIDDEN for a MEMBER of its organization."""
+    require_account(ctx.viewer)  # an anonymous caller is told UNAUTHENTICATED, whatever the ID
+    found = await ctx.loaders.organizations.invitation.load(invitation_id) if invitation_id else None
+    if found is None:
+        raise NotFound(NOT_FOUND)
+    actor = await require_manager_of(ctx, found.organization_id)
+    return found, actor
+
+
+async def resend_invitation(ctx: Context, invitation_id: UUID | None) -> InvitationChange:
+    """A new token and 7 more days for a pending or expired invitation, and a new mail.
+
+    The previous link stops working. An expired invitation is re-checked as a new one would be
+    (the email may have joined an organization or been invited again meanwhile).
+    """
+    found, actor = await _managed_invitation(ctx, invitation_id)
+    inviter = await ctx.loaders.accounts.account.load(actor)
+    try:
+        async with ctx.db.transaction() as conn:
+            organization = await data.lock_organization(conn, found.organization_id)
+            current = await data.invitation_for_update(conn, found.id)
+            if organization is None or current is None:
+                raise NotFound(NOT_FOUND)
+            if _answered(current):
+                raise _Refused(_not_pending("invitationId"))
+            standing = (await data.email_standings(conn, organization.id, [current.email])).get(current.email)
+            problem = _resend_problem(current, standing, organization.id)
+            if problem:
+                raise _Refused(problem)
+            token = secrets.token_urlsafe(32)
+            renewed = await data.renew_invitation(conn, current.id, hash_token(token))
+            await send_mail(conn, to=renewed.email, subject=f"You are invited to join {organization.name}",
+                            body=_invitation_mail(inviter, organization.name, renewed.role, token))
+            await audit_success(conn, ctx, organization_id=organization.id, action="invitation.resend",
+                                target=renewed.email, details={"invitationId": renewed.id})
+    except _Refused as refused:
+        await audit_refusal(ctx, organization_id=found.organization_id, action="invitation.resend",
+                            target=found.email, problems=refused.problems)
+        return InvitationChange(problems=refused.problems)
+    after_write(ctx)
+    return InvitationChange(invitation=await ctx.loaders.organizations.invitation.load(found.id))
+
+
+def _resend_problem(invitation: Invitation, standing: data.EmailStanding | None,
+                    organization_id: UUID) -> Problem | None:
+    path = ("input", "invitationId")
+    if standing is not None and standing.organization_id == organization_id:
+        return Problem(path, f"{invitation.email} is already a member of the organization.", "ALREADY_MEMBER")
+    if standing is not None and standing.organization_id is not None:
+        return Problem(path, f"{invitation.email} already belongs to another organization.",
+                       "IN_ANOTHER_ORGANIZATION")
+    if standing is not None and standing.pending_invitation_id not in (None, invitation.id):
+        return Problem(path, f"{invitation.email} has a newer pending invitation; resend that one.",
+                       "ALREADY_INVITED")
+    return None
+
+
+async def revoke_invitation(ctx: Context, invitation_id: UUID | None) -> InvitationChange:
+    """Withdraws a pending (or expired) invitation: its link stops working for good."""
+    found, _ = await _managed_invitation(ctx, invitation_id)
+    try:
+        async with ctx.db.transaction() as conn:
+            current = await data.invitation_for_update(conn, found.id)
+            if current is None:
+                raise NotFound(NOT_FOUND)
+            if _answered(current):
+                raise _Refused(_not_pending("invitationId"))
+            revoked = await data.revoke_invitation(conn, current.id)
+            await audit_success(conn, ctx, organization_id=revoked.organization_id, action="invitation.revoke",
+                                target=revoked.email, details={"invitationId": revoked.id})
+    except _Refused as refused:
+        await audit_refusal(ctx, organization_id=found.organization_id, action="invitation.revoke",
+                            target=found.email, problems=refused.problems)
+        return InvitationChange(problems=refused.problems)
+    after_write(ctx)
+    return InvitationChange(invitation=await ctx.loaders.organizations.invitation.load(found.id))
+
+
+# --- acceptInvitation ---------------------------------------------------------------------------
+
+async def accept_invitation(ctx: Context, token: str, name: str | None, password: str) -> AcceptResult:
+    """Joins the invited email's account to the organization, creating the account if the email
+    has none, and signs it in. Anonymous: the token is the credential, and it works once.
+
+    The invitation row is locked first, so of two concurrent accepts one joins and the other
+    finds the invitation accepted (INVITATION_NOT_PENDING) and writes nothing.
+    """
+    token = token.strip()
+    name = (name or "").strip()
+    problems = []
+    if not token:
+        problems.append(Problem(("input", "token"), "The invitation token is missing.", "REQUIRED"))
+    if len(password) > MAX_PASSWORD_LENGTH:
+        problems.append(Problem(("input", "password"), f"A password has at most {MAX_PASSWORD_LENGTH} characters.",
+                                "INVALID"))
+    if len(name) > MAX_NAME_LENGTH:
+        problems.append(Problem(("input", "name"), f"A name has at most {MAX_NAME_LENGTH} characters.", "INVALID"))
+    if problems:
+        return AcceptResult(problems=problems)
+    if len(token) > MAX_TOKEN_LENGTH:
+        return AcceptResult(problems=[_not_pending("token")])
+    try:
+        async with ctx.db.transaction() as conn:
+            invitation = await data.invitation_by_token_for_update(conn, hash_token(token))
+            # An unknown token is told the same as a used one: nothing tells them apart.
+            if invitation is None or not is_pending(invitation):
+                raise _Refused(_not_pending("token"))
+            account_id, created = await _joining_account(conn, invitation.email, name, password)
+            await data.add_membership(conn, account_id=account_id, organization_id=invitation.organization_id,
+                                      role=invitation.role)
+            await data.mark_accepted(conn, invitation.id)
+            await audit.record(conn, organization_id=invitation.organization_id, actor_account_id=account_id,
+                               action="member.join", target=invitation.email,
+                               details={"invitationId": invitation.id, "role": invitation.role,
+                                        "accountCreated": created})
+            bearer = await start_session(ctx, conn, account_id)
+    except _Refused as refused:
+        return AcceptResult(problems=refused.problems)
+    after_write(ctx)
+    return AcceptResult(account=await ctx.loaders.accounts.account.load(account_id), token=bearer)
+
+
+async def _joining_account(conn: asyncpg.Connection, email: str, name: str, password: str) -> tuple[UUID, bool]:
+    """The account that joins (locked), and whether it was created now."""
+    existing = await data.account_for_join(conn, email)
+    if existing is None:
+        problems = []
+        if not name:
+            problems.append(Problem(("input", "name"), "Enter your name to create your account.", "REQUIRED"))
+        if len(password) < MIN_PASSWORD_LENGTH:
+            problems.append(Problem(("input", "password"),
+                                    f"Choose a password of at least {MIN_PASSWORD_LENGTH} characters.",
+                                    "WEAK_PASSWORD"))
+        if problems:
+            raise _Refused(*problems)
+        password_hash = await asyncio.to_thread(passwords.hash_password, password)
+        created = await data.create_account(conn, email=email, name=name, password_hash=password_hash)
+        if created is not None:
+            return created, True
+        existing = await data.account_for_join(conn, email)  # created by a concurrent request
+        assert existing is not None
+    if existing.organization_id is not None:
+        raise _Refused(Problem(("input", "token"), f"{email} already belongs to an organization; an account can "
+                                                   "belong to only one.", "IN_ANOTHER_ORGANIZATION"))
+    if existing.password_hash is None:
+        # An account that never had a password (created by support, say): this one becomes it.
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise _Refused(Problem(("input", "password"),
+                                   f"Choose a password of at least {MIN_PASSWORD_LENGTH} characters.",
+                                   "WEAK_PASSWORD"))
+        await data.set_password(conn, existing.id, await asyncio.to_thread(passwords.hash_password, password))
+    elif not await asyncio.to_thread(passwords.verify_password, existing.password_hash, password):
+        raise _Refused(Problem(("input", "password"), f"{email} already has an account: enter its password to "
+                                                      "join with it.", "WRONG_PASSWORD"))
+    return existing.id, False
+
+
+# --- removeMember, changeMemberRole -------------------------------------------------------------
+
+async def _managed_member(ctx: Context, account_id: UUID | None) -> tuple[UUID, UUID, UUID]:
+    """(account id, organization id, acting manager): NOT_FOUND for an account that is in no
+    organization, does not exist, or is in another organization; FORBIDDEN for a MEMBER."""
+    require_account(ctx.viewer)
+    membership = await ctx.loaders.accounts.membership.load(account_id) if account_id else None
+    if membership is None:
+        raise NotFound(NOT_FOUND)
+    actor = await require_manager_of(ctx, membership.organization_id)
+    return membership.account_id, membership.organization_id, actor
+
+
+async def remove_member(ctx: Context, account_id: UUID | None, *, revoke_seats: bool) -> RemoveResult:
+    """Removes a member from the organization, with their credit access there.
+
+    Refused while they hold seats of the organization's licenses, unless `revoke_seats`: then
+    the seats are revoked in the same transaction, except TRIAL and BETA seats, which an admin
+    cannot revoke, so they keep refusing. The OWNER cannot be removed. Their sessions stay
+    valid; they simply belong to no organization any more.
+    """
+    account_id, organization_id, actor = await _managed_member(ctx, account_id)
+    account = await ctx.loaders.accounts.account.load(account_id)
+    target = account.email if account else str(account_id)
+    try:
+        async with ctx.db.transaction() as conn:
+            membership = await data.membership_for_update(conn, account_id)
+            if membership is None or membership.organization_id != organization_id:
+                raise NotFound(NOT_FOUND)  # removed meanwhile
+            if membership.role == "OWNER":
+                if account_id == actor:
+                    raise _Refused(Problem(("input", "accountId"), "The OWNER cannot leave the organization; "
+                                                                   "ownership cannot be transferred here.",
+                                           "NOT_ALLOWED"))
+                raise _Refused(Problem(("input", "accountId"), "The OWNER cannot be removed.", "OWNER_PROTECTED"))
+            seats = await data.seats_held(conn, account_id, organization_id)
+            _check_seats(target, seats, revoke_seats)
+            revoked = await data.revoke_seats(conn, account_id, [s.license_id for s in seats]) if seats else 0
+            await data.remove_membership(conn, account_id, organization_id)
+            await audit_success(conn, ctx, organization_id=organization_id, action="member.remove", target=target,
+                                details={"accountId": account_id, "role": membership.role,
+                                         "revokedSeats": [{"licenseId": s.license_id, "product": s.product_name}
+                                                          for s in seats]})
+    except _Refused as refused:
+        await audit_refusal(ctx, organization_id=organization_id, action="member.remove", target=target,
+                            problems=refused.problems)
+        return RemoveResult(problems=refused.problems)
+    after_write(ctx)
+    return RemoveResult(removed_account_id=account_id, organization_id=organization_id, revoked_seats=revoked)
+
+
+def _check_seats(who: str, seats: Sequence[data.HeldSeat], revoke_seats: bool) -> None:
+    locked = [s for s in seats if s.kind in LOCKED_SEAT_KINDS]
+    if locked:
+        products = ", ".join(f"{s.product_name} ({s.kind})" for s in locked)
+        raise _Refused(Problem(("input", "accountId"),
+                               f"{who} holds TRIAL or BETA seats that an admin cannot revoke: {products}. "
+                               "Ask support to release them, or wait until they end.", "HOLDS_SEATS"))
+    if seats and not revoke_seats:
+        products = ", ".join(s.product_name for s in seats)
+        raise _Refused(Problem(("input", "revokeSeats"),
+                               f"{who} holds seats of {products}. Revoke them first, or set revokeSeats to "
+                               "revoke them together with the removal.", "HOLDS_SEATS"))
+
+
+async def change_member_role(ctx: Context, account_id: UUID | None, role: str) -> RoleChange:
+    """Makes a member an ADMIN or a MEMBER. The OWNER keeps their role, no one changes their
+    own, and OWNER is not granted here (ownership transfer is not part of this API)."""
+    account_id, organization_id, actor = await _managed_member(ctx, account_id)
+    account = await ctx.loaders.accounts.account.load(account_id)
+    target = account.email if account else str(account_id)
+    try:
+        if role not in INVITABLE_ROLES:
+            raise _Refused(Problem(("input", "role"), "Choose ADMIN or MEMBER; ownership cannot be transferred "
+                                                      "here.", "INVALID"))
+        async with ctx.db.transaction() as conn:
+            membership = await data.membership_for_update(conn, account_id)
+            if membership is None or membership.organization_id != organization_id:
+                raise NotFound(NOT_FOUND)
+            if membership.role == "OWNER":
+                raise _Refused(Problem(("input", "accountId"), "The OWNER's role cannot be changed.",
+                                       "OWNER_PROTECTED"))
+            if account_id == actor:
+                raise _Refused(Problem(("input", "accountId"), "You cannot change your own role.", "OWN_ROLE"))
+            if membership.role != role:
+                await data.set_role(conn, account_id, role)
+                await audit_success(conn, ctx, organization_id=organization_id, action="member.role_change",
+                                    target=target, details={"accountId": account_id, "from": membership.role,
+                                                            "to": role})
+    except _Refused as refused:
+        await audit_refusal(ctx, organization_id=organization_id, action="member.role_change", target=target,
+                            problems=refused.problems)
+        return RoleChange(problems=refused.problems)
+    after_write(ctx)
+    member = await resolve_organizations.visible_member(ctx, f"{resolve_organizations.MEMBER_PREFIX}{account_id}")
+    return RoleChange(member=member)
