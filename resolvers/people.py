@@ -32,6 +32,7 @@ from datasources.postgres.database import Executor
 from datasources.postgres.organizations import Invitation, MemberRow
 from resolvers import organizations as resolve_organizations
 from resolvers.context import Context
+from resolvers.permissions import viewer_membership
 from resolvers.user_errors import Problem
 from resolvers.writes import (NOT_FOUND, after_write, audit_refusal, audit_success, claim_key, complete_key,
                               key_problem, require_manager_of, send_mail)
@@ -147,6 +148,12 @@ async def start_session(ctx: Context, db: Executor, account_id: UUID) -> str:
 
 
 # --- inviteMembers ----------------------------------------------------------------------------
+
+async def viewer_organization_id(ctx: Context) -> UUID | None:
+    """The organization an input leaves unnamed: the viewer's own (none: NOT_FOUND later)."""
+    mine = await viewer_membership(ctx)
+    return mine.organization_id if mine else None
+
 
 async def invite_members(ctx: Context, organization_id: UUID | None, invitations: Sequence[tuple[str, str]],
                          idempotency_key: str | None) -> InviteResult:

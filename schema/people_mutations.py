@@ -31,8 +31,9 @@ class MemberInvitationInput:
 
 @strawberry.input(description="Whom to invite into an organization.")
 class InviteMembersInput:
-    organization_id: strawberry.ID = strawberry.field(
-        description="The organization to invite into (an Organization ID); you must be its OWNER or an ADMIN.")
+    organization_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The organization to invite into (an Organization ID); by default the "
+                                  "viewer's own. You must be its OWNER or an ADMIN.")
     invitations: list[MemberInvitationInput] = strawberry.field(
         description="The people to invite, at most 50. Each one succeeds or fails on its own.")
     idempotency_key: str | None = strawberry.field(
@@ -64,8 +65,10 @@ class InviteMembersPayload:
 
 async def invite_members(info: Info, input: Annotated[InviteMembersInput, strawberry.argument(
         description="The organization, the people and their roles.")]) -> InviteMembersPayload:
+    organization_id = (node_uuid(input.organization_id, "Organization") if input.organization_id is not None
+                       else await resolve.viewer_organization_id(info.context))
     result = await resolve.invite_members(
-        info.context, node_uuid(input.organization_id, "Organization"),
+        info.context, organization_id,
         [(i.email, i.role.value) for i in input.invitations], input.idempotency_key)
     return InviteMembersPayload(
         results=[InvitationResult(email=o.email, invitation=Invitation.from_record(o.invitation) if o.invitation

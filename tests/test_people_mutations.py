@@ -526,3 +526,16 @@ async def test_malformed_unknown_and_mistyped_ids_are_all_not_found(gateway, adm
                 variables["invitations"] = [{"email": "x@example.com", "role": "MEMBER"}]
             body = await gateway.execute(query, {"input": variables}, token=admin)
             assert error_code(body) == "NOT_FOUND", (field, raw, body)
+
+
+async def test_invite_members_defaults_to_the_viewers_organization(gateway, db):
+    token = await gateway.login("admin@northwind.example")
+    body = await gateway.execute(
+        'mutation { inviteMembers(input: {invitations: [{email: "new.person@northwind.example", role: MEMBER}]}) '
+        "{ results { email invitation { status } userErrors { code } } userErrors { code } } }", token=token)
+    assert body["data"]["inviteMembers"] == {"results": [{"email": "new.person@northwind.example",
+                                                         "invitation": {"status": "PENDING"}, "userErrors": []}],
+                                            "userErrors": []}
+    org = await db.fetchval("SELECT o.name FROM invitations i JOIN organizations o ON o.id = i.organization_id"
+                            " WHERE i.email = 'new.person@northwind.example'")
+    assert org == "Northwind Studio"
