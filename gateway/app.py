@@ -14,7 +14,9 @@ from starlette.routing import Route
 from datasources.payments.client import PaymentsClient
 from datasources.postgres.database import Database
 from gateway.http import graphql_endpoint
+from gateway.limits import Limiter
 from gateway.mailer import Mailer
+from gateway.ratelimit import LocalBuckets, RedisBuckets
 from gateway.services import Services, resolver_config
 from gateway.settings import Settings
 from schema import build_schema
@@ -34,15 +36,18 @@ def create_app(settings: Settings) -> Starlette:
         payments = PaymentsClient(settings.stripe_api_key or EMULATOR_API_KEY,
                                   api_base=settings.stripe_api_base,
                                   timeout_seconds=settings.provider_timeout_seconds)
+        buckets = RedisBuckets(settings.redis_url) if settings.redis_url else LocalBuckets()
         app.state.services = Services(settings=settings, db=db, payments=payments,
                                       schema=build_schema(production=settings.production),
-                                      resolver_config=resolver_config(settings))
+                                      resolver_config=resolver_config(settings),
+                                      limiter=Limiter(buckets, settings.limits))
         mailer = asyncio.create_task(Mailer(db, settings.data_dir / "mail", settings.smtp_url).run())
         try:
             yield
         finally:
             mailer.cancel()
             await asyncio.gather(mailer, return_exceptions=True)
+            await buckets.close()
             await payments.close()
             await db.close()
 

@@ -103,9 +103,13 @@ def _is_list(type_: Any) -> bool:
 
 
 def actual_cost(data: Any) -> int:
-    """What the response holds: one per object returned."""
-    if isinstance(data, dict):
-        return 1 + sum(actual_cost(v) for v in data.values())
-    if isinstance(data, list):
-        return sum(actual_cost(v) for v in data)
+    """What the response holds: one per object returned below the root."""
+    return sum(_objects(v) for v in data.values()) if isinstance(data, dict) else 0
+
+
+def _objects(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + sum(_objects(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_objects(v) for v in value)
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from graphql import GraphQLError
@@ -10,6 +11,7 @@ from graphql import GraphQLError
 from datasources.errors import GatewayError
 
 log = logging.getLogger("gateway.errors")
+_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 
 
 def is_request_error(error: GraphQLError) -> bool:
@@ -33,6 +35,8 @@ def format_error(error: GraphQLError, *, pre_execution: bool, production: bool,
     elif pre_execution:
         code = "GRAPHQL_PARSE_FAILED" if error.message.startswith("Syntax Error") else "GRAPHQL_VALIDATION_FAILED"
         formatted["extensions"] = {"code": code}
+        if production:  # suggestions would map out the schema that introspection hides
+            formatted["message"] = _SUGGESTION.sub("", formatted["message"])
     elif error.path is None:
         formatted["extensions"] = {"code": "BAD_USER_INPUT"}  # variables that do not coerce
     else:

@@ -24,6 +24,8 @@ from auth.viewer import authenticate
 from datasources import instrumentation as io_stats
 from datasources.errors import GatewayError
 from datasources.instrumentation import IOStats
+from gateway.admission import Admission, Refusal, admit, viewer_key
+from gateway.cost import actual_cost
 from gateway.errors import format_error, is_request_error
 from gateway.services import Services
 from loaders import create_loaders
@@ -144,6 +146,14 @@ async def execute(request: Request, services: Services, params: GraphQLParams, m
                   request_id: str) -> Response:
     stats = IOStats()
     io_stats.current.set(stats)  # each request runs in its own task: nothing leaks between them
+    address = request.client.host if request.client else "unknown"
+    key = viewer_key(services.settings.secret_key, request.headers.get("authorization"), address)
+    admitted = await admit(services.schema._schema, services.limiter, query=params.query,
+                           operation_name=params.operation_name, variables=params.variables, key=key)
+    if isinstance(admitted, Refusal):
+        return _error_response(media_type, admitted.status if admitted.status == 429 or media_type == GRAPHQL_RESPONSE
+                               else 200, admitted.message, request_id, admitted.headers, code=admitted.code,
+                               extensions=admitted.extensions)
     try:
         viewer = await authenticate(services.db, services.settings.secret_key,
                                     request.headers.get("authorization"))
@@ -151,7 +161,7 @@ async def execute(request: Request, services: Services, params: GraphQLParams, m
         return _error_response(media_type, 503, exc.message, request_id, code=exc.code)
     context = Context(viewer=viewer, loaders=create_loaders(services.db, services.payments), db=services.db,
                       payments=services.payments, config=services.resolver_config,
-                      request_id=request_id)
+                      request_id=request_id, client_address=address, sign_in_throttle=services.limiter)
     allowed = {OperationType.QUERY} if request.method == "GET" else None
     try:
         result = await services.schema.execute(
@@ -175,12 +185,41 @@ async def execute(request: Request, services: Services, params: GraphQLParams, m
         body["errors"] = [format_error(e, pre_execution=pre_execution,
                                        production=services.settings.production, request_id=request_id)
                           for e in errors]
+    extensions: dict[str, Any] = {}
+    if admitted is not None:
+        extensions["cost"] = await _settle_cost(services, admitted, result.data)
     if not services.settings.production:
         # What the request cost in I/O, for developers checking that loaders batch.
-        body["extensions"] = {"io": {"sqlStatements": stats.sql_statements, "providerCalls": stats.provider_calls}}
+        extensions["io"] = {"sqlStatements": stats.sql_statements, "providerCalls": stats.provider_calls}
+    if extensions:
+        body["extensions"] = extensions
     # application/json keeps 200 for every well-formed request, as the spec asks of it.
     status = 400 if request_failed and media_type == GRAPHQL_RESPONSE else 200
-    return _json_response(body, status, media_type, request_id)
+    headers = {}
+    retry = _retry_after(body.get("errors", []))
+    if retry is not None:  # a throttled sign-in: HTTP says so too
+        status, headers = 429, {"Retry-After": str(retry)}
+    return _json_response(body, status, media_type, request_id, headers)
+
+
+async def _settle_cost(services: Services, admitted: Admission, data: Any) -> dict[str, Any]:
+    """Shopify's shape: what was asked, what the answer held, and the budget left after the
+    difference is given back."""
+    actual = min(actual_cost(data), admitted.requested)
+    await services.limiter.refund_query(admitted.viewer_key, admitted.requested - actual)
+    limits = services.limiter.settings
+    return {"requested": admitted.requested, "actual": actual,
+            "budget": {"maximum": limits.cost_budget,
+                       "remaining": int(min(limits.cost_budget, admitted.available + admitted.requested - actual)),
+                       "restoreRate": limits.cost_restore_rate}}
+
+
+def _retry_after(errors: list[dict[str, Any]]) -> int | None:
+    for error in errors:
+        extensions = error.get("extensions") or {}
+        if extensions.get("code") == "RATE_LIMITED":
+            return int(extensions.get("retryAfter", 1))
+    return None
 
 
 def _json_response(body: dict[str, Any], status: int, media_type: str, request_id: str,
@@ -191,6 +230,7 @@ def _json_response(body: dict[str, Any], status: int, media_type: str, request_i
 
 
 def _error_response(media_type: str, status: int, message: str, request_id: str,
-                    headers: dict[str, str] | None = None, code: str = "BAD_REQUEST") -> Response:
-    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
+                    headers: dict[str, str] | None = None, code: str = "BAD_REQUEST",
+                    extensions: dict[str, Any] | None = None) -> Response:
+    body = {"errors": [{"message": message, "extensions": {**(extensions or {}), "code": code}}]}
     return _json_response(body, status, media_type, request_id, headers)

@@ -8,6 +8,7 @@ import strawberry
 
 from datasources.payments.client import PaymentsClient
 from datasources.postgres.database import Database
+from gateway.limits import Limiter
 from gateway.settings import Settings
 from resolvers.context import Config
 
@@ -19,6 +20,7 @@ class Services:
     payments: PaymentsClient
     schema: strawberry.Schema
     resolver_config: Config
+    limiter: Limiter
 
 
 def resolver_config(settings: Settings) -> Config:

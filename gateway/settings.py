@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from gateway.limits import LimitSettings
 
 MIN_SECRET_LENGTH = 32
 DEFAULT_HELP_CENTER_URL = "https://support.account-gateway.example/hc"
@@ -30,6 +32,8 @@ class Settings:
     help_center_url: str = DEFAULT_HELP_CENTER_URL
     # Seed the demo organizations into an empty database on start.
     seed_demo: bool = True
+    redis_url: str | None = None
+    limits: LimitSettings = field(default_factory=LimitSettings)
 
     @property
     def production(self) -> bool:
@@ -53,12 +57,22 @@ def from_env(environ: dict[str, str] | None = None, **overrides: object) -> Sett
         secret_key=env.get("SECRET_KEY", ""),
         smtp_url=env.get("SMTP_URL") or None,
         token_ttl_seconds=_int(env, "TOKEN_TTL_SECONDS", 8 * 3600),
-        provider_timeout_seconds=float(env.get("PROVIDER_TIMEOUT_SECONDS", "10")),
+        provider_timeout_seconds=_float(env, "PROVIDER_TIMEOUT_SECONDS", 10.0),
         db_pool_max_size=_int(env, "DB_POOL_MAX_SIZE", 10),
         help_center_url=env.get("HELP_CENTER_URL", DEFAULT_HELP_CENTER_URL),
         # Production databases start empty of demo organizations unless asked.
         seed_demo=env.get("SEED_DEMO", "0" if gateway_env == "production" else "1")
         not in ("0", "false", "no"),
+        redis_url=env.get("REDIS_URL") or None,
+        limits=LimitSettings(
+            max_query_cost=_int(env, "MAX_QUERY_COST", LimitSettings.max_query_cost),
+            cost_budget=_int(env, "COST_BUDGET", LimitSettings.cost_budget),
+            cost_restore_rate=_float(env, "COST_RESTORE_RATE", LimitSettings.cost_restore_rate),
+            sign_in_attempts=_int(env, "SIGN_IN_ATTEMPTS", LimitSettings.sign_in_attempts),
+            sign_in_attempts_per_address=_int(env, "SIGN_IN_ATTEMPTS_PER_ADDRESS",
+                                              LimitSettings.sign_in_attempts_per_address),
+            sign_in_window_seconds=_float(env, "SIGN_IN_WINDOW_SECONDS", LimitSettings.sign_in_window_seconds),
+        ),
     )
     return settings.with_(**overrides) if overrides else settings
 
@@ -71,6 +85,16 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be an integer, not {raw!r}") from None
+
+
+def _float(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, not {raw!r}") from None
 
 
 def resolve_secret_key(settings: Settings) -> Settings:

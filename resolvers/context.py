@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from auth.viewer import Viewer
 from loaders import Loaders
@@ -22,6 +22,13 @@ class Config:
     help_center_url: str
 
 
+class SignInThrottle(Protocol):
+    """Slows down guessing of passwords and invitation tokens (the gateway's Limiter)."""
+
+    async def check_sign_in(self, account: str | None, address: str) -> None: ...
+    async def sign_in_failed(self, account: str | None, address: str) -> None: ...
+
+
 @dataclass(frozen=True)
 class Context:
     viewer: Viewer
@@ -30,3 +37,5 @@ class Context:
     payments: "PaymentsClient | None"
     config: Config
     request_id: str
+    client_address: str = "unknown"
+    sign_in_throttle: SignInThrottle | None = None

@@ -19,19 +19,28 @@ Paying is never done twice for one request:
   that the provider now shows PAID was paid by the earlier attempt (its answer was lost), and
   counts as paid without a second charge, where any other PAID invoice is NOT_PAYABLE. The
   emulator has no idempotency keys: this is what holds there.
+- A payment whose outcome is unknown (the provider got the request, or may have, and no answer
+  came in time: `OutcomeUnknown`) is PENDING: the claim is rolled back (nothing is stored under
+  the key, so a retry with it runs again), the attempt record is marked with the pending
+  invoices, and the payload says `paymentPending`. It is resolved by the provider's truth: the
+  next read shows the invoice PAID or still OPEN, and a retry with the same key re-reads it
+  under the lock, counts it as paid when it is (no second charge), pays it otherwise, and
+  clears the mark. The provider's invoice state also refuses to pay one invoice twice.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
 
 from auth.viewer import require_account
 from datasources.errors import BadUserInput, NotFound, PaymentDeclined, ProviderUnavailable
-from datasources.payments.client import UNAVAILABLE, PaymentsClient
+from datasources.payments.client import UNAVAILABLE, OutcomeUnknown, PaymentsClient
 from datasources.payments.records import Address, Customer, Invoice, PaymentMethod
 from datasources.postgres import payment_records
 from datasources.postgres.entitlements import SubscriptionQuery
@@ -50,6 +59,8 @@ SET_DEFAULT = "billing.set_default_payment_method"
 REMOVE_METHOD = "billing.remove_payment_method"
 UPDATE_INFO = "billing.update_info"
 ATTEMPT = ".attempt"  # the attempt record's operation: the payment's plus this
+
+log = logging.getLogger("gateway.payments")
 
 # Subscriptions that will be charged again: while one exists, the last card stays.
 BILLED_STATUSES = ("ACTIVE", "TRIALING", "PAST_DUE")
@@ -113,6 +124,13 @@ class PaymentResult:
     declined_invoice_id: str | None = None
     decline_reason: str | None = None  # a PaymentDeclineReason value
     problems: tuple[Problem, ...] = ()
+    # Sent to the provider without an answer: maybe paid. Such a result is never stored
+    # under the key (a retry settles it), so it is never replayed either.
+    pending_invoice_ids: tuple[str, ...] = ()
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.pending_invoice_ids)
 
     def stored(self) -> dict[str, Any]:
         return {"invoiceIds": list(self.invoice_ids), "declinedInvoiceId": self.declined_invoice_id,
@@ -127,10 +145,12 @@ class PaymentResult:
 
 @dataclass(frozen=True)
 class _Settled:
-    """One invoice after its turn: paid (now or by an earlier attempt), not payable, or declined."""
+    """One invoice after its turn: paid (now or by an earlier attempt), not payable, declined,
+    or pending (the provider did not say whether it paid)."""
 
     paid: bool
     declined: PaymentDeclined | None = None
+    pending: bool = False
 
 
 async def pay_invoice(ctx: Context, invoice_id: str | None, payment_method_id: str | None,
@@ -155,6 +175,8 @@ async def pay_invoice(ctx: Context, invoice_id: str | None, payment_method_id: s
 
     async def settle(earlier: frozenset[str], _plan: list[str]) -> PaymentResult:
         settled = await _settle(ctx, billing, PAY_INVOICE, key, invoice.id, method, earlier)
+        if settled.pending:
+            return PaymentResult(billing.customer_id, (invoice.id,), pending_invoice_ids=(invoice.id,))
         if settled.declined is not None:
             return _declined(billing, (invoice.id,), invoice.id, settled.declined, raw_payment_method_id)
         if not settled.paid:
@@ -199,6 +221,8 @@ async def pay_outstanding_balance(ctx: Context, currency: str, payment_method_id
         paid: list[str] = []
         for invoice_id in plan:
             settled = await _settle(ctx, billing, PAY_BALANCE, key, invoice_id, method, earlier)
+            if settled.pending:  # stop: the next one waits until this one's outcome is known
+                return PaymentResult(billing.customer_id, tuple(paid), pending_invoice_ids=(invoice_id,))
             if settled.declined is not None:
                 return _declined(billing, tuple(paid), invoice_id, settled.declined, raw_payment_method_id)
             if settled.paid:
@@ -244,25 +268,60 @@ async def _pay(ctx: Context, billing: Billing, operation: str, target: str, key:
     earlier = frozenset(attempt["plan"]) if attempt else frozenset()
     plan = list(attempt["plan"]) if attempt else plan
 
-    async with ctx.db.transaction() as conn:
-        claimed = await claim_key(conn, ctx, operation, key, request)
-        if isinstance(claimed, Problem):
-            reused = claimed
-        elif claimed is not None:
-            after_write(ctx)
-            return PaymentResult.replayed(billing.customer_id, claimed)
-        else:
-            reused = None
-            await payment_records.lock_customer(conn, billing.customer_id)
-            result = await settle(earlier, plan)
-            await complete_key(conn, ctx, operation, key, result.stored())
-            outcome, details = audit(result)
-            await audit_success(conn, ctx, organization_id=billing.organization_id, action=operation,
-                                target=target, outcome=outcome, details=details)
+    try:
+        async with ctx.db.transaction() as conn:
+            claimed = await claim_key(conn, ctx, operation, key, request)
+            if isinstance(claimed, Problem):
+                reused = claimed
+            elif claimed is not None:
+                after_write(ctx)
+                return PaymentResult.replayed(billing.customer_id, claimed)
+            else:
+                reused = None
+                await payment_records.lock_customer(conn, billing.customer_id)
+                result = await settle(earlier, plan)
+                if result.pending:
+                    raise _Unsettled(result)  # roll the claim back: a retry with the key settles it
+                await complete_key(conn, ctx, operation, key, result.stored())
+                if attempt and attempt.get("pending"):
+                    await complete_key(conn, ctx, operation + ATTEMPT, key, {"plan": plan})  # resolved
+                outcome, details = audit(result)
+                await audit_success(conn, ctx, organization_id=billing.organization_id, action=operation,
+                                    target=target, outcome=outcome, details=details)
+    except _Unsettled as unsettled:
+        result = unsettled.result
+        await _record_pending(ctx, operation, key, request, plan, result)
+        after_write(ctx)
+        return result
     if reused is not None:
         return await _refused(ctx, billing, operation, target, [reused])
     after_write(ctx)
     return result
+
+
+class _Unsettled(Exception):
+    """Leaves the paying transaction (rolling its claim back) with a pending result."""
+
+    def __init__(self, result: PaymentResult) -> None:
+        super().__init__("payment outcome unknown")
+        self.result = result
+
+
+async def _record_pending(ctx: Context, operation: str, key: str, request: dict[str, Any], plan: list[str],
+                          result: PaymentResult) -> None:
+    """Marks the attempt record (PostgreSQL) with the invoices whose payment is pending.
+
+    No audit entry yet: the retry that settles the payment writes it, with what was paid.
+    """
+    log.warning("%s: no answer from the payment provider for invoice(s) %s; recorded as pending",
+                operation, ", ".join(result.pending_invoice_ids))
+    async with ctx.db.transaction() as conn:
+        attempt = await claim_key(conn, ctx, operation + ATTEMPT, key, request)
+        if isinstance(attempt, dict):
+            await complete_key(conn, ctx, operation + ATTEMPT, key, {
+                "plan": plan, "pending": list(result.pending_invoice_ids), "paidBefore": [
+                    i for i in result.invoice_ids if i not in result.pending_invoice_ids],
+                "pendingSince": datetime.now(timezone.utc).isoformat()})
 
 
 async def _settle(ctx: Context, billing: Billing, operation: str, key: str, invoice_id: str,
@@ -280,6 +339,8 @@ async def _settle(ctx: Context, billing: Billing, operation: str, key: str, invo
                                            idempotency_key=provider_key(ctx, operation, key, invoice_id))
     except PaymentDeclined as declined:
         return _Settled(paid=False, declined=declined)
+    except OutcomeUnknown:
+        return _Settled(paid=False, pending=True)
     return _Settled(paid=True)
 
 

@@ -387,6 +387,10 @@ async def accept_invitation(ctx: Context, token: str, name: str | None, password
         problems.append(Problem(("input", "name"), f"A name has at most {MAX_NAME_LENGTH} characters.", "INVALID"))
     if problems:
         return AcceptResult(problems=problems)
+    throttle = ctx.sign_in_throttle
+    if throttle:  # guessing tokens or an account's password is throttled like sign-in
+        await throttle.check_sign_in(None, ctx.client_address)
+    invited_email = None
     if len(token) > MAX_TOKEN_LENGTH:
         return AcceptResult(problems=[_not_pending("token")])
     try:
@@ -395,6 +399,9 @@ async def accept_invitation(ctx: Context, token: str, name: str | None, password
             # An unknown token is told the same as a used one: nothing tells them apart.
             if invitation is None or not is_pending(invitation):
                 raise _Refused(_not_pending("token"))
+            invited_email = invitation.email
+            if throttle:
+                await throttle.check_sign_in(invited_email, ctx.client_address)
             account_id, created = await _joining_account(conn, invitation.email, name, password)
             await data.add_membership(conn, account_id=account_id, organization_id=invitation.organization_id,
                                       role=invitation.role)
@@ -405,6 +412,8 @@ async def accept_invitation(ctx: Context, token: str, name: str | None, password
                                         "accountCreated": created})
             bearer = await start_session(ctx, conn, account_id)
     except _Refused as refused:
+        if throttle and any(p.code in ("INVITATION_NOT_PENDING", "WRONG_PASSWORD") for p in refused.problems):
+            await throttle.sign_in_failed(invited_email, ctx.client_address)
         return AcceptResult(problems=refused.problems)
     after_write(ctx)
     return AcceptResult(account=await ctx.loaders.accounts.account.load(account_id), token=bearer)

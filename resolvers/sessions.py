@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field
 
@@ -29,10 +30,17 @@ async def login(ctx: Context, email: str, password: str) -> LoginResult:
     problems = _validate(email, password)
     if problems:
         return LoginResult(problems=problems)
+    throttle = ctx.sign_in_throttle
+    if throttle:
+        await throttle.check_sign_in(email, ctx.client_address)
     credentials = await accounts.credentials_by_email(ctx.db, email)
-    # Verify even for an unknown email so that both failures take the same time.
-    valid = passwords.verify_password(credentials.password_hash if credentials else None, password)
+    # Verify even for an unknown email so that both failures take the same time; in a thread,
+    # so that argon2's ~50 ms of CPU does not stall every other request.
+    valid = await asyncio.to_thread(passwords.verify_password,
+                                    credentials.password_hash if credentials else None, password)
     if credentials is None or not valid:
+        if throttle:
+            await throttle.sign_in_failed(email, ctx.client_address)
         raise Unauthenticated(NOT_AUTHENTICATED)
     session_id = uuid.uuid4()
     token, claims = tokens.issue(ctx.config.secret_key, session_id=session_id,

@@ -8,7 +8,8 @@ from typing import Annotated
 import strawberry
 from graphql import GraphQLError
 from strawberry import relay
-from strawberry.extensions import DisableIntrospection, ParserCache, SchemaExtension, ValidationCache
+from strawberry.extensions import (AddValidationRules, DisableIntrospection, MaxAliasesLimiter, ParserCache,
+                                   QueryDepthLimiter, SchemaExtension, ValidationCache)
 from strawberry.types import ExecutionContext
 
 from resolvers import accounts as resolve_accounts
@@ -19,7 +20,10 @@ from schema.node import NODE_TYPES
 from schema.product import Product
 from auth.viewer import require_account
 from schema.common import Info
-from schema.extensions import RequireOperationName
+from schema.extensions import RequireOperationName, SelectionLimitsRule
+
+MAX_DEPTH = 15
+MAX_ALIASES = 30
 from schema.support import Support
 
 
@@ -62,9 +66,12 @@ class GatewaySchema(strawberry.Schema):
 
 def build_schema(*, production: bool = False) -> strawberry.Schema:
     # Factories: strawberry builds the extensions per request; both caches live at module level.
-    extensions: list[Callable[[], SchemaExtension]] = [lambda: ParserCache(maxsize=256),
-                                                        lambda: ValidationCache(maxsize=256),
-                                                        RequireOperationName]
+    extensions: list[Callable[[], SchemaExtension]] = [
+        lambda: ParserCache(maxsize=256), lambda: ValidationCache(maxsize=256), RequireOperationName,
+        # Abuse of the document itself, refused by validation before anything runs.
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH), lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: AddValidationRules([SelectionLimitsRule]),
+    ]
     if production:
         extensions.append(DisableIntrospection)
     return GatewaySchema(query=Query, mutation=Mutation, types=list(NODE_TYPES.values()),

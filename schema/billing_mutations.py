@@ -24,6 +24,11 @@ IDEMPOTENCY_KEY = ("Any unique string up to 200 characters, chosen by the client
                    "pays twice, also when both requests arrive at once; the same key with another input is "
                    "IDEMPOTENCY_KEY_REUSED. A request refused before anything was paid (INVALID, NOT_FOUND, "
                    "REQUIRED) stores nothing under its key.")
+PAYMENT_PENDING = ("True when the payment provider did not answer in time, after the request had (or may have) "
+                   "reached it: the payment may or may not have gone through, and is recorded as pending. "
+                   "Nothing is charged twice: retry with the same `idempotencyKey` to settle it (it counts an "
+                   "invoice the provider now shows PAID as paid), or read the invoice later, whose `status` is "
+                   "the provider's. `userErrors` is then empty.")
 PAYMENT_METHOD_TO_USE = ("The card to pay with: the ID of one of the organization's payment methods. Null: the "
                          "default payment method.")
 
@@ -68,6 +73,7 @@ class PayInvoicePayload:
         description="PAYMENT_DECLINED (the invoice stays OPEN), NOT_PAYABLE (not OPEN, or nothing due), "
                     "NOT_FOUND or REQUIRED (`paymentMethodId`: not the organization's, or no default to use), "
                     "INVALID, IDEMPOTENCY_KEY_REUSED.")
+    payment_pending: bool = strawberry.field(description=PAYMENT_PENDING)
     customer_id: strawberry.Private[str | None]
     invoice_id: strawberry.Private[str | None]
 
@@ -87,7 +93,7 @@ async def pay_invoice(info: Info, input: Annotated[PayInvoiceInput, strawberry.a
         info.context, invoice_id, node_id_of(input.payment_method_id, "PaymentMethod"),
         input.payment_method_id is not None, input.idempotency_key)
     return PayInvoicePayload(decline_reason=_reason(result.decline_reason),
-                             user_errors=user_errors(list(result.problems)),
+                             user_errors=user_errors(list(result.problems)), payment_pending=result.pending,
                              customer_id=result.customer_id, invoice_id=invoice_id)
 
 
@@ -110,9 +116,12 @@ class PayOutstandingBalancePayload:
     user_errors: list[UserError] = strawberry.field(
         description="PAYMENT_DECLINED (see `declinedInvoice`), NOT_PAYABLE (nothing due in the currency), "
                     "NOT_FOUND or REQUIRED (`paymentMethodId`), INVALID, IDEMPOTENCY_KEY_REUSED.")
+    payment_pending: bool = strawberry.field(
+        description=PAYMENT_PENDING + " The run stopped at `pendingInvoice`; `invoices` lists those paid before it.")
     customer_id: strawberry.Private[str | None]
     invoice_ids: strawberry.Private[tuple[str, ...]]
     declined_invoice_id: strawberry.Private[str | None]
+    pending_invoice_ids: strawberry.Private[tuple[str, ...]] = ()
 
     @strawberry.field(description="The invoices this request paid, oldest first, as the provider has them now.")
     async def invoices(self, info: Info) -> list[Invoice]:
@@ -126,6 +135,14 @@ class PayOutstandingBalancePayload:
         found = await resolve.invoices_by_id(info.context, self.customer_id, (self.declined_invoice_id,))
         return Invoice.from_record(found[0]) if found else None
 
+    @strawberry.field(description="The invoice whose payment is pending (see `paymentPending`), as the provider "
+                                  "has it now; null when no payment is pending.")
+    async def pending_invoice(self, info: Info) -> Invoice | None:
+        if not self.pending_invoice_ids:
+            return None
+        found = await resolve.invoices_by_id(info.context, self.customer_id, self.pending_invoice_ids[:1])
+        return Invoice.from_record(found[0]) if found else None
+
 
 async def pay_outstanding_balance(info: Info, input: Annotated[PayOutstandingBalanceInput, strawberry.argument(
         description="The currency, the card and the idempotency key.")]) -> PayOutstandingBalancePayload:
@@ -134,8 +151,10 @@ async def pay_outstanding_balance(info: Info, input: Annotated[PayOutstandingBal
         input.payment_method_id is not None, input.idempotency_key)
     return PayOutstandingBalancePayload(decline_reason=_reason(result.decline_reason),
                                         user_errors=user_errors(list(result.problems)),
+                                        payment_pending=result.pending,
                                         customer_id=result.customer_id, invoice_ids=result.invoice_ids,
-                                        declined_invoice_id=result.declined_invoice_id)
+                                        declined_invoice_id=result.declined_invoice_id,
+                                        pending_invoice_ids=result.pending_invoice_ids)
 
 
 # --- payment methods ---------------------------------------------------------------------------

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 
-from graphql import GraphQLError, OperationDefinitionNode
+from graphql import (DirectiveNode, FieldNode, GraphQLError, OperationDefinitionNode, SelectionSetNode,
+                     ValidationContext, ValidationRule)
 from strawberry.extensions import SchemaExtension
 
 
@@ -24,3 +26,31 @@ class RequireOperationName(SchemaExtension):
         operations = sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)
         if operations > 1:
             raise GraphQLError("Must provide operation name if query contains multiple operations.")
+
+
+MAX_DIRECTIVES = 50
+MAX_REPEATS = 10
+
+
+class SelectionLimitsRule(ValidationRule):
+    """Refuses directive floods and a field repeated over and over in one selection set.
+
+    Both cost the server parsing and validation work while returning nothing new (repeats
+    merge into one response key), which makes them cheap amplifiers for an attacker.
+    """
+
+    def __init__(self, context: ValidationContext) -> None:
+        super().__init__(context)
+        self.directives = 0
+
+    def enter_directive(self, node: DirectiveNode, *_args: object) -> None:
+        self.directives += 1
+        if self.directives == MAX_DIRECTIVES + 1:
+            self.report_error(GraphQLError(f"At most {MAX_DIRECTIVES} directives per document.", node))
+
+    def enter_selection_set(self, node: SelectionSetNode, *_args: object) -> None:
+        keys = Counter((f.alias or f.name).value for f in node.selections if isinstance(f, FieldNode))
+        repeated = [key for key, count in keys.items() if count > MAX_REPEATS]
+        if repeated:
+            self.report_error(GraphQLError(
+                f"Field {repeated[0]!r} is selected more than {MAX_REPEATS} times in one selection set.", node))

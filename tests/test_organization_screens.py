@@ -208,7 +208,8 @@ async def test_invitations_and_audit_log(gateway, admin, db):
 async def test_production_responses_carry_no_io_counts(app_for, settings):
     gateway = await app_for(settings.with_(env="production"))
     response = await gateway.post("{ __typename }")
-    assert "extensions" not in response.json()
+    assert "io" not in response.json()["extensions"]
+    assert "cost" in response.json()["extensions"]
 
 
 async def test_audit_log_filters_by_action_and_actor(gateway, admin, db):

@@ -1,7 +1,23 @@
 """The payment provider behind one small async interface: the only user of the stripe SDK.
 
-Every call goes through `_call`, which turns stripe's exceptions into the gateway's own
-errors, so nothing above this module sees a provider exception or provider wording.
+Every request goes through `_read` or `_write`, which time-box it, retry it where that is
+safe, run it behind the client's circuit breaker (`breaker.py`), and turn stripe's
+exceptions into the gateway's own errors, so nothing above this module sees a provider
+exception or provider wording.
+
+Faults (see `_attempts`):
+- Time box: one request, retries and back-off included, takes at most `timeout_seconds`;
+  each attempt at most `attempt_timeout_seconds` of it (default: the whole box, so a
+  provider that hangs costs one attempt and a fast failure leaves room for retries).
+- Retries (at most `max_retries`, with short jittered back-off) on connection errors,
+  timeouts, 5xx, 409 and 429: always for reads; for writes only when they carry an
+  idempotency key, which is then the SAME key on every attempt (`_write` owns the
+  options); an unkeyed write only when the failed attempt never left (connect failure).
+  Declines and other 4xx are answers, never retried.
+- Circuit breaker: one request (after its retries) is one success or failure.
+- A write that was sent and got no answer ends in `OutcomeUnknown` (a ProviderUnavailable):
+  the provider may have applied it. `pay_invoice` re-reads the invoice before each retry,
+  so an answer lost on the way back is found PAID instead of being paid again.
 Responses are converted to plain dicts at once (`to_dict`) and mapped to the frozen
 records in `records.py`; missing fields are tolerated because localstripe (the emulator)
 returns a subset, and sometimes an older shape, of Stripe's objects.
@@ -11,15 +27,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
+import random
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
+import httpx
 import stripe
 
-from datasources.instrumentation import count_provider_call
-
 from datasources.errors import BadUserInput, NotFound, PaymentDeclined, ProviderUnavailable
+from datasources.instrumentation import count_provider_call
+from datasources.payments.breaker import CircuitBreaker
 from datasources.payments.records import (
     Address,
     Customer,
@@ -34,6 +53,12 @@ UNAVAILABLE = "The payment provider is unavailable; try again shortly."
 PAGE_SIZE = 100  # Stripe's maximum page size
 
 T = TypeVar("T")
+log = logging.getLogger("gateway.payments")
+
+
+class OutcomeUnknown(ProviderUnavailable):
+    """A write reached (or may have reached) the provider and no answer came back in time:
+    it may or may not have been applied. Retrying with the same idempotency key is safe."""
 
 _DECLINE_REASONS: dict[str, DeclineReason] = {
     "card_declined": "CARD_DECLINED",
@@ -95,9 +120,29 @@ class _HTTPXClient(stripe.HTTPXClient):
 
 
 class PaymentsClient:
-    def __init__(self, api_key: str, api_base: str | None = None, timeout_seconds: float = 10.0) -> None:
-        self._http = _HTTPXClient(timeout=timeout_seconds)
-        # No SDK retries: a retry belongs to the caller, which owns the idempotency key.
+    """One per process: it holds the connection pool and the circuit breaker.
+
+    `timeout_seconds` bounds each request, retries included; `attempt_timeout_seconds`
+    (default: all of it) bounds one attempt. `max_retries` retries, `retry_backoff_seconds`
+    the first back-off (doubled per retry, jittered ±50 %). The breaker opens after
+    `breaker_failure_threshold` failed requests in a row and lets a trial through after
+    `breaker_cooldown_seconds`.
+    """
+
+    def __init__(self, api_key: str, api_base: str | None = None, timeout_seconds: float = 10.0, *,
+                 attempt_timeout_seconds: float | None = None, max_retries: int = 2,
+                 retry_backoff_seconds: float = 0.1, breaker_failure_threshold: int = 5,
+                 breaker_cooldown_seconds: float = 10.0) -> None:
+        if timeout_seconds <= 0 or max_retries < 0 or retry_backoff_seconds < 0:
+            raise ValueError("timeouts must be positive, retries and back-off not negative")
+        self._timeout = float(timeout_seconds)
+        self._attempt_timeout = min(float(attempt_timeout_seconds or timeout_seconds), self._timeout)
+        self._max_retries = max_retries
+        self._backoff = retry_backoff_seconds
+        self.breaker = CircuitBreaker(failure_threshold=breaker_failure_threshold,
+                                      cooldown_seconds=breaker_cooldown_seconds, unavailable_message=UNAVAILABLE)
+        self._http = _HTTPXClient(timeout=self._attempt_timeout)
+        # No SDK retries: ours (`_attempts`) keep the key and respect the time box.
         self._stripe = stripe.StripeClient(
             api_key,
             base_addresses={"api": api_base} if api_base else None,
@@ -127,15 +172,14 @@ class PaymentsClient:
             params["address"] = {k: v for k, v in _address_params(address).items() if v is not None}
         if vat_id:
             params["tax_id_data"] = [{"type": "eu_vat", "value": vat_id}]
-        obj = await _call(lambda: self._v1.customers.create_async(
-            params, {"idempotency_key": step_key(idempotency_key, "customer")}
-        ))
+        obj = await self._write(lambda o: self._v1.customers.create_async(params, o),
+                                step_key(idempotency_key, "customer"))
         return _customer(obj)
 
     async def get_customer(self, customer_id: str) -> Customer | None:
         """None when the provider does not know the customer or it was deleted."""
         try:
-            obj = await _call(lambda: self._v1.customers.retrieve_async(
+            obj = await self._read(lambda: self._v1.customers.retrieve_async(
                 customer_id, {"expand": ["tax_ids"]}
             ))
         except NotFound:
@@ -151,16 +195,17 @@ class PaymentsClient:
         The new tax id is added before the old ones are removed, so a value the provider
         refuses (BadUserInput) changes nothing.
         """
-        current = await _call(lambda: self._v1.customers.retrieve_async(customer_id, {"expand": ["tax_ids"]}))
+        current = await self._read(lambda: self._v1.customers.retrieve_async(customer_id, {"expand": ["tax_ids"]}))
         tax_ids = (current.get("tax_ids") or {}).get("data") or []
         keep = next((t for t in tax_ids if vat_id and t.get("value") == vat_id), None)
         if vat_id and keep is None:
-            keep = await _call(lambda: self._v1.customers.tax_ids.create_async(
-                customer_id, {"type": "eu_vat", "value": vat_id}, _options(idempotency_key, "tax_id")
-            ))
+            keep = await self._write(lambda o: self._v1.customers.tax_ids.create_async(
+                customer_id, {"type": "eu_vat", "value": vat_id}, o
+            ), _key(idempotency_key, "tax_id"))
         for stale in tax_ids:
             if keep is None or stale.get("id") != keep.get("id"):
-                await _call(lambda t=stale["id"]: self._v1.customers.tax_ids.delete_async(customer_id, t))
+                await self._write(lambda o, t=stale["id"]: self._v1.customers.tax_ids.delete_async(
+                    customer_id, t, None, o), None)
 
     async def update_billing_details(
         self,
@@ -184,7 +229,8 @@ class PaymentsClient:
             "address": {k: v or "" for k, v in _address_params(address).items()} if address else "",
             "metadata": {"vat_id": vat_id or ""},
         }
-        await _call(lambda: self._v1.customers.update_async(customer_id, params, _options(idempotency_key, "update")))
+        await self._write(lambda o: self._v1.customers.update_async(customer_id, params, o),
+                          _key(idempotency_key, "update"))
         updated = await self.get_customer(customer_id)
         if updated is None:
             raise NotFound("The payment provider has no such object.")
@@ -215,22 +261,18 @@ class PaymentsClient:
         Real Stripe refuses raw card numbers from servers (cards are tokenized by
         Stripe.js in the browser); production code attaches a `pm_...` id instead.
         """
-        pm = await _call(lambda: self._v1.payment_methods.create_async(
+        pm = await self._write(lambda o: self._v1.payment_methods.create_async(
             {"type": "card",
-             "card": {"number": card_number, "exp_month": exp_month, "exp_year": exp_year, "cvc": cvc}},
-            {"idempotency_key": step_key(idempotency_key, "payment_method")},
-        ))
+             "card": {"number": card_number, "exp_month": exp_month, "exp_year": exp_year, "cvc": cvc}}, o,
+        ), step_key(idempotency_key, "payment_method"))
         # The emulator declines its decline-test cards here, at attach (402 card_declined).
-        await _call(lambda: self._v1.payment_methods.attach_async(
-            pm["id"], {"customer": customer_id},
-            {"idempotency_key": step_key(idempotency_key, "attach")},
-        ))
+        await self._write(lambda o: self._v1.payment_methods.attach_async(
+            pm["id"], {"customer": customer_id}, o,
+        ), step_key(idempotency_key, "attach"))
         if make_default:
-            await _call(lambda: self._v1.customers.update_async(
-                customer_id,
-                {"invoice_settings": {"default_payment_method": pm["id"]}},
-                {"idempotency_key": step_key(idempotency_key, "default")},
-            ))
+            await self._write(lambda o: self._v1.customers.update_async(
+                customer_id, {"invoice_settings": {"default_payment_method": pm["id"]}}, o,
+            ), step_key(idempotency_key, "default"))
         return _payment_method(pm, default_id=pm["id"] if make_default else None)
 
     async def attach_payment_method(
@@ -243,7 +285,7 @@ class PaymentsClient:
         it, so it is checked here. Attaching a method the customer already has is a no-op
         (apart from `make_default`). PaymentDeclined when the card is refused at attach.
         """
-        found = await _call(lambda: self._v1.payment_methods.retrieve_async(payment_method_id))
+        found = await self._read(lambda: self._v1.payment_methods.retrieve_async(payment_method_id))
         owner = found.get("customer")
         if isinstance(owner, dict):
             owner = owner.get("id")
@@ -251,46 +293,48 @@ class PaymentsClient:
             raise NotFound("The payment provider has no such payment method.")
         pm = found
         if owner is None:
-            pm = await _call(lambda: self._v1.payment_methods.attach_async(
-                payment_method_id, {"customer": customer_id},
-                {"idempotency_key": step_key(idempotency_key, "attach")},
-            ))
+            pm = await self._write(lambda o: self._v1.payment_methods.attach_async(
+                payment_method_id, {"customer": customer_id}, o,
+            ), step_key(idempotency_key, "attach"))
         if make_default:
             # No key of ours: setting the default is idempotent, and a replayed answer from
             # an earlier, identical request would skip a change made since.
             await self.set_default_payment_method(customer_id, pm["id"])
             return _payment_method(pm, default_id=pm["id"])
-        customer = await _call(lambda: self._v1.customers.retrieve_async(customer_id))
+        customer = await self._read(lambda: self._v1.customers.retrieve_async(customer_id))
         return _payment_method(pm, default_id=_default_payment_method_id(customer))
 
     async def set_default_payment_method(
         self, customer_id: str, payment_method_id: str | None, *, idempotency_key: str | None = None
     ) -> None:
         """The method invoices are paid with unless another is chosen; None clears it."""
-        await _call(lambda: self._v1.customers.update_async(
-            customer_id,
-            {"invoice_settings": {"default_payment_method": payment_method_id or ""}},
-            _options(idempotency_key, "default"),
-        ))
+        await self._write(lambda o: self._v1.customers.update_async(
+            customer_id, {"invoice_settings": {"default_payment_method": payment_method_id or ""}}, o,
+        ), _key(idempotency_key, "default"))
 
     async def detach_payment_method(self, payment_method_id: str, *, idempotency_key: str | None = None) -> None:
         """Remove a method from its customer (permanent at Stripe). The caller replaces or
         clears the customer's default first: the emulator would keep charging a detached
         default."""
-        await _call(lambda: self._v1.payment_methods.detach_async(
-            payment_method_id, None, _options(idempotency_key, "detach")
-        ))
+        await self._write(lambda o: self._v1.payment_methods.detach_async(payment_method_id, None, o),
+                          _key(idempotency_key, "detach"))
 
     async def list_payment_methods(self, customer_id: str) -> list[PaymentMethod]:
         # /v1/payment_methods?customer= rather than /v1/customers/{id}/payment_methods:
         # both are Stripe, only the former exists in the emulator.
+        # Both run to their end (return_exceptions): a failure of one must not leave the
+        # other retrying in the background after the caller has moved on.
         customer, methods = await asyncio.gather(
-            _call(lambda: self._v1.customers.retrieve_async(customer_id)),
+            self._read(lambda: self._v1.customers.retrieve_async(customer_id)),
             self._list_all(
                 lambda params: self._v1.payment_methods.list_async(params),
                 {"customer": customer_id, "type": "card"},
             ),
+            return_exceptions=True,
         )
+        for outcome in (customer, methods):
+            if isinstance(outcome, BaseException):
+                raise outcome
         default_id = _default_payment_method_id(customer)
         return [_payment_method(pm, default_id=default_id) for pm in methods]
 
@@ -322,44 +366,53 @@ class PaymentsClient:
         if tax_percent:
             # Tax rates rather than the removed `tax_percent` parameter: Stripe dropped it,
             # the emulator supports both.
-            rate = await _call(lambda: self._v1.tax_rates.create_async(
-                {"display_name": "VAT", "percentage": float(tax_percent), "inclusive": False},
-                {"idempotency_key": step_key(idempotency_key, "tax_rate")},
-            ))
+            rate = await self._write(lambda o: self._v1.tax_rates.create_async(
+                {"display_name": "VAT", "percentage": float(tax_percent), "inclusive": False}, o,
+            ), step_key(idempotency_key, "tax_rate"))
             tax_rates = [rate["id"]]
         for i, (description, quantity, unit_amount) in enumerate(lines):
             # One amount per item (quantity × unit): the emulator's items have no
             # quantity, so the quantity travels in metadata and is read back from there.
-            await _call(lambda: self._v1.invoice_items.create_async(
+            await self._write(lambda o: self._v1.invoice_items.create_async(
                 {"customer": customer_id, "currency": cur, "amount": quantity * unit_amount,
                  "description": description,
-                 "metadata": {"quantity": str(quantity), "unit_amount": str(unit_amount)}},
-                {"idempotency_key": step_key(idempotency_key, f"item{i}")},
-            ))
+                 "metadata": {"quantity": str(quantity), "unit_amount": str(unit_amount)}}, o,
+            ), step_key(idempotency_key, f"item{i}"))
         params: dict[str, Any] = {"customer": customer_id, "pending_invoice_items_behavior": "include"}
         if tax_rates:
             params["default_tax_rates"] = tax_rates
-        invoice = await _call(lambda: self._v1.invoices.create_async(
-            params, {"idempotency_key": step_key(idempotency_key, "invoice")}
-        ))
+        invoice = await self._write(lambda o: self._v1.invoices.create_async(params, o),
+                                    step_key(idempotency_key, "invoice"))
         if pay:
             return await self.pay_invoice(invoice["id"], idempotency_key=idempotency_key)
-        invoice = await _call(lambda: self._v1.invoices.finalize_invoice_async(
-            invoice["id"], None, {"idempotency_key": step_key(idempotency_key, "finalize")}
-        ))
+        invoice = await self._write(lambda o: self._v1.invoices.finalize_invoice_async(invoice["id"], None, o),
+                                    step_key(idempotency_key, "finalize"))
         return _invoice(invoice)
 
     async def pay_invoice(
         self, invoice_id: str, *, idempotency_key: str, payment_method_id: str | None = None
     ) -> Invoice:
         """Pay with the customer's default method, or `payment_method_id` (one of the
-        customer's). PaymentDeclined when the card is refused: the invoice stays OPEN."""
+        customer's). PaymentDeclined when the card is refused: the invoice stays OPEN.
+
+        Never charges twice for one key: every attempt carries the same derived key, and
+        before a retry of an attempt that may have reached the provider the invoice is read
+        again; if it is PAID by now, that attempt paid it and its answer was lost, so that
+        is the answer. OutcomeUnknown when no attempt got an answer and one may have
+        reached the provider: the caller records the payment as pending (the invoice's
+        status at the provider tells the truth later). The caller holds the customer's
+        lock, so nothing else pays the invoice meanwhile.
+        """
         params = {"payment_method": payment_method_id} if payment_method_id else None
-        invoice = await _call(lambda: self._v1.invoices.pay_async(
-            invoice_id, params, {"idempotency_key": step_key(idempotency_key, "pay")}
-        ))
+
+        async def paid_meanwhile() -> Any:
+            current = await self._v1.invoices.retrieve_async(invoice_id)
+            return current if current.to_dict().get("status") == "paid" else None
+
+        invoice = await self._write(lambda o: self._v1.invoices.pay_async(invoice_id, params, o),
+                                    step_key(idempotency_key, "pay"), before_retry=paid_meanwhile)
         if invoice.get("status") != "paid":
-            # Stripe answers a refused card with a 402 (handled in _call); the emulator
+            # Stripe answers a refused card with a 402 (see `_translate`); the emulator
             # answers 200 with the invoice still open and the failed charge inside it.
             charge = invoice.get("charge")
             code = charge.get("failure_code") if isinstance(charge, dict) else None
@@ -369,7 +422,7 @@ class PaymentsClient:
     async def get_invoice(self, invoice_id: str) -> Invoice | None:
         """One invoice as the provider has it now; None when it does not know the id."""
         try:
-            inv = await _call(lambda: self._v1.invoices.retrieve_async(invoice_id))
+            inv = await self._read(lambda: self._v1.invoices.retrieve_async(invoice_id))
         except NotFound:
             return None
         return await self._with_all_lines(inv)
@@ -396,40 +449,106 @@ class PaymentsClient:
         items: list[dict[str, Any]] = []
         page_params = {**params, "limit": PAGE_SIZE}
         while True:
-            page = await _call(lambda: fetch(page_params))
+            page = await self._read(lambda: fetch(page_params))
             data = page.get("data") or []
             items.extend(data)
             if not page.get("has_more") or not data:
                 return items
             page_params = {**page_params, "starting_after": data[-1]["id"]}
 
+    # --- the boundary: time box, retries, breaker; errors in, plain dicts out -------------
 
-# --- the boundary: errors in, plain dicts out -------------------------------------------
+    async def _read(self, request: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
+        """A GET: retried on transient failures (reading twice changes nothing)."""
+        return await self.breaker.call(lambda: self._attempts(request, retry=True, write=False))
+
+    async def _write(self, request: Callable[[dict[str, Any]], Awaitable[Any]], key: str | None, *,
+                     before_retry: Callable[[], Awaitable[Any]] | None = None) -> dict[str, Any]:
+        """A POST or DELETE, given its request options. With an idempotency key it is retried,
+        and every attempt sends that same key (the options are made here, once); without one
+        the SDK would make a new random key per attempt, so it is retried only when the failed
+        attempt never left this process.
+
+        `before_retry` runs before retrying an attempt that may have reached the provider; an
+        answer (not None) from it ends the request as if the write had answered it.
+        """
+        options = {"idempotency_key": key} if key else {}
+        return await self.breaker.call(lambda: self._attempts(
+            lambda: request(dict(options)), retry=key is not None, write=True, before_retry=before_retry))
+
+    async def _attempts(self, send: Callable[[], Awaitable[Any]], *, retry: bool, write: bool,
+                        before_retry: Callable[[], Awaitable[Any]] | None = None) -> dict[str, Any]:
+        """One request: at most 1 + max_retries attempts, all within `timeout_seconds`.
+
+        Transient failures (connection errors, timeouts, 5xx, 409, 429) are retried while
+        allowed and while the box has room for the back-off; anything else the provider
+        answers is translated at once (`_translate`) and never retried.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
+        may_have_applied = False  # a write attempt reached (or may have reached) the provider
+        attempt = 0
+        while True:
+            attempt += 1
+            writing = False
+            try:
+                async with asyncio.timeout_at(min(deadline, loop.time() + self._attempt_timeout)):
+                    if before_retry is not None and may_have_applied:
+                        count_provider_call()
+                        found = await before_retry()
+                        if found is not None:
+                            return found.to_dict()
+                    count_provider_call()
+                    writing = write
+                    obj = await send()
+                return obj.to_dict()
+            except TimeoutError:
+                reached = True  # the box ran out mid-request: it may have arrived
+            except stripe.APIConnectionError as exc:
+                # Refused or unreachable: the request never left. Anything later (reset,
+                # read timeout, a half answer): it may have arrived.
+                reached = not isinstance(exc.__cause__, (httpx.ConnectError, httpx.ConnectTimeout,
+                                                          httpx.PoolTimeout))
+            except stripe.RateLimitError:
+                reached = False  # refused before any work: Stripe applies nothing on a 429
+            except stripe.APIError as exc:
+                if exc.http_status is not None and exc.http_status < 500 and exc.http_status != 409:
+                    raise _translate(exc) from None
+                reached = True  # 5xx, a conflict, or a body that is not Stripe's: unknown
+            except stripe.StripeError as exc:
+                raise _translate(exc) from None
+            may_have_applied = may_have_applied or (writing and reached)
+            backoff = self._backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
+            if (attempt <= self._max_retries and (retry or not may_have_applied)
+                    and loop.time() + backoff < deadline):
+                log.info("payment provider: attempt %d failed; retrying in %.2f s", attempt, backoff)
+                await asyncio.sleep(backoff)
+                continue
+            if may_have_applied:
+                log.warning("payment provider: a write got no answer after %d attempt(s); "
+                            "its outcome is unknown", attempt)
+                raise OutcomeUnknown(UNAVAILABLE)
+            raise ProviderUnavailable(UNAVAILABLE)
 
 
-async def _call(request: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
-    """Run one SDK request; return its body as a plain dict; translate every failure."""
-    count_provider_call()
-    try:
-        obj = await request()
-    except stripe.CardError as exc:
-        raise declined(exc.code, _decline_code(exc)) from None
-    except stripe.InvalidRequestError as exc:
+def _translate(exc: stripe.StripeError) -> Exception:
+    """The gateway's error for an answer from the provider (not for its silence)."""
+    if isinstance(exc, stripe.CardError):
+        return declined(exc.code, _decline_code(exc))
+    if isinstance(exc, stripe.InvalidRequestError):
         if exc.http_status == 404:
-            raise NotFound("The payment provider has no such object.") from None
-        raise BadUserInput("The payment provider rejected the request.") from None
-    except stripe.IdempotencyError:
-        raise BadUserInput("This request key was already used for a different request.") from None
-    except stripe.StripeError:
-        # Connection failures and timeouts, 5xx, rate limits, and our own
-        # misconfiguration (authentication, permission): nothing the user can fix.
-        raise ProviderUnavailable(UNAVAILABLE) from None
-    return obj.to_dict()
+            return NotFound("The payment provider has no such object.")
+        return BadUserInput("The payment provider rejected the request.")
+    if isinstance(exc, stripe.IdempotencyError):
+        return BadUserInput("This request key was already used for a different request.")
+    # Our own misconfiguration (authentication, permission) and anything unexpected:
+    # nothing the user can fix.
+    return ProviderUnavailable(UNAVAILABLE)
 
 
-def _options(idempotency_key: str | None, step: str) -> dict[str, Any]:
-    """Request options: our derived key when the caller has one; else the SDK's random one."""
-    return {"idempotency_key": step_key(idempotency_key, step)} if idempotency_key else {}
+def _key(idempotency_key: str | None, step: str) -> str | None:
+    """Our derived key when the caller has one; else None (the SDK makes a random one)."""
+    return step_key(idempotency_key, step) if idempotency_key else None
 
 
 def _default_payment_method_id(customer: dict[str, Any]) -> str | None:

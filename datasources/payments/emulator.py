@@ -33,6 +33,7 @@ READY_PREFIX = "listening "
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="localstripe with a private store file")
     parser.add_argument("--store", required=True, type=Path, help="pickle file for the store")
+    parser.add_argument("--port", type=int, default=0, help="loopback port (0: any free one)")
     parser.add_argument(
         "--exit-with-stdin", action="store_true",
         help="shut down when stdin reaches end-of-file (the parent holds the other end)",
@@ -56,7 +57,10 @@ def main(argv: list[str] | None = None) -> None:
     # IPv4 loopback only: localstripe's own start() binds '::' on a fixed port, which
     # exposes it to the network and collides between instances.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
+    # A restart on the port of an instance just stopped must not wait for its connections'
+    # TIME_WAIT (on Linux this never lets two listeners share a port).
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", args.port))
     # Listen before announcing, so a client connecting right away queues instead of
     # being refused while aiohttp is still starting.
     sock.listen(128)
@@ -99,11 +103,20 @@ class Emulator:
         self.store_path = store_path
 
     @property
+    def port(self) -> int:
+        return int(self.api_base.rsplit(":", 1)[1])
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    @property
     def pid(self) -> int:
         return self.process.pid
 
     @classmethod
-    def start(cls, store_path: Path, timeout: float = 15) -> Emulator:
+    def start(cls, store_path: Path, timeout: float = 15, port: int = 0) -> Emulator:
+        """Start one on `port` (0: any free loopback port), with the store at `store_path`."""
         store_path = Path(store_path).resolve()
         env = dict(os.environ)
         # The child imports this package by module name: make that work whatever the cwd.
@@ -115,7 +128,7 @@ class Emulator:
         errlog = tempfile.TemporaryFile()
         process = subprocess.Popen(
             [sys.executable, "-m", "datasources.payments.emulator", "--store", str(store_path),
-             "--exit-with-stdin"],
+             "--port", str(port), "--exit-with-stdin"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=errlog,
@@ -142,6 +155,13 @@ class Emulator:
 
     def stop(self) -> None:
         _terminate(self.process)
+
+    def restart(self, timeout: float = 15) -> None:
+        """Stop (if running) and start again on the same port with the same store, as a
+        provider comes back after an outage: clients keep their address."""
+        self.stop()
+        again = Emulator.start(self.store_path, timeout=timeout, port=self.port)
+        self.process = again.process
 
     def __enter__(self) -> Emulator:
         return self

@@ -1,18 +1,89 @@
-"""The connection pool, with time-boxed acquisition and translated connection failures."""
+"""The connection pool, with time-boxed acquisition and translated connection failures.
+
+Every way PostgreSQL can be out of reach while a request runs (the server stopped, crashed,
+restarting, refusing connections, too slow to hand out a connection) leaves this module as
+one `DatabaseUnavailable`, whether it happens while a connection is acquired, during a
+`fetch`/`execute`, or inside the body of `connection()` / `transaction()`, where callers use
+the raw asyncpg connection. Other database errors (constraint violations, bad SQL, wrong
+argument types) pass through unchanged: they are bugs or domain outcomes, not an outage.
+
+Recovery needs nothing from the app: asyncpg's pool notices a connection whose server went
+away (the socket closes) and opens a new one at the next acquire, so once the server is back
+the same pool serves again.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
 import asyncpg
+from asyncpg import exceptions as pg
 
-from datasources.errors import DatabaseUnavailable
+from datasources.errors import DatabaseUnavailable, GatewayError
 from datasources.instrumentation import count_sql
 
+# How long a request waits for a pooled connection before it is told DATABASE_UNAVAILABLE.
 ACQUIRE_TIMEOUT_SECONDS = 5.0
-_UNAVAILABLE = "The database is unavailable; try again shortly."
+# How long opening one new connection may take: a dead or unreachable server shows quickly.
+CONNECT_TIMEOUT_SECONDS = 2.0
+# How long `close()` waits for borrowed connections to come back before cutting them.
+CLOSE_TIMEOUT_SECONDS = 10.0
+UNAVAILABLE_MESSAGE = "The database is unavailable; try again shortly."
+
+log = logging.getLogger("datasources.postgres")
+
+# What the driver raises at all: any of it while acquiring means no connection could be had.
+_DRIVER_ERRORS = (OSError, TimeoutError, pg.PostgresError, pg.InterfaceError)
+# Errors that mean the server or the connection is gone, whatever the connection's state.
+_CONNECTION_LOST = (
+    ConnectionError,  # refused, reset, broken pipe
+    TimeoutError,  # asyncio.TimeoutError: acquire, connect or command timeout
+    pg.PostgresConnectionError,  # SQLSTATE class 08 (ProtocolViolationError excepted below)
+    pg.AdminShutdownError,  # 57P01: smart/fast shutdown, pg_terminate_backend
+    pg.CrashShutdownError,  # 57P02: immediate shutdown, a crashed backend
+    pg.CannotConnectNowError,  # 57P03: starting up, shutting down, recovering
+    pg.DatabaseDroppedError,  # 57P04
+    pg.IdleSessionTimeoutError,  # 57P05
+    pg.TooManyConnectionsError,  # 53300
+)
+
+
+def is_connection_failure(exc: BaseException, conn: Any = None, *, acquiring: bool = False) -> bool:
+    """Whether `exc` means PostgreSQL is out of reach (rather than a bug or a domain error).
+
+    While acquiring, every driver failure counts: no connection could be had. In the body,
+    `conn` is the connection it used: asyncpg raises a plain `InterfaceError` ("connection is
+    closed", "released back to the pool") for work on a connection the server dropped, and
+    that class also covers programming errors (wrong argument types), so it counts only when
+    the connection is in fact closed; likewise an OSError (a file the body writes, say).
+    """
+    if isinstance(exc, GatewayError) or not isinstance(exc, _DRIVER_ERRORS):
+        return False
+    if acquiring or _closed(conn):
+        return True
+    if isinstance(exc, pg.ProtocolViolationError):  # 08P01 is also what a malformed message gets
+        return False
+    if isinstance(exc, _CONNECTION_LOST):
+        return True
+    return isinstance(exc, pg.InterfaceError) and "pool is clos" in str(exc)
+
+
+def _closed(conn: Any) -> bool:
+    if conn is None:
+        return False
+    try:
+        return bool(conn.is_closed())
+    except pg.InterfaceError:  # a proxy already released to the pool
+        return True
+
+
+def _unavailable(exc: BaseException) -> DatabaseUnavailable:
+    log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+    return DatabaseUnavailable(UNAVAILABLE_MESSAGE)
 
 
 class Executor(Protocol):
@@ -27,32 +98,73 @@ class Executor(Protocol):
 class Database:
     """One asyncpg pool per process; every call waits a bounded time for a connection."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, acquire_timeout: float = ACQUIRE_TIMEOUT_SECONDS) -> None:
         self.pool = pool
+        self.acquire_timeout = acquire_timeout
 
     @classmethod
-    async def connect(cls, dsn: str, *, max_size: int = 10) -> "Database":
-        try:
-            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_size, timeout=10,
-                                             init=_count_statements, reset=_keep_session)
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
-        return cls(pool)
+    async def connect(cls, dsn: str, *, max_size: int = 10,
+                      acquire_timeout: float = ACQUIRE_TIMEOUT_SECONDS,
+                      connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
+                      command_timeout: float | None = None) -> "Database":
+        """Opens the pool (one connection at once, up to `max_size`).
 
-    async def close(self) -> None:
-        await self.pool.close()
+        acquire_timeout: seconds a caller waits for a connection (including opening a new
+        one) before DatabaseUnavailable. connect_timeout: seconds one new connection may
+        take. command_timeout: seconds any one statement may run, None for no limit (the
+        CLI's migrations must not be cut short); a statement that runs out is cancelled at
+        the server and reported as DatabaseUnavailable.
+        """
+        try:
+            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_size, timeout=connect_timeout,
+                                             command_timeout=command_timeout,
+                                             init=_count_statements, reset=_keep_session)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc or type(exc).__name__}") from exc
+        return cls(pool, acquire_timeout=acquire_timeout)
+
+    async def close(self, timeout: float = CLOSE_TIMEOUT_SECONDS) -> None:
+        """Waits for borrowed connections up to `timeout`, then terminates what is left."""
+        try:
+            await asyncio.wait_for(self.pool.close(), timeout)
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("closing the database pool: %s: %s; terminating it", type(exc).__name__, exc)
+            self.pool.terminate()
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection for the body; connection failures anywhere become DatabaseUnavailable."""
+        acquired = self.pool.acquire(timeout=self.acquire_timeout)
         try:
-            async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
-                yield conn
-        except (OSError, TimeoutError, asyncpg.exceptions.ConnectionDoesNotExistError,
-                asyncpg.exceptions.CannotConnectNowError) as exc:
-            raise DatabaseUnavailable(_UNAVAILABLE) from exc
+            conn = await acquired.__aenter__()
+        except Exception as exc:
+            if is_connection_failure(exc, acquiring=True):
+                raise _unavailable(exc) from exc
+            raise
+        try:
+            yield conn
+        except Exception as exc:
+            # Judged before the release, while the connection's state is still ours to read.
+            lost = is_connection_failure(exc, conn)
+            await _release(acquired)
+            if lost:
+                raise _unavailable(exc) from exc
+            raise
+        except BaseException:  # cancellation: asyncpg's release copes with a busy connection
+            await _release(acquired)
+            raise
+        else:
+            await _release(acquired)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """BEGIN … COMMIT on one connection; an exception in the body rolls back.
+
+        A connection lost in the body, at COMMIT or at ROLLBACK surfaces as
+        DatabaseUnavailable; the server then discards the transaction, so nothing half-done
+        is stored. (A connection lost after COMMIT was sent leaves the outcome unknown to
+        us: the client is told to try again, and idempotency keys make that retry safe.)
+        """
         async with self.connection() as conn, conn.transaction():
             yield conn
 
@@ -71,6 +183,33 @@ class Database:
     async def execute(self, query: str, *args: Any) -> str:
         async with self.connection() as conn:
             return await conn.execute(query, *args)
+
+    async def ping(self, timeout: float = 1.0) -> bool:
+        """Whether a pooled connection answers `SELECT 1` within about `timeout` seconds.
+
+        For readiness checks: never raises for an unreachable server, only answers False.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            async with self.pool.acquire(timeout=timeout) as conn:
+                remaining = max(deadline - loop.time(), 0.05)
+                return await conn.fetchval("SELECT 1", timeout=remaining) == 1
+        except Exception as exc:
+            if is_connection_failure(exc, acquiring=True):
+                return False
+            raise
+
+
+async def _release(acquired: Any) -> None:
+    """Gives the connection back; a failure here (asyncpg rolling back a transaction left open
+    on a connection that just died) is a lost connection too."""
+    try:
+        await acquired.__aexit__(None, None, None)
+    except Exception as exc:
+        if is_connection_failure(exc, acquiring=True):
+            raise _unavailable(exc) from exc
+        raise
 
 
 async def _count_statements(conn: asyncpg.Connection) -> None:

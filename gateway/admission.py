@@ -1,0 +1,74 @@
+"""What is checked before a request may run, without any I/O of its own: size, cost, budget.
+
+The document is parsed here once (bounded by a token count, cached), its cost calculated
+against the schema, and the viewer's budget charged with it. The viewer is known from the
+signed token alone; the session lookup that follows is the first I/O of the request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from graphql import DocumentNode, GraphQLError, GraphQLSchema, parse
+
+from auth import tokens
+from auth.viewer import bearer_token
+from gateway.cost import operation_cost
+from gateway.limits import Limiter
+
+MAX_TOKENS = 5_000
+
+
+@lru_cache(maxsize=512)
+def parse_document(query: str) -> DocumentNode:
+    """Raises GraphQLError for a document that does not parse or has too many tokens."""
+    return parse(query, max_tokens=MAX_TOKENS)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    status: int
+    message: str
+    code: str
+    extensions: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Admission:
+    viewer_key: str
+    requested: int
+    available: float  # budget left once `requested` is charged
+
+
+def viewer_key(secret: str, authorization: str | None, address: str) -> str:
+    token = bearer_token(authorization)
+    claims = tokens.decode(secret, token) if token else None
+    return f"account:{claims.account_id}" if claims else f"address:{address}"
+
+
+async def admit(schema: GraphQLSchema, limiter: Limiter, *, query: str, operation_name: str | None,
+                variables: dict[str, Any] | None, key: str) -> Admission | Refusal | None:
+    """None: let execution report the document's own errors (it does not parse)."""
+    try:
+        document = parse_document(query)
+    except GraphQLError as error:
+        if "tokens" in error.message:
+            return Refusal(400, f"The query is too large: more than {MAX_TOKENS} tokens.", "QUERY_TOO_COMPLEX")
+        return None
+    requested = operation_cost(schema, document, operation_name, variables)
+    limit = limiter.settings.max_query_cost
+    if requested > limit:
+        return Refusal(400, f"The query's calculated cost {requested} is over the limit of {limit}: ask for "
+                            "smaller pages (`first`/`last`) or fewer nested lists.", "QUERY_TOO_COMPLEX",
+                       {"cost": {"requested": requested, "limit": limit}})
+    decision = await limiter.charge_query(key, requested)
+    if not decision.allowed:
+        retry = max(1, round(decision.retry_after + 0.5))
+        return Refusal(429, f"Query budget used up: {requested} points asked, {int(decision.available)} "
+                            f"available; try again in {retry} s.", "RATE_LIMITED",
+                       {"retryAfter": retry, "cost": {"requested": requested, "available": int(decision.available)}},
+                       {"Retry-After": str(retry)})
+    return Admission(key, requested, decision.available)

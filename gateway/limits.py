@@ -1,0 +1,76 @@
+"""What a client may spend: the query-cost budget per viewer, and the sign-in throttles."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+from datasources.errors import GatewayError
+from gateway.ratelimit import Buckets, Decision
+
+log = logging.getLogger("gateway.limits")
+
+
+class RateLimited(GatewayError):
+    """Too many requests, or too much cost, for now; `retryAfter` says when to try again."""
+
+    code = "RATE_LIMITED"
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    max_query_cost: int = 25_000  # one query's calculated cost
+    cost_budget: int = 100_000  # a viewer's bucket
+    cost_restore_rate: float = 2_000  # points a second
+    sign_in_attempts: int = 10  # failed sign-ins per account per window
+    sign_in_attempts_per_address: int = 50  # failed sign-ins per client address per window
+    sign_in_window_seconds: float = 300
+
+
+class Limiter:
+    def __init__(self, buckets: Buckets, settings: LimitSettings) -> None:
+        self.buckets = buckets
+        self.settings = settings
+
+    async def _take(self, key: str, cost: float, capacity: float, rate: float) -> Decision:
+        try:
+            return await self.buckets.take(key, cost, capacity, rate)
+        except Exception:  # Redis away: serving beats limiting, and the log says so
+            log.warning("rate-limit store unavailable; allowing %s", key, exc_info=True)
+            return Decision(True, capacity, 0.0)
+
+    async def charge_query(self, viewer_key: str, cost: int) -> Decision:
+        s = self.settings
+        return await self._take(f"cost:{viewer_key}", cost, s.cost_budget, s.cost_restore_rate)
+
+    async def refund_query(self, viewer_key: str, amount: int) -> None:
+        if amount > 0:
+            s = self.settings
+            try:
+                await self.buckets.give_back(f"cost:{viewer_key}", amount, s.cost_budget, s.cost_restore_rate)
+            except Exception:
+                log.warning("rate-limit store unavailable; refund of %s lost", viewer_key, exc_info=True)
+
+    def _sign_in_buckets(self, account: str | None, address: str) -> list[tuple[str, float]]:
+        s = self.settings
+        found = [(f"sign-in:address:{address}", s.sign_in_attempts_per_address)]
+        if account:
+            found.append((f"sign-in:account:{account.lower()}", s.sign_in_attempts))
+        return found
+
+    async def check_sign_in(self, account: str | None, address: str) -> None:
+        """Before a password or token is checked: refuses once failures have filled a bucket."""
+        window = self.settings.sign_in_window_seconds
+        for key, attempts in self._sign_in_buckets(account, address):
+            # A zero-cost probe: is there room for one more failure?
+            rate = attempts / window
+            decision = await self._take(key, 1e-9, attempts, rate)
+            if decision.available < 1:
+                raise RateLimited("Too many failed sign-in attempts; try again later.",
+                                  retryAfter=max(1, math.ceil((1 - decision.available) / rate)))
+
+    async def sign_in_failed(self, account: str | None, address: str) -> None:
+        window = self.settings.sign_in_window_seconds
+        for key, attempts in self._sign_in_buckets(account, address):
+            await self._take(key, 1, attempts, attempts / window)

@@ -1,0 +1,192 @@
+"""What a query may cost: refused before any I/O when too big, and a budget per viewer."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+
+import pytest
+
+from gateway.limits import LimitSettings
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+HUGE = """{ viewer { organization { members(first: 100) { nodes { account { licenses {
+  allocations(first: 100) { nodes { account { id } } } } } } } } } }"""
+
+
+async def test_every_response_reports_its_cost(gateway):
+    token = await gateway.login("admin@northwind.example")
+    body = (await gateway.post("{ viewer { organization { licenses { id product { name } } } } }",
+                               token=token)).json()
+    cost = body["extensions"]["cost"]
+    assert cost["requested"] == 1 + 1 + 10 + 10  # viewer, organization, ~10 licenses, their products
+    assert cost["actual"] == 1 + 1 + 5 + 5  # what came back: 5 licenses
+    assert cost["budget"]["maximum"] == LimitSettings.cost_budget
+    assert 0 < cost["budget"]["remaining"] <= cost["budget"]["maximum"]
+
+
+async def test_a_query_over_the_cost_limit_is_refused_before_any_io(gateway):
+    token = await gateway.login("admin@northwind.example")
+    response = await gateway.post(HUGE, token=token, accept=GRAPHQL_RESPONSE)
+    assert response.status_code == 400
+    body = response.json()
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    assert error["extensions"]["cost"]["requested"] > error["extensions"]["cost"]["limit"]
+    assert "data" not in body and "extensions" not in body  # nothing ran, not even the session lookup
+
+
+async def test_the_cost_follows_the_page_sizes_asked_for(gateway):
+    token = await gateway.login("admin@northwind.example")
+    small = HUGE.replace("first: 100", "first: 5")
+    body = (await gateway.post(small, token=token)).json()
+    assert "errors" not in body
+    assert body["extensions"]["cost"]["requested"] < 2_000
+
+
+async def test_a_spent_budget_is_429_with_retry_after(app_for, settings):
+    gateway = await app_for(settings.with_(limits=LimitSettings(cost_budget=30, cost_restore_rate=1)))
+    token = await gateway.login("admin@northwind.example")
+    query = "{ viewer { organization { licenses { id product { name } } } } }"  # costs 22
+    assert (await gateway.post(query, token=token)).status_code == 200
+    refused = await gateway.post(query, token=token)
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) >= 1
+    [error] = refused.json()["errors"]
+    assert error["extensions"]["code"] == "RATE_LIMITED" and error["extensions"]["retryAfter"] >= 1
+    # Another viewer has a bucket of their own.
+    other = await gateway.login("admin@globex.example")
+    assert (await gateway.post(query, token=other)).status_code == 200
+
+
+async def test_too_many_tokens_is_refused(gateway):
+    query = "{ " + " ".join(f"a{i}: __typename" for i in range(3000)) + " }"
+    response = await gateway.post(query, accept=GRAPHQL_RESPONSE)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+
+
+@pytest.mark.parametrize("query,fragment", [
+    ("{ " + " ".join(f"a{i}: __typename" for i in range(100)) + " }", "aliases"),
+    ("{ viewer { " + "organization { members(first: 1) { nodes { account { " * 4 + "id" + " } } } }" * 4 + " } }",
+     "exceeds maximum operation depth"),
+    ("{ __typename " + "@include(if: true) " * 100 + "}", "directives"),
+    ("{ " + "__typename " * 500 + "}", "more than 10 times"),
+    ("query { viewer { ...A } } fragment A on Account { ...B } fragment B on Account { ...A }", "Cannot spread"),
+])
+async def test_abusive_documents_are_refused_by_validation(gateway, query, fragment):
+    response = await gateway.post(query, accept=GRAPHQL_RESPONSE)
+    assert response.status_code == 400
+    errors = response.json()["errors"]
+    assert any(fragment in e["message"] for e in errors), errors
+    assert all(e["extensions"]["code"] in ("GRAPHQL_VALIDATION_FAILED", "QUERY_TOO_COMPLEX") for e in errors)
+
+
+async def test_batched_operations_are_refused(gateway):
+    response = await gateway.http.post("/graphql", json=[{"query": "{ __typename }"}] * 10,
+                                       headers={"accept": GRAPHQL_RESPONSE})
+    assert response.status_code == 400
+    assert "JSON object" in response.json()["errors"][0]["message"]
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data"])
+async def test_csrf_simple_requests_cannot_run_mutations(gateway, content_type):
+    response = await gateway.http.post("/graphql", content=b'{"query": "mutation { logout(input: {}) { revoked } }"}',
+                                       headers={"content-type": content_type})
+    assert response.status_code == 415
+
+
+async def test_cookies_are_not_an_authentication_path(gateway):
+    token = await gateway.login("admin@northwind.example")
+    gateway.http.cookies.set("Authorization", f"Bearer {token}")
+    body = (await gateway.post("{ viewer { id } }")).json()
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_production_hides_the_schema(app_for, settings):
+    gateway = await app_for(settings.with_(env="production"))
+    suggestion = (await gateway.post("{ viewer { nme } }")).json()
+    assert "Did you mean" not in suggestion["errors"][0]["message"]
+    introspection = (await gateway.post("{ __schema { queryType { name } } }")).json()
+    assert introspection.get("data") is None and introspection["errors"]
+    circular = "{ __type(name: \"Account\") { fields { type { fields { type { fields { name } } } } } } }"
+    assert (await gateway.post(circular)).json()["errors"]
+    page = await gateway.http.get("/graphql", headers={"accept": "text/html"})
+    assert "graphiql" not in page.text.lower()
+
+
+async def test_development_keeps_suggestions(gateway):
+    body = (await gateway.post("{ viewer { nme } }")).json()
+    assert "Did you mean 'name'" in body["errors"][0]["message"]
+
+
+def test_unexpected_errors_are_masked_in_production_and_logged_in_full(caplog):
+    from graphql import GraphQLError
+
+    from gateway.errors import format_error
+
+    try:
+        raise RuntimeError("secret connection string postgres://u:p@db")
+    except RuntimeError as exc:
+        error = GraphQLError("boom", original_error=exc, path=["viewer"])
+    formatted = format_error(error, pre_execution=False, production=True, request_id="req-42")
+    assert formatted["message"] == "Internal server error (request id req-42)."
+    assert formatted["extensions"] == {"code": "INTERNAL_SERVER_ERROR", "requestId": "req-42"}
+    assert "secret connection string" in caplog.text and "req-42" in caplog.text
+
+
+LOGIN = "mutation($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { token } }"
+
+
+async def test_fifty_wrong_passwords_are_throttled_and_the_right_one_works_after_the_window(app_for, settings):
+    # 10 failures per 20 s: one more attempt every 2 s once the bucket is full.
+    gateway = await app_for(settings.with_(limits=LimitSettings(sign_in_attempts=10, sign_in_window_seconds=20)))
+    codes = []
+    for _ in range(50):
+        response = await gateway.post(LOGIN, {"e": "member1@northwind.example", "p": "wrong"})
+        codes.append(response.json()["errors"][0]["extensions"]["code"])
+    assert codes[:10] == ["UNAUTHENTICATED"] * 10
+    # While 50 guesses run (a few seconds) at most a couple more slip through as the bucket drains.
+    assert codes[10:].count("RATE_LIMITED") >= 37
+    throttled = await gateway.post(LOGIN, {"e": "member1@northwind.example", "p": "demo-password"})
+    assert throttled.status_code == 429
+    retry_after = int(throttled.headers["retry-after"])
+    assert 1 <= retry_after <= 2
+    # Another account is not locked out by someone guessing member1's password.
+    assert await gateway.login("member2@northwind.example")
+    await asyncio.sleep(retry_after)
+    assert await gateway.login("member1@northwind.example")
+
+
+async def test_one_address_guessing_many_accounts_is_throttled(app_for, settings):
+    gateway = await app_for(settings.with_(limits=LimitSettings(sign_in_attempts_per_address=15)))
+    codes = []
+    for i in range(20):
+        response = await gateway.post(LOGIN, {"e": f"nobody{i}@northwind.example", "p": "guess"})
+        codes.append(response.json()["errors"][0]["extensions"]["code"])
+    assert codes.count("UNAUTHENTICATED") == 15 and codes[15:] == ["RATE_LIMITED"] * 5
+
+
+def redis_url() -> str | None:
+    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
+            return url
+    except OSError:
+        return None
+
+
+async def test_buckets_in_redis_are_shared_by_several_gateway_processes(app_for, settings):
+    url = redis_url()
+    if url is None:
+        pytest.skip("no Redis on 127.0.0.1:6379: shared buckets need one")
+    shared = settings.with_(redis_url=url, limits=LimitSettings(sign_in_attempts=3, sign_in_window_seconds=60))
+    first, second = await app_for(shared), await app_for(shared)
+    email = f"shared-{uuid.uuid4().hex[:8]}@northwind.example"  # a fresh bucket in a shared Redis
+    for gateway in (first, second, first):
+        body = (await gateway.post(LOGIN, {"e": email, "p": "x"})).json()
+        assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    body = (await second.post(LOGIN, {"e": email, "p": "x"})).json()
+    assert body["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
