@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from graphql import DocumentNode, GraphQLError, GraphQLSchema, parse
+from graphql import DocumentNode, GraphQLError, GraphQLSchema, StringValueNode, Visitor, parse, visit
 
 from auth import tokens
 from auth.viewer import bearer_token
@@ -43,6 +43,29 @@ class Admission:
     available: float  # budget left once `requested` is charged
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+@lru_cache(maxsize=512)
+def _literals_have_nul(document: DocumentNode) -> bool:
+    found = False
+
+    class Finder(Visitor):
+        def enter_string_value(self, node: StringValueNode, *_args: object) -> None:
+            nonlocal found
+            found = found or "\x00" in node.value
+
+    visit(document, Finder())
+    return found
+
+
 def viewer_key(secret: str, authorization: str | None, address: str) -> str:
     token = bearer_token(authorization)
     claims = tokens.decode(secret, token) if token else None
@@ -58,6 +81,9 @@ async def admit(schema: GraphQLSchema, limiter: Limiter, *, query: str, operatio
         if "tokens" in error.message:
             return Refusal(400, f"The query is too large: more than {MAX_TOKENS} tokens.", "QUERY_TOO_COMPLEX")
         return None
+    if _has_nul(variables) or _literals_have_nul(document):
+        # PostgreSQL text cannot hold U+0000: refuse it here, clearly, rather than fail in SQL.
+        return Refusal(400, "Text must not contain the NUL character (U+0000).", "BAD_USER_INPUT")
     requested = operation_cost(schema, document, operation_name, variables)
     limit = limiter.settings.max_query_cost
     if requested > limit:

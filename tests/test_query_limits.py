@@ -190,3 +190,16 @@ async def test_buckets_in_redis_are_shared_by_several_gateway_processes(app_for,
         assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     body = (await second.post(LOGIN, {"e": email, "p": "x"})).json()
     assert body["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+
+
+@pytest.mark.parametrize("query,variables", [
+    ('mutation { updateProfile(input: {name: "A\\u0000B"}) { userErrors { code } } }', None),
+    ('mutation($n: String) { updateProfile(input: {name: $n}) { userErrors { code } } }', {"n": "A\x00B"}),
+    ('mutation($e: String!) { login(input: {email: $e, password: "p"}) { token } }', {"e": "a\x00@x.example"}),
+])
+async def test_nul_characters_are_bad_input_and_change_nothing(gateway, db, query, variables):
+    token = await gateway.login("member1@northwind.example")
+    response = await gateway.post(query, variables, token=token, accept=GRAPHQL_RESPONSE)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert await db.fetchval("SELECT name FROM accounts WHERE email = 'member1@northwind.example'") == "Lena Fischer"
