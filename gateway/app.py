@@ -7,12 +7,11 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from datasources.payments.client import PaymentsClient
 from datasources.postgres.database import Database
+from gateway.health import healthz, readyz
 from gateway.http import graphql_endpoint
 from gateway.limits import Limiter
 from gateway.mailer import Mailer
@@ -32,7 +31,10 @@ def create_app(settings: Settings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        db = await Database.connect(settings.database_url, max_size=settings.db_pool_max_size)
+        db = await Database.connect(settings.database_url, max_size=settings.db_pool_max_size,
+                                    acquire_timeout=settings.db_acquire_timeout_seconds,
+                                    connect_timeout=settings.db_connect_timeout_seconds,
+                                    command_timeout=settings.db_command_timeout_seconds)
         payments = PaymentsClient(settings.stripe_api_key or EMULATOR_API_KEY,
                                   api_base=settings.stripe_api_base,
                                   timeout_seconds=settings.provider_timeout_seconds)
@@ -55,10 +57,7 @@ def create_app(settings: Settings) -> Starlette:
         routes=[
             Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
         ],
         lifespan=lifespan,
     )
-
-
-async def healthz(request: Request) -> JSONResponse:
-    return JSONResponse({"status": "ok"})

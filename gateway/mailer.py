@@ -15,6 +15,7 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from datasources.errors import DatabaseUnavailable
 from datasources.postgres import outbox
 from datasources.postgres.database import Database
 
@@ -44,7 +45,9 @@ class Mailer:
         while True:
             try:
                 await self.deliver_once()
-            except Exception:  # the database may be restarting: try again next round
+            except DatabaseUnavailable:  # restarting: one line, and try again next round
+                log.warning("mail delivery waits for the database")
+            except Exception:
                 log.exception("mail delivery round failed")
             await asyncio.sleep(POLL_SECONDS)
 

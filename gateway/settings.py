@@ -29,6 +29,10 @@ class Settings:
     token_ttl_seconds: int = 8 * 3600
     provider_timeout_seconds: float = 10.0
     db_pool_max_size: int = 10
+    db_acquire_timeout_seconds: float = 5.0
+    db_connect_timeout_seconds: float = 2.0
+    # Bounds a query on a connection that has silently gone away (acquiring has its own bound).
+    db_command_timeout_seconds: float | None = 30.0
     help_center_url: str = DEFAULT_HELP_CENTER_URL
     # Seed the demo organizations into an empty database on start.
     seed_demo: bool = True
@@ -59,6 +63,9 @@ def from_env(environ: dict[str, str] | None = None, **overrides: object) -> Sett
         token_ttl_seconds=_int(env, "TOKEN_TTL_SECONDS", 8 * 3600),
         provider_timeout_seconds=_float(env, "PROVIDER_TIMEOUT_SECONDS", 10.0),
         db_pool_max_size=_int(env, "DB_POOL_MAX_SIZE", 10),
+        db_acquire_timeout_seconds=_float(env, "DB_ACQUIRE_TIMEOUT_SECONDS", 5.0),
+        db_connect_timeout_seconds=_float(env, "DB_CONNECT_TIMEOUT_SECONDS", 2.0),
+        db_command_timeout_seconds=_float(env, "DB_COMMAND_TIMEOUT_SECONDS", 30.0) or None,
         help_center_url=env.get("HELP_CENTER_URL", DEFAULT_HELP_CENTER_URL),
         # Production databases start empty of demo organizations unless asked.
         seed_demo=env.get("SEED_DEMO", "0" if gateway_env == "production" else "1")

@@ -99,6 +99,11 @@ async def managed_billing(ctx: Context) -> Billing:
     return Billing(organization.id, organization.payment_customer_id, ctx.payments)
 
 
+def _loggable(raw: str) -> str:
+    """Client text for an audit target before it is validated: PostgreSQL text cannot hold NUL."""
+    return raw.replace("\x00", "\ufffd")[:MAX_TEXT]
+
+
 def _problems_detail(problems: list[Problem]) -> list[dict[str, Any]]:
     # The shape audit_refusal writes, for refusals recorded inside a transaction.
     return [{"field": list(p.field), "code": p.code} for p in problems]
@@ -203,7 +208,7 @@ async def pay_outstanding_balance(ctx: Context, currency: str, payment_method_id
     """
     billing = await managed_billing(ctx)
     currency = currency.strip().upper()
-    target = f"OutstandingBalance:{currency}"
+    target = f"OutstandingBalance:{_loggable(currency)}"
     problems = [p for p in (key_problem(key),) if p]
     if len(currency) != 3 or not currency.isascii() or not currency.isalpha():
         problems.append(Problem(("input", "currency"), "Use a three-letter ISO 4217 code, such as \"EUR\".",
@@ -393,7 +398,7 @@ async def add_payment_method(ctx: Context, token: str, make_default: bool) -> Me
     """
     billing = await managed_billing(ctx)
     token = token.strip()
-    target = f"PaymentMethod:{token}"
+    target = f"PaymentMethod:{_loggable(token)}"
     if not TOKEN.fullmatch(token):
         problem = Problem(("input", "paymentMethodToken"), "Use the `pm_...` id the provider's client library "
                           "created for the card.", "INVALID")

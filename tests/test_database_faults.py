@@ -18,7 +18,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +26,12 @@ import asyncpg
 import httpx
 import pytest
 from starlette.applications import Starlette
-from starlette.routing import Route
 
 from datasources.errors import DatabaseUnavailable
 from datasources.payments.client import PaymentsClient
 from datasources.postgres.database import UNAVAILABLE_MESSAGE, Database
 from datasources.postgres.embedded import EmbeddedPostgres
-from gateway import health, startup
+from gateway import startup
 from gateway.app import EMULATOR_API_KEY, create_app
 from gateway.settings import Settings
 from tests.conftest import Gateway, service_directory
@@ -124,36 +123,20 @@ class Running:
         return await asyncio.wait_for(self.gateway.post(query, variables, token=token), 15)
 
 
-def _acquire_timeout_setting() -> str | None:
-    """The Settings field for the pool's acquire timeout, once gateway/app.py wires one."""
-    names = {f.name for f in fields(Settings)}
-    return next((n for n in ("db_acquire_timeout_seconds", "db_acquire_timeout") if n in names), None)
-
-
 @contextlib.asynccontextmanager
 async def running_app(server: Dedicated, services: Services, tmp_path: Path, *,
                       pool_size: int = 4, stripe_api_base: str | None = None) -> AsyncIterator[Running]:
     settings = Settings(env="development", data_dir=tmp_path, database_url=server.dsn,
                         stripe_api_base=stripe_api_base or services.stripe_api_base,
                         secret_key="test-secret-" + "x" * 40,
-                        db_pool_max_size=pool_size, provider_timeout_seconds=5)
-    setting = _acquire_timeout_setting()
-    if setting:
-        settings = settings.with_(**{setting: ACQUIRE_TIMEOUT})
+                        db_pool_max_size=pool_size, provider_timeout_seconds=5,
+                        db_acquire_timeout_seconds=ACQUIRE_TIMEOUT)
     app = create_app(settings)
-    # /healthz and /readyz, also before gateway/app.py routes them.
-    paths = {getattr(route, "path", None) for route in app.routes}
-    for path, endpoint in (("/healthz", health.healthz), ("/readyz", health.readyz)):
-        if path not in paths:
-            app.router.routes.append(Route(path, endpoint, methods=["GET"]))
     lifespan = app.router.lifespan_context(app)
     await lifespan.__aenter__()
     try:
         db: Database = app.state.services.db
-        if setting:
-            assert db.acquire_timeout == ACQUIRE_TIMEOUT, f"Settings.{setting} does not reach the pool"
-        else:
-            db.acquire_timeout = ACQUIRE_TIMEOUT
+        assert db.acquire_timeout == ACQUIRE_TIMEOUT, "Settings.db_acquire_timeout_seconds does not reach the pool"
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                      base_url="http://gateway.test") as http:
             yield Running(app, Gateway(http))
