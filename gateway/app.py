@@ -37,7 +37,10 @@ def create_app(settings: Settings) -> Starlette:
                                     command_timeout=settings.db_command_timeout_seconds)
         payments = PaymentsClient(settings.stripe_api_key or EMULATOR_API_KEY,
                                   api_base=settings.stripe_api_base,
-                                  timeout_seconds=settings.provider_timeout_seconds)
+                                  timeout_seconds=settings.provider_timeout_seconds,
+                                  max_retries=settings.provider_max_retries,
+                                  breaker_failure_threshold=settings.provider_breaker_failures,
+                                  breaker_cooldown_seconds=settings.provider_breaker_cooldown_seconds)
         buckets = RedisBuckets(settings.redis_url) if settings.redis_url else LocalBuckets()
         app.state.services = Services(settings=settings, db=db, payments=payments,
                                       schema=build_schema(production=settings.production),

@@ -8,6 +8,8 @@ leaves those fields null with PROVIDER_UNAVAILABLE, while the write itself stand
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from enum import Enum
 from typing import Annotated
 
@@ -17,6 +19,7 @@ from strawberry import relay
 from resolvers import billing as read
 from resolvers import payments as resolve
 from schema.billing import BillingInfo, Invoice, PaymentMethod
+from resolvers.user_errors import Problem
 from schema.common import Info, UserError, node_id_of, user_errors
 
 IDEMPOTENCY_KEY = ("Any unique string up to 200 characters, chosen by the client for this payment. A retry "
@@ -93,8 +96,20 @@ async def pay_invoice(info: Info, input: Annotated[PayInvoiceInput, strawberry.a
         info.context, invoice_id, node_id_of(input.payment_method_id, "PaymentMethod"),
         input.payment_method_id is not None, input.idempotency_key)
     return PayInvoicePayload(decline_reason=_reason(result.decline_reason),
-                             user_errors=user_errors(list(result.problems)), payment_pending=result.pending,
+                             user_errors=user_errors(_with_pending(result.problems, result.pending)),
+                             payment_pending=result.pending,
                              customer_id=result.customer_id, invoice_id=invoice_id)
+
+
+def _with_pending(problems: Iterable[Problem], pending: bool) -> list[Problem]:
+    """A pending payment is also a user error, so that a client checking only `userErrors`
+    does not take it for a completed one."""
+    found = list(problems)
+    if pending:
+        found.append(Problem(("input", "idempotencyKey"), "The payment provider did not confirm the payment in "
+                             "time. Retry with the same idempotency key to learn the outcome: you will not be "
+                             "charged twice.", "PAYMENT_PENDING"))
+    return found
 
 
 # --- payOutstandingBalance ---------------------------------------------------------------------
@@ -150,7 +165,7 @@ async def pay_outstanding_balance(info: Info, input: Annotated[PayOutstandingBal
         info.context, input.currency, node_id_of(input.payment_method_id, "PaymentMethod"),
         input.payment_method_id is not None, input.idempotency_key)
     return PayOutstandingBalancePayload(decline_reason=_reason(result.decline_reason),
-                                        user_errors=user_errors(list(result.problems)),
+                                        user_errors=user_errors(_with_pending(result.problems, result.pending)),
                                         payment_pending=result.pending,
                                         customer_id=result.customer_id, invoice_ids=result.invoice_ids,
                                         declined_invoice_id=result.declined_invoice_id,

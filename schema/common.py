@@ -42,6 +42,7 @@ class UserErrorCode(Enum):
     CUTOFF_PASSED = strawberry.enum_value("CUTOFF_PASSED", description="Too close to the renewal date to change auto-renew.")
     NOT_RENEWABLE = strawberry.enum_value("NOT_RENEWABLE", description="The subscription does not renew (expired or canceled).")
     PAYMENT_DECLINED = strawberry.enum_value("PAYMENT_DECLINED", description="The payment provider declined the payment; see the decline reason.")
+    PAYMENT_PENDING = strawberry.enum_value("PAYMENT_PENDING", description="The provider did not confirm the payment in time; retry with the same idempotency key.")
     NOT_PAYABLE = strawberry.enum_value("NOT_PAYABLE", description="The invoice is not open, or nothing is due.")
     LAST_PAYMENT_METHOD = strawberry.enum_value("LAST_PAYMENT_METHOD", description="The only payment method cannot be removed while a subscription is active.")
     EMAIL_NOT_CHANGEABLE = strawberry.enum_value("EMAIL_NOT_CHANGEABLE", description="The email can only be changed by support.")

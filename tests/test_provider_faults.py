@@ -387,7 +387,8 @@ async def test_a_payment_whose_answer_is_lost_is_pending_and_a_retry_with_its_ke
     body = await app.gateway.execute(PAY_INVOICE, {"input": input}, token=app.token)
     assert "errors" not in body, body
     pending = body["data"]["payInvoice"]
-    assert pending["paymentPending"] is True and pending["userErrors"] == []
+    assert pending["paymentPending"] is True
+    assert [e["code"] for e in pending["userErrors"]] == ["PAYMENT_PENDING"]
     # The payload reads the invoice after the write: the provider's truth, it was paid.
     assert pending["invoice"]["status"] == "PAID"
     assert await charges(emulator.api_base, billed.customer_id) == [20_000]
@@ -405,7 +406,7 @@ async def test_a_payment_whose_answer_is_lost_is_pending_and_a_retry_with_its_ke
 
     # The retry with the same key re-reads the invoice and reports success: no second charge.
     retried = (await app.gateway.execute(PAY_INVOICE, {"input": input}, token=app.token))["data"]["payInvoice"]
-    assert retried == {**pending, "paymentPending": False}
+    assert retried == {**pending, "paymentPending": False, "userErrors": []}
     assert len(proxy.requests("POST", "/pay")) == 1
     assert await charges(emulator.api_base, billed.customer_id) == [20_000]
     attempt = await db.fetchval("SELECT response::text FROM idempotency_records WHERE key = $1 AND scope LIKE "
@@ -442,7 +443,8 @@ async def test_a_balance_payment_stops_at_a_lost_answer_and_its_retry_reports_ea
     pending = (await app.gateway.execute(PAY_BALANCE, {"input": input}, token=app.token))["data"]
     assert pending["payOutstandingBalance"] == {
         "invoices": [{"id": gid("Invoice", older), "status": "PAID"}],
-        "pendingInvoice": {"id": gid("Invoice", newer), "status": "PAID"}, "paymentPending": True, "userErrors": []}
+        "pendingInvoice": {"id": gid("Invoice", newer), "status": "PAID"}, "paymentPending": True,
+        "userErrors": [{"code": "PAYMENT_PENDING"}]}
     retried = (await app.gateway.execute(PAY_BALANCE, {"input": input}, token=app.token))["data"]
     assert retried["payOutstandingBalance"] == {
         "invoices": [{"id": gid("Invoice", i), "status": "PAID"} for i in (older, newer)],
