@@ -46,7 +46,6 @@ ACCEPT_PATH = "/accept-invitation"
 MAX_INVITATIONS = 50
 MAX_EMAIL_LENGTH = 320
 MAX_NAME_LENGTH = 200
-MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024
 MAX_TOKEN_LENGTH = 200
 INVITABLE_ROLES = ("MEMBER", "ADMIN")
@@ -426,10 +425,9 @@ async def _joining_account(conn: asyncpg.Connection, email: str, name: str, pass
         problems = []
         if not name:
             problems.append(Problem(("input", "name"), "Enter your name to create your account.", "REQUIRED"))
-        if len(password) < MIN_PASSWORD_LENGTH:
-            problems.append(Problem(("input", "password"),
-                                    f"Choose a password of at least {MIN_PASSWORD_LENGTH} characters.",
-                                    "WEAK_PASSWORD"))
+        weak = passwords.weakness(password, email)
+        if weak:
+            problems.append(Problem(("input", "password"), weak, "WEAK_PASSWORD"))
         if problems:
             raise _Refused(*problems)
         password_hash = await asyncio.to_thread(passwords.hash_password, password)
@@ -443,10 +441,9 @@ async def _joining_account(conn: asyncpg.Connection, email: str, name: str, pass
                                                    "belong to only one.", "IN_ANOTHER_ORGANIZATION"))
     if existing.password_hash is None:
         # An account that never had a password (created by support, say): this one becomes it.
-        if len(password) < MIN_PASSWORD_LENGTH:
-            raise _Refused(Problem(("input", "password"),
-                                   f"Choose a password of at least {MIN_PASSWORD_LENGTH} characters.",
-                                   "WEAK_PASSWORD"))
+        weak = passwords.weakness(password, email)
+        if weak:
+            raise _Refused(Problem(("input", "password"), weak, "WEAK_PASSWORD"))
         await data.set_password(conn, existing.id, await asyncio.to_thread(passwords.hash_password, password))
     elif not await asyncio.to_thread(passwords.verify_password, existing.password_hash, password):
         raise _Refused(Problem(("input", "password"), f"{email} already has an account: enter its password to "

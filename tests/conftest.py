@@ -98,8 +98,13 @@ async def _build_template(services: TestServices) -> None:
         await admin.execute(f'CREATE DATABASE "{services.template}"')
     finally:
         await admin.close()
-    db = await Database.connect(services.dsn(services.template), max_size=2)
-    payments = PaymentsClient(EMULATOR_API_KEY, api_base=services.stripe_api_base, timeout_seconds=5)
+    await migrate_and_seed(services.dsn(services.template), services.stripe_api_base)
+
+
+async def migrate_and_seed(dsn: str, stripe_api_base: str) -> None:
+    """What `serve` does to an empty database: the schema, then the demo at both ends."""
+    db = await Database.connect(dsn, max_size=2)
+    payments = PaymentsClient(EMULATOR_API_KEY, api_base=stripe_api_base, timeout_seconds=5)
     try:
         await startup.apply_migrations(db)
         await startup.seed_demo(db, payments)

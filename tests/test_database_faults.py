@@ -28,13 +28,11 @@ import pytest
 from starlette.applications import Starlette
 
 from datasources.errors import DatabaseUnavailable
-from datasources.payments.client import PaymentsClient
 from datasources.postgres.database import UNAVAILABLE_MESSAGE, Database
 from datasources.postgres.embedded import EmbeddedPostgres
-from gateway import startup
-from gateway.app import EMULATOR_API_KEY, create_app
+from gateway.app import create_app
 from gateway.settings import Settings
-from tests.conftest import Gateway, service_directory
+from tests.conftest import Gateway, service_directory, migrate_and_seed
 from tests.conftest import TestServices as Services  # not collected as a test class
 
 ACQUIRE_TIMEOUT = 1.0
@@ -86,14 +84,7 @@ def dedicated(services: Services) -> Iterator[Dedicated]:
 
 async def _prepare(postgres: EmbeddedPostgres, stripe_api_base: str) -> str:
     dsn = await postgres.ensure_database()
-    db = await Database.connect(dsn, max_size=2)
-    payments = PaymentsClient(EMULATOR_API_KEY, api_base=stripe_api_base, timeout_seconds=5)
-    try:
-        await startup.apply_migrations(db)
-        await startup.seed_demo(db, payments)
-    finally:
-        await payments.close()
-        await db.close()
+    await migrate_and_seed(dsn, stripe_api_base)
     return dsn
 
 
