@@ -1,0 +1,333 @@
+"""python -m bench [--quick] [--duration S] [--concurrency N] [--operations dashboard,members]
+
+Builds the dataset in a dedicated embedded PostgreSQL, starts the gateway (production settings,
+one process) and PostGraphile v4 over the same database, drives both with the same load,
+interleaved, and prints a table per operation ending with one line
+`ratios: dashboard=1.23 members=0.98` (gateway/PostGraphile requests/s, normal tenant).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from bench import dataset, load, servers
+
+OPERATIONS_DIR = Path(__file__).parent / "operations"
+OPERATIONS = ("dashboard", "members")
+TENANTS = ("normal", "large")
+LOGIN = ("mutation Login($email: String!, $password: String!) {"
+         " login(input: {email: $email, password: $password}) { token userErrors { code message } } }")
+STATEMENT_SAMPLES = 20
+
+
+@dataclass
+class Cell:
+    """One operation against one tenant, on one server."""
+    server: str
+    operation: str
+    tenant: str
+    url: str
+    request: bytes
+    tally: load.Tally = field(default_factory=load.Tally)
+    statements: float = float("nan")
+    queries: float = float("nan")
+    kilobytes: float = float("nan")
+    objects: int = 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true",
+                   help="small dataset (200 orgs of 30 + 2 of 5,000) and short phases: a few minutes")
+    p.add_argument("--duration", type=float, default=None,
+                   help="measured seconds per server per operation and tenant (default 30, quick 9)")
+    p.add_argument("--warmup", type=float, default=None, help="warm-up seconds per server (default 5, quick 2)")
+    p.add_argument("--rounds", type=int, default=3, help="alternations gateway/PostGraphile per measurement")
+    p.add_argument("--concurrency", type=int, default=8, help="concurrent keep-alive connections")
+    p.add_argument("--operations", default=",".join(OPERATIONS), help="comma-separated: dashboard,members")
+    p.add_argument("--tenants", default=",".join(TENANTS),
+                   help="comma-separated: normal (an org of 30 members), large (5,000 members)")
+    p.add_argument("--no-postgraphile", action="store_true", help="gateway only")
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs) at the end")
+    return p
+
+
+def _list(value: str, allowed: tuple[str, ...], what: str) -> list[str]:
+    chosen = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [v for v in chosen if v not in allowed]
+    if unknown or not chosen:
+        raise SystemExit(f"python -m bench: unknown {what} {unknown or value!r}; choose from {', '.join(allowed)}")
+    return chosen
+
+
+def _count_objects(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + sum(_count_objects(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_count_objects(v) for v in value)
+    return 0
+
+
+def _tool_version(argv: list[str]) -> str:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+
+
+async def _login(url: str, email: str) -> str:
+    async with httpx.AsyncClient(timeout=30) as client:
+        r = await client.post(f"{url}/graphql", json={"query": LOGIN,
+                                                      "variables": {"email": email, "password": dataset.PASSWORD}})
+        body = r.json()
+        token = ((body.get("data") or {}).get("login") or {}).get("token")
+        if not token:
+            raise RuntimeError(f"login as {email} failed: {json.dumps(body)[:300]}")
+        return token
+
+
+async def _verify(cell: Cell) -> None:
+    status, body = await load.one(cell.url, cell.request)
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        parsed = None
+    if status != 200 or not isinstance(parsed, dict) or parsed.get("errors") or not parsed.get("data"):
+        raise RuntimeError(f"{cell.server} {cell.operation} ({cell.tenant}): first response is not clean: "
+                           f"HTTP {status} {body[:600]!r}")
+    cell.kilobytes = len(body) / 1024
+    cell.objects = _count_objects(parsed["data"])
+
+
+_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "START TRANSACTION", "SET ", "RESET", "SAVEPOINT", "RELEASE", "DISCARD")
+
+
+async def _count_statements(conn: asyncpg.Connection, cell: Cell) -> None:
+    """pg_stat_statements over STATEMENT_SAMPLES sequential requests, after the load phases.
+
+    Counts every statement the server ran in the bench database (BEGIN/COMMIT included) and, as
+    `queries`, those that are not transaction control or settings. The gateway's mail poller
+    (mail_outbox) and this connection's own statements are left out.
+    """
+    await conn.execute("SELECT pg_stat_statements_reset()")
+    for _ in range(STATEMENT_SAMPLES):
+        await load.one(cell.url, cell.request)
+    rows = await conn.fetch(
+        "SELECT query, calls FROM pg_stat_statements"
+        " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())")
+    total = queries = 0
+    for r in rows:
+        text = r["query"].lstrip()
+        if "pg_stat_statements" in text or "mail_outbox" in text:
+            continue
+        total += r["calls"]
+        if not text.upper().startswith(_CONTROL) and "set_config(" not in text:
+            queries += r["calls"]
+    cell.statements = total / STATEMENT_SAMPLES
+    cell.queries = queries / STATEMENT_SAMPLES
+
+
+def _f(value: float, digits: int = 1) -> str:
+    return "-" if math.isnan(value) else f"{value:,.{digits}f}"
+
+
+def _ratio(gateway: Cell | None, peer: Cell | None) -> str:
+    if gateway is None or peer is None or not peer.tally.rps:
+        return "n/a"
+    return f"{gateway.tally.rps / peer.tally.rps:.2f}"
+
+
+async def run(args: argparse.Namespace) -> int:
+    sizes = dataset.QUICK if args.quick else dataset.FULL
+    duration = args.duration if args.duration is not None else (9.0 if args.quick else 30.0)
+    warmup = args.warmup if args.warmup is not None else (2.0 if args.quick else 5.0)
+    rounds = max(1, args.rounds)
+    operations = _list(args.operations, OPERATIONS, "operation")
+    tenants = _list(args.tenants, TENANTS, "tenant")
+
+    started_at = time.monotonic()
+    root = Path(tempfile.mkdtemp(prefix="account-gateway-bench-"))
+    root.chmod(0o755)  # the embedded server runs as its own system user when we are root
+    started: list[servers.Process] = []
+    postgres: servers.Postgres | None = None
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    if task is not None:
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        print(f"bench: {'quick' if args.quick else 'full'} run on {os.cpu_count()} cores, "
+              f"Python {platform.python_version()}, concurrency {args.concurrency}, "
+              f"{duration:g} s per server per operation in {rounds} interleaved rounds after {warmup:g} s warm-up",
+              flush=True)
+        print(f"bench: working directory {root}", flush=True)
+
+        postgres = servers.Postgres(root)
+        postgres.start()
+        admin = await asyncpg.connect(postgres.admin_uri())
+        try:
+            for name, value in servers.POSTGRES_SETTINGS.items():
+                await admin.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+            await admin.execute(f'CREATE DATABASE "{servers.DATABASE}"')
+        finally:
+            await admin.close()
+        postgres.restart()  # loads pg_stat_statements and the settings
+        conn = await asyncpg.connect(postgres.dsn())
+        try:
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            print(f"bench: loading {sizes.organizations:,} organizations of {sizes.members_per_org} members and "
+                  f"{sizes.big_organizations} of {sizes.big_members:,} ({sizes.accounts:,} accounts) ...", flush=True)
+            loaded = await dataset.create(conn, sizes)
+            print("bench: loaded in {:.1f} s: {}".format(
+                loaded.seconds, ", ".join(f"{t} {n:,}" for t, n in loaded.rows.items())), flush=True)
+
+            peer_ok, peer_detail = (False, "--no-postgraphile: gateway only") if args.no_postgraphile \
+                else servers.postgraphile_available()
+            gateway = servers.start_gateway(postgres.dsn(), root, started)
+            print(f"bench: gateway (production, one process) at {gateway.url}", flush=True)
+            postgraphile = None
+            if peer_ok:
+                try:
+                    postgraphile = servers.start_postgraphile(peer_detail, postgres.node_connection_string(), root,
+                                                              started)
+                    print(f"bench: PostGraphile {servers.postgraphile_version(peer_detail)} on node "
+                          f"{_tool_version(['node', '--version'])} at {postgraphile.url}", flush=True)
+                except RuntimeError as exc:
+                    print(f"bench: PostGraphile did not start ({str(exc)[:300]}): gateway only", flush=True)
+            else:
+                print(f"bench: {peer_detail}", flush=True)
+
+            cells: dict[tuple[str, str, str], Cell] = {}
+            for tenant_label in tenants:
+                tenant = loaded.tenants[tenant_label]
+                token = await _login(gateway.url, tenant.admin_email)
+                for op in operations:
+                    query = (OPERATIONS_DIR / f"gateway_{op}.graphql").read_text()
+                    cells[("gateway", op, tenant_label)] = Cell(
+                        "gateway", op, tenant_label, gateway.url,
+                        load.build_request(f"{gateway.url}/graphql", {"query": query}, token))
+                    if postgraphile is not None:
+                        query = (OPERATIONS_DIR / f"postgraphile_{op}.graphql").read_text()
+                        variables = {"org": str(tenant.organization_id), "account": str(tenant.admin_id)}
+                        if op == "members":
+                            variables.pop("account")
+                        cells[("postgraphile", op, tenant_label)] = Cell(
+                            "postgraphile", op, tenant_label, postgraphile.url,
+                            load.build_request(f"{postgraphile.url}/graphql",
+                                               {"query": query, "variables": variables}))
+            for cell in cells.values():
+                await _verify(cell)
+            print("bench: first responses verified (no errors); operations from bench/operations/: the dashboard "
+                  "without billing (payment provider) and credit sums (no PostGraphile v4 equivalent)", flush=True)
+
+            server_names = ["gateway"] + (["postgraphile"] if postgraphile is not None else [])
+            for op in operations:
+                for tenant_label in tenants:
+                    group = [cells[(s, op, tenant_label)] for s in server_names]
+                    for cell in group:
+                        await load.drive(cell.url, cell.request, args.concurrency, warmup, None)
+                    for _ in range(rounds):
+                        for cell in group:
+                            await load.drive(cell.url, cell.request, args.concurrency, duration / rounds, cell.tally)
+                    for cell in group:
+                        await _count_statements(conn, cell)
+                    summary = "  ".join(f"{c.server} {c.tally.rps:,.0f} req/s" for c in group)
+                    print(f"bench: measured {op} ({tenant_label}): {summary}", flush=True)
+        finally:
+            await conn.close()
+
+        _print_table(cells, operations, tenants, server_names, loaded)
+        ratios = " ".join(f"{op}={_ratio(cells.get(('gateway', op, 'normal')), cells.get(('postgraphile', op, 'normal')))}"
+                          for op in operations)
+        print(f"bench: finished in {time.monotonic() - started_at:.0f} s")
+        print(f"ratios: {ratios}")
+        return 0
+    finally:
+        for p in reversed(started):
+            p.stop()
+        if postgres is not None:
+            postgres.stop()
+        if args.keep:
+            print(f"bench: kept {root}", file=sys.stderr)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+        if task is not None:
+            loop.remove_signal_handler(signal.SIGTERM)
+
+
+def _print_table(cells: dict[tuple[str, str, str], Cell], operations: list[str], tenants: list[str],
+                 server_names: list[str], loaded: dataset.Loaded) -> None:
+    print()
+    header = (f"{'server':<13} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'p99/p50':>7} {'SQL/req':>7} "
+              f"{'queries':>7} {'KB':>6} {'objects':>7} {'errors':>6}")
+    for op in operations:
+        for tenant_label in tenants:
+            tenant = loaded.tenants[tenant_label]
+            print(f"{op} — {tenant_label} tenant ({tenant.members:,} members), signed in as {tenant.admin_email}")
+            print(header)
+            for s in server_names:
+                c = cells[(s, op, tenant_label)]
+                t = c.tally
+                p50, p99 = t.percentile(50), t.percentile(99)
+                print(f"{s:<13} {t.rps:>8,.0f} {_f(p50):>8} {_f(p99):>8} {_f(p99 / p50 if p50 else float('nan'), 2):>7} "
+                      f"{_f(c.statements):>7} {_f(c.queries):>7} {_f(c.kilobytes):>6} {c.objects:>7} "
+                      f"{t.failures:>6}")
+                if t.first_failure:
+                    print(f"    first error: {t.first_failure[:200]}")
+            ratio = _ratio(cells.get(("gateway", op, tenant_label)), cells.get(("postgraphile", op, tenant_label)))
+            print(f"ratio gateway/PostGraphile (req/s): {ratio}")
+            print()
+    if "normal" in tenants and "large" in tenants:
+        parts = []
+        for s in server_names:
+            for op in operations:
+                small, big = cells[(s, op, "normal")].tally, cells[(s, op, "large")].tally
+                parts.append(f"{s} {op}={big.percentile(50) / small.percentile(50):.2f}")
+        print("page cost, large/normal tenant (p50): " + "  ".join(parts))
+        print("  (the members page is 25 rows for both tenants; the dashboard's first:100 pages are fuller for "
+              "the large tenant, whose organization has more than 100 members: compare KB)")
+    print("SQL/req: statements per request in pg_stat_statements over "
+          f"{STATEMENT_SAMPLES} sequential requests after the load (BEGIN/COMMIT included; the gateway's mail "
+          "poller excluded); queries: the same without transaction control and SET/set_config. KB and objects: "
+          "size of one response and JSON objects in its data.")
+    print("Operations: bench/operations/gateway_*.graphql (copies of operations/*.graphql; the dashboard "
+          "without invoices, outstandingBalance, paymentMethods, creditAccess and creditPool) and their "
+          "PostGraphile equivalents bench/operations/postgraphile_*.graphql.")
+
+
+def main() -> None:
+    warnings.filterwarnings("ignore", module="platformdirs")
+    args = _parser().parse_args()
+    try:
+        code = asyncio.run(run(args))
+    except KeyboardInterrupt:
+        print("bench: interrupted; everything it started is stopped", file=sys.stderr)
+        sys.exit(130)
+    except asyncio.CancelledError:
+        print("bench: terminated; everything it started is stopped", file=sys.stderr)
+        sys.exit(143)
+    except RuntimeError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
