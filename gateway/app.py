@@ -15,6 +15,7 @@ from gateway.health import healthz, readyz
 from gateway.http import graphql_endpoint
 from gateway.limits import Limiter
 from gateway.mailer import Mailer
+from gateway.persisted import OperationRegistry
 from gateway.ratelimit import LocalBuckets, RedisBuckets
 from gateway.services import Services, resolver_config
 from gateway.settings import Settings
@@ -28,6 +29,7 @@ def create_app(settings: Settings) -> Starlette:
     """`settings.database_url` must be set: the CLI starts embedded services before this."""
     assert settings.database_url, "create_app needs a database_url"
     assert settings.secret_key, "create_app needs a secret_key"
+    operations = OperationRegistry.from_directory(settings.operations_dir)  # once, at app start
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -45,7 +47,7 @@ def create_app(settings: Settings) -> Starlette:
         app.state.services = Services(settings=settings, db=db, payments=payments,
                                       schema=build_schema(production=settings.production),
                                       resolver_config=resolver_config(settings),
-                                      limiter=Limiter(buckets, settings.limits))
+                                      limiter=Limiter(buckets, settings.limits), operations=operations)
         mailer = asyncio.create_task(Mailer(db, settings.data_dir / "mail", settings.smtp_url).run())
         try:
             yield

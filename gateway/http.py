@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from strawberry.types.graphql import OperationType
@@ -27,6 +27,7 @@ from datasources.instrumentation import IOStats
 from gateway.admission import Admission, Refusal, admit, viewer_key
 from gateway.cost import actual_cost
 from gateway.errors import format_error, is_request_error
+from gateway.persisted import sha256_hex
 from gateway.services import Services
 from loaders import create_loaders
 from resolvers.context import Context
@@ -39,18 +40,28 @@ log = logging.getLogger("gateway.http")
 class BadRequest(Exception):
     """A request that is not well-formed GraphQL over HTTP (always a 4xx)."""
 
-    def __init__(self, message: str, status: int = 400, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, message: str, status: int = 400, headers: dict[str, str] | None = None,
+                 code: str = "BAD_REQUEST") -> None:
         super().__init__(message)
         self.status = status
         self.headers = headers or {}
+        self.code = code
+
+
+class PersistedQueryNotFound(Exception):
+    """A hash that names no persisted operation: Apollo's cue for the client to send the text."""
 
 
 @dataclass(frozen=True)
 class GraphQLParams:
-    query: str
+    query: str | None  # None: only a persisted operation's hash was sent (see `persisted_hash`)
     variables: dict[str, Any] | None
     operation_name: str | None
     extensions: dict[str, Any] | None
+    # extensions.persistedQuery.sha256Hash (Apollo's shape), lower-case.
+    persisted_hash: str | None = None
+    # Set once a hash and its text were both sent, verified, and may be remembered (development APQ).
+    learn: bool = False
 
 
 def negotiate(accept: str | None) -> str | None:
@@ -89,17 +100,64 @@ def _json_object(raw: Any, name: str) -> dict[str, Any] | None:
     return raw
 
 
+def _persisted_hash(extensions: dict[str, Any] | None) -> str | None:
+    """Apollo's `{"persistedQuery": {"version": 1, "sha256Hash": "<hex>"}}`, or None without it."""
+    if not extensions or extensions.get("persistedQuery") is None:
+        return None
+    persisted = extensions["persistedQuery"]
+    if not isinstance(persisted, dict):
+        raise BadRequest("'extensions.persistedQuery' must be a JSON object.")
+    if persisted.get("version") != 1:
+        raise BadRequest("Unsupported persisted query version: 'extensions.persistedQuery.version' must be 1.")
+    digest = persisted.get("sha256Hash")
+    if not isinstance(digest, str) or not digest:
+        raise BadRequest("'extensions.persistedQuery.sha256Hash' must be a non-empty string.")
+    return digest.lower()
+
+
 def params_from(data: Any) -> GraphQLParams:
     if not isinstance(data, dict):
         raise BadRequest("The request body must be a JSON object.")
+    extensions = _json_object(data.get("extensions"), "extensions")
+    persisted_hash = _persisted_hash(extensions)
     query = data.get("query")
-    if not isinstance(query, str) or not query.strip():
+    if not (query is None and persisted_hash) and (not isinstance(query, str) or not query.strip()):
         raise BadRequest("'query' must be a non-empty string.")
     operation_name = data.get("operationName")
     if operation_name is not None and not isinstance(operation_name, str):
         raise BadRequest("'operationName' must be a string.")
     return GraphQLParams(query, _json_object(data.get("variables"), "variables"), operation_name,
-                         _json_object(data.get("extensions"), "extensions"))
+                         extensions, persisted_hash)
+
+
+def resolve_persisted(params: GraphQLParams, services: Services) -> GraphQLParams:
+    """The text to run: the request's own, or the persisted operation its hash names.
+
+    - hash only: the registered operation (or, in development, one a client registered);
+      unknown is PersistedQueryNotFound, which tells Apollo clients to send the text.
+    - hash and text: the hash must be the text's. Development remembers it (APQ registration);
+      production runs the text but learns nothing from clients.
+    - with PERSISTED_OPERATIONS_ONLY, text runs only when it is a registered operation's.
+    """
+    settings, registry = services.settings, services.operations
+    only_registered = settings.persisted_operations_only
+    if params.query is None:
+        digest = params.persisted_hash or ""
+        # Only registered operations when they alone may run (nothing is learned then anyway).
+        query = registry.get(digest) if not only_registered or registry.is_registered(digest) else None
+        if query is None:
+            raise PersistedQueryNotFound()
+        return replace(params, query=query)
+    if params.persisted_hash is not None and sha256_hex(params.query) != params.persisted_hash:
+        raise BadRequest("provided sha does not match query")  # Apollo's words
+    if only_registered:
+        if not registry.is_registered(params.persisted_hash or sha256_hex(params.query)):
+            raise BadRequest("Only registered operations may run here: send a persisted operation's "
+                             "hash in 'extensions.persistedQuery'.", code="PERSISTED_QUERY_REQUIRED")
+        return params
+    if params.persisted_hash is not None and not settings.production:
+        return replace(params, learn=True)
+    return params
 
 
 async def read_params(request: Request) -> GraphQLParams:
@@ -124,7 +182,7 @@ async def read_params(request: Request) -> GraphQLParams:
 
 def wants_graphiql(request: Request, enabled: bool) -> bool:
     return (enabled and request.method == "GET" and "query" not in request.query_params
-            and "text/html" in request.headers.get("accept", ""))
+            and "extensions" not in request.query_params and "text/html" in request.headers.get("accept", ""))
 
 
 async def graphql_endpoint(request: Request) -> Response:
@@ -136,9 +194,15 @@ async def graphql_endpoint(request: Request) -> Response:
     if media_type is None:
         return _error_response(JSON, 406, f"Accept {GRAPHQL_RESPONSE} or {JSON}.", request_id)
     try:
-        params = await read_params(request)
+        params = resolve_persisted(await read_params(request), services)
     except BadRequest as exc:
-        return _error_response(media_type, exc.status, str(exc), request_id, exc.headers)
+        return _error_response(media_type, exc.status, str(exc), request_id, exc.headers, code=exc.code)
+    except PersistedQueryNotFound:
+        # Apollo's convention is 200 for application/json; graphql-response+json must not answer
+        # 2xx without data, and 404 (the Apollo Router's choice) keeps older Apollo links from
+        # taking a 400 to mean that persisted queries are not supported at all.
+        return _error_response(media_type, 200 if media_type == JSON else 404, "PersistedQueryNotFound",
+                               request_id, code="PERSISTED_QUERY_NOT_FOUND")
     return await execute(request, services, params, media_type, request_id)
 
 
@@ -176,6 +240,8 @@ async def execute(request: Request, services: Services, params: GraphQLParams, m
                                request_id)
 
     pre_execution = isinstance(result, PreExecutionError)
+    if params.learn and params.persisted_hash and params.query and not pre_execution:
+        services.operations.learn(params.persisted_hash, params.query)  # APQ: it parsed and validated
     body: dict[str, Any] = {}
     errors = result.errors or []
     request_failed = pre_execution or (result.data is None and errors and all(map(is_request_error, errors)))

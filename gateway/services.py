@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import strawberry
 
 from datasources.payments.client import PaymentsClient
 from datasources.postgres.database import Database
 from gateway.limits import Limiter
+from gateway.persisted import OperationRegistry
 from gateway.settings import Settings
 from resolvers.context import Config
 
@@ -21,6 +22,7 @@ class Services:
     schema: strawberry.Schema
     resolver_config: Config
     limiter: Limiter
+    operations: OperationRegistry = field(default_factory=OperationRegistry)
 
 
 def resolver_config(settings: Settings) -> Config:

@@ -11,6 +11,8 @@ from gateway.limits import LimitSettings
 
 MIN_SECRET_LENGTH = 32
 DEFAULT_HELP_CENTER_URL = "https://support.account-gateway.example/hc"
+# The portal's named operations, registered as persisted operations at start.
+DEFAULT_OPERATIONS_DIR = Path(__file__).resolve().parents[1] / "operations"
 
 
 class SettingsError(Exception):
@@ -41,6 +43,9 @@ class Settings:
     seed_demo: bool = True
     redis_url: str | None = None
     limits: LimitSettings = field(default_factory=LimitSettings)
+    # Persisted operations: the registered `*.graphql` files, and whether only they may run.
+    operations_dir: Path = DEFAULT_OPERATIONS_DIR
+    persisted_operations_only: bool = False
 
     @property
     def production(self) -> bool:
@@ -86,6 +91,8 @@ def from_env(environ: dict[str, str] | None = None, **overrides: object) -> Sett
                                               LimitSettings.sign_in_attempts_per_address),
             sign_in_window_seconds=_float(env, "SIGN_IN_WINDOW_SECONDS", LimitSettings.sign_in_window_seconds),
         ),
+        operations_dir=Path(env.get("OPERATIONS_DIR") or DEFAULT_OPERATIONS_DIR),
+        persisted_operations_only=env.get("PERSISTED_OPERATIONS_ONLY", "0").strip().lower() in ("1", "true", "yes"),
     )
     return settings.with_(**overrides) if overrides else settings
 

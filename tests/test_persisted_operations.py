@@ -1,0 +1,260 @@
+"""Persisted operations: the hash of a registered operation instead of its text (Apollo's shape)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from gateway import persisted
+from gateway.admission import parse_document
+from gateway.persisted import OperationRegistry
+from gateway.settings import DEFAULT_OPERATIONS_DIR, from_env
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+OPERATIONS = Path(__file__).resolve().parents[1] / "operations"
+NOT_FOUND = {"errors": [{"message": "PersistedQueryNotFound",
+                         "extensions": {"code": "PERSISTED_QUERY_NOT_FOUND"}}]}
+
+
+def text_of(name: str) -> str:
+    return (OPERATIONS / name).read_bytes().decode("utf-8")  # the exact text, as the registry hashes it
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def persisted_query(digest: str) -> dict:
+    return {"persistedQuery": {"version": 1, "sha256Hash": digest}}
+
+
+async def post_hash(gateway, digest: str, variables: dict | None = None, *, query: str | None = None,
+                    token: str | None = None, accept: str = "application/json", operation_name: str | None = None):
+    body: dict = {"extensions": persisted_query(digest)}
+    if query is not None:
+        body["query"] = query
+    if variables is not None:
+        body["variables"] = variables
+    if operation_name is not None:
+        body["operationName"] = operation_name
+    headers = {"accept": accept, **({"authorization": f"Bearer {token}"} if token else {})}
+    return await gateway.http.post("/graphql", json=body, headers=headers)
+
+
+async def get_hash(gateway, digest: str, variables: dict | None = None, *, token: str | None = None,
+                   accept: str = "application/json"):
+    params = {"extensions": json.dumps(persisted_query(digest))}
+    if variables is not None:
+        params["variables"] = json.dumps(variables)
+    headers = {"accept": accept, **({"authorization": f"Bearer {token}"} if token else {})}
+    return await gateway.http.get("/graphql", params=params, headers=headers)
+
+
+# The registry
+
+
+def test_the_registry_holds_every_operation_file_by_the_hash_of_its_exact_text():
+    registry = OperationRegistry.from_directory(OPERATIONS)
+    files = sorted(OPERATIONS.glob("*.graphql"))
+    assert len(registry) == len(files) > 0
+    assert registry.hashes() == sorted(hashlib.sha256(f.read_bytes()).hexdigest() for f in files)
+    for file in files:
+        digest = hashlib.sha256(file.read_bytes()).hexdigest()
+        assert registry.get(digest) == file.read_bytes().decode("utf-8")
+        assert registry.get(digest.upper()) == registry.get(digest)
+        assert registry.file(digest) == file.name
+        assert registry.is_registered(digest)
+    assert registry.get("0" * 64) is None
+
+
+def test_a_missing_directory_registers_nothing(tmp_path):
+    registry = OperationRegistry.from_directory(tmp_path / "absent")
+    assert len(registry) == 0 and registry.hashes() == []
+
+
+def test_learned_operations_are_bounded_least_recently_used_first():
+    registry = OperationRegistry(learned_capacity=2)
+    a, b, c = "{ a }", "{ b }", "{ c }"
+    for text in (a, b):
+        assert registry.learn(sha(text), text)
+    assert registry.get(sha(a)) == a  # a is now the most recently used
+    registry.learn(sha(c), c)
+    assert registry.learned_count() == 2
+    assert registry.get(sha(b)) is None
+    assert registry.get(sha(a)) == a and registry.get(sha(c)) == c
+    assert sha(a) not in registry.hashes()  # learned, never registered
+
+
+def test_the_cli_prints_hash_and_file(capsys):
+    assert persisted.main([str(OPERATIONS)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    dashboard = sha(text_of("dashboard.graphql"))
+    assert f"{dashboard} {OPERATIONS / 'dashboard.graphql'}" in lines
+    assert len(lines) == len(list(OPERATIONS.glob("*.graphql")))
+
+
+def test_settings_read_from_the_environment():
+    assert from_env({}).persisted_operations_only is False
+    assert from_env({}).operations_dir == DEFAULT_OPERATIONS_DIR
+    for raw, expected in (("1", True), ("true", True), ("TRUE", True), ("0", False), ("false", False)):
+        assert from_env({"PERSISTED_OPERATIONS_ONLY": raw}).persisted_operations_only is expected
+    assert from_env({"OPERATIONS_DIR": "/srv/ops"}).operations_dir == Path("/srv/ops")
+
+
+# Over HTTP
+
+
+async def test_the_dashboards_hash_answers_like_its_text(gateway):
+    token = await gateway.login("admin@northwind.example")
+    text = text_of("dashboard.graphql")
+    await gateway.post(text, token=token)  # the first request of a pool does extra SQL of its own
+    by_text = (await gateway.post(text, token=token)).json()
+    response = await post_hash(gateway, sha(text), token=token)
+    assert response.status_code == 200
+    by_hash = response.json()
+    assert "errors" not in by_hash, by_hash["errors"]
+    assert by_hash["data"] == by_text["data"]
+    assert by_hash["data"]["viewer"]["organization"]["name"] == "Northwind Studio"
+    assert by_hash["extensions"]["io"] == by_text["extensions"]["io"]
+    assert by_hash["extensions"]["cost"]["requested"] == by_text["extensions"]["cost"]["requested"]
+
+
+async def test_a_hash_hits_the_parse_cache_of_its_text(gateway):
+    token = await gateway.login("admin@northwind.example")
+    text = text_of("licenses.graphql")
+    await gateway.post(text, token=token)
+    before = parse_document.cache_info()
+    response = await post_hash(gateway, sha(text), token=token)
+    assert "errors" not in response.json()
+    after = parse_document.cache_info()
+    assert after.misses == before.misses and after.hits > before.hits
+
+
+async def test_a_query_by_hash_over_get_with_variables(gateway):
+    token = await gateway.login("admin@northwind.example")
+    response = await get_hash(gateway, sha(text_of("members.graphql")), {"first": 2}, token=token)
+    assert response.status_code == 200, response.text
+    members = response.json()["data"]["viewer"]["organization"]["members"]
+    assert len(members["edges"]) == 2
+    assert members["pageInfo"]["hasNextPage"] is True
+
+
+async def test_a_hash_over_get_is_not_mistaken_for_a_browser_asking_for_graphiql(gateway):
+    response = await get_hash(gateway, sha(text_of("downloads.graphql")), accept="text/html, application/json")
+    assert response.headers["content-type"].startswith("application/json")
+
+
+async def test_an_unknown_hash_is_persisted_query_not_found(gateway):
+    response = await post_hash(gateway, "0" * 64)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json; charset=utf-8"
+    assert response.json() == NOT_FOUND
+    over_get = await get_hash(gateway, "f" * 64)
+    assert over_get.status_code == 200 and over_get.json() == NOT_FOUND
+    # graphql-response+json may not answer 2xx without data: 404, as the Apollo Router does.
+    strict = await post_hash(gateway, "0" * 64, accept=GRAPHQL_RESPONSE)
+    assert strict.status_code == 404
+    assert strict.json() == NOT_FOUND
+
+
+@pytest.mark.parametrize("accept", ["application/json", GRAPHQL_RESPONSE])
+async def test_a_hash_that_is_not_the_texts_is_400(gateway, accept):
+    response = await post_hash(gateway, sha("{ __typename }"), query="{ support { helpCenterUrl } }", accept=accept)
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert error["message"] == "provided sha does not match query"
+    assert "data" not in response.json()
+
+
+@pytest.mark.parametrize("extensions,message", [
+    ({"persistedQuery": {"version": 2, "sha256Hash": "0" * 64}}, "Unsupported persisted query version"),
+    ({"persistedQuery": {"version": 1}}, "sha256Hash"),
+    ({"persistedQuery": {"version": 1, "sha256Hash": 42}}, "sha256Hash"),
+    ({"persistedQuery": "abc"}, "must be a JSON object"),
+    ({"other": 1}, "'query' must be a non-empty string"),
+])
+async def test_malformed_persisted_query_extensions_are_400(gateway, extensions, message):
+    response = await gateway.http.post("/graphql", json={"extensions": extensions})
+    assert response.status_code == 400
+    assert message in response.json()["errors"][0]["message"]
+
+
+async def test_development_learns_a_client_registered_operation(gateway):
+    query = "query Help { support { helpCenterUrl } }"
+    digest = sha(query)
+    assert (await post_hash(gateway, digest)).json() == NOT_FOUND
+    registered = await post_hash(gateway, digest, query=query)  # what Apollo's link sends next
+    assert registered.status_code == 200
+    assert registered.json()["data"]["support"]["helpCenterUrl"].startswith("https://")
+    by_hash = await post_hash(gateway, digest)
+    assert by_hash.json()["data"] == registered.json()["data"]
+    assert (await get_hash(gateway, digest)).json()["data"] == registered.json()["data"]
+
+
+async def test_development_does_not_learn_a_document_that_does_not_validate(gateway):
+    query = "{ nope }"
+    response = await post_hash(gateway, sha(query), query=query)
+    assert response.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert (await post_hash(gateway, sha(query))).json() == NOT_FOUND
+
+
+async def test_production_runs_registered_hashes_but_learns_nothing_from_clients(app_for, settings):
+    gateway = await app_for(settings.with_(env="production"))
+    query = "query Help { support { helpCenterUrl } }"
+    sent = await post_hash(gateway, sha(query), query=query)
+    assert sent.status_code == 200 and sent.json()["data"]["support"]["helpCenterUrl"]
+    assert (await post_hash(gateway, sha(query))).json() == NOT_FOUND
+    mismatch = await post_hash(gateway, sha("{ __typename }"), query=query)
+    assert mismatch.status_code == 400
+    token = await gateway.login("admin@northwind.example")
+    dashboard = await post_hash(gateway, sha(text_of("dashboard.graphql")), token=token)
+    assert "errors" not in dashboard.json()
+    assert dashboard.json()["data"]["viewer"]["organization"]["name"] == "Northwind Studio"
+
+
+@pytest.mark.parametrize("accept", ["application/json", GRAPHQL_RESPONSE])
+async def test_persisted_operations_only_refuses_other_text(app_for, settings, accept):
+    strict = await app_for(settings.with_(persisted_operations_only=True))
+    for query in ("{ __typename }", "mutation { logout { success } }"):
+        response = await strict.post(query, accept=accept)
+        assert response.status_code == 400
+        [error] = response.json()["errors"]
+        assert error["extensions"]["code"] == "PERSISTED_QUERY_REQUIRED"
+    # Nor may a client register its own text, even with the right hash; nothing is learned.
+    query = "query Help { support { helpCenterUrl } }"
+    refused = await post_hash(strict, sha(query), query=query, accept=accept)
+    assert refused.status_code == 400
+    assert refused.json()["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_REQUIRED"
+    assert (await post_hash(strict, sha(query))).json() == NOT_FOUND
+
+
+async def test_persisted_operations_only_runs_registered_text_and_hashes(app_for, settings):
+    open_gateway = await app_for(settings)  # logs in: the login mutation is not registered here
+    token = await open_gateway.login("admin@northwind.example")
+    strict = await app_for(settings.with_(persisted_operations_only=True))
+    text = text_of("subscriptions.graphql")
+    by_text = await strict.post(text, token=token)
+    assert by_text.status_code == 200, by_text.text
+    assert "errors" not in by_text.json()
+    by_hash = await post_hash(strict, sha(text), token=token)
+    assert by_hash.json()["data"] == by_text.json()["data"]
+    both = await post_hash(strict, sha(text), query=text, token=token)
+    assert both.json()["data"] == by_text.json()["data"]
+    over_get = await get_hash(strict, sha(text_of("members.graphql")), {"first": 1}, token=token)
+    assert len(over_get.json()["data"]["viewer"]["organization"]["members"]["edges"]) == 1
+
+
+async def test_a_registered_mutation_still_needs_post(app_for, settings, tmp_path):
+    operations = tmp_path / "operations"
+    operations.mkdir()
+    mutation = "mutation Touch { __typename }\n"
+    (operations / "touch.graphql").write_text(mutation)
+    gateway = await app_for(settings.with_(operations_dir=operations, persisted_operations_only=True))
+    over_get = await get_hash(gateway, sha(mutation), accept=GRAPHQL_RESPONSE)
+    assert over_get.status_code == 405
+    assert over_get.headers["allow"] == "POST"
+    over_post = await post_hash(gateway, sha(mutation))
+    assert over_post.json()["data"] == {"__typename": "Mutation"}
