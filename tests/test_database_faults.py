@@ -340,12 +340,19 @@ async def test_a_crash_mid_mutation_leaves_each_one_all_or_nothing(
                                  asyncio.create_task(running.post(INVITE, variables, token=token))))
 
         # A stream of mutations, a new one every 10 ms; the crash lands at a random moment
-        # after the first ones completed, with others inside their transactions.
-        crash = asyncio.create_task(asyncio.sleep(random.uniform(0.25, 0.5)))
-        while not crash.done() and len(allocations) < len(crowd) // 3 - 5:
+        # once some have completed (however slow the machine), with others inside their
+        # transactions.
+        def some_completed() -> bool:
+            return any(task.done() for _, _, task in requests)
+
+        crash_at = None
+        while len(allocations) < len(crowd) // 3 - 5:
             fire()
             await asyncio.sleep(0.01)
-        await crash
+            if crash_at is None and some_completed():
+                crash_at = asyncio.get_running_loop().time() + random.uniform(0.05, 0.25)
+            if crash_at is not None and asyncio.get_running_loop().time() >= crash_at:
+                break
         await server.stop("immediate")
         for _ in range(4):  # and a few into the outage
             fire()
