@@ -15,6 +15,9 @@ from dataclasses import dataclass
 class IOStats:
     sql_statements: int = 0
     provider_calls: int = 0
+    # How many times the request's loaders were dispatched: sequential round trips, each
+    # sending that round's statements at once.
+    loader_rounds: int = 0
 
 
 current: ContextVar[IOStats | None] = ContextVar("io_stats", default=None)
@@ -30,3 +33,9 @@ def count_provider_call() -> None:
     stats = current.get()
     if stats is not None:
         stats.provider_calls += 1
+
+
+def count_loader_round() -> None:
+    stats = current.get()
+    if stats is not None:
+        stats.loader_rounds += 1

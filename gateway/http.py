@@ -256,7 +256,8 @@ async def execute(request: Request, services: Services, params: GraphQLParams, m
         extensions["cost"] = await _settle_cost(services, admitted, result.data)
     if not services.settings.production:
         # What the request cost in I/O, for developers checking that loaders batch.
-        extensions["io"] = {"sqlStatements": stats.sql_statements, "providerCalls": stats.provider_calls}
+        extensions["io"] = {"sqlStatements": stats.sql_statements, "providerCalls": stats.provider_calls,
+                            "loaderRounds": stats.loader_rounds}
     if extensions:
         body["extensions"] = extensions
     # application/json keeps 200 for every well-formed request, as the spec asks of it.

@@ -16,6 +16,8 @@ from typing import Any
 
 from aiodataloader import DataLoader, Loader, dispatch_queue
 
+from datasources.instrumentation import count_loader_round
+
 # Under load other requests keep the ready queue busy: never wait more turns than this.
 MAX_TURNS = 32
 
@@ -37,6 +39,7 @@ class Batcher:
             self._loop.call_soon(self._dispatch, turns_left - 1)
             return
         pending, self._pending = self._pending, []
+        count_loader_round()
         for loader in pending:
             dispatch_queue(loader)
 

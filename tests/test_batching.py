@@ -81,6 +81,10 @@ async def test_dashboard_io_does_not_grow_with_the_organization(gateway, db):
         "members' seats", "members' credit access", "members' usage totals",
     ]
     assert small_io["sqlStatements"] <= len(relations), small_io
+    # Those statements go out in rounds, each round's at once on the pool's connections:
+    # one round per level of the query at most (viewer, organization, its lists, their
+    # items, the accounts, their seats, products: 8 levels).
+    assert small_io["loaderRounds"] <= 8, small_io
     # The provider: the invoice list once (the connection and the balance share it), and the
     # payment methods, which need the customer to know the default: 3 calls.
     assert small_io["providerCalls"] <= 3, small_io
