@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from datasources.payments.client import PaymentsClient
 from datasources.postgres.database import Database
+from datasources.postgres.merging import MergingReader
 from loaders import accounts, billing, credits, entitlements, organizations
 from aiodataloader import DataLoader
 
@@ -34,11 +35,13 @@ class Loaders:
 
 
 def create_loaders(db: Database, payments: PaymentsClient | None) -> Loaders:
+    # Loaders read through one merging reader: a round's reads go out as one statement.
+    reader = MergingReader(db)
     created = Loaders(
-        accounts=accounts.create(db),
-        organizations=organizations.create(db),
-        entitlements=entitlements.create(db),
-        credits=credits.create(db),
+        accounts=accounts.create(reader),
+        organizations=organizations.create(reader),
+        entitlements=entitlements.create(reader),
+        credits=credits.create(reader),
         billing=billing.create(payments),
     )
     batcher = Batcher(asyncio.get_running_loop())

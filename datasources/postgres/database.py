@@ -101,6 +101,8 @@ class Database:
     def __init__(self, pool: asyncpg.Pool, *, acquire_timeout: float = ACQUIRE_TIMEOUT_SECONDS) -> None:
         self.pool = pool
         self.acquire_timeout = acquire_timeout
+        # Query text -> column names, for merged reads (datasources/postgres/merging.py).
+        self._columns: dict[str, tuple[str, ...]] = {}
 
     @classmethod
     async def connect(cls, dsn: str, *, max_size: int = 10,
@@ -171,6 +173,14 @@ class Database:
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         async with self.connection() as conn:
             return await conn.fetch(query, *args)
+
+    async def column_names(self, conn: asyncpg.Connection, query: str) -> tuple[str, ...]:
+        """The columns a query returns, from its prepared description; cached per query text."""
+        found = self._columns.get(query)
+        if found is None:
+            statement = await conn.prepare(query)
+            found = self._columns[query] = tuple(a.name for a in statement.get_attributes())
+        return found
 
     async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
         async with self.connection() as conn:
