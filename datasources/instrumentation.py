@@ -18,6 +18,8 @@ class IOStats:
     # How many times the request's loaders were dispatched: sequential round trips, each
     # sending that round's statements at once.
     loader_rounds: int = 0
+    # Which executor answered a query: "levels" (schema/execution.py) or "graphql-core".
+    executor: str | None = None
 
 
 current: ContextVar[IOStats | None] = ContextVar("io_stats", default=None)
@@ -39,3 +41,9 @@ def count_loader_round() -> None:
     stats = current.get()
     if stats is not None:
         stats.loader_rounds += 1
+
+
+def record_executor(name: str) -> None:
+    stats = current.get()
+    if stats is not None:
+        stats.executor = name

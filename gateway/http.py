@@ -258,6 +258,8 @@ async def execute(request: Request, services: Services, params: GraphQLParams, m
         # What the request cost in I/O, for developers checking that loaders batch.
         extensions["io"] = {"sqlStatements": stats.sql_statements, "providerCalls": stats.provider_calls,
                             "loaderRounds": stats.loader_rounds}
+        if stats.executor:
+            extensions["executor"] = stats.executor
     if extensions:
         body["extensions"] = extensions
     # application/json keeps 200 for every well-formed request, as the spec asks of it.

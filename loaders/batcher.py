@@ -49,6 +49,18 @@ class BatchLoader(DataLoader):
 
     batcher: Batcher | None = None
 
+    def __init__(self, batch_load_fn: Any, **options: Any) -> None:
+        async def remembering_failures(keys: list[Any]) -> list[Any]:
+            # aiodataloader forgets the keys of a batch that raised, so asking again would read
+            # (or call the provider) again within the same request; a failure stays a failure
+            # for the rest of the request, as a value does.
+            try:
+                return await batch_load_fn(keys)
+            except Exception as exc:  # noqa: BLE001 - handed to every key's future
+                return [exc] * len(keys)
+
+        super().__init__(remembering_failures, **options)
+
     def do_resolve_reject(self, key: Any, future: "asyncio.Future[Any]") -> None:
         if self.batcher is None:
             super().do_resolve_reject(key, future)

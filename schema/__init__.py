@@ -20,6 +20,7 @@ from schema.node import NODE_TYPES
 from schema.product import Product
 from auth.viewer import require_account
 from schema.common import Info
+from schema.execution import LevelExecutor
 from schema.extensions import RequireOperationName, SelectionLimitsRule
 
 MAX_DEPTH = 15
@@ -75,4 +76,4 @@ def build_schema(*, production: bool = False) -> strawberry.Schema:
     if production:
         extensions.append(DisableIntrospection)
     return GatewaySchema(query=Query, mutation=Mutation, types=list(NODE_TYPES.values()),
-                         extensions=extensions)
+                         extensions=extensions, execution_context_class=LevelExecutor)

@@ -1,0 +1,289 @@
+"""Queries executed level by level: each field resolved once for every object that has it.
+
+graphql-core completes a result object by object and field by field, and an async
+resolver costs it an asyncio task of its own: for the dashboard, thousands of tasks and
+calls per request, which profiles as nearly all of its time. This executor walks the
+same validated operation one selection set at a time, over every object at that level
+together: a plain attribute is read in a list comprehension, a resolver is called once
+per object with one shared `info`, and the coroutines of a level are stepped by hand
+instead of becoming tasks, so the loaders still see every key of the level in one round.
+
+It handles only the happy path. An error anywhere (a resolver raising, a null where the
+schema forbids one, a value of the wrong type) hands the whole operation to graphql-core's
+own execution, which reports it with its path exactly as it always has. Only queries come
+here, so running the operation again changes nothing, and the loaders' per-request caches
+(failures included, see `loaders.batcher`) mean the second run makes no new reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from operator import attrgetter
+from typing import Any
+
+from graphql import (GraphQLAbstractType, GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLOutputType,
+                     OperationType, is_abstract_type, is_leaf_type, is_object_type)
+from graphql.execution.collect_fields import FieldDetails, collect_fields
+from graphql.execution.values import get_argument_values
+from graphql.pyutils import Path, Undefined
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+
+from datasources.instrumentation import record_executor
+
+Column = list[Any]
+log = logging.getLogger(__name__)
+
+
+class Fallback(Exception):
+    """This operation takes graphql-core's path."""
+
+
+class LevelExecutor(StrawberryGraphQLCoreExecutionContext):
+    # Tests turn it off to compare both executions on the same requests.
+    enabled = True
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        if not self.enabled or self.operation.operation is not OperationType.QUERY or _has_middleware(self):
+            record_executor("graphql-core")
+            return super().execute_operation(serially)
+        return self._by_level(serially)
+
+    async def _by_level(self, serially: bool | None) -> Any:
+        try:
+            data = await self._root()
+        except Exception:  # noqa: BLE001 - anything at all: graphql-core reports it properly
+            log.debug("answered by graphql-core", exc_info=True)
+            record_executor("graphql-core")
+            result = super().execute_operation(serially)
+            return await result if self.is_awaitable(result) else result
+        record_executor("levels")
+        return self.finish(self.build_response(data))
+
+    async def _root(self) -> dict[str, Any]:
+        root_type = self.schema.query_type
+        assert root_type is not None
+        grouped = collect_fields(self.schema, self.fragments, self.variable_values, root_type, self.operation,
+                                 self.hide_suggestions).grouped_field_set
+        [data] = await self._objects(root_type, grouped, [self.root_value], None)
+        return data
+
+    async def _objects(self, parent_type: GraphQLObjectType, grouped: dict[str, list[FieldDetails]],
+                       sources: list[Any], path: Path | None) -> list[dict[str, Any]]:
+        """The result objects for `sources`, all of type `parent_type`, in order."""
+        keys: list[str] = []
+        columns: list[Column] = []
+        pending: list[tuple[Column, int, Awaitable[Any]]] = []
+        fields: list[tuple[GraphQLOutputType, list[FieldDetails], Any, Path]] = []
+        for key, details in grouped.items():
+            node = details[0].node
+            name = node.name.value
+            keys.append(key)
+            if name == "__typename":
+                columns.append([parent_type.name] * len(sources))
+                fields.append((None, details, None, None))  # type: ignore[arg-type]
+                continue
+            field_def = parent_type.fields.get(name) or self.schema.get_field(parent_type, name)
+            if field_def is None:
+                raise Fallback(name)
+            field_path = Path(path, key, parent_type.name)
+            info = self.build_resolve_info(field_def, [d.node for d in details], parent_type, field_path)
+            resolve = field_def.resolve or self.field_resolver
+            getter = _attribute_getter(field_def, resolve)
+            if getter is not None:
+                column = [getter(source) for source in sources]
+            else:
+                args = (get_argument_values(field_def, node, self.variable_values, details[0].fragment_variable_values,
+                                            self.hide_suggestions)
+                        if field_def.args or node.arguments else {})
+                column = [resolve(source, info, **args) for source in sources]
+                is_awaitable = self.is_awaitable
+                pending.extend((column, i, value) for i, value in enumerate(column) if is_awaitable(value))
+            columns.append(column)
+            fields.append((field_def.type, details, info, field_path))
+        if pending:
+            await _settle(pending)
+        completions = [self._complete(type_, details, info, column, field_path) if type_ is not None else column
+                       for (type_, details, info, field_path), column in zip(fields, columns)]
+        waits = [c for c in completions if not isinstance(c, list)]
+        if waits:
+            done = iter(await _all(waits))
+            completions = [c if isinstance(c, list) else next(done) for c in completions]
+        return [dict(zip(keys, row)) for row in zip(*completions)] if keys else [{} for _ in sources]
+
+    def _complete(self, type_: GraphQLOutputType, details: list[FieldDetails], info: Any, values: Column,
+                  path: Path) -> Column | Awaitable[Column]:
+        """Completed values of one field for every object of a level; a coroutine when the
+        values have selections of their own."""
+        if isinstance(type_, GraphQLNonNull):
+            if None in values:
+                raise Fallback("null in a non-null position")
+            return self._complete(type_.of_type, details, info, values, path)
+        present = [i for i, value in enumerate(values) if value is not None]
+        if len(present) < len(values):
+            completed = self._complete(type_, details, info, [values[i] for i in present], path)
+            return _spread(completed, present, len(values))
+        if is_leaf_type(type_):
+            coerce = type_.coerce_output_value  # type: ignore[union-attr]
+            out = [coerce(value) for value in values]
+            if None in out or Undefined in out:
+                raise Fallback("a leaf that does not serialize")
+            return out
+        if isinstance(type_, GraphQLList):
+            return self._complete_list(type_, details, info, values, path)
+        if is_object_type(type_):
+            return self._complete_objects(type_, details, info, values, path)  # type: ignore[arg-type]
+        if is_abstract_type(type_):
+            return self._complete_abstract(type_, details, info, values, path)  # type: ignore[arg-type]
+        raise Fallback(str(type_))
+
+    def _complete_list(self, type_: GraphQLList, details: list[FieldDetails], info: Any, values: Column,
+                       path: Path) -> Column | Awaitable[Column]:
+        flat: Column = []
+        lengths = []
+        for value in values:
+            if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+                raise Fallback("a list field returned a non-list")
+            items = list(value)
+            flat.extend(items)
+            lengths.append(len(items))
+        completed = self._complete(type_.of_type, details, info, flat, path)
+        if isinstance(completed, list):
+            return _split(completed, lengths)
+
+        async def split() -> Column:
+            return _split(await completed, lengths)  # type: ignore[misc]
+
+        return split()
+
+    async def _complete_objects(self, type_: GraphQLObjectType, details: list[FieldDetails], info: Any,
+                                values: Column, path: Path) -> Column:
+        if type_.is_type_of is not None:
+            for value in values:
+                if self.is_awaitable(checked := type_.is_type_of(value, info)) or not checked:
+                    raise Fallback(f"not a {type_.name}")
+        grouped = self.collect_subfields(type_, details).grouped_field_set
+        return await self._objects(type_, grouped, values, path)
+
+    async def _complete_abstract(self, type_: GraphQLAbstractType, details: list[FieldDetails], info: Any,
+                                 values: Column, path: Path) -> Column:
+        resolve_type = type_.resolve_type or self.type_resolver
+        by_type: dict[str, tuple[GraphQLObjectType, list[int]]] = {}
+        for i, value in enumerate(values):
+            name = resolve_type(value, info, type_)
+            if self.is_awaitable(name):
+                if asyncio.iscoroutine(name):
+                    name.close()
+                raise Fallback("an asynchronous type resolver")
+            runtime = self.ensure_valid_runtime_type(name, type_, details, info, value)
+            by_type.setdefault(runtime.name, (runtime, []))[1].append(i)
+        out: Column = [None] * len(values)
+        for runtime, indices in by_type.values():
+            completed = await self._complete_objects(runtime, details, info, [values[i] for i in indices], path)
+            for i, result in zip(indices, completed):
+                out[i] = result
+        return out
+
+
+def _attribute_getter(field_def: Any, resolve: Any) -> Any:
+    """For strawberry's plain data fields (no resolver, no extension): read the attribute."""
+    if not getattr(resolve, "_is_default", False):
+        return None
+    field = field_def.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    if field is None or field.default_resolver is not getattr:
+        return None
+    return attrgetter(field.python_name)
+
+
+def _spread(completed: Column | Awaitable[Column], present: list[int], size: int) -> Column | Awaitable[Column]:
+    def place(values: Column) -> Column:
+        out: Column = [None] * size
+        for i, value in zip(present, values):
+            out[i] = value
+        return out
+
+    if isinstance(completed, list):
+        return place(completed)
+
+    async def later() -> Column:
+        return place(await completed)  # type: ignore[misc]
+
+    return later()
+
+
+def _split(flat: Column, lengths: list[int]) -> Column:
+    out, start = [], 0
+    for length in lengths:
+        out.append(flat[start:start + length])
+        start += length
+    return out
+
+
+async def _all(awaitables: list[Awaitable[Column]]) -> list[Column]:
+    """Every sibling subtree runs to its end before an error is raised: nothing is left
+    reading in the background while graphql-core runs the operation again."""
+    results = await asyncio.gather(*awaitables, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
+
+
+async def _settle(pending: list[tuple[Column, int, Awaitable[Any]]]) -> None:
+    """Runs the resolvers' coroutines of one level to their ends, writing each result into
+    its column.
+
+    They are stepped here rather than wrapped in tasks: a step runs a coroutine until it
+    waits on a future (a loader's, typically); once all the futures of the level are done
+    (the batcher dispatching every loader in one round), each coroutine takes its next step.
+    """
+    error: BaseException | None = None
+    steps: list[tuple[Column, int, Any, Any]] = []  # column, index, coroutine (None: a bare future), awaited
+
+    def step(column: Column, i: int, coroutine: Any) -> None:
+        nonlocal error
+        try:
+            awaited = coroutine.send(None)
+        except StopIteration as stop:
+            column[i] = stop.value
+        except Exception as exc:  # noqa: BLE001 - raised once the level is over
+            error = error or exc
+        else:
+            if awaited is not None:
+                # What a Task does on receiving the future: another coroutine may await the
+                # same (cached) future, and asyncio refuses a second await while it is set.
+                awaited._asyncio_future_blocking = False
+            steps.append((column, i, coroutine, awaited))
+
+    for column, i, awaitable in pending:
+        if asyncio.isfuture(awaitable):
+            steps.append((column, i, None, awaitable))
+        elif asyncio.iscoroutine(awaitable):
+            step(column, i, awaitable)
+        else:
+            steps.append((column, i, awaitable.__await__(), None))
+    while steps:
+        futures = {awaited for *_, awaited in steps if awaited is not None and not awaited.done()}
+        if futures:
+            await asyncio.wait(futures)
+        else:
+            await asyncio.sleep(0)  # a bare `yield` (asyncio.sleep(0) inside a resolver)
+        current, steps = steps, []
+        for column, i, coroutine, awaited in current:
+            if coroutine is None:
+                if awaited.exception() is not None:
+                    error = error or awaited.exception()
+                else:
+                    column[i] = awaited.result()
+                continue
+            step(column, i, coroutine)
+    if error is not None:
+        raise Fallback("a resolver raised") from error
+
+
+def _has_middleware(executor: LevelExecutor) -> bool:
+    """An extension that wraps every resolver (tracing, say) wants graphql-core's per-field calls."""
+    manager = executor.middleware_manager
+    return manager is not None and bool(manager.middlewares)

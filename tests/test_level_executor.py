@@ -1,0 +1,121 @@
+"""The level-by-level executor answers exactly what graphql-core's own execution answers.
+
+Each request runs twice on the same data, once with each executor, and the two bodies
+must be equal; `extensions.executor` (development only) tells which one answered.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from schema.execution import LevelExecutor
+
+OPERATIONS = Path(__file__).resolve().parents[1] / "operations"
+
+SHAPES = {
+    "fragments, aliases and __typename": ("""
+        query Shapes { viewer { __typename ...Who org: organization { ... on Organization { name __typename }
+          first: members(first: 2) { edges { node { ...Person } } }
+          last: members(last: 2) { edges { node { ...Person account { __typename } } } } } } }
+        fragment Who on Account { id name email }
+        fragment Person on Member { email role status __typename }""", {}),
+    "skip and include from variables": ("""
+        query Skips($withLicenses: Boolean!, $noPeople: Boolean!) { viewer { organization {
+          licenses @include(if: $withLicenses) { id quantity product { name } }
+          members(first: 5) @skip(if: $noPeople) { totalCount } } } }""",
+                                         {"withLicenses": True, "noPeople": True}),
+    "interfaces through node and nodes": ("""
+        query Nodes($id: ID!, $ids: [ID!]!) {
+          node(id: $id) { __typename id ... on Account { email } ... on Organization { name } }
+          nodes(ids: $ids) { __typename id ... on Account { email } } }""", None),
+    "arguments from variables and literals": ("""
+        query Args($search: String) { viewer { organization {
+          hits: members(first: 3, search: $search) { totalCount edges { node { email } } }
+          admins: members(first: 3, role: ADMIN) { edges { node { email role } } } } } }""", {"search": "member"}),
+    "introspection": ("""query Types { __type(name: "Money") { name fields { name type { name kind } } } }""", {}),
+    "the product catalog": ("""query Catalog { products { name family downloads { platform } } }""", {}),
+}
+
+
+async def both(gateway, query: str, variables: dict | None, token: str) -> tuple[dict, dict]:
+    """The body from each executor, without the development extensions that differ between them."""
+    bodies = []
+    for enabled in (True, False):
+        LevelExecutor.enabled = enabled
+        try:
+            body = await gateway.execute(query, variables, token=token)
+        finally:
+            LevelExecutor.enabled = True
+        extensions = body.pop("extensions", {})
+        bodies.append((body, extensions.get("executor")))
+    (levels, used), (core, core_used) = bodies
+    assert core_used == "graphql-core"
+    return levels, core, used
+
+
+@pytest.fixture
+async def admin(gateway):
+    return await gateway.login("admin@northwind.example")
+
+
+async def ids(gateway, token) -> dict:
+    body = await gateway.execute("{ viewer { id organization { id } } }", token=token)
+    viewer = body["data"]["viewer"]
+    return {"id": viewer["organization"]["id"], "ids": [viewer["id"], viewer["organization"]["id"], "bm9wZQ=="]}
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in OPERATIONS.glob("*.graphql")))
+async def test_every_portal_operation_answers_the_same_by_levels(gateway, admin, name):
+    query = (OPERATIONS / f"{name}.graphql").read_text()
+    levels, core, used = await both(gateway, query, {}, admin)
+    assert "errors" not in core, core["errors"]
+    assert used == "levels"
+    assert levels == core
+    assert levels["data"]["viewer"] or levels["data"]
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+async def test_graphql_features_answer_the_same_by_levels(gateway, admin, shape):
+    query, variables = SHAPES[shape]
+    if variables is None:
+        variables = await ids(gateway, admin)
+    levels, core, used = await both(gateway, query, variables, admin)
+    assert "errors" not in core, core["errors"]
+    assert used == "levels"
+    assert levels == core
+
+
+async def test_the_dashboard_is_the_same_with_its_order_of_keys(gateway, admin):
+    query = (OPERATIONS / "dashboard.graphql").read_text()
+    levels, core, _ = await both(gateway, query, {}, admin)
+    def keys(value):
+        if isinstance(value, dict):
+            return [(k, keys(v)) for k, v in value.items()]
+        if isinstance(value, list):
+            return [keys(v) for v in value]
+        return None
+    assert keys(levels) == keys(core)
+
+
+async def test_errors_are_reported_by_graphql_core_with_their_paths(gateway):
+    """A MEMBER is FORBIDDEN on the manager fields: the by-level pass gives up and the answer,
+    partial data and located errors, is graphql-core's."""
+    member = await gateway.login("member1@northwind.example")
+    query = (OPERATIONS / "dashboard.graphql").read_text()
+    levels, core, used = await both(gateway, query, {}, member)
+    assert used == "graphql-core"
+    assert levels == core
+    assert {e["extensions"]["code"] for e in core["errors"]} == {"FORBIDDEN"}
+    assert levels["data"]["viewer"]["organization"]["name"] == "Northwind Studio"
+    assert ["viewer", "organization", "members"] in [e["path"] for e in levels["errors"]]
+
+
+async def test_a_failure_is_read_once_when_graphql_core_answers_again(gateway):
+    """Anonymous: `viewer` fails; the second execution reuses what the first one read."""
+    body = await gateway.execute("query Anon { viewer { id } products { name } }")
+    assert body["extensions"]["executor"] == "graphql-core"
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert body["data"] is None
+    assert body["extensions"]["io"]["sqlStatements"] == 0
