@@ -65,6 +65,18 @@ async def run(args: argparse.Namespace) -> None:
                 await requests(10)
                 print(f"profile: {args.operation} ({args.tenant}): {await requests(args.requests):.2f} ms per request "
                       f"over {args.requests} sequential requests, in process", flush=True)
+                if args.cprofile:
+                    # Own time per function: where the interpreter spends it, whoever called.
+                    import cProfile
+                    import pstats
+                    profile = cProfile.Profile()
+                    profile.enable()
+                    await requests(args.requests)
+                    profile.disable()
+                    stats = pstats.Stats(profile).sort_stats("tottime")
+                    stats.print_stats(args.cprofile)
+                    stats.print_callers("visitor.py.*\\(visit\\)|_complete_objects|get_arguments|gather")
+                    return
                 try:
                     from pyinstrument import Profiler
                 except ImportError:
@@ -85,6 +97,8 @@ def main() -> None:
     p.add_argument("--operation", choices=OPERATIONS, default="dashboard")
     p.add_argument("--tenant", choices=TENANTS, default="normal")
     p.add_argument("--requests", type=int, default=200)
+    p.add_argument("--cprofile", type=int, default=0, metavar="N",
+                   help="print cProfile's N functions with the most own time instead of pyinstrument's tree")
     asyncio.run(run(p.parse_args()))
 
 

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
+import orjson
 from strawberry.types.graphql import OperationType
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -293,7 +294,8 @@ def _retry_after(errors: list[dict[str, Any]]) -> int | None:
 
 def _json_response(body: dict[str, Any], status: int, media_type: str, request_id: str,
                    headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(body, separators=(",", ":")), status_code=status,
+    # orjson: the dashboard's answer is a few hundred KB, which the stdlib encodes ten times slower.
+    return Response(orjson.dumps(body), status_code=status,
                     media_type=f"{media_type}; charset=utf-8",
                     headers={"X-Request-Id": request_id, **(headers or {})})
 

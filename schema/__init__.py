@@ -66,12 +66,15 @@ class GatewaySchema(strawberry.Schema):
 
 
 def build_schema(*, production: bool = False) -> strawberry.Schema:
+    # Abuse of the document itself, refused by validation before anything runs. The limiters
+    # make a rule class per instance, and the validation cache is keyed by the rule classes:
+    # made once here, or every request would miss the cache and validate again.
+    rules = [*QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
+             *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules, SelectionLimitsRule]
     # Factories: strawberry builds the extensions per request; both caches live at module level.
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: ParserCache(maxsize=256), lambda: ValidationCache(maxsize=256), RequireOperationName,
-        # Abuse of the document itself, refused by validation before anything runs.
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH), lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
-        lambda: AddValidationRules([SelectionLimitsRule]),
+        lambda: AddValidationRules(rules),
     ]
     if production:
         extensions.append(DisableIntrospection)
