@@ -34,11 +34,14 @@ async def run(args: argparse.Namespace) -> None:
     postgres.start()
     try:
         admin = await asyncpg.connect(postgres.admin_uri())
+        for name, value in servers.POSTGRES_SETTINGS.items():
+            await admin.execute(f"ALTER SYSTEM SET {name} = '{value}'")
         await admin.execute(f'CREATE DATABASE "{servers.DATABASE}"')
         await admin.close()
+        postgres.restart()  # the benchmark's settings, pg_stat_statements loaded
         conn = await asyncpg.connect(postgres.dsn())
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         loaded = await dataset.create(conn, dataset.QUICK)
-        await conn.close()
         settings = from_env({
             "DATABASE_URL": postgres.dsn(), "GATEWAY_ENV": "production", "SECRET_KEY": secrets.token_urlsafe(36),
             "SEED_DEMO": "0", "STRIPE_API_BASE": "http://127.0.0.1:9", "MAX_QUERY_COST": "100000000",
@@ -63,8 +66,15 @@ async def run(args: argparse.Namespace) -> None:
                     return (time.perf_counter() - started) / n * 1000
 
                 await requests(10)
+                await conn.execute("SELECT pg_stat_statements_reset()")
                 print(f"profile: {args.operation} ({args.tenant}): {await requests(args.requests):.2f} ms per request "
                       f"over {args.requests} sequential requests, in process", flush=True)
+                rows = await conn.fetch("SELECT calls, mean_exec_time, left(regexp_replace(query, '\\s+', ' ', 'g'), $2::int) AS q "
+                                        "FROM pg_stat_statements WHERE calls >= $1 ORDER BY total_exec_time DESC LIMIT 5",
+                                        args.requests, args.statement_chars)
+                print("profile: the statements with the most time in PostgreSQL:")
+                for row in rows:
+                    print(f"  {row['calls']:>6} calls {row['mean_exec_time']:8.2f} ms mean  {row['q']}")
                 if args.cprofile:
                     # Own time per function: where the interpreter spends it, whoever called.
                     import cProfile
@@ -87,6 +97,7 @@ async def run(args: argparse.Namespace) -> None:
                     await requests(args.requests)
                 print(profiler.output_text(unicode=False, color=False, show_all=False))
     finally:
+        await conn.close()
         postgres.stop()
         shutil.rmtree(root, ignore_errors=True)
 
@@ -97,6 +108,7 @@ def main() -> None:
     p.add_argument("--operation", choices=OPERATIONS, default="dashboard")
     p.add_argument("--tenant", choices=TENANTS, default="normal")
     p.add_argument("--requests", type=int, default=200)
+    p.add_argument("--statement-chars", type=int, default=160, help="how much of each statement to print")
     p.add_argument("--cprofile", type=int, default=0, metavar="N",
                    help="print cProfile's N functions with the most own time instead of pyinstrument's tree")
     asyncio.run(run(p.parse_args()))

@@ -165,9 +165,11 @@ async def allocation_pages(db: Executor, license_ids: Sequence[UUID], slice: Sli
     key = slice.key(2)
     op, order = (">", "ASC") if not slice.backward else ("<", "DESC")
     rows = await db.fetch(
-        f"""SELECT wanted.id AS wanted, (SELECT count(*) FROM allocations c WHERE c.license_id = wanted.id) AS total,
-                   page.*
+        # The count is a lateral of its own: in the select list it would run once per row of
+        # the page (505 counts of 4,000 rows for five full pages, 250 ms) instead of once a license.
+        f"""SELECT wanted.id AS wanted, total.n AS total, page.*
             FROM unnest($1::uuid[]) AS wanted(id)
+            CROSS JOIN LATERAL (SELECT count(*) AS n FROM allocations c WHERE c.license_id = wanted.id) AS total
             LEFT JOIN LATERAL (
                 SELECT a.license_id, a.account_id, a.allocated_at, a.allocated_by FROM allocations a
                 WHERE a.license_id = wanted.id
