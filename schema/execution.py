@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from operator import attrgetter
 from typing import Any
 
@@ -91,9 +91,12 @@ class LevelExecutor(StrawberryGraphQLCoreExecutionContext):
             field_path = Path(path, key, parent_type.name)
             info = self.build_resolve_info(field_def, [d.node for d in details], parent_type, field_path)
             resolve = field_def.resolve or self.field_resolver
-            getter = _attribute_getter(field_def, resolve)
+            getter = _attribute_getter(field_def, resolve) or self._direct_call(field_def, info)
             if getter is not None:
                 column = [getter(source) for source in sources]
+                if getter.__class__ is not attrgetter:
+                    is_awaitable = self.is_awaitable
+                    pending.extend((column, i, value) for i, value in enumerate(column) if is_awaitable(value))
             else:
                 args = (get_argument_values(field_def, node, self.variable_values, details[0].fragment_variable_values,
                                             self.hide_suggestions)
@@ -112,6 +115,26 @@ class LevelExecutor(StrawberryGraphQLCoreExecutionContext):
             done = iter(await _all(waits))
             completions = [c if isinstance(c, list) else next(done) for c in completions]
         return [dict(zip(keys, row)) for row in zip(*completions)] if keys else [{} for _ in sources]
+
+    def _direct_call(self, field_def: Any, info: Any) -> Callable[[Any], Any] | None:
+        """A resolver called without strawberry's wrapper, which converts arguments and runs field
+        extensions around every call: for a resolver that has neither, all it does is pass `self`
+        and an `Info`, made here once for the whole level."""
+        field = field_def.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
+        strawberry_schema = getattr(self.schema, "_strawberry_schema", None)
+        if field is None or field.base_resolver is None or field.extensions or field.arguments \
+                or strawberry_schema is None or strawberry_schema.schema_converter._exception_handler_specs:
+            return None
+        resolver = field.base_resolver
+        if resolver.parent_parameter or resolver.root_parameter:
+            return None
+        function = resolver.wrapped_func
+        kwargs = {}
+        if resolver.info_parameter:
+            kwargs[resolver.info_parameter.name] = strawberry_schema.config.info_class(_raw_info=info, _field=field)
+        if resolver.self_parameter:
+            return lambda source: function(source, **kwargs)
+        return lambda source: function(**kwargs)
 
     def _complete(self, type_: GraphQLOutputType, details: list[FieldDetails], info: Any, values: Column,
                   path: Path) -> Column | Awaitable[Column]:
