@@ -74,47 +74,60 @@ class LevelExecutor(StrawberryGraphQLCoreExecutionContext):
                        sources: list[Any], path: Path | None) -> list[dict[str, Any]]:
         """The result objects for `sources`, all of type `parent_type`, in order."""
         keys: list[str] = []
-        columns: list[Column] = []
-        pending: list[tuple[Column, int, Awaitable[Any]]] = []
-        fields: list[tuple[GraphQLOutputType, list[FieldDetails], Any, Path]] = []
-        for key, details in grouped.items():
-            node = details[0].node
-            name = node.name.value
-            keys.append(key)
-            if name == "__typename":
-                columns.append([parent_type.name] * len(sources))
-                fields.append((None, details, None, None))  # type: ignore[arg-type]
-                continue
-            field_def = parent_type.fields.get(name) or self.schema.get_field(parent_type, name)
-            if field_def is None:
-                raise Fallback(name)
-            field_path = Path(path, key, parent_type.name)
-            info = self.build_resolve_info(field_def, [d.node for d in details], parent_type, field_path)
-            resolve = field_def.resolve or self.field_resolver
-            getter = _attribute_getter(field_def, resolve) or self._direct_call(field_def, info)
-            if getter is not None:
-                column = [getter(source) for source in sources]
-                if getter.__class__ is not attrgetter:
-                    is_awaitable = self.is_awaitable
-                    pending.extend((column, i, value) for i, value in enumerate(column) if is_awaitable(value))
-            else:
-                args = (get_argument_values(field_def, node, self.variable_values, details[0].fragment_variable_values,
-                                            self.hide_suggestions)
-                        if field_def.args or node.arguments else {})
-                column = [resolve(source, info, **args) for source in sources]
-                is_awaitable = self.is_awaitable
-                pending.extend((column, i, value) for i, value in enumerate(column) if is_awaitable(value))
-            columns.append(column)
-            fields.append((field_def.type, details, info, field_path))
-        if pending:
-            await _settle(pending)
-        completions = [self._complete(type_, details, info, column, field_path) if type_ is not None else column
-                       for (type_, details, info, field_path), column in zip(fields, columns)]
+        completions: list[Column | Awaitable[Column]] = []
+        try:
+            for key, details in grouped.items():
+                keys.append(key)
+                completions.append(self._field(parent_type, key, details, sources, path))
+        except Exception:
+            # The fields started so far run to their end: nothing left half-run behind the fallback.
+            await asyncio.gather(*(c for c in completions if not isinstance(c, list)), return_exceptions=True)
+            raise
         waits = [c for c in completions if not isinstance(c, list)]
         if waits:
             done = iter(await _all(waits))
             completions = [c if isinstance(c, list) else next(done) for c in completions]
         return [dict(zip(keys, row)) for row in zip(*completions)] if keys else [{} for _ in sources]
+
+    def _field(self, parent_type: GraphQLObjectType, key: str, details: list[FieldDetails], sources: list[Any],
+               path: Path | None) -> Column | Awaitable[Column]:
+        """One field's completed values for every source; a coroutine while anything is awaited.
+
+        Each field goes on to its own selections as soon as its values are in, not when its
+        siblings' are: a sibling that needs more rounds must not hold the others' subtrees back
+        (that would add rounds, and their number would depend on the data)."""
+        name = details[0].node.name.value
+        if name == "__typename":
+            return [parent_type.name] * len(sources)
+        field_def = parent_type.fields.get(name) or self.schema.get_field(parent_type, name)
+        if field_def is None:
+            raise Fallback(name)
+        field_path = Path(path, key, parent_type.name)
+        info = self.build_resolve_info(field_def, [d.node for d in details], parent_type, field_path)
+        resolve = field_def.resolve or self.field_resolver
+        getter = _attribute_getter(field_def, resolve)
+        if getter is not None:
+            return self._complete(field_def.type, details, info, [getter(source) for source in sources], field_path)
+        direct = self._direct_call(field_def, info)
+        if direct is not None:
+            column = [direct(source) for source in sources]
+        else:
+            node = details[0].node
+            args = (get_argument_values(field_def, node, self.variable_values, details[0].fragment_variable_values,
+                                        self.hide_suggestions)
+                    if field_def.args or node.arguments else {})
+            column = [resolve(source, info, **args) for source in sources]
+        is_awaitable = self.is_awaitable
+        pending = [(column, i, value) for i, value in enumerate(column) if is_awaitable(value)]
+        if not pending:
+            return self._complete(field_def.type, details, info, column, field_path)
+
+        async def settled() -> Column:
+            await _settle(pending)
+            completed = self._complete(field_def.type, details, info, column, field_path)
+            return completed if isinstance(completed, list) else await completed
+
+        return settled()
 
     def _direct_call(self, field_def: Any, info: Any) -> Callable[[Any], Any] | None:
         """A resolver called without strawberry's wrapper, which converts arguments and runs field
