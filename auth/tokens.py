@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import jwt
 
@@ -23,8 +23,9 @@ def issue(secret: str, *, session_id: UUID, account_id: UUID, ttl_seconds: int) 
     now = datetime.now(timezone.utc).replace(microsecond=0)
     claims = TokenClaims(session_id, account_id, now + timedelta(seconds=ttl_seconds))
     token = jwt.encode(
+        # jti: two tokens of one session issued within a second (a refresh) still differ.
         {"sid": str(session_id), "sub": str(account_id), "aud": _AUDIENCE,
-         "iat": now, "exp": claims.expires_at},
+         "iat": now, "exp": claims.expires_at, "jti": uuid4().hex},
         secret, algorithm=_ALGORITHM,
     )
     return token, claims

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from auth import tokens
+from auth import principals, tokens
+from auth.principals import ServicePrincipal
 from datasources.errors import Unauthenticated
-from datasources.postgres import sessions
+from datasources.postgres import service_tokens, staff
 from datasources.postgres.database import Executor
 
 # One message for every authentication failure, so nothing tells which part was wrong.
@@ -18,6 +19,10 @@ NOT_AUTHENTICATED = "Not authenticated: sign in and send 'Authorization: Bearer 
 class Viewer:
     account_id: UUID | None = None
     session_id: UUID | None = None
+    # The vendor's own: a staff member's role (they sign in as accounts), or a service token,
+    # which never has an account.
+    staff_role: str | None = None
+    service: ServicePrincipal | None = None
 
     @property
     def authenticated(self) -> bool:
@@ -35,15 +40,22 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 async def authenticate(db: Executor, secret: str, authorization: str | None) -> Viewer:
-    """A viewer for a valid token of a live session; anonymous otherwise."""
+    """A viewer for a valid token of a live session, or for a live service token; anonymous
+    otherwise. Both are checked in the database on every request, so a revocation holds from
+    the next request on."""
     token = bearer_token(authorization)
+    if token and principals.is_service_token(token):
+        found = await service_tokens.live_token(db, principals.hash_service_token(token))
+        if found is None:
+            return ANONYMOUS
+        return Viewer(service=ServicePrincipal(found.id, found.name, frozenset(found.scopes)))
     claims = tokens.decode(secret, token) if token else None
     if claims is None:
         return ANONYMOUS
-    session = await sessions.active_session(db, claims.session_id)
+    session = await staff.live_session(db, claims.session_id)
     if session is None or session.account_id != claims.account_id:
         return ANONYMOUS
-    return Viewer(account_id=session.account_id, session_id=session.id)
+    return Viewer(account_id=session.account_id, session_id=session.session_id, staff_role=session.staff_role)
 
 
 def require_account(viewer: Viewer) -> UUID:

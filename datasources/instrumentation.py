@@ -3,12 +3,22 @@
 The HTTP layer puts a fresh `IOStats` in the context variable for each request; every
 task the request spawns (loader batches included) inherits it, so the datasources can
 count without knowing about requests. Used to prove batching and by the benchmark.
+
+Below the counts: the hooks through which the gateway observes the same I/O (metrics and
+tracing) without the datasources importing the gateway.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import partial
+from typing import Any, Protocol
 
 
 @dataclass
@@ -47,3 +57,112 @@ def record_executor(name: str) -> None:
     stats = current.get()
     if stats is not None:
         stats.executor = name
+
+
+# --- Observation hooks: what the gateway plugs in to watch the datasources --------------
+#
+# The gateway sets `observer` per request (metrics, and spans when tracing is on); every
+# task of the request inherits it, as it inherits `current`. The datasources and loaders
+# call the functions below and never import the gateway: outside a request (start-up, the
+# readiness probe) there is no observer and they cost one context-variable read.
+
+
+class Observer(Protocol):
+    # False when no tracer is configured: callers skip building span attributes then.
+    tracing: bool
+
+    def loader_batch(self, size: int) -> None: ...
+    def provider_call(self, kind: str, seconds: float, failure: str | None) -> None: ...
+    def span(self, name: str, attributes: dict[str, Any], *, leaf: bool = False) -> AbstractContextManager[Any]:
+        """`leaf` spans never become the current span: nothing runs inside them that could
+        start a child, and they may interleave with other coroutines of the same task."""
+        ...
+
+
+observer: ContextVar[Observer | None] = ContextVar("observer", default=None)
+_NOTHING: AbstractContextManager[Any] = contextlib.nullcontext()
+
+
+def loader_batch(batch_load_fn: Callable[..., Any], size: int) -> AbstractContextManager[Any]:
+    """Counts one loader batch of `size` keys; the span around it when tracing."""
+    found = observer.get()
+    if found is None:
+        return _NOTHING
+    found.loader_batch(size)
+    if not found.tracing:
+        return _NOTHING
+    return found.span("dataloader.batch", {"dataloader.function": _describe(batch_load_fn),
+                                           "dataloader.keys": size})
+
+
+def _describe(fn: Any) -> str:
+    """The datasource function behind a batch function, for span attributes: loaders pass
+    `partial(read, db)`, or a closure (loaders.base) over such a partial."""
+    while isinstance(fn, partial):
+        fn = fn.func
+    for cell in getattr(fn, "__closure__", None) or ():
+        try:
+            inner = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        if isinstance(inner, partial):
+            return _describe(inner)
+    return getattr(fn, "__qualname__", type(fn).__name__)
+
+
+class provider_call:  # noqa: N801 - used as a context manager, like contextlib's
+    """Times one attempt of a payment provider request: latency, failures, a span.
+
+    `classify` names the failure an exception means (None: it is an answer, such as a
+    decline or a 404); a cancelled attempt is not observed at all.
+    """
+
+    __slots__ = ("_kind", "_classify", "_observer", "_span", "_started")
+
+    def __init__(self, kind: str, classify: Callable[[BaseException], str | None]) -> None:
+        self._kind = kind
+        self._classify = classify
+        self._observer: Observer | None = None
+        self._span: AbstractContextManager[Any] = _NOTHING
+        self._started = 0.0
+
+    def __enter__(self) -> None:
+        self._observer = found = observer.get()
+        if found is None:
+            return
+        if found.tracing:
+            self._span = found.span("payments.request", {"payments.kind": self._kind}, leaf=True)
+            self._span.__enter__()
+        self._started = time.perf_counter()
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        found = self._observer
+        if found is None:
+            return
+        seconds = time.perf_counter() - self._started
+        self._span.__exit__(exc_type, exc, tb)
+        if isinstance(exc, asyncio.CancelledError):
+            return
+        found.provider_call(self._kind, seconds, None if exc is None else self._classify(exc))
+
+
+@dataclass(frozen=True)
+class PoolUsage:
+    size: int  # connections open
+    max_size: int
+    in_use: int  # lent to callers
+    waiting: int  # callers queued for a connection
+
+
+def pool_usage(pool: Any) -> PoolUsage:
+    """An asyncpg pool's state, read without touching it (for gauges read at scrape time).
+
+    asyncpg keeps its free connections in an asyncio queue; whoever waits for one waits on
+    that queue, so its waiting getters are the callers that found the pool exhausted.
+    """
+    queue = getattr(pool, "_queue", None)
+    holders = getattr(pool, "_holders", None) or ()
+    getters = getattr(queue, "_getters", None) or ()
+    free = queue.qsize() if queue is not None else len(holders)
+    return PoolUsage(size=pool.get_size(), max_size=pool.get_max_size(), in_use=max(0, len(holders) - free),
+                     waiting=sum(1 for getter in getters if not getter.done()))

@@ -11,14 +11,19 @@ from starlette.routing import Route
 
 from datasources.payments.client import PaymentsClient
 from datasources.postgres.database import Database
+from gateway import graphiql, invoice_files
 from gateway.health import healthz, readyz
 from gateway.http import graphql_endpoint
 from gateway.limits import Limiter
 from gateway.mailer import Mailer
+from gateway.metrics import Metrics, metrics_endpoint
+from gateway.request_log import install_handler as install_request_log
+from gateway.tracing import load_tracer
 from gateway.persisted import OperationRegistry
 from gateway.ratelimit import LocalBuckets, RedisBuckets
 from gateway.services import Services, resolver_config
 from gateway.settings import Settings
+from gateway.webhooks import payment_webhook
 from schema import build_schema
 
 # localstripe accepts any key; the SDK insists on having one.
@@ -48,6 +53,8 @@ def create_app(settings: Settings) -> Starlette:
                                       schema=build_schema(production=settings.production),
                                       resolver_config=resolver_config(settings),
                                       limiter=Limiter(buckets, settings.limits), operations=operations)
+        app.state.metrics = Metrics(operations, db=db, payments=payments, tracer=load_tracer(settings.tracing))
+        install_request_log()
         mailer = asyncio.create_task(Mailer(db, settings.data_dir / "mail", settings.smtp_url).run())
         try:
             yield
@@ -61,8 +68,13 @@ def create_app(settings: Settings) -> Starlette:
     return Starlette(
         routes=[
             Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
+            Route(graphiql.ASSET_PATH + "/{name}", graphiql.asset, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
+            Route("/webhooks/payments", payment_webhook, methods=["POST"]),
+            Route("/invoices/{invoice_id}.pdf", invoice_files.invoice_pdf, methods=["GET"]),
+            Route("/invoices.zip", invoice_files.invoices_zip, methods=["GET"]),
         ],
         lifespan=lifespan,
     )

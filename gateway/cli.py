@@ -1,4 +1,4 @@
-"""`account-gateway`: serve, migrate, seed, export-schema."""
+"""`account-gateway`: serve, migrate, seed, export-schema, service-token, staff."""
 
 from __future__ import annotations
 
@@ -10,22 +10,22 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from uuid import UUID
 
-import uvicorn
-
+from auth import principals
 from datasources.errors import GatewayError
+from datasources.postgres import service_tokens, staff
 from datasources.payments.client import PaymentsClient
 from datasources.postgres.database import Database
-from gateway import startup
-from gateway.app import EMULATOR_API_KEY, create_app
+from gateway import startup, workers
+from gateway.app import EMULATOR_API_KEY
 from gateway.embedded import embedded_services
 from gateway.settings import Settings, SettingsError, from_env, resolve_secret_key
 from schema import build_schema
 
 log = logging.getLogger("gateway")
-SHUTDOWN_GRACE_SECONDS = 10
 
 
 class CliError(Exception):
@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the gateway (embedded services unless configured)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=_positive, default=1,
+                       help="gateway processes on the one port (default 1); share state through "
+                            "PostgreSQL and REDIS_URL")
     _data_dir_option(serve)
     serve.set_defaults(run=_serve)
 
@@ -69,7 +72,40 @@ def _parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
     export.add_argument("--output", "-o", type=Path, help="write to this file instead of stdout")
     export.set_defaults(run=_export_schema)
+
+    service_token = commands.add_parser("service-token", help="manage service tokens of internal tools")
+    token_commands = service_token.add_subparsers(required=True, metavar="ACTION")
+    create = token_commands.add_parser("create", help="create a token and print it (shown only this once)")
+    create.add_argument("--name", required=True, help="the service's name, e.g. billing-dashboard")
+    create.add_argument("--scopes", required=True, help=f"comma-separated, from: {', '.join(principals.SCOPES)}")
+    _data_dir_option(create)
+    create.set_defaults(run=_service_token_create)
+    listing = token_commands.add_parser("list", help="list service tokens (never the tokens themselves)")
+    _data_dir_option(listing)
+    listing.set_defaults(run=_service_token_list)
+    revoke = token_commands.add_parser("revoke", help="revoke a live token; it stops working at once")
+    revoke.add_argument("token", metavar="NAME_OR_ID")
+    _data_dir_option(revoke)
+    revoke.set_defaults(run=_service_token_revoke)
+
+    staff = commands.add_parser("staff", help="manage staff roles of the vendor's people")
+    staff_commands = staff.add_subparsers(required=True, metavar="ACTION")
+    grant = staff_commands.add_parser("grant", help="give an account a staff role (replacing its current one)")
+    grant.add_argument("email")
+    grant.add_argument("role", type=str.upper, choices=principals.STAFF_ROLES)
+    _data_dir_option(grant)
+    grant.set_defaults(run=_staff_grant)
+    staff_revoke = staff_commands.add_parser("revoke", help="take an account's staff role away")
+    staff_revoke.add_argument("email")
+    _data_dir_option(staff_revoke)
+    staff_revoke.set_defaults(run=_staff_revoke)
     return parser
+
+
+def _positive(raw: str) -> int:
+    if not raw.isdigit() or int(raw) < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of at least 1, not {raw!r}")
+    return int(raw)
 
 
 def _data_dir_option(parser: argparse.ArgumentParser) -> None:
@@ -126,15 +162,6 @@ async def _resources(settings: Settings) -> AsyncIterator[tuple[Database, Paymen
         await db.close()
 
 
-class _Server(uvicorn.Server):
-    """uvicorn re-raises a caught SIGTERM after its shutdown, which would kill us before
-    the embedded services stop; `serve` handles the signals itself instead."""
-
-    @contextlib.contextmanager
-    def capture_signals(self):  # type: ignore[override]
-        yield
-
-
 def _serve(args: argparse.Namespace) -> None:
     settings = _settings(args)
     sock = _bind(args.host, args.port)
@@ -153,18 +180,12 @@ async def _serve_async(settings: Settings, sock: socket.socket, args: argparse.N
             await startup.apply_migrations(db)
             if settings.seed_demo:
                 await startup.seed_demo(db, payments)
-        server = _Server(uvicorn.Config(create_app(settings), lifespan="on", log_level="info",
-                                        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS))
-
-        def stop(*_: object) -> None:
-            server.handle_exit(signal.SIGTERM, None)
-
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop)
         log.info("GraphQL at http://%s:%d/graphql%s", args.host, args.port,
                  "" if settings.production else " (GraphiQL in a browser)")
-        await server.serve(sockets=[sock])
+        if args.workers > 1:
+            await workers.supervise(settings, sock, args.workers)
+        else:
+            await workers.serve_app(settings, sock)
         log.info("stopped serving; stopping embedded services")
 
 
@@ -195,3 +216,82 @@ def _export_schema(args: argparse.Namespace) -> None:
         args.output.write_text(sdl)
     else:
         sys.stdout.write(sdl)
+
+
+def _with_database(args: argparse.Namespace, action: Callable[[Database], Awaitable[None]]) -> None:
+    """Runs `action` on the migrated database (embedded unless DATABASE_URL is set)."""
+    async def run() -> None:
+        async with embedded_services(_settings(args), payments=False) as settings:
+            async with _resources(settings) as (db, _):
+                await startup.apply_migrations(db)
+                try:
+                    await action(db)
+                except GatewayError as exc:
+                    raise CliError(exc.message) from None
+
+    asyncio.run(run())
+
+
+def _service_token_create(args: argparse.Namespace) -> None:
+    try:
+        scopes = principals.parse_scopes(args.scopes)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+    async def create(db: Database) -> None:
+        token = principals.new_service_token()
+        created = await service_tokens.create(db, name=args.name, scopes=scopes,
+                                              token_hash=principals.hash_service_token(token))
+        # The token alone on stdout, for scripts; it exists nowhere else after this.
+        print(f"created service token {created.name} ({created.id}) with scopes {','.join(created.scopes)}; "
+              "store the token now, it is not shown again:", file=sys.stderr)
+        print(token)
+
+    _with_database(args, create)
+
+
+def _service_token_list(args: argparse.Namespace) -> None:
+    async def show(db: Database) -> None:
+        for t in await service_tokens.list_tokens(db):
+            state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "live"
+            used = f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never"
+            print(f"{t.id}  {t.name}  {','.join(t.scopes)}  created {t.created_at:%Y-%m-%d}  last used {used}  {state}")
+
+    _with_database(args, show)
+
+
+def _service_token_revoke(args: argparse.Namespace) -> None:
+    async def revoke(db: Database) -> None:
+        revoked = await service_tokens.revoke(db, args.token)
+        if revoked is None:
+            raise CliError(f"no live service token named or with id {args.token!r}")
+        print(f"revoked service token {revoked.name} ({revoked.id})")
+
+    _with_database(args, revoke)
+
+
+async def _staff_account(db: Database, email: str) -> UUID:
+    account_id = await staff.account_id_by_email(db, email)
+    if account_id is None:
+        raise CliError(f"no account has the email {email!r}")
+    return account_id
+
+
+def _staff_grant(args: argparse.Namespace) -> None:
+    async def grant(db: Database) -> None:
+        account_id = await _staff_account(db, args.email)
+        async with db.transaction() as conn:
+            previous = await staff.grant_role(conn, account_id, args.role)
+        print(f"{args.email} is now staff {args.role}" + (f" (was {previous})" if previous else ""))
+
+    _with_database(args, grant)
+
+
+def _staff_revoke(args: argparse.Namespace) -> None:
+    async def revoke(db: Database) -> None:
+        revoked = await staff.revoke_role(db, await _staff_account(db, args.email))
+        if revoked is None:
+            raise CliError(f"{args.email} has no staff role")
+        print(f"{args.email} is no longer staff (was {revoked})")
+
+    _with_database(args, revoke)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -18,17 +18,19 @@ from strawberry.types.graphql import OperationType
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
-from strawberry.http.ides import get_graphql_ide_html
 from strawberry.types.execution import PreExecutionError
 
 from auth.viewer import authenticate
-from datasources import instrumentation as io_stats
+from datasources import instrumentation
 from datasources.errors import GatewayError
 from datasources.instrumentation import IOStats
 from gateway.admission import Admission, Refusal, admit, viewer_key
+from gateway import graphiql, request_log
 from gateway.cost import actual_cost
 from gateway.errors import format_error, is_request_error
+from gateway.metrics import Metrics
 from gateway.persisted import sha256_hex
+from gateway.request_log import ANONYMOUS, RequestRecord, describe_operation, request_id, user_error_codes
 from gateway.services import Services
 from loaders import create_loaders
 from resolvers.context import Context
@@ -36,6 +38,7 @@ from resolvers.context import Context
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 log = logging.getLogger("gateway.http")
+_NO_SPAN: AbstractContextManager[Any] = nullcontext()
 
 
 class BadRequest(Exception):
@@ -188,57 +191,82 @@ def wants_graphiql(request: Request, enabled: bool) -> bool:
 
 async def graphql_endpoint(request: Request) -> Response:
     services: Services = request.app.state.services
-    request_id = uuid.uuid4().hex
     if wants_graphiql(request, not services.settings.production):
-        return HTMLResponse(get_graphql_ide_html("graphiql"))
+        return HTMLResponse(graphiql.page(request.scope.get("root_path", "")))
+    record = RequestRecord(request_id(request.headers.get("x-request-id")), request.method)
+    metrics: Metrics | None = getattr(request.app.state, "metrics", None)
+    observing = instrumentation.observer.set(metrics)
+    try:
+        return await _answer(request, services, record)
+    except BaseException:
+        record.outcome, record.status = "error", 500
+        raise
+    finally:
+        instrumentation.observer.reset(observing)
+        record.finish()
+        if metrics is not None:
+            metrics.request_done(record)
+        request_log.write(record, services.settings.request_log_format)
+
+
+async def _answer(request: Request, services: Services, record: RequestRecord) -> Response:
     media_type = negotiate(request.headers.get("accept"))
     if media_type is None:
-        return _error_response(JSON, 406, f"Accept {GRAPHQL_RESPONSE} or {JSON}.", request_id)
+        return _refuse(record, JSON, 406, f"Accept {GRAPHQL_RESPONSE} or {JSON}.")
     try:
         params = resolve_persisted(await read_params(request), services)
     except BadRequest as exc:
-        return _error_response(media_type, exc.status, str(exc), request_id, exc.headers, code=exc.code)
+        return _refuse(record, media_type, exc.status, str(exc), exc.headers, code=exc.code)
     except PersistedQueryNotFound:
         # Apollo's convention is 200 for application/json; graphql-response+json must not answer
         # 2xx without data, and 404 (the Apollo Router's choice) keeps older Apollo links from
         # taking a 400 to mean that persisted queries are not supported at all.
-        return _error_response(media_type, 200 if media_type == JSON else 404, "PersistedQueryNotFound",
-                               request_id, code="PERSISTED_QUERY_NOT_FOUND")
-    return await execute(request, services, params, media_type, request_id)
+        return _refuse(record, media_type, 200 if media_type == JSON else 404, "PersistedQueryNotFound",
+                       code="PERSISTED_QUERY_NOT_FOUND")
+    return await execute(request, services, params, media_type, record)
 
 
 async def execute(request: Request, services: Services, params: GraphQLParams, media_type: str,
-                  request_id: str) -> Response:
+                  record: RequestRecord) -> Response:
+    request_id = record.request_id
     stats = IOStats()
-    io_stats.current.set(stats)  # each request runs in its own task: nothing leaks between them
+    instrumentation.current.set(stats)  # each request runs in its own task: nothing leaks between them
+    record.operation_type, record.operation = describe_operation(params.query, params.operation_name)
     address = request.client.host if request.client else "unknown"
     key = viewer_key(services.settings.secret_key, request.headers.get("authorization"), address)
+    if key.startswith("account:"):  # until the session is checked: the token's own account
+        record.viewer_id = key.removeprefix("account:")
     admitted = await admit(services.schema._schema, services.limiter, query=params.query,
                            operation_name=params.operation_name, variables=params.variables, key=key)
     if isinstance(admitted, Refusal):
-        return _error_response(media_type, admitted.status if admitted.status == 429 or media_type == GRAPHQL_RESPONSE
-                               else 200, admitted.message, request_id, admitted.headers, code=admitted.code,
-                               extensions=admitted.extensions)
+        if admitted.code == "RATE_LIMITED":
+            record.rate_limited = "query_cost"
+        if "cost" in admitted.extensions:
+            record.cost_requested = admitted.extensions["cost"].get("requested")
+        return _refuse(record, media_type, admitted.status if admitted.status == 429 or media_type == GRAPHQL_RESPONSE
+                       else 200, admitted.message, admitted.headers, code=admitted.code,
+                       extensions=admitted.extensions)
     try:
         viewer = await authenticate(services.db, services.settings.secret_key,
                                     request.headers.get("authorization"))
     except GatewayError as exc:
+        record.outcome, record.status, record.error_codes = "error", 503, [exc.code]
         return _error_response(media_type, 503, exc.message, request_id, code=exc.code)
+    record.viewer_id = str(viewer.account_id) if viewer.account_id is not None else ANONYMOUS
     context = Context(viewer=viewer, loaders=create_loaders(services.db, services.payments), db=services.db,
                       payments=services.payments, config=services.resolver_config,
                       request_id=request_id, client_address=address, sign_in_throttle=services.limiter)
     allowed = {OperationType.QUERY} if request.method == "GET" else None
     try:
-        result = await services.schema.execute(
-            params.query, variable_values=params.variables, context_value=context,
-            operation_name=params.operation_name, allowed_operation_types=allowed,
-            operation_extensions=params.extensions)
+        with _operation_span(record):
+            result = await services.schema.execute(
+                params.query, variable_values=params.variables, context_value=context,
+                operation_name=params.operation_name, allowed_operation_types=allowed,
+                operation_extensions=params.extensions)
     except InvalidOperationTypeError:
-        return _error_response(media_type, 405, "Only queries may be sent with GET; use POST.",
-                               request_id, {"Allow": "POST"})
+        return _refuse(record, media_type, 405, "Only queries may be sent with GET; use POST.", {"Allow": "POST"})
     except CannotGetOperationTypeError:
-        return _error_response(media_type, 400, "Pick the operation to run with 'operationName'.",
-                               request_id)
+        return _refuse(record, media_type, 400, "Pick the operation to run with 'operationName'.")
 
     pre_execution = isinstance(result, PreExecutionError)
     if params.learn and params.persisted_hash and params.query and not pre_execution:
@@ -254,7 +282,8 @@ async def execute(request: Request, services: Services, params: GraphQLParams, m
                           for e in errors]
     extensions: dict[str, Any] = {}
     if admitted is not None:
-        extensions["cost"] = await _settle_cost(services, admitted, result.data)
+        extensions["cost"] = cost = await _settle_cost(services, admitted, result.data)
+        record.cost_requested, record.cost_actual = cost["requested"], cost["actual"]
     if not services.settings.production:
         # What the request cost in I/O, for developers checking that loaders batch.
         extensions["io"] = {"sqlStatements": stats.sql_statements, "providerCalls": stats.provider_calls,
@@ -269,7 +298,20 @@ async def execute(request: Request, services: Services, params: GraphQLParams, m
     retry = _retry_after(body.get("errors", []))
     if retry is not None:  # a throttled sign-in: HTTP says so too
         status, headers = 429, {"Retry-After": str(retry)}
+        record.rate_limited = "sign_in"
+    codes = dict.fromkeys((e.get("extensions") or {}).get("code", "") for e in body.get("errors", ()))
+    record.answered(status, list(codes), user_error_codes(result.data), ran=not request_failed)
     return _json_response(body, status, media_type, request_id, headers)
+
+
+def _operation_span(record: RequestRecord) -> AbstractContextManager[Any]:
+    observer = instrumentation.observer.get()
+    if observer is None or not observer.tracing:
+        return _NO_SPAN
+    return observer.span(f"{record.operation_type or 'graphql'} {record.operation}",
+                         {"graphql.operation.name": record.operation,
+                          "graphql.operation.type": record.operation_type or "",
+                          "gateway.request_id": record.request_id})
 
 
 async def _settle_cost(services: Services, admitted: Admission, data: Any) -> dict[str, Any]:
@@ -298,6 +340,13 @@ def _json_response(body: dict[str, Any], status: int, media_type: str, request_i
     return Response(orjson.dumps(body), status_code=status,
                     media_type=f"{media_type}; charset=utf-8",
                     headers={"X-Request-Id": request_id, **(headers or {})})
+
+
+def _refuse(record: RequestRecord, media_type: str, status: int, message: str,
+            headers: dict[str, str] | None = None, code: str = "BAD_REQUEST",
+            extensions: dict[str, Any] | None = None) -> Response:
+    record.refused(code, status)
+    return _error_response(media_type, status, message, record.request_id, headers, code, extensions)
 
 
 def _error_response(media_type: str, status: int, message: str, request_id: str,

@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from gateway import tracing
 from gateway.limits import LimitSettings
 
 MIN_SECRET_LENGTH = 32
@@ -27,8 +28,12 @@ class Settings:
     stripe_api_key: str | None = None
     stripe_api_base: str | None = None
     secret_key: str = ""
+    # Verifies `POST /webhooks/payments` deliveries (Stripe's `whsec_...`); empty: every one refused.
+    stripe_webhook_secret: str = ""
     smtp_url: str | None = None
-    token_ttl_seconds: int = 8 * 3600
+    # Access tokens are short-lived; clients keep signed in by trading their refresh token.
+    token_ttl_seconds: int = 15 * 60
+    refresh_token_ttl_seconds: int = 30 * 24 * 3600
     provider_timeout_seconds: float = 10.0
     provider_max_retries: int = 2
     provider_breaker_failures: int = 5
@@ -46,10 +51,18 @@ class Settings:
     # Persisted operations: the registered `*.graphql` files, and whether only they may run.
     operations_dir: Path = DEFAULT_OPERATIONS_DIR
     persisted_operations_only: bool = False
+    # The request log line: "json" or "text"; None: JSON in production, text in development.
+    log_format: str | None = None
+    # OpenTelemetry spans (gateway/tracing.py), when the `otel` extra is installed.
+    tracing: bool = False
 
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def request_log_format(self) -> str:
+        return self.log_format or ("json" if self.production else "text")
 
     def with_(self, **changes: object) -> "Settings":
         return replace(self, **changes)
@@ -67,8 +80,10 @@ def from_env(environ: dict[str, str] | None = None, **overrides: object) -> Sett
         stripe_api_key=env.get("STRIPE_API_KEY") or None,
         stripe_api_base=env.get("STRIPE_API_BASE") or None,
         secret_key=env.get("SECRET_KEY", ""),
+        stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET", ""),
         smtp_url=env.get("SMTP_URL") or None,
-        token_ttl_seconds=_int(env, "TOKEN_TTL_SECONDS", 8 * 3600),
+        token_ttl_seconds=_int(env, "TOKEN_TTL_SECONDS", Settings.token_ttl_seconds),
+        refresh_token_ttl_seconds=_int(env, "REFRESH_TOKEN_TTL_SECONDS", Settings.refresh_token_ttl_seconds),
         provider_timeout_seconds=_float(env, "PROVIDER_TIMEOUT_SECONDS", 10.0),
         provider_max_retries=_int(env, "PROVIDER_MAX_RETRIES", 2),
         provider_breaker_failures=_int(env, "PROVIDER_BREAKER_FAILURES", 5),
@@ -93,6 +108,8 @@ def from_env(environ: dict[str, str] | None = None, **overrides: object) -> Sett
         ),
         operations_dir=Path(env.get("OPERATIONS_DIR") or DEFAULT_OPERATIONS_DIR),
         persisted_operations_only=env.get("PERSISTED_OPERATIONS_ONLY", "0").strip().lower() in ("1", "true", "yes"),
+        log_format=_choice(env, "LOG_FORMAT", ("json", "text")),
+        tracing=tracing.configured(env),
     )
     return settings.with_(**overrides) if overrides else settings
 
@@ -107,6 +124,13 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name} must be an integer, not {raw!r}") from None
 
 
+def _choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str | None:
+    raw = (env.get(name) or "").strip().lower()
+    if raw and raw not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+    return raw or None
+
+
 def _float(env: dict[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     if raw is None:
@@ -118,6 +142,11 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
 
 
 def resolve_secret_key(settings: Settings) -> Settings:
+    """Settles every secret at start: the token signing key, then the webhook signing secret."""
+    return resolve_webhook_secret(_resolve_token_key(settings))
+
+
+def _resolve_token_key(settings: Settings) -> Settings:
     """Production demands a strong SECRET_KEY; development keeps one in the data directory.
 
     Keeping the development key on disk means tokens survive a restart of `serve`.
@@ -132,8 +161,30 @@ def resolve_secret_key(settings: Settings) -> Settings:
     if settings.production:
         raise SettingsError("SECRET_KEY is not set: production needs a random key of at least "
                             f"{MIN_SECRET_LENGTH} characters")
-    path = settings.data_dir / "secret_key"
+    return settings.with_(secret_key=_kept_secret(settings.data_dir / "secret_key"))
+
+
+def resolve_webhook_secret(settings: Settings) -> Settings:
+    """STRIPE_WEBHOOK_SECRET, the secret the provider signs webhook deliveries with.
+
+    Production with a real provider (STRIPE_API_KEY) must be given it: that provider sends
+    events, and one not known to come from it must never be applied. Production without a
+    key (an emulator) keeps it empty, so every delivery is refused. Development keeps a
+    generated one in the data directory, for signing local test deliveries.
+    """
+    if settings.stripe_webhook_secret:
+        return settings
+    if settings.production:
+        if settings.stripe_api_key:
+            raise SettingsError("STRIPE_WEBHOOK_SECRET is not set: production with a STRIPE_API_KEY needs the "
+                                "webhook signing secret (whsec_...) of the endpoint /webhooks/payments")
+        return settings
+    return settings.with_(stripe_webhook_secret=_kept_secret(settings.data_dir / "stripe_webhook_secret", "whsec_"))
+
+
+def _kept_secret(path: Path, prefix: str = "") -> str:
+    """A random secret made once and kept in `path`, readable by its owner only."""
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(48))
+        path.write_text(prefix + secrets.token_urlsafe(48))
         path.chmod(0o600)
-    return settings.with_(secret_key=path.read_text().strip())
+    return path.read_text().strip()

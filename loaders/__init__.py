@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datasources.payments.client import PaymentsClient
 from datasources.postgres.database import Database
 from datasources.postgres.merging import MergingReader
-from loaders import accounts, billing, credits, entitlements, organizations
+from loaders import accounts, billing, credits, entitlements, organizations, staff
 from aiodataloader import DataLoader
 
 from loaders.batcher import Batcher, BatchLoader
@@ -25,6 +25,7 @@ class Loaders:
     entitlements: entitlements.EntitlementLoaders
     credits: credits.CreditLoaders
     billing: billing.BillingLoaders
+    staff: staff.StaffLoaders
 
     def clear_all(self) -> None:
         """Forgets everything loaded so far: after a write, the next read sees the new state."""
@@ -43,6 +44,7 @@ def create_loaders(db: Database, payments: PaymentsClient | None) -> Loaders:
         entitlements=entitlements.create(reader),
         credits=credits.create(reader),
         billing=billing.create(payments),
+        staff=staff.create(reader),
     )
     batcher = Batcher(asyncio.get_running_loop())
     for group in vars(created).values():

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiodataloader import DataLoader, Loader, dispatch_queue
 
-from datasources.instrumentation import count_loader_round
+from datasources.instrumentation import count_loader_round, loader_batch
 
 # Under load other requests keep the ready queue busy: never wait more turns than this.
 MAX_TURNS = 32
@@ -55,7 +55,9 @@ class BatchLoader(DataLoader):
             # (or call the provider) again within the same request; a failure stays a failure
             # for the rest of the request, as a value does.
             try:
-                return await batch_load_fn(keys)
+                # Inside the try, so that the batch's span (when tracing) records the failure.
+                with loader_batch(batch_load_fn, len(keys)):
+                    return await batch_load_fn(keys)
             except Exception as exc:  # noqa: BLE001 - handed to every key's future
                 return [exc] * len(keys)
 

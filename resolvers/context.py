@@ -19,6 +19,7 @@ class Config:
 
     secret_key: str
     token_ttl_seconds: int
+    refresh_token_ttl_seconds: int
     help_center_url: str
 
 

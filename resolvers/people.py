@@ -34,8 +34,8 @@ from resolvers import organizations as resolve_organizations
 from resolvers.context import Context
 from resolvers.permissions import viewer_membership
 from resolvers.user_errors import Problem
-from resolvers.writes import (NOT_FOUND, after_write, audit_refusal, audit_success, claim_key, complete_key,
-                              key_problem, require_manager_of, send_mail)
+from resolvers.writes import (NOT_FOUND, OnBehalf, after_write, audit_refusal, audit_success, claim_key,
+                              complete_key, key_problem, require_manager_of, send_mail)
 
 # Where the invitation mail sends people. A constant, not a setting: the portal's address is
 # the same for every deployment of the gateway; the portal reads `token` and calls
@@ -296,14 +296,23 @@ async def _managed_invitation(ctx: Context, invitation_id: UUID | None) -> tuple
     return found, actor
 
 
-async def resend_invitation(ctx: Context, invitation_id: UUID | None) -> InvitationChange:
+async def resend_invitation(ctx: Context, invitation_id: UUID | None,
+                            on_behalf: OnBehalf | None = None) -> InvitationChange:
     """A new token and 7 more days for a pending or expired invitation, and a new mail.
 
     The previous link stops working. An expired invitation is re-checked as a new one would be
-    (the email may have joined an organization or been invited again meanwhile).
+    (the email may have joined an organization or been invited again meanwhile). With
+    `on_behalf`, the vendor's staff or a service resends it (authorized by the caller), and the
+    mail still names the person who first invited.
     """
-    found, actor = await _managed_invitation(ctx, invitation_id)
-    inviter = await ctx.loaders.accounts.account.load(actor)
+    if on_behalf is None:
+        found, actor = await _managed_invitation(ctx, invitation_id)
+        inviter = await ctx.loaders.accounts.account.load(actor)
+    else:
+        found = await ctx.loaders.organizations.invitation.load(invitation_id) if invitation_id else None
+        if found is None:
+            raise NotFound(NOT_FOUND)
+        inviter = await ctx.loaders.accounts.account.load(found.invited_by) if found.invited_by else None
     try:
         async with ctx.db.transaction() as conn:
             organization = await data.lock_organization(conn, found.organization_id)
@@ -321,10 +330,10 @@ async def resend_invitation(ctx: Context, invitation_id: UUID | None) -> Invitat
             await send_mail(conn, to=renewed.email, subject=f"You are invited to join {organization.name}",
                             body=_invitation_mail(inviter, organization.name, renewed.role, token))
             await audit_success(conn, ctx, organization_id=organization.id, action="invitation.resend",
-                                target=renewed.email, details={"invitationId": renewed.id})
+                                target=renewed.email, details={"invitationId": renewed.id}, on_behalf=on_behalf)
     except _Refused as refused:
         await audit_refusal(ctx, organization_id=found.organization_id, action="invitation.resend",
-                            target=found.email, problems=refused.problems)
+                            target=found.email, problems=refused.problems, on_behalf=on_behalf)
         return InvitationChange(problems=refused.problems)
     after_write(ctx)
     return InvitationChange(invitation=await ctx.loaders.organizations.invitation.load(found.id))

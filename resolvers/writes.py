@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -47,8 +48,9 @@ def request_hash(operation: str, request: dict[str, Any]) -> bytes:
 
 
 def _scope(ctx: Context, operation: str) -> str:
-    # Keys are the client's: scoped per account so two accounts can never collide.
-    return f"{operation}:{require_account(ctx.viewer)}"
+    # Keys are the client's: scoped per account (or service) so two clients can never collide.
+    service = ctx.viewer.service
+    return f"{operation}:service:{service.id}" if service else f"{operation}:{require_account(ctx.viewer)}"
 
 
 def key_problem(key: str | None) -> Problem | None:
@@ -88,19 +90,37 @@ def provider_key(ctx: Context, operation: str, key: str, *parts: str) -> str:
     return "ag-" + hashlib.sha256(raw.encode()).hexdigest()
 
 
-async def audit_success(conn: asyncpg.Connection, ctx: Context, *, organization_id: UUID, action: str,
-                        target: str | None, outcome: str = "SUCCESS", details: dict | None = None) -> None:
-    await audit.record(conn, organization_id=organization_id, actor_account_id=require_account(ctx.viewer),
-                       action=action, target=target, outcome=outcome, details=details)
+@dataclass(frozen=True)
+class OnBehalf:
+    """A change the vendor's staff or a service makes in a customer's organization: the role
+    or scope that allowed it and the reason given, both kept in the audit entry."""
+
+    scope: str
+    reason: str
 
 
-async def audit_refusal(ctx: Context, *, organization_id: UUID, action: str, target: str | None,
-                        problems: list[Problem]) -> None:
+def _actor(ctx: Context, on_behalf: OnBehalf | None) -> dict[str, Any]:
+    if on_behalf is None:
+        return {"actor_account_id": require_account(ctx.viewer)}
+    service = ctx.viewer.service
+    return {"actor_account_id": ctx.viewer.account_id, "actor_service": service.name if service else None,
+            "scope": on_behalf.scope, "reason": on_behalf.reason}
+
+
+async def audit_success(conn: asyncpg.Connection, ctx: Context, *, organization_id: UUID | None, action: str,
+                        target: str | None, outcome: str = "SUCCESS", details: dict | None = None,
+                        on_behalf: OnBehalf | None = None) -> None:
+    await audit.record(conn, organization_id=organization_id, action=action, target=target, outcome=outcome,
+                       details=details, **_actor(ctx, on_behalf))
+
+
+async def audit_refusal(ctx: Context, *, organization_id: UUID | None, action: str, target: str | None,
+                        problems: list[Problem], on_behalf: OnBehalf | None = None) -> None:
     """In a transaction of its own: the refused change itself was rolled back."""
     async with ctx.db.transaction() as conn:
-        await audit.record(conn, organization_id=organization_id, actor_account_id=require_account(ctx.viewer),
-                           action=action, target=target, outcome="REFUSED",
-                           details={"problems": [{"field": list(p.field), "code": p.code} for p in problems]})
+        await audit.record(conn, organization_id=organization_id, action=action, target=target, outcome="REFUSED",
+                           details={"problems": [{"field": list(p.field), "code": p.code} for p in problems]},
+                           **_actor(ctx, on_behalf))
 
 
 async def send_mail(conn: asyncpg.Connection, *, to: str, subject: str, body: str) -> None:

@@ -26,6 +26,8 @@ from schema.extensions import RequireOperationName, SelectionLimitsRule
 MAX_DEPTH = 15
 MAX_ALIASES = 30
 from schema.support import Support
+from schema import staff
+from schema.staff import Staff
 
 
 @strawberry.type(description="Everything a client can read.")
@@ -54,6 +56,11 @@ class Query:
     async def products(self, info: Info) -> list[Product]:
         require_account(info.context.viewer)
         return [Product.from_record(p) for p in await info.context.loaders.entitlements.catalog.load("all")]
+
+    @strawberry.field(description="The vendor's staff and services: search, any organization, reports. Null with "
+                                  "FORBIDDEN for anyone who is neither staff nor a service token with a read scope.")
+    async def staff(self, info: Info) -> Staff | None:
+        return await staff.staff(info)
 
     @strawberry.field(description="Where to get help.")
     def support(self, info: Info) -> Support:

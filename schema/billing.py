@@ -9,8 +9,9 @@ organization's OWNER or ADMIN.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 from enum import Enum
 from typing import Annotated
 
@@ -20,6 +21,7 @@ from strawberry import relay
 from datasources.payments import records as payments
 from datasources.postgres.accounts import Organization as OrganizationRecord
 from resolvers import billing as resolve
+from resolvers import invoice_documents as documents
 from schema.common import Info, resolve_visible
 from schema.money import Money
 from schema.pagination import Connection, slice_of
@@ -60,7 +62,15 @@ class Invoice(relay.Node):
     amount_due: Money = strawberry.field(description="What is still to pay: zero once PAID or VOID.")
     currency: str = strawberry.field(description="ISO 4217 code of every amount on the invoice, e.g. \"EUR\".")
     lines: list[InvoiceLine] = strawberry.field(description="What was billed, line by line.")
-    pdf_url: str | None = strawberry.field(description="The invoice as a PDF; null when none is available.")
+    customer_id: strawberry.Private[str]
+
+    @strawberry.field(description=(
+        "A link to the invoice as a PDF (the provider's own, or one rendered from the invoice), valid for "
+        f"{documents.LINK_SECONDS // 60} minutes: a path on this gateway, `/invoices/{{id}}.pdf?…`, to resolve "
+        "against the GraphQL endpoint's URL. The signed link itself is the authorization, no bearer token "
+        "needed, so share it only with whoever may read the invoice. OWNER/ADMIN only."))
+    async def pdf_url(self, info: Info) -> str | None:
+        return await documents.pdf_url(info.context, self.id, self.customer_id, now=time.time())
 
     @classmethod
     def from_record(cls, record: payments.Invoice) -> "Invoice":
@@ -71,7 +81,7 @@ class Invoice(relay.Node):
                    issued_at=record.created, due_at=record.due_date, subtotal=money(record.subtotal),
                    tax=money(record.tax), total=money(record.total), amount_due=money(record.amount_due),
                    currency=record.currency, lines=[InvoiceLine.from_record(ln) for ln in record.lines],
-                   pdf_url=record.pdf_url)
+                   customer_id=record.customer_id)
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
@@ -151,6 +161,19 @@ class InvoiceConnection(Connection[Invoice]):
 # For the `filter` argument of the field the lead wires on Organization.
 InvoiceFilterArg = Annotated[InvoiceFilter | None, strawberry.argument(description="Which invoices to list.")]
 
+# For `Organization.invoicesArchiveUrl`.
+ArchiveFromArg = Annotated[date, strawberry.argument(
+    name="from", description="The first issue date to include (a UTC calendar day).")]
+ArchiveToArg = Annotated[date, strawberry.argument(
+    description="The last issue date to include (a UTC calendar day); from `from` to `to` is at most "
+                f"{documents.MAX_ARCHIVE_DAYS} days.")]
+INVOICES_ARCHIVE_URL = (
+    "A link to a zip of the PDFs of the invoices issued from `from` to `to` (both included), one file per "
+    f"invoice named by its number; valid for {documents.LINK_SECONDS // 60} minutes. A path on this gateway, "
+    "`/invoices.zip?…`, to resolve against the GraphQL endpoint's URL. BAD_USER_INPUT for a range that is "
+    f"reversed, longer than {documents.MAX_ARCHIVE_DAYS} days or holds more than "
+    f"{documents.MAX_ARCHIVE_INVOICES} invoices. OWNER/ADMIN only; null when the provider is unavailable.")
+
 NODE_TYPES = (Invoice, PaymentMethod)
 
 
@@ -184,3 +207,12 @@ async def organization_billing_info(info: Info, organization: OrganizationRecord
     found = await resolve.customer(info.context, organization.payment_customer_id)
     return BillingInfo.from_record(found) if found else None
 
+
+def invoices_archive_range(first: date, last: date) -> documents.ArchiveRange:
+    """Validated (BAD_USER_INPUT) before the viewer's role or the provider is asked."""
+    return documents.ArchiveRange.of(first, last)
+
+
+async def organization_invoices_archive_url(info: Info, organization: OrganizationRecord,
+                                            archive: documents.ArchiveRange) -> str | None:
+    return await documents.archive_url(info.context, organization, archive, now=time.time())

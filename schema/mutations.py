@@ -5,12 +5,12 @@ from __future__ import annotations
 import strawberry
 
 from schema import (billing_mutations, credit_mutations, people_mutations, profile_mutations, seat_mutations,
-                    sessions, subscription_mutations)
+                    sessions, staff_mutations, subscription_mutations)
 
 # Each module exports MUTATIONS: a strawberry type whose fields are its mutations (or None
 # while it has none); the root type inherits them all.
 _DOMAINS = (sessions, profile_mutations, people_mutations, seat_mutations, credit_mutations,
-            subscription_mutations, billing_mutations)
+            subscription_mutations, billing_mutations, staff_mutations)
 
 Mutation = strawberry.type(
     type("Mutation", tuple(m.MUTATIONS for m in _DOMAINS if m.MUTATIONS is not None), {}),

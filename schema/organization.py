@@ -126,6 +126,9 @@ class AuditLogEntry(relay.Node):
     target: str | None = strawberry.field(description="What it was done to.")
     actor_service: str | None = strawberry.field(description="The vendor's service that acted, if not a person.")
     reason: str | None = strawberry.field(description="Why, when the actor gave a reason (staff always do).")
+    scope: str | None = strawberry.field(
+        description="For a change by the vendor: the staff role (SUPPORT, BILLING, ADMIN_TOOLING) or the service "
+                    "token scope (e.g. \"credits:write\") it was made under; null for the organization's own people.")
     outcome: AuditOutcome = strawberry.field(description="How it ended.")
     details: str = strawberry.field(description="Further details as a JSON object.")
     created_at: datetime = strawberry.field(description="When.")
@@ -134,7 +137,7 @@ class AuditLogEntry(relay.Node):
     @classmethod
     def from_record(cls, e: records.AuditEntry) -> "AuditLogEntry":
         return cls(id=str(e.id), action=e.action, target=e.target, actor_service=e.actor_service, reason=e.reason,
-                   outcome=AuditOutcome(e.outcome), details=e.details, created_at=e.created_at,
+                   scope=e.scope, outcome=AuditOutcome(e.outcome), details=e.details, created_at=e.created_at,
                    actor_id=e.actor_account_id)
 
     @strawberry.field(description="The person who acted (null for a service, or if no longer visible).")
@@ -254,6 +257,13 @@ class Organization(relay.Node):
     async def billing_info(self, info: Info) -> BillingInfo | None:
         await require_manager(info.context, self.record.id)
         return await billing.organization_billing_info(info, self.record)
+
+    @strawberry.field(description=billing.INVOICES_ARCHIVE_URL)
+    async def invoices_archive_url(self, info: Info, from_: billing.ArchiveFromArg,
+                                   to: billing.ArchiveToArg) -> str | None:
+        archive = billing.invoices_archive_range(from_, to)  # BAD_USER_INPUT before anything else
+        await require_manager(info.context, self.record.id)
+        return await billing.organization_invoices_archive_url(info, self.record, archive)
 
     @strawberry.field(description="Changes made in the organization, newest first. OWNER/ADMIN only.")
     async def audit_log(

@@ -37,7 +37,7 @@ import httpx
 import stripe
 
 from datasources.errors import BadUserInput, NotFound, PaymentDeclined, ProviderUnavailable
-from datasources.instrumentation import count_provider_call
+from datasources.instrumentation import count_provider_call, provider_call
 from datasources.payments.breaker import CircuitBreaker
 from datasources.payments.records import (
     Address,
@@ -492,15 +492,17 @@ class PaymentsClient:
             attempt += 1
             writing = False
             try:
-                async with asyncio.timeout_at(min(deadline, loop.time() + self._attempt_timeout)):
-                    if before_retry is not None and may_have_applied:
+                # Outside the time box, so that a timed-out attempt is seen as a TimeoutError.
+                with provider_call("write" if write else "read", _failure):
+                    async with asyncio.timeout_at(min(deadline, loop.time() + self._attempt_timeout)):
+                        if before_retry is not None and may_have_applied:
+                            count_provider_call()
+                            found = await before_retry()
+                            if found is not None:
+                                return found.to_dict()
                         count_provider_call()
-                        found = await before_retry()
-                        if found is not None:
-                            return found.to_dict()
-                    count_provider_call()
-                    writing = write
-                    obj = await send()
+                        writing = write
+                        obj = await send()
                 return obj.to_dict()
             except TimeoutError:
                 reached = True  # the box ran out mid-request: it may have arrived
@@ -529,6 +531,25 @@ class PaymentsClient:
                             "its outcome is unknown", attempt)
                 raise OutcomeUnknown(UNAVAILABLE)
             raise ProviderUnavailable(UNAVAILABLE)
+
+
+def _failure(exc: BaseException) -> str | None:
+    """What a failed attempt says about the provider, for the metrics; None for an answer
+    (a decline, a 404, a refused value), which says the provider is working."""
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, stripe.APIConnectionError):
+        return "connection"
+    if isinstance(exc, stripe.RateLimitError):
+        return "rate_limited"
+    if isinstance(exc, (stripe.AuthenticationError, stripe.PermissionError)):
+        return "auth"  # our key is refused: every request will fail alike
+    if isinstance(exc, stripe.APIError):
+        status = exc.http_status
+        return "server_error" if status is None or status >= 500 or status == 409 else None
+    if isinstance(exc, stripe.StripeError):
+        return None
+    return "other"
 
 
 def _translate(exc: stripe.StripeError) -> Exception:

@@ -64,6 +64,7 @@ class AuditEntry:
     reason: str | None
     outcome: str
     created_at: datetime
+    scope: str | None  # the staff role or service scope the vendor acted under
 
 
 _PENDING = "i.accepted_at IS NULL AND i.revoked_at IS NULL AND i.expires_at > now()"
@@ -129,7 +130,7 @@ async def invitations_page(db: Executor, organization_id: UUID, pending_only: bo
 
 
 _AUDIT = ("SELECT id, organization_id, actor_account_id, actor_service, action, target, details::text AS details,"
-          " reason, outcome, created_at FROM audit_log")
+          " reason, outcome, created_at, scope FROM audit_log")
 
 
 def audit_key(entry: AuditEntry) -> tuple[object, ...]:

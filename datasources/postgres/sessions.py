@@ -32,6 +32,19 @@ async def active_session(db: Executor, session_id: UUID) -> Session | None:
     return Session(**row) if row else None
 
 
+async def extend_session(db: Executor, session_id: UUID, expires_at: datetime) -> bool:
+    """Moves a live session's end to `expires_at`; False if it has ended (revoked or expired).
+
+    The UPDATE waits for a concurrent revocation of the same row and then sees it, so a
+    session revoked meanwhile is never brought back.
+    """
+    status = await db.execute(
+        "UPDATE sessions SET expires_at = $2 WHERE id = $1 AND revoked_at IS NULL AND expires_at > now()",
+        session_id, expires_at,
+    )
+    return status == "UPDATE 1"
+
+
 async def revoke_session(db: Executor, session_id: UUID) -> bool:
     status = await db.execute(
         "UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", session_id

@@ -1,0 +1,131 @@
+"""Webhook deliveries from the payment provider: verified with the stripe SDK, then plain values.
+
+A delivery is trusted only when its `Stripe-Signature` header carries an HMAC-SHA256, by the
+endpoint's signing secret, of `<timestamp>.<raw body>`, and the timestamp is at most
+`TOLERANCE_SECONDS` old (Stripe's own default): a captured delivery cannot be replayed
+later. The SDK's `WebhookSignature.verify_header` does both checks; which one failed is
+told apart by asking it again without the age limit, never by reading its message.
+
+Only a verified body is parsed. What the gateway acts on is taken out of the event here
+(its object's id, customer, invoice, amount, decline reason), so nothing above this module
+reads a provider payload; `payload` keeps the event as it came, for the record.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import stripe
+
+from datasources.errors import BadUserInput
+from datasources.payments.client import declined
+from datasources.payments.records import DeclineReason
+
+TOLERANCE_SECONDS = 300
+MAX_ID_LENGTH = 255
+
+
+class InvalidWebhook(BadUserInput):
+    """A delivery that is not a verified, well-formed event; `reason` says which check failed."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderEvent:
+    """One provider event, as far as the gateway reads it. Amounts in minor units."""
+
+    id: str  # the provider's event id (evt_...): unique per event, repeated on redelivery
+    type: str  # e.g. "invoice.paid"
+    created: datetime  # when the provider created the event (UTC)
+    object_type: str | None  # "invoice", "payment_intent", ...
+    object_id: str | None
+    customer_id: str | None
+    invoice_id: str | None  # the invoice itself, or the one a payment intent pays
+    amount: int | None  # an invoice's amount paid, a payment intent's amount
+    currency: str | None  # upper-case ISO 4217
+    decline_reason: DeclineReason | None  # a failed payment intent's, in the gateway's terms
+    payload: dict[str, Any]  # the whole event, as delivered
+
+
+def verify_event(body: bytes, signature_header: str | None, secret: str,
+                 tolerance_seconds: int = TOLERANCE_SECONDS) -> ProviderEvent:
+    """The event in `body`, once its signature and age are verified; InvalidWebhook otherwise."""
+    if not signature_header:
+        raise InvalidWebhook("The Stripe-Signature header is missing.", reason="MISSING_SIGNATURE")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidWebhook("The body is not UTF-8 text.", reason="MALFORMED_BODY") from None
+    try:
+        stripe.WebhookSignature.verify_header(text, signature_header, secret, tolerance_seconds)
+    except stripe.SignatureVerificationError:
+        try:
+            stripe.WebhookSignature.verify_header(text, signature_header, secret, None)
+        except stripe.SignatureVerificationError:
+            raise InvalidWebhook("The Stripe-Signature header does not match the body and the signing secret.",
+                                 reason="BAD_SIGNATURE") from None
+        raise InvalidWebhook(f"The signature's timestamp is more than {tolerance_seconds} seconds old.",
+                             reason="STALE_TIMESTAMP") from None
+    return _event(_parsed(text))
+
+
+def _parsed(text: str) -> dict[str, Any]:
+    try:
+        event = json.loads(text)
+    except ValueError:
+        raise _malformed("the body is not JSON") from None
+    if not isinstance(event, dict) or event.get("object") != "event":
+        raise _malformed("the body is not an event object")
+    for name in ("id", "type"):
+        value = event.get(name)
+        if not isinstance(value, str) or not 1 <= len(value) <= MAX_ID_LENGTH:
+            raise _malformed(f"`{name}` must be a string of 1 to {MAX_ID_LENGTH} characters")
+    if isinstance(event.get("created"), bool) or not isinstance(event.get("created"), int):
+        raise _malformed("`created` must be a Unix time")
+    data = event.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
+        raise _malformed("`data.object` is missing")
+    return event
+
+
+def _malformed(why: str) -> InvalidWebhook:
+    return InvalidWebhook(f"The body is not a provider event: {why}.", reason="MALFORMED_BODY")
+
+
+def _event(event: dict[str, Any]) -> ProviderEvent:
+    obj: dict[str, Any] = event["data"]["object"]
+    object_type = _text(obj.get("object"))
+    is_invoice = object_type == "invoice"
+    error = obj.get("last_payment_error")
+    reason: DeclineReason | None = None
+    if event["type"] == "payment_intent.payment_failed":
+        error = error if isinstance(error, dict) else {}
+        reason = declined(_text(error.get("code")), _text(error.get("decline_code"))).extensions["reason"]
+    amount = obj.get("amount_paid" if is_invoice else "amount")
+    currency = _text(obj.get("currency"))
+    return ProviderEvent(
+        id=event["id"],
+        type=event["type"],
+        created=datetime.fromtimestamp(event["created"], timezone.utc),
+        object_type=object_type,
+        object_id=_id(obj),
+        customer_id=_id(obj.get("customer")),
+        invoice_id=_id(obj) if is_invoice else _id(obj.get("invoice")),
+        amount=amount if isinstance(amount, int) and not isinstance(amount, bool) else None,
+        currency=currency.upper() if currency else None,
+        decline_reason=reason,
+        payload=event,
+    )
+
+
+def _id(value: Any) -> str | None:
+    """An object's id, whether the event holds the object (expanded) or only its id."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return _text(value)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

@@ -1,0 +1,165 @@
+"""Prometheus metrics, one registry per app (never the global one), served at `GET /metrics`.
+
+`Metrics` is also the app's `datasources.instrumentation.Observer`: the HTTP layer sets it
+for each request, and the loaders and the payments client report batches and provider
+calls through it, with spans when the app has a tracer (gateway/tracing.py).
+
+The operation label is bounded: the operations registered from `operations/*.graphql`,
+`anonymous`, and the first OTHER_OPERATIONS_CAP other names clients send; any name after
+those (or one that is not a GraphQL name) is counted as `other`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+from graphql import GraphQLError, OperationDefinitionNode, parse
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.requests import Request
+from starlette.responses import Response
+
+from datasources.instrumentation import pool_usage
+from datasources.payments.breaker import BreakerState
+from gateway.persisted import OperationRegistry
+from gateway.request_log import ANONYMOUS, RequestRecord
+from gateway.tracing import Tracer
+
+OTHER_OPERATIONS_CAP = 100
+OTHER = "other"
+_GRAPHQL_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,99}")
+_NOTHING: AbstractContextManager[Any] = nullcontext()
+# Keys per loader batch: one object, a page of members (up to 100), a whole level of a big tenant.
+BATCH_SIZE_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+# Seconds: from a cached answer to the provider's 10 s time box.
+PROVIDER_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class OperationLabels:
+    """Operation names as label values, with the number of distinct values bounded."""
+
+    def __init__(self, registered: Iterable[str], cap: int = OTHER_OPERATIONS_CAP) -> None:
+        self._registered = frozenset({ANONYMOUS, OTHER, *registered})
+        self._seen: set[str] = set()
+        self._cap = cap
+
+    def __call__(self, name: str) -> str:
+        if name in self._registered or name in self._seen:
+            return name
+        if len(self._seen) >= self._cap or not _GRAPHQL_NAME.fullmatch(name):
+            return OTHER
+        self._seen.add(name)
+        return name
+
+
+def registered_names(operations: OperationRegistry) -> set[str]:
+    names = set()
+    for digest in operations.hashes():
+        try:
+            document = parse(operations.get(digest) or "")
+        except GraphQLError:
+            continue  # the request that sends it gets the parse error
+        names.update(d.name.value for d in document.definitions
+                     if isinstance(d, OperationDefinitionNode) and d.name is not None)
+    return names
+
+
+class Metrics:
+    def __init__(self, operations: OperationRegistry, *, db: Any = None, payments: Any = None,
+                 tracer: Tracer | None = None) -> None:
+        self.registry = CollectorRegistry()
+        self.tracer = tracer
+        self.tracing = tracer is not None
+        self.operation_label = OperationLabels(registered_names(operations))
+        r = self.registry
+        self.requests = Counter("gateway_requests", "GraphQL requests, by operation and outcome.",
+                                ["operation", "outcome"], registry=r)
+        self.request_seconds = Histogram("gateway_request_duration_seconds",
+                                         "Time to answer a GraphQL request, by operation and outcome.",
+                                         ["operation", "outcome"], registry=r)
+        self.rate_limited = Counter("gateway_rate_limit_rejections",
+                                    "Requests refused as RATE_LIMITED, by kind: query_cost (the viewer's cost "
+                                    "budget) or sign_in (the failed sign-in throttles).", ["kind"], registry=r)
+        self.batch_sizes = Histogram("gateway_dataloader_batch_size", "Keys per DataLoader batch.",
+                                     buckets=BATCH_SIZE_BUCKETS, registry=r)
+        self.provider_seconds = Histogram("gateway_provider_request_duration_seconds",
+                                          "Payment provider request attempts, by kind (read or write).",
+                                          ["kind"], buckets=PROVIDER_BUCKETS, registry=r)
+        self.provider_errors = Counter("gateway_provider_request_errors",
+                                       "Payment provider attempts that failed, by kind and reason (timeout, "
+                                       "connection, rate_limited, server_error, auth, other).",
+                                       ["kind", "reason"], registry=r)
+        ProcessCollector(registry=r)
+        if db is not None or payments is not None:
+            r.register(_ResourceCollector(db, payments))
+        # Children by label values: `labels()` takes a lock and builds a key on every call.
+        self._request_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+
+    # --- the HTTP layer --------------------------------------------------------------
+
+    def request_done(self, record: RequestRecord) -> None:
+        key = (self.operation_label(record.operation), record.outcome)
+        children = self._request_children.get(key)
+        if children is None:
+            children = self._request_children[key] = (self.requests.labels(*key), self.request_seconds.labels(*key))
+        children[0].inc()
+        children[1].observe(record.duration_seconds)
+        if record.rate_limited is not None:
+            self.rate_limited.labels(record.rate_limited).inc()
+
+    # --- instrumentation.Observer ------------------------------------------------------
+
+    def loader_batch(self, size: int) -> None:
+        self.batch_sizes.observe(size)
+
+    def provider_call(self, kind: str, seconds: float, failure: str | None) -> None:
+        self.provider_seconds.labels(kind).observe(seconds)
+        if failure is not None:
+            self.provider_errors.labels(kind, failure).inc()
+
+    def span(self, name: str, attributes: dict[str, Any], *, leaf: bool = False) -> AbstractContextManager[Any]:
+        if self.tracer is None:
+            return _NOTHING
+        return self.tracer.span(name, attributes, leaf=leaf)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _ResourceCollector(Collector):
+    """Read at scrape time, so requests pay nothing for them: the pool and the breaker."""
+
+    def __init__(self, db: Any, payments: Any) -> None:
+        self._db = db
+        self._payments = payments
+
+    def collect(self) -> Iterator[Metric]:
+        if self._db is not None:
+            usage = pool_usage(self._db.pool)
+            yield GaugeMetricFamily("gateway_db_pool_in_use", "PostgreSQL connections lent to requests.",
+                                    value=usage.in_use)
+            yield GaugeMetricFamily("gateway_db_pool_waiting", "Requests waiting for a PostgreSQL connection.",
+                                    value=usage.waiting)
+            yield GaugeMetricFamily("gateway_db_pool_size", "PostgreSQL connections open.", value=usage.size)
+            yield GaugeMetricFamily("gateway_db_pool_max_size", "The most PostgreSQL connections the pool opens.",
+                                    value=usage.max_size)
+        if self._payments is not None:
+            breaker = self._payments.breaker
+            yield GaugeMetricFamily("gateway_provider_breaker_open",
+                                    "1 while the payment provider's circuit breaker fails calls fast.",
+                                    value=int(breaker.state is not BreakerState.CLOSED))
+            yield CounterMetricFamily("gateway_provider_breaker_rejections",
+                                      "Provider calls failed fast by the open circuit breaker.",
+                                      value=breaker.rejected)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    metrics: Metrics | None = getattr(request.app.state, "metrics", None)
+    if metrics is None:  # the lifespan has not run (yet)
+        return Response("metrics are not available yet\n", status_code=503, media_type="text/plain")
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,196 @@
+"""One log line per GraphQL request: JSON in production, one readable line in development.
+
+The HTTP layer fills a `RequestRecord` as the request goes and hands it to `write`, which
+logs it on the `gateway.requests` logger through the stdlib. The line carries the request
+id (also the `X-Request-Id` response header and `requestId` of masked errors), the
+operation, the viewer, the duration, the cost, the outcome and the error codes.
+
+Outcomes, also the `outcome` label of the metrics:
+- `ok`: answered without errors;
+- `user_error`: answered, with errors the client caused (UNAUTHENTICATED, NOT_FOUND,
+  BAD_USER_INPUT...) or a mutation's `userErrors`;
+- `refused`: not run (malformed HTTP, parse or validation failure, over the cost limit,
+  rate limited, a persisted operation unknown or required);
+- `error`: the gateway or what it depends on failed (INTERNAL_SERVER_ERROR,
+  DATABASE_UNAVAILABLE, PROVIDER_UNAVAILABLE, an exception).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from graphql import GraphQLError, OperationDefinitionNode
+
+from gateway.admission import parse_document
+
+log = logging.getLogger("gateway.requests")
+
+ANONYMOUS = "anonymous"
+# A client's own X-Request-Id is kept when it is a plain token (it goes into logs as is).
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_SERVER_FAULTS = frozenset({"INTERNAL_SERVER_ERROR", "DATABASE_UNAVAILABLE", "PROVIDER_UNAVAILABLE"})
+_REFUSALS = frozenset({"RATE_LIMITED", "QUERY_TOO_COMPLEX", "GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED",
+                       "BAD_REQUEST", "PERSISTED_QUERY_NOT_FOUND", "PERSISTED_QUERY_REQUIRED"})
+_MAX_LOGGED_NAME = 100
+
+
+def request_id(header: str | None) -> str:
+    """The client's X-Request-Id when it is a sane token, so its logs and ours join; else a new one."""
+    if header and _SANE_REQUEST_ID.fullmatch(header):
+        return header
+    return uuid.uuid4().hex
+
+
+def describe_operation(query: str | None, operation_name: str | None) -> tuple[str | None, str]:
+    """(`query`/`mutation`/`subscription` or None, the operation's name or "anonymous").
+
+    The name is the client's operationName, else the name of the document's one operation.
+    The document comes from admission's parse cache, so this costs a lookup.
+    """
+    if query is None:
+        return None, operation_name or ANONYMOUS
+    try:
+        document = parse_document(query)
+    except GraphQLError:
+        return None, operation_name or ANONYMOUS
+    for definition in document.definitions:
+        if not isinstance(definition, OperationDefinitionNode):
+            continue
+        name = definition.name.value if definition.name else None
+        if operation_name is None or name == operation_name:
+            return definition.operation.value, name or ANONYMOUS
+    return None, operation_name or ANONYMOUS
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    request_id: str
+    method: str
+    started: float = field(default_factory=time.perf_counter)
+    operation: str = ANONYMOUS
+    operation_type: str | None = None
+    viewer_id: str = ANONYMOUS
+    status: int = 200
+    outcome: str = "ok"
+    cost_requested: int | None = None
+    cost_actual: int | None = None
+    error_codes: list[str] = field(default_factory=list)
+    user_error_codes: list[str] = field(default_factory=list)
+    # "query_cost" (the budget) or "sign_in" (the throttles) when rate limited.
+    rate_limited: str | None = None
+    duration_seconds: float = 0.0
+
+    def refused(self, code: str, status: int) -> None:
+        self.outcome, self.status, self.error_codes = "refused", status, [code]
+
+    def answered(self, status: int, codes: list[str], user_error_codes: list[str], *, ran: bool) -> None:
+        """`ran`: the operation executed (rather than failing to parse, validate or coerce)."""
+        self.status, self.error_codes, self.user_error_codes = status, codes, user_error_codes
+        if not _SERVER_FAULTS.isdisjoint(codes):
+            self.outcome = "error"
+        elif not ran or not _REFUSALS.isdisjoint(codes):
+            self.outcome = "refused"
+        elif codes or user_error_codes:
+            self.outcome = "user_error"
+        else:
+            self.outcome = "ok"
+
+    def finish(self) -> None:
+        self.duration_seconds = time.perf_counter() - self.started
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "request_id": self.request_id,
+            "method": self.method,
+            "operation": self.operation[:_MAX_LOGGED_NAME],
+            "operation_type": self.operation_type,
+            "viewer_id": self.viewer_id,
+            "status": self.status,
+            "outcome": self.outcome,
+            "duration_ms": round(self.duration_seconds * 1000, 3),
+            "cost_requested": self.cost_requested,
+            "cost_actual": self.cost_actual,
+            "error_codes": self.error_codes,
+            "user_error_codes": self.user_error_codes,
+        }
+
+
+def user_error_codes(data: Any) -> list[str]:
+    """The codes of the `userErrors` of a mutation's top-level payloads (nothing deeper: no
+    per-field work)."""
+    if not isinstance(data, dict):
+        return []
+    codes = []
+    for payload in data.values():
+        if isinstance(payload, dict):
+            for problem in payload.get("userErrors") or ():
+                if isinstance(problem, dict) and problem.get("code"):
+                    codes.append(problem["code"])
+    return codes
+
+
+def write(record: RequestRecord, log_format: str) -> None:
+    if log.isEnabledFor(logging.INFO):
+        log.info("request", extra={"request": record, "log_format": log_format})
+
+
+class RequestFormatter(logging.Formatter):
+    """Formats any record; a request's record (`extra={"request": RequestRecord}`) as one JSON
+    object or one readable line, as its `log_format` ("json" or "text") says."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        request: RequestRecord | None = getattr(record, "request", None)
+        if getattr(record, "log_format", "text") == "json":
+            line: dict[str, Any] = {
+                "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+                "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
+            if request is not None:
+                line.update(request.fields())
+            if record.exc_info:
+                line["exception"] = self.formatException(record.exc_info)
+            return json.dumps(line, separators=(",", ":"), default=str)
+        if request is None:
+            return super().format(record)
+        r = request
+        actual = "-" if r.cost_actual is None else r.cost_actual
+        cost = f" cost={actual}/{r.cost_requested}" if r.cost_requested is not None else ""
+        errors = f" errors={','.join(r.error_codes + r.user_error_codes)}" if r.error_codes or r.user_error_codes else ""
+        return (f"{self.formatTime(record)} {r.method} {r.operation[:_MAX_LOGGED_NAME]} {r.outcome} {r.status} "
+                f"{r.duration_seconds * 1000:.1f} ms viewer={r.viewer_id}{cost}{errors} id={r.request_id}")
+
+
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to whatever sys.stdout is at the time (as logging's last-resort handler does
+    for stderr), so a redirected stdout is honoured."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+def install_handler() -> None:
+    """Request lines go to stdout unless the operator's logging configuration has already
+    given `gateway.requests` a handler. Idempotent: several apps in one process share it."""
+    if log.handlers:
+        return
+    handler = _StdoutHandler()
+    handler.setFormatter(RequestFormatter())
+    log.addHandler(handler)
+    if log.level == logging.NOTSET:
+        log.setLevel(logging.INFO)
+    log.propagate = False  # one line per request, not another through the root handlers

@@ -1,0 +1,103 @@
+"""`serve --workers N`: N gateway processes answering on one listening socket, supervised.
+
+The parent does what happens once: it starts the embedded services when none are
+configured, migrates, seeds and binds the socket. Then it starts N workers, each a fresh
+interpreter ("spawn": nothing inherited from the parent's event loop) that accepts on the
+same socket, so the kernel spreads connections over them. The workers share nothing but
+PostgreSQL and, with REDIS_URL, Redis: sessions, idempotency records, the outbox and the
+audit log are rows; rate-limit buckets are in Redis (without it each process counts alone).
+
+A worker that exits is replaced. SIGTERM or SIGINT stops the workers, each finishing its
+requests in flight, and only then the embedded services they were using.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import time
+from multiprocessing.process import BaseProcess
+
+import uvicorn
+
+from gateway.app import create_app
+from gateway.settings import Settings
+
+log = logging.getLogger("gateway.workers")
+SHUTDOWN_GRACE_SECONDS = 10
+# A worker that dies sooner than this after starting is restarted only after this long, so a
+# worker that cannot start does not spin.
+MIN_WORKER_LIFETIME_SECONDS = 2.0
+
+
+class Server(uvicorn.Server):
+    """uvicorn re-raises a caught SIGTERM after its shutdown, which would kill the process
+    before what it started has stopped; the caller installs its own handlers instead."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):  # type: ignore[override]
+        yield
+
+
+async def serve_app(settings: Settings, sock: socket.socket) -> None:
+    """One process's server until SIGTERM or SIGINT, requests in flight answered first."""
+    server = Server(uvicorn.Config(create_app(settings), lifespan="on", log_level="info",
+                                   timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, server.handle_exit, sig, None)
+    await server.serve(sockets=[sock])
+
+
+def _worker_main(settings: Settings, sock: socket.socket) -> None:
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s %(name)s[{os.getpid()}]: %(message)s")
+    for noisy in ("stripe", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    asyncio.run(serve_app(settings, sock))
+
+
+async def supervise(settings: Settings, sock: socket.socket, count: int) -> None:
+    """Runs `count` workers until SIGTERM or SIGINT, replacing any that exits."""
+    if not settings.redis_url:
+        log.warning("%d workers without REDIS_URL: each process keeps its own rate-limit buckets", count)
+    spawn = multiprocessing.get_context("spawn")
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+
+    def start() -> tuple[BaseProcess, float]:
+        process = spawn.Process(target=_worker_main, args=(settings, sock), name="account-gateway-worker")
+        process.start()
+        log.info("started worker pid %d", process.pid)
+        return process, time.monotonic()
+
+    workers = [start() for _ in range(count)]
+    while not stopping.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), timeout=0.5)
+        for slot, (process, started) in enumerate(workers):
+            if process.is_alive() or stopping.is_set():
+                continue
+            log.warning("worker pid %d exited with %s; starting another", process.pid, process.exitcode)
+            if time.monotonic() - started < MIN_WORKER_LIFETIME_SECONDS:
+                await asyncio.sleep(MIN_WORKER_LIFETIME_SECONDS)
+            workers[slot] = start()
+    log.info("stopping %d workers", count)
+    for process, _ in workers:
+        if process.is_alive():
+            os.kill(process.pid, signal.SIGTERM)
+    await asyncio.gather(*(asyncio.to_thread(_reap, process) for process, _ in workers))
+
+
+def _reap(process: BaseProcess) -> None:
+    process.join(SHUTDOWN_GRACE_SECONDS + 5)
+    if process.is_alive():
+        log.warning("worker pid %d did not stop in time; killing it", process.pid)
+        process.kill()
+        process.join(5)

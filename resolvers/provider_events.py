@@ -1,0 +1,117 @@
+"""What a payment provider event changes in the gateway (`POST /webhooks/payments`).
+
+Each event is recorded once by its id, and applied in the transaction that records it, so
+a redelivery (the provider sends an event until it gets a 2xx) changes nothing and is
+answered 200 again. An event is applied when its type is one below and its customer is an
+organization's; any other event is recorded and ignored.
+
+- `invoice.paid`, `payment_intent.succeeded`: a payment the gateway holds as pending on
+  that invoice (a `payInvoice`/`payOutstandingBalance` attempt whose answer was lost, see
+  `resolvers/payments.py`) is settled: the invoice leaves the attempt's `pending` mark
+  and is noted under `settledByProvider`. The audit log gets `billing.invoice_paid` or
+  `billing.payment_succeeded`, by the service `payment-provider`.
+- `payment_intent.payment_failed`: the same for a failure, with the decline reason in the
+  gateway's terms; audited as `billing.payment_failed`, outcome REFUSED.
+
+An invoice paid elsewhere (the provider's hosted page, a bank transfer marked paid) keeps
+no status of its own here, only the audit entry. Invoices live at the provider and every
+read asks it, so the portal already shows such an invoice PAID; a copy of the status kept
+from events would be a second truth that can only be older: events arrive late, twice and
+out of order (`payment_failed` after `paid`), and while the provider cannot be read the
+invoice list is unavailable anyway, so no kept status could ever be shown. The audit
+entry is what a read of the provider does not show: when the provider reported it paid;
+beside the gateway's own `billing.pay_invoice` entries, it tells payments made elsewhere
+apart. (Should provider reads ever be cached, the event is where to drop the cached invoice.)
+
+A pending mark is a note, never what decides a payment: the retry with the client's key
+re-reads the invoice at the provider before paying, with or without the mark. The event
+settles the record (and tells the organization, in its audit log) without waiting for a
+retry that may never come; an event that arrives before its attempt is marked pending
+leaves the mark to the retry, as before.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from datasources.payments.webhooks import ProviderEvent
+from datasources.postgres import audit, idempotency, provider_events
+from datasources.postgres.database import Database
+from datasources.postgres.provider_events import PendingAttempt
+from resolvers.payments import ATTEMPT, PAY_BALANCE, PAY_INVOICE
+
+ACTOR = "payment-provider"  # the audit log's actor_service for what events change
+INVOICE_PAID = "billing.invoice_paid"
+PAYMENT_SUCCEEDED = "billing.payment_succeeded"
+PAYMENT_FAILED = "billing.payment_failed"
+ACTIONS = {"invoice.paid": INVOICE_PAID, "payment_intent.succeeded": PAYMENT_SUCCEEDED,
+           "payment_intent.payment_failed": PAYMENT_FAILED}
+# The attempt records that can hold a payment as pending.
+ATTEMPTS = (PAY_INVOICE + ATTEMPT, PAY_BALANCE + ATTEMPT)
+
+log = logging.getLogger("gateway.webhooks")
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What one delivery did."""
+
+    event_id: str
+    duplicate: bool  # recorded before: this delivery changed nothing
+    applied: bool  # this delivery changed what the gateway keeps
+    settled: int = 0  # pending payment attempts it settled
+
+
+async def receive(db: Database, event: ProviderEvent) -> Receipt:
+    async with db.transaction() as conn:
+        organization_id = (await provider_events.organization_of_customer(conn, event.customer_id)
+                           if event.customer_id else None)
+        action = ACTIONS.get(event.type)
+        applies = action is not None and organization_id is not None
+        first = await provider_events.record(
+            conn, event_id=event.id, event_type=event.type, object_id=event.object_id,
+            customer_id=event.customer_id, organization_id=organization_id,
+            outcome="APPLIED" if applies else "IGNORED", created_at=event.created, payload=event.payload)
+        if not first:
+            return Receipt(event.id, duplicate=True, applied=False)
+        if not applies:
+            return Receipt(event.id, duplicate=False, applied=False)
+        failed = action == PAYMENT_FAILED
+        settled = await _settle_pending(conn, event, failed) if event.invoice_id else []
+        details: dict[str, Any] = {"event": event.id, "invoice": event.invoice_id, "amount": event.amount,
+                                   "currency": event.currency, "settledPendingPayments": len(settled)}
+        if event.object_type == "payment_intent":
+            details["paymentIntent"] = event.object_id
+        if failed:
+            details["declineReason"] = event.decline_reason
+        target = f"Invoice:{event.invoice_id}" if event.invoice_id else f"PaymentIntent:{event.object_id}"
+        await audit.record(conn, organization_id=organization_id, actor_account_id=None, actor_service=ACTOR,
+                           action=action, target=target, outcome="REFUSED" if failed else "SUCCESS",
+                           details=details)
+    if settled:
+        log.info("provider event %s (%s) settled pending payment(s) on invoice %s", event.id, event.type,
+                 event.invoice_id)
+    return Receipt(event.id, duplicate=False, applied=True, settled=len(settled))
+
+
+async def _settle_pending(conn: asyncpg.Connection, event: ProviderEvent, failed: bool) -> list[PendingAttempt]:
+    """Takes the invoice off the pending mark of every attempt waiting on it."""
+    assert event.invoice_id is not None
+    found = await provider_events.pending_attempts(conn, event.invoice_id, ATTEMPTS)
+    for attempt in found:
+        response = dict(attempt.response)
+        pending = [i for i in response["pending"] if i != event.invoice_id]
+        if pending:
+            response["pending"] = pending
+        else:
+            del response["pending"]
+        settled = {"event": event.id, "outcome": "FAILED" if failed else "PAID"}
+        if failed:
+            settled["declineReason"] = event.decline_reason
+        response["settledByProvider"] = {**response.get("settledByProvider", {}), event.invoice_id: settled}
+        await idempotency.complete(conn, attempt.scope, attempt.key, response)
+    return found

@@ -1,0 +1,255 @@
+"""What the vendor's staff and services do across organizations: who may enter `staff`, and the
+staff mutations (changeAccountEmail, grantCredits, extendLicense, adjustLicenseQuantity and
+resendInvitation on an organization's behalf).
+
+Each mutation is authorized first (FORBIDDEN as a top-level error, before anything is read),
+needs a reason, and records the role or scope used with that reason in the audit log of the
+organization it changed, in the transaction of the change, so the customer sees it too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from uuid import UUID
+
+from datasources.errors import Forbidden, NotFound
+from datasources.postgres import sessions
+from datasources.postgres import people as people_data
+from datasources.postgres import staff as data
+from datasources.postgres.accounts import Account
+from datasources.postgres.entitlements import License
+from datasources.postgres.seat_changes import allocated_count, lock_license
+from resolvers import people
+from resolvers.context import Context
+from resolvers.permissions import STAFF_ONLY, require_staff, staff_reader
+from resolvers.user_errors import Problem
+from resolvers.writes import (NOT_FOUND, OnBehalf, after_write, audit_refusal, audit_success, claim_key,
+                              complete_key, key_problem, send_mail)
+
+MAX_REASON_LENGTH = 1000
+MAX_GRANT = 10_000_000
+MAX_QUANTITY = 100_000
+GRANT_SOURCE = "VENDOR"
+GRANT_OPERATION = "grantCredits"
+
+# Who may do what: staff roles, or the one service scope.
+SUPPORT_ROLES = ("SUPPORT", "ADMIN_TOOLING")
+BILLING_ROLES = ("BILLING", "ADMIN_TOOLING")
+
+
+def require_staff_reader(ctx: Context) -> None:
+    """The `staff` entry point: staff, or a service token with a read scope."""
+    if not staff_reader(ctx):
+        raise Forbidden(STAFF_ONLY)
+
+
+def _reason(reason: str) -> tuple[str, Problem | None]:
+    reason = reason.strip()
+    if not reason:
+        return reason, Problem(("input", "reason"), "Give the reason for this change; the customer sees it in "
+                                                    "their audit log.", "REQUIRED")
+    if len(reason) > MAX_REASON_LENGTH:
+        return reason, Problem(("input", "reason"), f"A reason has at most {MAX_REASON_LENGTH} characters.",
+                               "INVALID")
+    return reason, None
+
+
+@dataclass(frozen=True)
+class AccountChange:
+    account: Account | None = None
+    sessions_ended: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class OrganizationChange:
+    organization_id: UUID | None = None
+    grant_id: UUID | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LicenseChange:
+    license: License | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+
+# --- changeAccountEmail -------------------------------------------------------------------------
+
+async def change_account_email(ctx: Context, account_id: UUID | None, email: str, reason: str) -> AccountChange:
+    """The support path for an email change: both addresses are told, and every session of the
+    account ends (it signs in again with the new address). Setting the email it already has
+    changes nothing and sends nothing, so a retry is harmless."""
+    authority = require_staff(ctx, roles=SUPPORT_ROLES, scope="accounts:write")
+    account = await ctx.loaders.accounts.account.load(account_id) if account_id else None
+    if account is None:
+        raise NotFound(NOT_FOUND)
+    membership = await ctx.loaders.accounts.membership.load(account.id)
+    organization_id = membership.organization_id if membership else None
+    reason, problem = _reason(reason)
+    on_behalf = OnBehalf(authority.scope, reason)
+    new_email = people.normalize_email(email)
+    problems = [p for p in (problem,) if p]
+    if new_email is None:
+        problems.append(Problem(("input", "email"), "Enter a valid email address.", "INVALID"))
+    if not problems:
+        assert new_email is not None
+        async with ctx.db.transaction() as conn:
+            locked = await data.lock_account(conn, account.id)
+            if locked is None:
+                raise NotFound(NOT_FOUND)
+            organization_id = locked.organization_id
+            if locked.email == new_email:
+                return AccountChange(account=account)
+            if not await data.set_email(conn, locked.id, new_email):
+                problems.append(Problem(("input", "email"), f"{new_email} already belongs to another account.",
+                                        "INVALID"))
+            else:
+                ended = await sessions.revoke_account_sessions(conn, locked.id)
+                for to in (locked.email, new_email):
+                    await send_mail(conn, to=to, subject="Your account's email address was changed",
+                                    body=_email_change_mail(locked.name, locked.email, new_email, reason))
+                await audit_success(conn, ctx, organization_id=organization_id, action="account.email_change",
+                                    target=new_email, on_behalf=on_behalf,
+                                    details={"accountId": locked.id, "from": locked.email, "to": new_email,
+                                             "sessionsEnded": ended})
+    if problems:
+        await audit_refusal(ctx, organization_id=organization_id, action="account.email_change",
+                            target=account.email, problems=problems, on_behalf=on_behalf)
+        return AccountChange(problems=problems)
+    after_write(ctx)
+    return AccountChange(account=await ctx.loaders.accounts.account.load(account.id), sessions_ended=ended)
+
+
+def _email_change_mail(name: str, old: str, new: str, reason: str) -> str:
+    return (f"Hello {name},\n\nat your request our support changed the email address of your account from "
+            f"{old} to {new}.\nReason given: {reason}\n\nSign in again with {new}; every session of the account "
+            "has ended. If you did not ask for this, contact support at once.\n")
+
+
+# --- grantCredits -------------------------------------------------------------------------------
+
+async def grant_credits(ctx: Context, organization_id: UUID | None, amount: int, expires_at: datetime | None,
+                        reason: str, idempotency_key: str | None) -> OrganizationChange:
+    """Adds a grant to the organization's credit pool. With an idempotency key, a retry of the
+    same request grants nothing more."""
+    authority = require_staff(ctx, roles=BILLING_ROLES, scope="credits:write")
+    organization = await ctx.loaders.accounts.organization.load(organization_id) if organization_id else None
+    if organization is None:
+        raise NotFound(NOT_FOUND)
+    reason, problem = _reason(reason)
+    on_behalf = OnBehalf(authority.scope, reason)
+    problems = [p for p in (problem, key_problem(idempotency_key)) if p]
+    if not 1 <= amount <= MAX_GRANT:
+        problems.append(Problem(("input", "amount"), f"Grant 1 to {MAX_GRANT:,} credits.", "INVALID"))
+    if expires_at is not None and expires_at <= datetime.now(timezone.utc):
+        problems.append(Problem(("input", "expiresAt"), "A grant expires in the future (or never: leave it out).",
+                                "INVALID"))
+    request = {"organizationId": str(organization.id), "amount": amount, "expiresAt": expires_at, "reason": reason}
+    if not problems:
+        async with ctx.db.transaction() as conn:
+            if await people_data.lock_organization(conn, organization.id) is None:
+                raise NotFound(NOT_FOUND)
+            claimed = await claim_key(conn, ctx, GRANT_OPERATION, idempotency_key, request)
+            if isinstance(claimed, Problem):
+                problems.append(claimed)
+            elif claimed is not None:
+                grant_id = UUID(claimed["grantId"])  # a retry: the first call's grant
+            else:
+                grant_id = await data.insert_grant(conn, organization_id=organization.id, amount=amount,
+                                                   source=GRANT_SOURCE, expires_at=expires_at)
+                await audit_success(conn, ctx, organization_id=organization.id, action="credits.grant",
+                                    target=str(grant_id), on_behalf=on_behalf,
+                                    details={"grantId": grant_id, "amount": amount, "expiresAt": expires_at})
+                await complete_key(conn, ctx, GRANT_OPERATION, idempotency_key, {"grantId": str(grant_id)})
+    if problems:
+        await audit_refusal(ctx, organization_id=organization.id, action="credits.grant", target=None,
+                            problems=problems, on_behalf=on_behalf)
+        return OrganizationChange(problems=problems)
+    after_write(ctx)
+    return OrganizationChange(organization_id=organization.id, grant_id=grant_id)
+
+
+# --- extendLicense, adjustLicenseQuantity -------------------------------------------------------
+
+async def _license_change(ctx: Context, license_id: UUID | None,
+                          reason: str) -> tuple[License, OnBehalf, list[Problem]]:
+    """Authorized, found, and the reason checked: what both license mutations start with."""
+    authority = require_staff(ctx, roles=BILLING_ROLES, scope="licenses:write")
+    found = await ctx.loaders.entitlements.license.load(license_id) if license_id else None
+    if found is None:
+        raise NotFound(NOT_FOUND)
+    reason, problem = _reason(reason)
+    return found, OnBehalf(authority.scope, reason), [p for p in (problem,) if p]
+
+
+async def extend_license(ctx: Context, license_id: UUID | None, expires_at: datetime, reason: str) -> LicenseChange:
+    """Moves a license's expiry later (an expired one comes back to life); never earlier."""
+    found, on_behalf, problems = await _license_change(ctx, license_id, reason)
+    if expires_at.tzinfo is None:
+        expires_at = expires_at.replace(tzinfo=timezone.utc)
+    if expires_at <= datetime.now(timezone.utc):
+        problems.append(Problem(("input", "expiresAt"), "The new expiry must be in the future.", "INVALID"))
+    if not problems:
+        async with ctx.db.transaction() as conn:
+            current = await lock_license(conn, found.id)
+            if current is None:
+                raise NotFound(NOT_FOUND)
+            if current.expires_at is None:
+                problems.append(Problem(("input", "licenseId"), "A perpetual license never expires.",
+                                        "NOT_ALLOWED"))
+            elif expires_at <= current.expires_at:
+                problems.append(Problem(("input", "expiresAt"), "Extend only: the new expiry must be later than "
+                                        f"the current one ({current.expires_at.isoformat()}).", "INVALID"))
+            else:
+                await data.set_license_expiry(conn, current.id, expires_at)
+                await audit_success(conn, ctx, organization_id=current.organization_id, action="license.extend",
+                                    target=str(current.id), on_behalf=on_behalf,
+                                    details={"licenseId": current.id, "from": current.expires_at, "to": expires_at})
+    return await _license_outcome(ctx, found, "license.extend", problems, on_behalf)
+
+
+async def adjust_license_quantity(ctx: Context, license_id: UUID | None, quantity: int,
+                                  reason: str) -> LicenseChange:
+    """Sets a license's seat count; never below the seats allocated now (the license row is
+    locked, as allocations lock it, so no allocation slips in between)."""
+    found, on_behalf, problems = await _license_change(ctx, license_id, reason)
+    if not 1 <= quantity <= MAX_QUANTITY:
+        problems.append(Problem(("input", "quantity"), f"A license has 1 to {MAX_QUANTITY:,} seats.", "INVALID"))
+    if not problems:
+        async with ctx.db.transaction() as conn:
+            current = await lock_license(conn, found.id)
+            if current is None:
+                raise NotFound(NOT_FOUND)
+            allocated = await allocated_count(conn, current.id)
+            if quantity < allocated:
+                problems.append(Problem(("input", "quantity"), f"{allocated} seats are allocated: revoke seats "
+                                        "before going below that.", "NOT_ALLOWED"))
+            elif quantity != current.quantity:
+                await data.set_license_quantity(conn, current.id, quantity)
+                await audit_success(conn, ctx, organization_id=current.organization_id, action="license.quantity",
+                                    target=str(current.id), on_behalf=on_behalf,
+                                    details={"licenseId": current.id, "from": current.quantity, "to": quantity})
+    return await _license_outcome(ctx, found, "license.quantity", problems, on_behalf)
+
+
+async def _license_outcome(ctx: Context, found: License, action: str, problems: list[Problem],
+                           on_behalf: OnBehalf) -> LicenseChange:
+    if problems:
+        await audit_refusal(ctx, organization_id=found.organization_id, action=action, target=str(found.id),
+                            problems=problems, on_behalf=on_behalf)
+        return LicenseChange(problems=problems)
+    after_write(ctx)
+    return LicenseChange(license=await ctx.loaders.entitlements.license.load(found.id))
+
+
+# --- resendInvitation on an organization's behalf -----------------------------------------------
+
+async def resend_invitation(ctx: Context, invitation_id: UUID | None, reason: str) -> people.InvitationChange:
+    """The organization's own `resendInvitation`, done by support: same rules, same mail."""
+    authority = require_staff(ctx, roles=SUPPORT_ROLES, scope="accounts:write")
+    reason, problem = _reason(reason)
+    if problem:
+        return people.InvitationChange(problems=[problem])
+    return await people.resend_invitation(ctx, invitation_id, OnBehalf(authority.scope, reason))

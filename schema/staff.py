@@ -1,0 +1,229 @@
+"""`Query.staff`: the vendor's staff and services reading across organizations.
+
+Only staff (any staff role) and service tokens with a read scope (accounts:read, billing:read)
+get a `Staff` object; everyone else gets null with FORBIDDEN. Organizations and accounts come
+back as the same types customers see, read as their OWNER/ADMIN would (nothing there exposes
+password hashes, tokens or card numbers).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Annotated
+from uuid import UUID
+
+import strawberry
+
+from datasources.errors import BadUserInput
+from datasources.postgres import reports
+from resolvers import staff as resolve
+from schema import billing
+from schema.account import Account
+from schema.common import Info, node_uuid
+from schema.license import License
+from schema.money import Money
+from schema.organization import Organization
+from schema.pagination import After, Before, Connection, First, Last, slice_of
+from schema.product import Product, product
+
+# The balance of each row costs a read at the payment provider, so this report pages small.
+MAX_BALANCE_PAGE = 20
+MAX_EXPIRY_DAYS = 366
+
+Search = Annotated[str | None, strawberry.argument(
+    description="Part of an email or name, or an exact customer number such as \"C-100001\"; all when left out.")]
+
+
+@strawberry.enum(description="A staff member's role at the vendor, apart from any organization role.")
+class StaffRole(Enum):
+    SUPPORT = strawberry.enum_value("SUPPORT", description="Customer support: accounts, emails, invitations.")
+    BILLING = strawberry.enum_value("BILLING", description="Billing: credits, license extensions and quantities.")
+    ADMIN_TOOLING = strawberry.enum_value("ADMIN_TOOLING", description="Internal admin tools: everything staff can do.")
+
+
+async def _organization(info: Info, organization_id: UUID) -> Organization:
+    found = await info.context.loaders.accounts.organization.load(organization_id)
+    assert found is not None, "reports name existing organizations"
+    return Organization.from_record(found)
+
+
+@strawberry.type(description="An unexpired license that expires soon, with its organization.")
+class ExpiringLicense:
+    license: License = strawberry.field(description="The license.")
+
+    @strawberry.field(description="The organization holding it.")
+    async def organization(self, info: Info) -> Organization:
+        return await _organization(info, self.license.record.organization_id)
+
+
+@strawberry.type(description="A page of the expiring-licenses report.")
+class ExpiringLicenseConnection(Connection[ExpiringLicense]):
+    pass
+
+
+@strawberry.type(description="A provider customer and what its OPEN invoices still owe.")
+class OrganizationBalance:
+    organization: Organization = strawberry.field(description="The organization.")
+
+    @strawberry.field(description="What OPEN invoices still owe, one amount per currency; empty when nothing. Null "
+                                  "with PROVIDER_UNAVAILABLE when the provider does not answer in time.")
+    async def outstanding_balance(self, info: Info) -> list[Money] | None:
+        return await billing.organization_outstanding_balance(info, self.organization.record)
+
+
+@strawberry.type(description="A page of organizations with their outstanding balances.")
+class OrganizationBalanceConnection(Connection[OrganizationBalance]):
+    pass
+
+
+@strawberry.type(description="Seats sold and taken for one product, over its unexpired NAMED licenses.")
+class SeatUtilization:
+    licenses: int = strawberry.field(description="Unexpired NAMED licenses of the product, in all organizations.")
+    quantity: int = strawberry.field(description="Seats in those licenses.")
+    allocated: int = strawberry.field(description="Seats allocated to people.")
+    product_id: strawberry.Private[object]
+
+    @strawberry.field(description="The product.")
+    async def product(self, info: Info) -> Product:
+        return await product(info, self.product_id)  # type: ignore[arg-type]
+
+    @strawberry.field(description="allocated / quantity, from 0 to 1.")
+    def utilization(self) -> float:
+        return self.allocated / self.quantity if self.quantity else 0.0
+
+
+@strawberry.type(description="A page of the seat-utilization report.")
+class SeatUtilizationConnection(Connection[SeatUtilization]):
+    pass
+
+
+@strawberry.type(description="An organization's cloud-credit usage over a period.")
+class OrganizationCreditUsage:
+    used: int = strawberry.field(description="Credits used in the period.")
+    uses: int = strawberry.field(description="How many uses that was.")
+    organization_id: strawberry.Private[object]
+
+    @strawberry.field(description="The organization.")
+    async def organization(self, info: Info) -> Organization:
+        return await _organization(info, self.organization_id)  # type: ignore[arg-type]
+
+
+@strawberry.type(description="A page of the credit-usage report, most used first.")
+class OrganizationCreditUsageConnection(Connection[OrganizationCreditUsage]):
+    pass
+
+
+@strawberry.type(description="A page of accounts found by staff.")
+class StaffAccountConnection(Connection[Account]):
+    pass
+
+
+@strawberry.type(description="A page of organizations found by staff.")
+class StaffOrganizationConnection(Connection[Organization]):
+    pass
+
+
+@strawberry.type(description="What the vendor's staff and services read across organizations: search, any "
+                             "organization, and reports. Every list is a connection paged in the database.")
+class Staff:
+    @strawberry.field(description="The viewer's staff role; null for a service token.")
+    def role(self, info: Info) -> StaffRole | None:
+        role = info.context.viewer.staff_role
+        return StaffRole(role) if role else None
+
+    @strawberry.field(description="The service's name, for a service token; null for staff.")
+    def service(self, info: Info) -> str | None:
+        service = info.context.viewer.service
+        return service.name if service else None
+
+    @strawberry.field(description="The service token's scopes, sorted; empty for staff.")
+    def scopes(self, info: Info) -> list[str]:
+        service = info.context.viewer.service
+        return sorted(service.scopes) if service else []
+
+    @strawberry.field(description="Accounts by email.")
+    async def accounts(self, info: Info, search: Search = None, first: First = None, after: After = None,
+                       last: Last = None, before: Before = None) -> StaffAccountConnection:
+        slice = slice_of(first, after, last, before)
+        page = await info.context.loaders.staff.accounts.load((_search(search), slice))
+        return StaffAccountConnection.from_page(page, Account.from_record, slice)
+
+    @strawberry.field(description="Organizations by name; the search also matches their members' emails and "
+                                  "customer numbers.")
+    async def organizations(self, info: Info, search: Search = None, first: First = None, after: After = None,
+                            last: Last = None, before: Before = None) -> StaffOrganizationConnection:
+        slice = slice_of(first, after, last, before)
+        page = await info.context.loaders.staff.organizations.load((_search(search), slice))
+        return StaffOrganizationConnection.from_page(page, Organization.from_record, slice)
+
+    @strawberry.field(description="Any organization, read as its OWNER/ADMIN would; null when there is none.")
+    async def organization(self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(
+            description="An Organization ID.")]) -> Organization | None:
+        organization_id = node_uuid(id, "Organization")
+        found = await info.context.loaders.accounts.organization.load(organization_id) if organization_id else None
+        return Organization.from_record(found) if found else None
+
+    @strawberry.field(description="Unexpired licenses that expire within `withinDays`, soonest first.")
+    async def licenses_expiring(
+        self, info: Info,
+        within_days: Annotated[int, strawberry.argument(description="1 to 366 days from now.")] = 30,
+        first: First = None, after: After = None, last: Last = None, before: Before = None,
+    ) -> ExpiringLicenseConnection:
+        slice = slice_of(first, after, last, before)
+        if not 1 <= within_days <= MAX_EXPIRY_DAYS:
+            raise BadUserInput(f"`withinDays` takes 1 to {MAX_EXPIRY_DAYS}, got {within_days}.")
+        page = await info.context.loaders.staff.licenses_expiring.load((within_days, slice))
+        return ExpiringLicenseConnection.from_page(
+            page, lambda lic: ExpiringLicense(license=License.from_record(lic)), slice)
+
+    @strawberry.field(description="Organizations that are customers of the payment provider, by name, each with "
+                                  "what its OPEN invoices still owe. The balance lives at the provider, so the "
+                                  "list is not filtered by it (an empty balance means nothing is owed) and a page "
+                                  f"holds at most {MAX_BALANCE_PAGE}: one provider read per organization.")
+    async def organizations_with_outstanding_balance(
+        self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None,
+    ) -> OrganizationBalanceConnection:
+        slice = slice_of(first, after, last, before)
+        if slice.limit > MAX_BALANCE_PAGE:
+            raise BadUserInput(f"This report takes `first` or `last` of at most {MAX_BALANCE_PAGE}.")
+        page = await info.context.loaders.staff.billed_organizations.load(slice)
+        return OrganizationBalanceConnection.from_page(
+            page, lambda o: OrganizationBalance(organization=Organization.from_record(o)), slice)
+
+    @strawberry.field(description="Per product, over its unexpired NAMED licenses in every organization: seats "
+                                  "sold and allocated, by product name.")
+    async def seat_utilization(self, info: Info, first: First = None, after: After = None, last: Last = None,
+                               before: Before = None) -> SeatUtilizationConnection:
+        slice = slice_of(first, after, last, before)
+        page = await info.context.loaders.staff.seat_utilization.load(slice)
+        return SeatUtilizationConnection.from_page(page, _utilization, slice)
+
+    @strawberry.field(description="Per organization that used cloud credits in [from, to): how many, most first.")
+    async def credit_usage(
+        self, info: Info,
+        from_: Annotated[datetime, strawberry.argument(name="from", description="Start of the period (included).")],
+        to: Annotated[datetime, strawberry.argument(description="End of the period (excluded).")],
+        first: First = None, after: After = None, last: Last = None, before: Before = None,
+    ) -> OrganizationCreditUsageConnection:
+        slice = slice_of(first, after, last, before)
+        if to <= from_:
+            raise BadUserInput("`to` must be after `from`.")
+        page = await info.context.loaders.staff.credit_usage.load((from_, to, slice))
+        return OrganizationCreditUsageConnection.from_page(
+            page, lambda c: OrganizationCreditUsage(used=c.used, uses=c.uses, organization_id=c.organization_id),
+            slice)
+
+
+def _search(raw: str | None) -> str | None:
+    return raw.strip() or None if raw else None
+
+
+def _utilization(row: reports.SeatUtilization) -> SeatUtilization:
+    return SeatUtilization(licenses=row.licenses, quantity=row.quantity, allocated=row.allocated,
+                           product_id=row.product_id)
+
+
+async def staff(info: Info) -> Staff | None:
+    resolve.require_staff_reader(info.context)
+    return Staff()

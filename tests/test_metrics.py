@@ -1,0 +1,171 @@
+"""GET /metrics: Prometheus text that moves with the requests the gateway answers."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from gateway.limits import LimitSettings
+from gateway.metrics import OTHER, OperationLabels
+from gateway.settings import DEFAULT_OPERATIONS_DIR
+
+DASHBOARD = (DEFAULT_OPERATIONS_DIR / "dashboard.graphql").read_text()
+INVOICES = (DEFAULT_OPERATIONS_DIR / "invoices.graphql").read_text()
+VIEWER = "query WhoAmI { viewer { id name } }"
+WRONG_LOGIN = """
+mutation WrongLogin($email: String!) {
+  login(input: {email: $email, password: "not-the-password"}) { token userErrors { code } }
+}
+"""
+
+
+async def scrape(gateway) -> str:
+    response = await gateway.http.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    return response.text
+
+
+def total(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples called `name` whose labels include `labels`."""
+    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+               if sample.name == name and labels.items() <= sample.labels.items())
+
+
+def between(before: str, after: str) -> Callable[..., float]:
+    """How much a sample moved from one scrape to the next: `between(a, b)(name, **labels)`."""
+    return lambda name, **labels: total(after, name, **labels) - total(before, name, **labels)
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_a_named_operation_counts_each_request_once_with_its_batches_and_provider_calls(gateway):
+    token = await gateway.login("admin@northwind.example")
+    before = await scrape(gateway)
+    provider_calls = 0
+    for _ in range(3):
+        body = await gateway.execute(DASHBOARD, token=token)
+        assert "errors" not in body, body["errors"]
+        provider_calls += body["extensions"]["io"]["providerCalls"]
+    after = await scrape(gateway)
+    moved = between(before, after)
+
+    assert moved("gateway_requests_total", operation="Dashboard", outcome="ok") == 3
+    assert moved("gateway_request_duration_seconds_count", operation="Dashboard", outcome="ok") == 3
+    assert moved("gateway_request_duration_seconds_sum", operation="Dashboard", outcome="ok") > 0
+    assert moved("gateway_requests_total", operation="Dashboard") == 3  # no other outcome
+    # Every key the loaders read went through a batch; the dashboard reads many relations.
+    assert moved("gateway_dataloader_batch_size_count") >= 3
+    assert moved("gateway_dataloader_batch_size_sum") >= moved("gateway_dataloader_batch_size_count")
+    assert provider_calls > 0  # the dashboard shows billing
+    assert moved("gateway_provider_request_duration_seconds_count") == provider_calls
+    assert moved("gateway_provider_request_errors_total") == 0
+
+
+async def test_outcomes_for_client_mistakes_refusals_and_failures(app_for, settings):
+    gateway = await app_for(settings.with_(stripe_api_base=f"http://127.0.0.1:{closed_port()}",
+                                           provider_max_retries=0, provider_timeout_seconds=2))
+    token = await gateway.login("admin@northwind.example")
+    before = await scrape(gateway)
+
+    anonymous = await gateway.execute(VIEWER)
+    assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    syntax = await gateway.post("query Broken { viewer {")
+    assert syntax.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
+    unreachable = await gateway.execute(INVOICES, token=token)
+    assert {e["extensions"]["code"] for e in unreachable["errors"]} == {"PROVIDER_UNAVAILABLE"}
+    after = await scrape(gateway)
+    moved = between(before, after)
+
+    assert moved("gateway_requests_total", operation="WhoAmI", outcome="user_error") == 1
+    # A document that does not parse names no operation.
+    assert moved("gateway_requests_total", operation="anonymous", outcome="refused") == 1
+    assert moved("gateway_requests_total", operation="InvoicesPage", outcome="error") == 1
+    assert moved("gateway_requests_total") == 3
+    assert moved("gateway_provider_request_errors_total", reason="connection") >= 1
+    assert moved("gateway_provider_request_errors_total") == moved("gateway_provider_request_duration_seconds_count")
+
+
+async def test_rate_limit_rejections_are_counted_by_kind(app_for, settings):
+    # A sign-in costs 11 and gives back what its answer did not use; the products' downloads, 110.
+    limits = LimitSettings(cost_budget=20, cost_restore_rate=0.001, sign_in_attempts=2)
+    gateway = await app_for(settings.with_(limits=limits))
+    before = await scrape(gateway)
+
+    over_budget = await gateway.post("query Products { products { id downloads { id } } }")
+    assert over_budget.status_code == 429
+    for _ in range(3):  # failures fill the account's bucket, then sign-ins are refused
+        throttled = await gateway.post(WRONG_LOGIN, {"email": "member1@northwind.example"})
+        if throttled.status_code == 429:
+            break
+    assert throttled.status_code == 429
+    assert throttled.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+    after = await scrape(gateway)
+    moved = between(before, after)
+
+    assert moved("gateway_rate_limit_rejections_total", kind="query_cost") == 1
+    assert moved("gateway_rate_limit_rejections_total", kind="sign_in") == 1
+    assert moved("gateway_requests_total", operation="Products", outcome="refused") == 1
+    assert moved("gateway_requests_total", operation="WrongLogin", outcome="refused") == 1
+
+
+async def test_pool_gauges_show_connections_in_use_and_requests_waiting(gateway, settings):
+    token = await gateway.login("member1@northwind.example")
+    idle = await scrape(gateway)
+    assert total(idle, "gateway_db_pool_max_size") == settings.db_pool_max_size
+    assert total(idle, "gateway_db_pool_in_use") == 0
+    assert total(idle, "gateway_db_pool_waiting") == 0
+
+    pool = gateway.http._transport.app.state.services.db.pool
+    held = [await pool.acquire() for _ in range(settings.db_pool_max_size)]
+    waiting = asyncio.create_task(gateway.execute(VIEWER, token=token))
+    try:
+        for _ in range(100):  # until the request queues for a connection
+            busy = await scrape(gateway)
+            if total(busy, "gateway_db_pool_waiting"):
+                break
+            await asyncio.sleep(0.01)
+        assert total(busy, "gateway_db_pool_in_use") == settings.db_pool_max_size
+        assert total(busy, "gateway_db_pool_waiting") == 1
+    finally:
+        for connection in held:
+            await pool.release(connection)
+    assert "errors" not in await waiting
+    assert total(await scrape(gateway), "gateway_db_pool_waiting") == 0
+
+
+async def test_breaker_state_is_exposed(gateway):
+    text = await scrape(gateway)
+    assert total(text, "gateway_provider_breaker_open") == 0
+    assert "gateway_provider_breaker_rejections_total" in text
+
+
+def test_operation_labels_are_bounded():
+    labels = OperationLabels({"Dashboard"}, cap=3)
+    assert labels("Dashboard") == "Dashboard"
+    assert labels("anonymous") == "anonymous"
+    assert [labels(name) for name in ("A", "B", "C", "D")] == ["A", "B", "C", OTHER]
+    assert labels("A") == "A"  # still known once the cap is reached
+    assert labels("Dashboard") == "Dashboard"  # registered names never count against it
+    assert OperationLabels(set())("not a name; DROP") == OTHER
+    assert OperationLabels(set())("x" * 101) == OTHER
+
+
+def test_registered_operations_keep_their_label_once_the_cap_is_reached():
+    from gateway.metrics import Metrics
+    from gateway.persisted import OperationRegistry
+
+    metrics = Metrics(OperationRegistry.from_directory(DEFAULT_OPERATIONS_DIR))
+    for i in range(150):
+        metrics.operation_label(f"Unregistered{i}")
+    assert metrics.operation_label("Unregistered0") == "Unregistered0"
+    assert metrics.operation_label("Unregistered149") == OTHER
+    assert metrics.operation_label("Dashboard") == "Dashboard"
+    assert metrics.operation_label("InvoicesPage") == "InvoicesPage"

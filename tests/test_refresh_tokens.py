@@ -1,0 +1,211 @@
+"""Refresh tokens: issued by login, rotated on every use, and a reused one ends its chain."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from datetime import datetime, timedelta, timezone
+
+import jwt
+
+from gateway.limits import LimitSettings
+from tests.conftest import DEMO_PASSWORD
+
+LOGIN = """
+mutation($email: String!, $password: String!) {
+  login(input: {email: $email, password: $password}) { token refreshToken account { email } userErrors { code } }
+}
+"""
+REFRESH = """
+mutation($refreshToken: String!) {
+  refreshToken(input: {refreshToken: $refreshToken}) { token refreshToken userErrors { field message code } }
+}
+"""
+LOGOUT = "mutation($all: Boolean!) { logout(input: {allSessions: $all}) { revoked } }"
+VIEWER = "{ viewer { email } }"
+REFUSED = "The refresh token is not valid: sign in again."
+
+
+async def sign_in(gateway, email: str = "member1@northwind.example") -> tuple[str, str]:
+    body = await gateway.execute(LOGIN, {"email": email, "password": DEMO_PASSWORD})
+    assert "errors" not in body, body
+    payload = body["data"]["login"]
+    assert payload["account"] == {"email": email} and payload["userErrors"] == []
+    return payload["token"], payload["refreshToken"]
+
+
+async def refresh(gateway, refresh_token: str) -> dict:
+    return await gateway.execute(REFRESH, {"refreshToken": refresh_token})
+
+
+async def rotated(gateway, refresh_token: str) -> tuple[str, str]:
+    body = await refresh(gateway, refresh_token)
+    assert "errors" not in body, body
+    payload = body["data"]["refreshToken"]
+    assert payload["userErrors"] == []
+    return payload["token"], payload["refreshToken"]
+
+
+def assert_refused(body: dict) -> None:
+    assert body["data"] is None
+    [error] = body["errors"]
+    assert (error["message"], error["extensions"]["code"]) == (REFUSED, "UNAUTHENTICATED")
+
+
+async def signed_in_as(gateway, token: str) -> str | None:
+    body = await gateway.execute(VIEWER, token=token)
+    if body.get("errors"):
+        assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+        return None
+    return body["data"]["viewer"]["email"]
+
+
+def sha256(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+async def test_login_returns_a_short_lived_bearer_token_and_a_refresh_token_stored_only_as_its_hash(gateway, db):
+    token, refresh_token = await sign_in(gateway)
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43,}", refresh_token)  # 32+ random bytes, URL-safe
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == 15 * 60
+    row = await db.fetchrow("SELECT r.token_hash, r.expires_at, r.used_at, r.parent_id, r.session_id"
+                            " FROM refresh_tokens r")
+    assert bytes(row["token_hash"]) == sha256(refresh_token)
+    assert row["used_at"] is None and row["parent_id"] is None
+    assert str(row["session_id"]) == claims["sid"]
+    in_thirty_days = datetime.now(timezone.utc) + timedelta(days=30)
+    assert abs(row["expires_at"] - in_thirty_days) < timedelta(minutes=1)
+    stored = await db.fetchval("SELECT count(*) FROM refresh_tokens r, sessions s"
+                               " WHERE strpos(r::text || s::text, $1) > 0", refresh_token)
+    assert stored == 0
+
+
+async def test_a_refresh_returns_a_new_pair_for_the_same_session_and_earlier_bearer_tokens_still_work(gateway, db):
+    first_token, first_refresh = await sign_in(gateway)
+    second_token, second_refresh = await rotated(gateway, first_refresh)
+    assert second_token != first_token and second_refresh != first_refresh
+    assert await signed_in_as(gateway, second_token) == "member1@northwind.example"
+    # A bearer token cannot be recalled: it works until it expires (15 minutes at most).
+    assert await signed_in_as(gateway, first_token) == "member1@northwind.example"
+    third_token, _ = await rotated(gateway, second_refresh)
+    assert await signed_in_as(gateway, third_token) == "member1@northwind.example"
+    sessions = {jwt.decode(t, options={"verify_signature": False})["sid"]
+                for t in (first_token, second_token, third_token)}
+    assert len(sessions) == 1
+    chain = await db.fetch("SELECT id, token_hash, parent_id, used_at FROM refresh_tokens ORDER BY created_at")
+    assert [bytes(r["token_hash"]) for r in chain[:2]] == [sha256(first_refresh), sha256(second_refresh)]
+    assert [r["parent_id"] for r in chain] == [None, chain[0]["id"], chain[1]["id"]]
+    assert [r["used_at"] is not None for r in chain] == [True, True, False]
+
+
+async def test_an_expired_bearer_token_is_renewed_with_the_refresh_token(app_for, settings):
+    expiring = await app_for(settings.with_(token_ttl_seconds=-1))
+    token, refresh_token = await sign_in(expiring)
+    assert await signed_in_as(expiring, token) is None
+    # Another process of the gateway, with the usual lifetime, over the same database.
+    gateway = await app_for(settings)
+    renewed, _ = await rotated(gateway, refresh_token)
+    assert await signed_in_as(gateway, renewed) == "member1@northwind.example"
+
+
+async def test_a_reused_refresh_token_ends_its_whole_chain_and_only_that(gateway, db):
+    first_token, first_refresh = await sign_in(gateway)
+    second_token, second_refresh = await rotated(gateway, first_refresh)
+    third_token, third_refresh = await rotated(gateway, second_refresh)
+    elsewhere_token, elsewhere_refresh = await sign_in(gateway)  # the same account on another device
+
+    assert_refused(await refresh(gateway, first_refresh))
+
+    # The newest token of the chain is refused too, and the chain's bearer tokens stop working.
+    assert_refused(await refresh(gateway, third_refresh))
+    for token in (first_token, second_token, third_token):
+        assert await signed_in_as(gateway, token) is None
+    session_id = jwt.decode(third_token, options={"verify_signature": False})["sid"]
+    assert await db.fetchval("SELECT revoked_at IS NOT NULL FROM sessions WHERE id = $1::uuid", session_id)
+    # The other sign-in of the same account goes on.
+    assert await signed_in_as(gateway, elsewhere_token) == "member1@northwind.example"
+    renewed, _ = await rotated(gateway, elsewhere_refresh)
+    assert await signed_in_as(gateway, renewed) == "member1@northwind.example"
+
+
+async def test_an_expired_refresh_token_is_refused_without_ending_the_session(app_for, settings, db):
+    gateway = await app_for(settings.with_(refresh_token_ttl_seconds=-1))
+    token, refresh_token = await sign_in(gateway)
+    assert_refused(await refresh(gateway, refresh_token))
+    assert await signed_in_as(gateway, token) == "member1@northwind.example"
+    assert await db.fetchval("SELECT used_at FROM refresh_tokens") is None
+
+
+async def test_unknown_and_malformed_refresh_tokens(gateway, db):
+    token, refresh_token = await sign_in(gateway)
+    for wrong in (refresh_token[:-1], refresh_token + "x", refresh_token.swapcase(), "x" * 256):
+        assert_refused(await refresh(gateway, wrong))
+    # The bearer token sent by mistake is longer than any refresh token.
+    for wrong, code in (("", "REQUIRED"), ("x" * 257, "INVALID"), (token, "INVALID")):
+        body = await refresh(gateway, wrong)
+        payload = body["data"]["refreshToken"]
+        assert payload["token"] is None and payload["refreshToken"] is None
+        assert [(e["field"], e["code"]) for e in payload["userErrors"]] == [(["input", "refreshToken"], code)]
+    # Nothing of that touched the real one.
+    renewed, _ = await rotated(gateway, refresh_token)
+    assert await signed_in_as(gateway, renewed) == "member1@northwind.example"
+
+
+async def test_logout_revokes_the_refresh_tokens_of_the_session(gateway):
+    token, refresh_token = await sign_in(gateway)
+    _, other_refresh = await sign_in(gateway)
+    await gateway.execute(LOGOUT, {"all": False}, token=token)
+    assert_refused(await refresh(gateway, refresh_token))
+    # Only that session's: the other sign-in still refreshes, until every session is ended.
+    renewed, renewed_refresh = await rotated(gateway, other_refresh)
+    body = await gateway.execute(LOGOUT, {"all": True}, token=renewed)
+    assert body["data"]["logout"]["revoked"] == 1
+    assert_refused(await refresh(gateway, renewed_refresh))
+
+
+async def test_logging_out_of_every_session_also_ends_those_whose_bearer_token_expired(app_for, settings):
+    expiring = await app_for(settings.with_(token_ttl_seconds=-1))
+    _, stale_refresh = await sign_in(expiring)
+    gateway = await app_for(settings)
+    token, _ = await sign_in(gateway)
+    body = await gateway.execute(LOGOUT, {"all": True}, token=token)
+    assert body["data"]["logout"]["revoked"] == 2
+    assert_refused(await refresh(gateway, stale_refresh))
+
+
+async def test_of_concurrent_refreshes_with_one_token_exactly_one_succeeds(gateway, db):
+    _, refresh_token = await sign_in(gateway)
+    # Hold the token's row, so that every request is inside its transaction, waiting, before
+    # any of them can trade the token in.
+    async with db.transaction():
+        await db.execute("SELECT 1 FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE", sha256(refresh_token))
+        attempts = [asyncio.create_task(refresh(gateway, refresh_token)) for _ in range(3)]
+        for _ in range(500):
+            await db.execute("SELECT pg_stat_clear_snapshot()")  # a transaction reads one snapshot otherwise
+            waiting = await db.fetchval("SELECT count(*) FROM pg_stat_activity"
+                                        " WHERE datname = current_database() AND wait_event_type = 'Lock'")
+            if waiting >= 3:
+                break
+            await asyncio.sleep(0.01)
+        assert waiting >= 3
+    bodies = await asyncio.gather(*attempts)
+    [won] = [b for b in bodies if not b.get("errors")]
+    for lost in (b for b in bodies if b.get("errors")):
+        assert_refused(lost)
+    assert await db.fetchval("SELECT count(*) FROM refresh_tokens") == 2  # one rotation, no more
+    # The losers presented a used token: indistinguishable from a thief racing the client, so
+    # the chain ended, the winner's new pair with it.
+    payload = won["data"]["refreshToken"]
+    assert await signed_in_as(gateway, payload["token"]) is None
+    assert_refused(await refresh(gateway, payload["refreshToken"]))
+
+
+async def test_guessing_refresh_tokens_is_throttled_per_address(app_for, settings):
+    gateway = await app_for(settings.with_(limits=LimitSettings(sign_in_attempts_per_address=5)))
+    codes = []
+    for i in range(7):
+        response = await gateway.post(REFRESH, {"refreshToken": f"guess-{i}"})
+        codes.append(response.json()["errors"][0]["extensions"]["code"])
+    assert codes == ["UNAUTHENTICATED"] * 5 + ["RATE_LIMITED"] * 2

@@ -1,0 +1,86 @@
+"""One log line per request on stdout: JSON in production, a readable line in development."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+ORGANIZATION = "query OrganizationName { viewer { id organization { name } } }"
+
+
+def request_lines(captured: str) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in captured.splitlines() if line.startswith("{")]
+    return [line for line in lines if line.get("logger") == "gateway.requests"]
+
+
+async def test_production_logs_one_json_line_per_request_with_the_clients_request_id(app_for, settings, db, capsys):
+    gateway = await app_for(settings.with_(env="production"))
+    token = await gateway.login("admin@northwind.example")
+    account_id = str(await db.fetchval("SELECT id FROM accounts WHERE email = 'admin@northwind.example'"))
+    capsys.readouterr()
+
+    response = await gateway.http.post("/graphql", json={"query": ORGANIZATION},
+                                       headers={"authorization": f"Bearer {token}", "x-request-id": "web-7f3a.2_b"})
+    assert response.headers["x-request-id"] == "web-7f3a.2_b"
+    assert "errors" not in response.json()
+    [line] = request_lines(capsys.readouterr().out)
+    assert line["request_id"] == "web-7f3a.2_b"
+    assert line["operation"] == "OrganizationName" and line["operation_type"] == "query"
+    assert line["viewer_id"] == account_id
+    assert line["outcome"] == "ok" and line["status"] == 200
+    assert line["error_codes"] == [] and line["user_error_codes"] == []
+    cost = response.json()["extensions"]["cost"]
+    assert (line["cost_requested"], line["cost_actual"]) == (cost["requested"], cost["actual"])
+    assert isinstance(line["duration_ms"], float) and line["duration_ms"] > 0
+    assert line["level"] == "info" and line["method"] == "POST"
+
+
+async def test_a_masked_error_carries_the_request_id_of_the_header_and_the_log_line(app_for, settings, db, capsys):
+    gateway = await app_for(settings.with_(env="production"))
+    token = await gateway.login("admin@northwind.example")
+    # A bug rather than an outage: the gateway's SQL names a column that is not there.
+    await db.execute("ALTER TABLE organizations RENAME COLUMN name TO renamed")
+    capsys.readouterr()
+
+    response = await gateway.post(ORGANIZATION, token=token)
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+    request_id = response.headers["x-request-id"]
+    assert len(request_id) == 32  # ours: the client sent none
+    assert error["extensions"]["requestId"] == request_id
+    assert error["message"] == f"Internal server error (request id {request_id})."
+    [line] = request_lines(capsys.readouterr().out)
+    assert line["request_id"] == request_id
+    assert line["outcome"] == "error" and line["error_codes"] == ["INTERNAL_SERVER_ERROR"]
+
+
+async def test_a_request_id_that_is_not_a_plain_token_is_replaced(gateway):
+    for unusable in ("x" * 65, "has space", "new\\nline", "quote\"", ""):
+        response = await gateway.http.post("/graphql", json={"query": "{ __typename }"},
+                                           headers={"x-request-id": unusable})
+        assert response.headers["x-request-id"] != unusable
+        assert len(response.headers["x-request-id"]) == 32
+    kept = "a" * 64
+    response = await gateway.http.post("/graphql", json={"query": "{ __typename }"}, headers={"x-request-id": kept})
+    assert response.headers["x-request-id"] == kept
+
+
+async def test_refused_requests_are_logged_too(app_for, settings, capsys):
+    gateway = await app_for(settings.with_(env="production"))
+    capsys.readouterr()
+    response = await gateway.http.post("/graphql", content=b"{", headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    [line] = request_lines(capsys.readouterr().out)
+    assert line["request_id"] == response.headers["x-request-id"]
+    assert line["outcome"] == "refused" and line["status"] == 400 and line["error_codes"] == ["BAD_REQUEST"]
+    assert line["operation"] == "anonymous" and line["viewer_id"] == "anonymous"
+
+
+async def test_development_logs_a_readable_line(gateway, capsys):
+    token = await gateway.login("member1@northwind.example")
+    capsys.readouterr()
+    response = await gateway.post("query Me { viewer { name } }", token=token)
+    out = capsys.readouterr().out
+    [line] = [line for line in out.splitlines() if response.headers["x-request-id"] in line]
+    assert not line.startswith("{")
+    assert " POST Me ok 200 " in line and " ms viewer=" in line and "cost=" in line
