@@ -10,7 +10,7 @@ import base64
 import binascii
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from datasources.errors import BadUserInput
@@ -68,7 +68,12 @@ class Page(Generic[T]):
     has_more: bool
     total: int
     backward: bool = False
-    cursors: list[str] = field(default_factory=list)
+    sort_key: Callable[[T], Sequence[Any]] | None = None
+
+    def cursor(self, index: int) -> str:
+        """Made when asked for: a page read for its nodes or its count never needs its cursors."""
+        assert self.sort_key is not None, "a page with rows is made by Page.of"
+        return encode_cursor(self.sort_key(self.rows[index]))
 
     @classmethod
     def of(cls, rows: list[T], slice: Slice, total: int, sort_key: Callable[[T], Sequence[Any]]) -> "Page[T]":
@@ -77,7 +82,7 @@ class Page(Generic[T]):
         rows = rows[: slice.limit]
         if slice.backward:
             rows.reverse()
-        return cls(rows, has_more, total, slice.backward, [encode_cursor(sort_key(r)) for r in rows])
+        return cls(rows, has_more, total, slice.backward, sort_key)
 
 
 def page_in_memory(items: Sequence[T], slice: Slice, sort_key: Callable[[T], Sequence[Any]]) -> Page[T]:

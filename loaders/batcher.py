@@ -12,6 +12,7 @@ shape of the query, not on the size of the data.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from aiodataloader import DataLoader, Loader, dispatch_queue
@@ -63,6 +64,12 @@ class BatchLoader(DataLoader):
 
         super().__init__(remembering_failures, **options)
 
+    def load_all(self, keys: Sequence[Any]) -> Awaitable[list[Any]]:
+        """Every key's value, in order, from one wait rather than one await per key (a level
+        resolver asks for a whole level's keys at once). The keys are queued now, before the
+        caller awaits, so loads started together go out in the same round."""
+        return _values([self.load(key) for key in keys])
+
     def do_resolve_reject(self, key: Any, future: "asyncio.Future[Any]") -> None:
         if self.batcher is None:
             super().do_resolve_reject(key, future)
@@ -70,3 +77,12 @@ class BatchLoader(DataLoader):
         self._queue.append(Loader(key=key, future=future))
         if len(self._queue) == 1:
             self.batcher.enqueue(self)
+
+
+async def _values(futures: list["asyncio.Future[Any]"]) -> list[Any]:
+    for future in futures:
+        if not future.done():
+            # A batch settles all its keys at once: this one wait usually covers the rest, where
+            # waiting on each would schedule a callback per key.
+            await future
+    return [future.result() for future in futures]  # a failed batch raises here, as `load` would

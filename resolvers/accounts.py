@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from uuid import UUID
 
 from auth.viewer import NOT_AUTHENTICATED, require_account
 from datasources.errors import Unauthenticated
 from datasources.postgres.accounts import Account, Membership, Organization
 from resolvers.context import Context
-from resolvers.permissions import can_see_account, is_member_of
+from resolvers.permissions import can_see_accounts, is_member_of
 
 
 async def viewer_account(ctx: Context) -> Account:
@@ -29,7 +30,18 @@ async def organization_of(ctx: Context, account_id: UUID) -> Organization | None
 
 async def visible_account(ctx: Context, account_id: UUID) -> Account | None:
     """None for an account the viewer may not see, exactly as for one that does not exist."""
-    return await ctx.loaders.accounts.account.load(account_id) if await can_see_account(ctx, account_id) else None
+    [found] = await visible_accounts(ctx, [account_id])
+    return found
+
+
+async def visible_accounts(ctx: Context, account_ids: Sequence[UUID | None]) -> list[Account | None]:
+    """`visible_account` for each id (None for a None id), asking the loaders once for all."""
+    wanted = list(dict.fromkeys(a for a in account_ids if a is not None))
+    if not wanted:
+        return [None] * len(account_ids)
+    visible = [a for a, allowed in zip(wanted, await can_see_accounts(ctx, wanted)) if allowed]
+    found = dict(zip(visible, await ctx.loaders.accounts.account.load_all(visible)))
+    return [found.get(a) if a is not None else None for a in account_ids]
 
 
 async def visible_organization(ctx: Context, organization_id: UUID) -> Organization | None:

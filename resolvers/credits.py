@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -12,7 +11,7 @@ from uuid import UUID
 from datasources.paging import Page, Slice
 from datasources.postgres import credits as data
 from datasources.postgres.accounts import Account
-from resolvers.accounts import visible_account
+from resolvers.accounts import visible_accounts
 from resolvers.context import Context
 from resolvers.permissions import is_manager_of
 
@@ -111,26 +110,42 @@ async def pool_balance(ctx: Context, organization_id: UUID) -> PoolBalance:
 
 
 async def member_access(ctx: Context, account_id: UUID, organization_id: UUID) -> AccessSummary:
+    [summary] = await members_access(ctx, [(account_id, organization_id)])
+    return summary
+
+
+async def members_access(ctx: Context, members: Sequence[tuple[UUID, UUID]]) -> list[AccessSummary]:
+    """`member_access` for each (account, organization), each pool settled once."""
     credits = ctx.loaders.credits
-    access_of, usage_of = credits.access.load(account_id), credits.usage_of_account.load(account_id)
-    pool = await pool_balance(ctx, organization_id)
-    access, usage = await access_of, await usage_of
-    if access is not None and access.organization_id != organization_id:
-        access = None  # left over from an organization the account has since left
-    used = sum(u.amount for u in usage if u.organization_id == organization_id)
-    return spendable(access, used, pool.balance)
+    accounts = [account_id for account_id, _ in members]
+    organizations = list(dict.fromkeys(organization_id for _, organization_id in members))
+    # Every load is queued before the first await: they go out in one round.
+    accesses, usages = credits.access.load_all(accounts), credits.usage_of_account.load_all(accounts)
+    grants, periods = credits.grants.load_all(organizations), credits.usage_periods.load_all(organizations)
+    now = datetime.now(timezone.utc)
+    balances = {organization_id: settle(g, p, now).balance
+                for organization_id, g, p in zip(organizations, await grants, await periods)}
+    out = []
+    for (account_id, organization_id), access, usage in zip(members, await accesses, await usages):
+        if access is not None and access.organization_id != organization_id:
+            access = None  # left over from an organization the account has since left
+        used = sum(u.amount for u in usage if u.organization_id == organization_id)
+        out.append(spendable(access, used, balances[organization_id]))
+    return out
 
 
-async def credit_access(ctx: Context, account_id: UUID) -> AccessSummary:
-    """The caller has checked that the viewer may see this account."""
-    found = await ctx.loaders.accounts.membership.load(account_id)
-    return NO_ACCESS if found is None else await member_access(ctx, account_id, found.organization_id)
+async def credit_accesses(ctx: Context, account_ids: Sequence[UUID]) -> list[AccessSummary]:
+    """Each account's access in its organization, in order; the caller has checked that the
+    viewer may see the accounts."""
+    found = await ctx.loaders.accounts.membership.load_all(account_ids)
+    members = [(a, m.organization_id) for a, m in zip(account_ids, found) if m is not None]
+    summaries = iter(await members_access(ctx, members))
+    return [NO_ACCESS if m is None else next(summaries) for m in found]
 
 
 async def members(ctx: Context, organization_id: UUID) -> list[Account]:
     found = await ctx.loaders.credits.members.load(organization_id)
-    accounts = await asyncio.gather(*(visible_account(ctx, m.account_id) for m in found))
-    return [a for a in accounts if a is not None]
+    return [a for a in await visible_accounts(ctx, [m.account_id for m in found]) if a is not None]
 
 
 async def usage_page(ctx: Context, organization_id: UUID, slice: Slice) -> Page[data.Usage]:

@@ -7,7 +7,7 @@ through the same fields; what they may change is decided per mutation (`require_
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -73,15 +73,17 @@ async def require_manager(ctx: Context, organization_id: UUID) -> None:
         raise Forbidden(MANAGERS_ONLY)
 
 
-async def can_see_account(ctx: Context, account_id: UUID) -> bool:
+async def can_see_accounts(ctx: Context, account_ids: Sequence[UUID]) -> list[bool]:
     """Yourself, or anyone in your organization when you are its OWNER or ADMIN; staff readers
-    see every account."""
+    see every account. One answer per id, in order."""
     if staff_reader(ctx):
-        return True
+        return [True] * len(account_ids)
     viewer_id = require_account(ctx.viewer)
     # Loaded even for the viewer: every account then resolves at the same depth, in one batch.
-    theirs = await ctx.loaders.accounts.membership.load(account_id)
-    if account_id == viewer_id:
-        return True
-    return theirs is not None and await is_manager_of(ctx, theirs.organization_id)
+    theirs = await ctx.loaders.accounts.membership.load_all(account_ids)
+    managed = None
+    if any(m is not None and a != viewer_id for a, m in zip(account_ids, theirs)):
+        mine = await viewer_membership(ctx)
+        managed = mine.organization_id if mine is not None and mine.role in MANAGERS else None
+    return [a == viewer_id or (m is not None and m.organization_id == managed) for a, m in zip(account_ids, theirs)]
 

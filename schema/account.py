@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
@@ -16,6 +16,7 @@ from resolvers import entitlements as resolve_entitlements
 from schema import credits
 from schema.common import Info, by_uuid, resolve_visible
 from schema.credits import CreditAccess
+from schema.levels import level_resolver, one
 from schema.license import License
 from schema.product import Product
 
@@ -30,6 +31,20 @@ class OrganizationRole(Enum):
     OWNER = strawberry.enum_value("OWNER", description="Owns the organization; exactly one per organization.")
     ADMIN = strawberry.enum_value("ADMIN", description="Manages members, seats, credits and billing.")
     MEMBER = strawberry.enum_value("MEMBER", description="Uses the seats and credits given to them.")
+
+
+async def _roles(accounts: Sequence[Account], info: Info) -> list[OrganizationRole | None]:
+    found = await info.context.loaders.accounts.membership.load_all([a.uuid for a in accounts])
+    return [OrganizationRole(m.role) if m else None for m in found]
+
+
+async def _licenses(accounts: Sequence[Account], info: Info) -> list[list[License]]:
+    held = await info.context.loaders.entitlements.licenses_held.load_all([a.uuid for a in accounts])
+    return [[License.from_record(lic) for lic in licenses] for licenses in held]
+
+
+async def _credit_accesses(accounts: Sequence[Account], info: Info) -> list[CreditAccess]:
+    return await credits.credit_accesses(info, [a.uuid for a in accounts])
 
 
 @strawberry.type(description="A person who signs in to the portal.")
@@ -52,9 +67,9 @@ class Account(relay.Node):
         return UUID(self.id)
 
     @strawberry.field(description="Role in the organization; null when the account belongs to none.")
+    @level_resolver(_roles)
     async def role(self, info: Info) -> OrganizationRole | None:
-        found = await resolve.membership(info.context, self.uuid)
-        return OrganizationRole(found.role) if found else None
+        return await one(_roles, self, info)
 
     @strawberry.field(description="The organization this account belongs to, if any.")
     async def organization(self, info: Info) -> OrganizationRef | None:
@@ -64,9 +79,9 @@ class Account(relay.Node):
         return Organization.from_record(found) if found else None
 
     @strawberry.field(description="The licenses this account holds a seat of, by product.")
+    @level_resolver(_licenses)
     async def licenses(self, info: Info) -> list[License]:
-        held = await info.context.loaders.entitlements.licenses_held.load(self.uuid)
-        return [License.from_record(lic) for lic in held]
+        return await one(_licenses, self, info)
 
     @strawberry.field(description="The products this account may download: it holds a seat of an unexpired "
                                   "license, or its organization has an unexpired floating license.")
@@ -76,8 +91,9 @@ class Account(relay.Node):
 
     @strawberry.field(description="Cloud-credit access: DISABLED, UNLIMITED, or a QUOTA, with what was used "
                                   "and what is left to spend now.")
+    @level_resolver(_credit_accesses)
     async def credit_access(self, info: Info) -> CreditAccess:
-        return await credits.credit_access(info, self.uuid)
+        return await one(_credit_accesses, self, info)
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from enum import Enum
 from uuid import UUID
@@ -14,7 +14,8 @@ from datasources.postgres import credits as records
 from resolvers import credits as resolve
 from schema.common import Info, by_uuid, resolve_visible
 from schema.pagination import After, Before, Connection, First, Last, slice_of
-from schema.references import AccountRef, account_node, visible_account_node
+from schema.levels import level_resolver
+from schema.references import AccountRef, account_node, accounts_at, visible_account_node
 
 
 
@@ -80,6 +81,7 @@ class CreditUsage(relay.Node):
                    account_id=usage.account_id)
 
     @strawberry.field(description="Who used them; null when that account has been deleted.")
+    @level_resolver(accounts_at("account_id"))
     async def account(self, info: Info) -> AccountRef | None:
         return await visible_account_node(info, self.account_id)
 
@@ -104,6 +106,7 @@ class CreditRequest(relay.Node):
                    account_id=request.account_id)
 
     @strawberry.field(description="Who asked; null when that account has been deleted.")
+    @level_resolver(accounts_at("account_id"))
     async def account(self, info: Info) -> AccountRef | None:
         return await visible_account_node(info, self.account_id)
 
@@ -173,7 +176,13 @@ class CreditPool:
 
 async def credit_access(info: Info, account_id: UUID) -> CreditAccess:
     """For `Account.creditAccess`; the caller has checked that the viewer may see the account."""
-    return CreditAccess.from_summary(await resolve.credit_access(info.context, account_id))
+    [access] = await credit_accesses(info, [account_id])
+    return access
+
+
+async def credit_accesses(info: Info, account_ids: Sequence[UUID]) -> list[CreditAccess]:
+    """For `Account.creditAccess`; the caller has checked that the viewer may see the accounts."""
+    return [CreditAccess.from_summary(s) for s in await resolve.credit_accesses(info.context, account_ids)]
 
 
 async def credit_pool(info: Info, organization_id: UUID) -> CreditPool:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from base64 import b64encode
 from collections.abc import Awaitable, Callable
 from operator import attrgetter
 from typing import Any
@@ -28,10 +29,12 @@ from graphql import (GraphQLAbstractType, GraphQLList, GraphQLNonNull, GraphQLOb
 from graphql.execution.collect_fields import FieldDetails, collect_fields
 from graphql.execution.values import get_argument_values
 from graphql.pyutils import Path, Undefined
+from strawberry import relay
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
 from datasources.instrumentation import record_executor
+from schema import levels
 
 Column = list[Any]
 log = logging.getLogger(__name__)
@@ -83,10 +86,12 @@ class LevelExecutor(StrawberryGraphQLCoreExecutionContext):
             # The fields started so far run to their end: nothing left half-run behind the fallback.
             await asyncio.gather(*(c for c in completions if not isinstance(c, list)), return_exceptions=True)
             raise
-        waits = [c for c in completions if not isinstance(c, list)]
+        waits = [(completions, i, c) for i, c in enumerate(completions) if not isinstance(c, list)]
         if waits:
-            done = iter(await _all(waits))
-            completions = [c if isinstance(c, list) else next(done) for c in completions]
+            # Stepped like resolvers (see `_settle`), not made into tasks; every sibling still
+            # runs to its end before an error is raised, so nothing keeps reading in the
+            # background while graphql-core runs the operation again.
+            await _settle(waits)
         return [dict(zip(keys, row)) for row in zip(*completions)] if keys else [{} for _ in sources]
 
     def _field(self, parent_type: GraphQLObjectType, key: str, details: list[FieldDetails], sources: list[Any],
@@ -108,7 +113,13 @@ class LevelExecutor(StrawberryGraphQLCoreExecutionContext):
         getter = _attribute_getter(field_def, resolve)
         if getter is not None:
             return self._complete(field_def.type, details, info, [getter(source) for source in sources], field_path)
-        direct = self._direct_call(field_def, info)
+        field = field_def.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
+        if _is_node_id(field):
+            return _global_ids(parent_type.name, sources)
+        level = self._level_call(field, info)
+        if level is not None:
+            return self._after(level(sources), field_def.type, details, info, field_path)
+        direct = self._direct_call(field, info)
         if direct is not None:
             column = [direct(source) for source in sources]
         else:
@@ -129,14 +140,37 @@ class LevelExecutor(StrawberryGraphQLCoreExecutionContext):
 
         return settled()
 
-    def _direct_call(self, field_def: Any, info: Any) -> Callable[[Any], Any] | None:
+    def _after(self, values: Column | Awaitable[Column], type_: GraphQLOutputType, details: list[FieldDetails],
+               info: Any, path: Path) -> Column | Awaitable[Column]:
+        if isinstance(values, list):
+            return self._complete(type_, details, info, values, path)
+
+        async def settled() -> Column:
+            try:
+                column = await values  # type: ignore[misc]
+            except Exception as exc:
+                raise Fallback("a level resolver raised") from exc
+            completed = self._complete(type_, details, info, column, path)
+            return completed if isinstance(completed, list) else await completed
+
+        return settled()
+
+    def _level_call(self, field: Any, info: Any) -> Callable[[Column], Column | Awaitable[Column]] | None:
+        """A resolver's whole-level form (`schema.levels`): one call answers every object of the
+        level, so the loaders are asked once for all their keys rather than once per object."""
+        if not _plain_resolver(field):
+            return None
+        level = levels.level_resolver_of(field.base_resolver.wrapped_func)
+        strawberry_info = self._strawberry_info(field, info) if level is not None else None
+        if strawberry_info is None:
+            return None
+        return lambda sources: level(sources, strawberry_info)
+
+    def _direct_call(self, field: Any, info: Any) -> Callable[[Any], Any] | None:
         """A resolver called without strawberry's wrapper, which converts arguments and runs field
         extensions around every call: for a resolver that has neither, all it does is pass `self`
         and an `Info`, made here once for the whole level."""
-        field = field_def.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
-        strawberry_schema = getattr(self.schema, "_strawberry_schema", None)
-        if field is None or field.base_resolver is None or field.extensions or field.arguments \
-                or strawberry_schema is None or strawberry_schema.schema_converter._exception_handler_specs:
+        if not _plain_resolver(field):
             return None
         resolver = field.base_resolver
         if resolver.parent_parameter or resolver.root_parameter:
@@ -144,10 +178,21 @@ class LevelExecutor(StrawberryGraphQLCoreExecutionContext):
         function = resolver.wrapped_func
         kwargs = {}
         if resolver.info_parameter:
-            kwargs[resolver.info_parameter.name] = strawberry_schema.config.info_class(_raw_info=info, _field=field)
+            strawberry_info = self._strawberry_info(field, info)
+            if strawberry_info is None:
+                return None
+            kwargs[resolver.info_parameter.name] = strawberry_info
         if resolver.self_parameter:
             return lambda source: function(source, **kwargs)
         return lambda source: function(**kwargs)
+
+    def _strawberry_info(self, field: Any, info: Any) -> Any:
+        """The `Info` strawberry would pass; None where strawberry's wrapper must run (an
+        exception handler configured on the schema)."""
+        strawberry_schema = getattr(self.schema, "_strawberry_schema", None)
+        if strawberry_schema is None or strawberry_schema.schema_converter._exception_handler_specs:
+            return None
+        return strawberry_schema.config.info_class(_raw_info=info, _field=field)
 
     def _complete(self, type_: GraphQLOutputType, details: list[FieldDetails], info: Any, values: Column,
                   path: Path) -> Column | Awaitable[Column]:
@@ -162,11 +207,7 @@ class LevelExecutor(StrawberryGraphQLCoreExecutionContext):
             completed = self._complete(type_, details, info, [values[i] for i in present], path)
             return _spread(completed, present, len(values))
         if is_leaf_type(type_):
-            coerce = type_.coerce_output_value  # type: ignore[union-attr]
-            out = [coerce(value) for value in values]
-            if None in out or Undefined in out:
-                raise Fallback("a leaf that does not serialize")
-            return out
+            return _leaves(type_, values)
         if isinstance(type_, GraphQLList):
             return self._complete_list(type_, details, info, values, path)
         if is_object_type(type_):
@@ -223,6 +264,67 @@ class LevelExecutor(StrawberryGraphQLCoreExecutionContext):
         return out
 
 
+# Scalars whose output is the Python value itself when it has this exact type.
+_AS_IS = {"String": str, "ID": str, "Boolean": bool, "Int": int}
+_INT_RANGE = range(-2**31, 2**31)
+_ENUM_NAMES: dict[Any, dict[Any, str]] = {}
+
+
+def _leaves(type_: Any, values: Column) -> Column:
+    """Serialized scalars and enums; graphql-core's own coercion for anything unusual."""
+    same = _AS_IS.get(type_.name)
+    if same is not None and all(type(value) is same for value in values) \
+            and (same is not int or all(value in _INT_RANGE for value in values)):
+        return values
+    wrapped = getattr(type_, "wrapped_cls", None)  # a strawberry enum: its serialize scans every value
+    if wrapped is not None and all(type(value) is wrapped for value in values):
+        names = _ENUM_NAMES.get(type_)
+        if names is None:
+            names = _ENUM_NAMES[type_] = {}
+            for name, value in type_.values.items():
+                names.setdefault(value.value, name)
+        try:
+            return [names[value.value] for value in values]
+        except KeyError:
+            raise Fallback("an enum value outside the schema") from None
+    coerce = type_.coerce_output_value
+    out = [coerce(value) for value in values]
+    if None in out or Undefined in out:
+        raise Fallback("a leaf that does not serialize")
+    return out
+
+
+def _plain_resolver(field: Any) -> bool:
+    """A strawberry resolver without arguments or field extensions."""
+    return field is not None and field.base_resolver is not None and not field.extensions and not field.arguments
+
+
+def _is_node_id(field: Any) -> bool:
+    """relay.Node's own `id`, which no type here overrides (`resolve_id`, `resolve_typename`)."""
+    return field is not None and field.origin is relay.Node and field.python_name == "_id"
+
+
+_ID_ATTRIBUTES: dict[type, str] = {}
+
+
+def _global_ids(type_name: str, sources: Column) -> Column:
+    """What strawberry's GlobalID serializes to, without a resolver call per object."""
+    out = []
+    for source in sources:
+        cls = type(source)
+        attribute = _ID_ATTRIBUTES.get(cls)
+        if attribute is None:
+            if not isinstance(source, relay.Node) or cls.resolve_id.__func__ is not relay.Node.resolve_id.__func__ \
+                    or cls.resolve_typename.__func__ is not relay.Node.resolve_typename.__func__:
+                raise Fallback(f"{cls.__name__} resolves its own id")
+            attribute = _ID_ATTRIBUTES[cls] = cls.resolve_id_attr()
+        node_id = getattr(source, attribute)
+        if node_id is None:
+            raise Fallback("a node without an id")
+        out.append(b64encode(f"{type_name}:{node_id}".encode()).decode())
+    return out
+
+
 def _attribute_getter(field_def: Any, resolve: Any) -> Any:
     """For strawberry's plain data fields (no resolver, no extension): read the attribute."""
     if not getattr(resolve, "_is_default", False):
@@ -255,16 +357,6 @@ def _split(flat: Column, lengths: list[int]) -> Column:
         out.append(flat[start:start + length])
         start += length
     return out
-
-
-async def _all(awaitables: list[Awaitable[Column]]) -> list[Column]:
-    """Every sibling subtree runs to its end before an error is raised: nothing is left
-    reading in the background while graphql-core runs the operation again."""
-    results = await asyncio.gather(*awaitables, return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-    return results
 
 
 async def _settle(pending: list[tuple[Column, int, Awaitable[Any]]]) -> None:

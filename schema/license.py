@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from enum import Enum
 from uuid import UUID
@@ -14,8 +14,9 @@ from datasources.postgres import entitlements as records
 from resolvers import entitlements as resolve
 from schema.common import Info, by_uuid, resolve_visible
 from schema.pagination import After, Before, Connection, First, Last, slice_of
-from schema.product import Product, product
-from schema.references import AccountRef, visible_account_node
+from schema.product import Product, products
+from schema.levels import level_resolver, one
+from schema.references import AccountRef, accounts_at, visible_account_node
 from schema.subscription import Subscription
 
 
@@ -56,10 +57,12 @@ class LicenseAllocation(relay.Node):
                    account_id=a.account_id, allocated_by_id=a.allocated_by)
 
     @strawberry.field(description="Who holds the seat (null if you may not see them).")
+    @level_resolver(accounts_at("account_id"))
     async def account(self, info: Info) -> AccountRef | None:
         return await visible_account_node(info, self.account_id)
 
     @strawberry.field(description="Who allocated it (null if unknown or no longer visible).")
+    @level_resolver(accounts_at("allocated_by_id"))
     async def allocated_by(self, info: Info) -> AccountRef | None:
         return await visible_account_node(info, self.allocated_by_id)
 
@@ -80,6 +83,19 @@ class LicenseAllocationConnection(Connection[LicenseAllocation]):
     pass
 
 
+async def _products(licenses: Sequence[License], info: Info) -> list[Product]:
+    return await products(info, [lic.record.product_id for lic in licenses])
+
+
+async def _allocated_counts(licenses: Sequence[License], info: Info) -> list[int]:
+    return await info.context.loaders.entitlements.allocation_count.load_all([lic.record.id for lic in licenses])
+
+
+async def _available_counts(licenses: Sequence[License], info: Info) -> list[int]:
+    return [resolve.available_seats(lic.record, allocated)
+            for lic, allocated in zip(licenses, await _allocated_counts(licenses, info))]
+
+
 @strawberry.type(description="The right to use a product: a number of seats, until an expiry.")
 class License(relay.Node):
     id: relay.NodeID[str]
@@ -97,17 +113,19 @@ class License(relay.Node):
                    status=LicenseStatus(resolve.license_status(lic)), record=lic)
 
     @strawberry.field(description="The product licensed.")
+    @level_resolver(_products)
     async def product(self, info: Info) -> Product:
-        return await product(info, self.record.product_id)
+        return await one(_products, self, info)
 
     @strawberry.field(description="Seats allocated to people (always 0 for a floating pool).")
+    @level_resolver(_allocated_counts)
     async def allocated_count(self, info: Info) -> int:
-        return await info.context.loaders.entitlements.allocation_count.load(self.record.id)
+        return await one(_allocated_counts, self, info)
 
     @strawberry.field(description="Seats still free to allocate (the whole pool for FLOATING).")
+    @level_resolver(_available_counts)
     async def available_count(self, info: Info) -> int:
-        allocated = await info.context.loaders.entitlements.allocation_count.load(self.record.id)
-        return resolve.available_seats(self.record, allocated)
+        return await one(_available_counts, self, info)
 
     @strawberry.field(description="Who holds its seats, oldest allocation first. Managers see every seat; "
                                   "others only their own.")

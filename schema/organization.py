@@ -25,7 +25,8 @@ from schema import billing, credits
 from schema.billing import BillingInfo, InvoiceConnection, PaymentMethod
 from schema.common import Info, by_uuid, node_uuid, resolve_visible
 from schema.credits import CreditPool
-from schema.references import AccountRef, RoleRef, role_enum, visible_account_node
+from schema.levels import level_resolver
+from schema.references import AccountRef, RoleRef, accounts_at, role_enum, visible_account_node
 from schema.license import License
 from schema.money import Money
 from schema.pagination import After, Before, Connection, First, Last, slice_of
@@ -60,6 +61,7 @@ class Member(relay.Node):
         return role_enum(self.role_value)
 
     @strawberry.field(description="Their account; null while invited.")
+    @level_resolver(accounts_at("account_id"))
     async def account(self, info: Info) -> AccountRef | None:
         return await visible_account_node(info, self.account_id)
 
@@ -104,6 +106,7 @@ class Invitation(relay.Node):
         return role_enum(self.role_value)
 
     @strawberry.field(description="Who sent it (null if no longer visible).")
+    @level_resolver(accounts_at("invited_by_id"))
     async def invited_by(self, info: Info) -> AccountRef | None:
         return await visible_account_node(info, self.invited_by_id)
 
@@ -141,6 +144,7 @@ class AuditLogEntry(relay.Node):
                    actor_id=e.actor_account_id)
 
     @strawberry.field(description="The person who acted (null for a service, or if no longer visible).")
+    @level_resolver(accounts_at("actor_id"))
     async def actor(self, info: Info) -> AccountRef | None:
         return await visible_account_node(info, self.actor_id)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import strawberry
 from strawberry import relay
@@ -26,8 +26,13 @@ def slice_of(first: int | None, after: str | None, last: int | None, before: str
 
 @strawberry.type(description="An item of a connection with its cursor.")
 class Edge(Generic[T]):
-    cursor: str = strawberry.field(description="Pass as `after` (or `before`) to page from this item.")
+    @strawberry.field(description="Pass as `after` (or `before`) to page from this item.")
+    def cursor(self) -> str:
+        return self.page.cursor(self.index)
+
     node: T = strawberry.field(description="The item.")
+    page: strawberry.Private[Page[Any]]
+    index: strawberry.Private[int]
 
 
 @strawberry.type(description="A page of a list that can grow, with what is needed to fetch the next one.")
@@ -42,10 +47,10 @@ class Connection(Generic[T]):
 
     @classmethod
     def from_page(cls, page: Page[R], convert: Callable[[R], T], slice: Slice) -> "Connection[T]":
-        edges = [Edge(cursor=c, node=convert(r)) for c, r in zip(page.cursors, page.rows)]
+        edges = [Edge(node=convert(r), page=page, index=i) for i, r in enumerate(page.rows)]
         more_before = page.has_more if page.backward else slice.after is not None
         more_after = slice.after is not None if page.backward else page.has_more
         return cls(edges=edges, total_count=page.total, page_info=relay.PageInfo(
             has_next_page=more_after, has_previous_page=more_before,
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None))
+            start_cursor=page.cursor(0) if edges else None,
+            end_cursor=page.cursor(len(edges) - 1) if edges else None))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date
 from enum import Enum
 from uuid import UUID
@@ -100,9 +100,15 @@ class Product(relay.Node):
 
 
 async def product(info: Info, product_id: UUID) -> Product:
-    found = await info.context.loaders.entitlements.product.load(product_id)
-    assert found is not None, "licenses and subscriptions reference existing products"
-    return Product.from_record(found)
+    [found] = await products(info, [product_id])
+    return found
+
+
+async def products(info: Info, product_ids: Sequence[UUID]) -> list[Product]:
+    found = await info.context.loaders.entitlements.product.load_all(product_ids)
+    assert None not in found, "licenses and subscriptions reference existing products"
+    made = {p.id: Product.from_record(p) for p in found}  # a few products, referenced by every license
+    return [made[p.id] for p in found]
 
 
 NODE_TYPES = (Product, Download, LearningResource)

@@ -6,7 +6,8 @@ only name Account lazily; these helpers import it at call time, in one place.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, TypeAlias
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 from uuid import UUID
 
 import strawberry
@@ -14,6 +15,7 @@ import strawberry
 from datasources.postgres.accounts import Account as AccountRecord
 from resolvers import accounts as resolve_accounts
 from schema.common import Info
+from schema.levels import LevelResolver
 
 if TYPE_CHECKING:
     from schema.account import Account, OrganizationRole
@@ -30,8 +32,23 @@ def account_node(record: AccountRecord) -> AccountRef:
 
 async def visible_account_node(info: Info, account_id: UUID | None) -> AccountRef | None:
     """The account if the viewer may see it; None otherwise, as for no account at all."""
-    found = await resolve_accounts.visible_account(info.context, account_id) if account_id else None
-    return account_node(found) if found else None
+    [found] = await visible_account_nodes(info, [account_id])
+    return found
+
+
+async def visible_account_nodes(info: Info, account_ids: Sequence[UUID | None]) -> list[AccountRef | None]:
+    found = await resolve_accounts.visible_accounts(info.context, account_ids)
+    nodes = {a.id: account_node(a) for a in found if a}  # the same account often appears many times
+    return [nodes[a.id] if a else None for a in found]
+
+
+def accounts_at(attribute: str) -> LevelResolver:
+    """The level form of a field holding the account whose id is in `attribute` of its object."""
+
+    async def level(sources: Sequence[Any], info: Info) -> list[AccountRef | None]:
+        return await visible_account_nodes(info, [getattr(source, attribute) for source in sources])
+
+    return level
 
 
 def role_enum(value: str) -> RoleRef:
