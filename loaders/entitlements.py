@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 from uuid import UUID
 
 from aiodataloader import DataLoader
 
 from datasources.paging import Page, Slice
 from datasources.postgres import entitlements as data
+from datasources.postgres import projections
 from datasources.postgres.database import Database
 from loaders.base import each_loader, grouped_loader, loader
 
@@ -32,6 +35,8 @@ class EntitlementLoaders:
     downloadable_product_ids: DataLoader  # account id -> [product id]
     subscription: DataLoader  # subscription id -> Subscription | None
     subscriptions: DataLoader  # SubscriptionQuery -> [Subscription]
+    # ((type, field), Shape, Scope, key) -> the JSON text of that field's subtree for that key
+    projected: DataLoader
 
 
 def create(db: Database) -> EntitlementLoaders:
@@ -52,7 +57,24 @@ def create(db: Database) -> EntitlementLoaders:
         downloadable_product_ids=grouped_loader(partial(data.downloadable_products, db), _first, _second),
         subscription=loader(partial(data.subscriptions_by_ids, db)),
         subscriptions=each_loader(partial(data.subscriptions_matching, db)),
+        projected=loader(partial(_projected, db)),
     )
+
+
+async def _projected(db: Database, keys: Sequence[tuple[tuple[str, str], projections.Shape, projections.Scope, UUID]]
+                     ) -> list[str | None]:
+    """One statement per kind of subtree asked for in the round (usually one), all sent together."""
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for position, (relation, shape, scope, _) in enumerate(keys):
+        groups.setdefault((relation, shape, scope), []).append(position)
+    built = await asyncio.gather(*(
+        projections.build(db, relation[0], relation[1], shape, scope, [keys[p][3] for p in positions])
+        for (relation, shape, scope), positions in groups.items()))
+    out: list[str | None] = [None] * len(keys)
+    for positions, values in zip(groups.values(), built):
+        for position, value in zip(positions, values):
+            out[position] = value
+    return out
 
 
 def _first(pair: tuple[UUID, object]) -> UUID:

@@ -34,7 +34,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
 from datasources.instrumentation import record_executor
-from schema import levels
+from schema import levels, projection
 
 Column = list[Any]
 log = logging.getLogger(__name__)
@@ -116,6 +116,15 @@ class LevelExecutor(StrawberryGraphQLCoreExecutionContext):
         field = field_def.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
         if _is_node_id(field):
             return _global_ids(parent_type.name, sources)
+        build = projection.projection(self, parent_type, name, field_def.type, details, info)
+        if build is not None:
+            return self._projected(build, sources, lambda: self._resolved(field_def, field, details, info, sources,
+                                                                          field_path, resolve))
+        return self._resolved(field_def, field, details, info, sources, field_path, resolve)
+
+    def _resolved(self, field_def: Any, field: Any, details: list[FieldDetails], info: Any, sources: list[Any],
+                  field_path: Path, resolve: Any) -> Column | Awaitable[Column]:
+        """The field from its resolvers: a level form, a direct call, or strawberry's own wrapper."""
         level = self._level_call(field, info)
         if level is not None:
             return self._after(level(sources), field_def.type, details, info, field_path)
@@ -139,6 +148,19 @@ class LevelExecutor(StrawberryGraphQLCoreExecutionContext):
             return completed if isinstance(completed, list) else await completed
 
         return settled()
+
+    async def _projected(self, build: projection.Build, sources: list[Any],
+                         otherwise: Callable[[], Column | Awaitable[Column]]) -> Column:
+        """The field's whole subtree from one statement, already completed; from the resolvers
+        when the viewer's rights leave it to them."""
+        try:
+            values = await build(sources)
+        except Exception as exc:
+            raise Fallback("a projection failed") from exc
+        if values is None:
+            resolved = otherwise()
+            return resolved if isinstance(resolved, list) else await resolved
+        return values
 
     def _after(self, values: Column | Awaitable[Column], type_: GraphQLOutputType, details: list[FieldDetails],
                info: Any, path: Path) -> Column | Awaitable[Column]:

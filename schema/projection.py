@@ -1,0 +1,166 @@
+"""Which fields the level executor may hand to PostgreSQL whole (`datasources.postgres.projections`).
+
+A field qualifies when it is one of `ENTRIES` and everything selected below it, at every
+depth, is something the datasource can build: then one statement answers the field for
+every object of the level, with its whole subtree. Anything else selected below it (an
+argument the datasource does not take, a field it does not know, a cursor) leaves the
+field to the resolvers, as before. So does a viewer the entry's own check refuses: the
+resolvers then report the error at its path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from graphql import GraphQLError, GraphQLList, GraphQLNonNull, GraphQLObjectType
+from graphql.execution.collect_fields import FieldDetails
+from graphql.execution.values import get_argument_values
+
+from auth.viewer import require_account
+from datasources.errors import GatewayError
+from datasources.paging import DEFAULT_PAGE, MAX_PAGE
+from datasources.postgres import projections as sql
+from resolvers.context import Context
+from resolvers.entitlements import EXPIRING_WITHIN
+from resolvers.permissions import MANAGERS, is_manager_of, staff_reader, viewer_membership
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: Callable[[Any], Any]  # the source's key for the statement (None: no object)
+    # Whether the viewer may read the field on every source; the resolvers answer otherwise.
+    allowed: Callable[[Context, Sequence[Any]], Awaitable[bool]] | None = None
+
+
+async def _manages_all(ctx: Context, organizations: Sequence[Any]) -> bool:
+    return all([await is_manager_of(ctx, o.record.id) for o in organizations])
+
+
+ENTRIES: dict[tuple[str, str], Entry] = {
+    ("Account", "licenses"): Entry(key=lambda account: account.uuid),
+    ("Organization", "licenses"): Entry(key=lambda organization: organization.record.id, allowed=_manages_all),
+    ("Member", "account"): Entry(key=lambda member: member.account_id),
+}
+
+Build = Callable[[list[Any]], Awaitable[list[Any] | None]]
+
+
+def projection(executor: Any, parent_type: GraphQLObjectType, name: str, field_type: Any,
+               details: list[FieldDetails], info: Any) -> Build | None:
+    """How to answer this field for a level in one statement; None if it cannot be."""
+    entry = ENTRIES.get((parent_type.name, name))
+    if entry is None or details[0].node.arguments:
+        return None
+    shape = _shape(executor, _object_type(field_type), details)
+    if shape is None:
+        return None
+    relation = (parent_type.name, name)
+    ctx: Context = info.context
+
+    async def build(sources: list[Any]) -> list[Any] | None:
+        scope = await _scope(ctx)
+        if scope is None or (entry.allowed is not None and not await entry.allowed(ctx, sources)):
+            return None
+        keys = [entry.key(source) for source in sources]
+        wanted = [k for k in keys if k is not None]
+        built = dict(zip(wanted, await ctx.loaders.entitlements.projected.load_all(
+            [(relation, shape, scope, k) for k in wanted])))
+        return [None if k is None or built[k] is None else orjson.loads(built[k]) for k in keys]
+
+    return build
+
+
+async def _scope(ctx: Context) -> sql.Scope | None:
+    """The viewer's rights as the datasource applies them; None for a viewer without an
+    account who is not a staff reader (the resolvers refuse them)."""
+    staff = staff_reader(ctx)
+    if not staff:
+        try:
+            require_account(ctx.viewer)
+        except GatewayError:
+            return None
+    mine = await viewer_membership(ctx)
+    managed = mine.organization_id if mine is not None and mine.role in MANAGERS else None
+    return sql.Scope(ctx.viewer.account_id, staff, managed, EXPIRING_WITHIN)
+
+
+def _object_type(type_: Any) -> Any:
+    while isinstance(type_, (GraphQLNonNull, GraphQLList)):
+        type_ = type_.of_type
+    return type_
+
+
+def _shape(executor: Any, type_: Any, details: list[FieldDetails]) -> sql.Shape | None:
+    if not isinstance(type_, GraphQLObjectType):
+        return None
+    fields: list[tuple[str, sql.Part]] = []
+    for key, field_details in executor.collect_subfields(type_, details).grouped_field_set.items():
+        node = field_details[0].node
+        name = node.name.value
+        if name == "__typename":
+            fields.append((key, sql.Typename(type_.name)))
+            continue
+        field_def = type_.fields.get(name)
+        if field_def is None:
+            return None
+        if sql.supports_page(type_.name, name):
+            part = _page(executor, field_def, field_details, name)
+        elif node.arguments:
+            return None
+        elif sql.supports_scalar(type_.name, name):
+            part = sql.Scalar(name)
+        elif sql.supports_relation(type_.name, name):
+            child = _shape(executor, _object_type(field_def.type), field_details)
+            part = sql.Child(name, child) if child is not None else None
+        else:
+            return None
+        if part is None:
+            return None
+        fields.append((key, part))
+    if len(fields) > 50:  # json_build_object takes at most 100 arguments
+        return None
+    return sql.Shape(type_.name, tuple(fields))
+
+
+def _page(executor: Any, field_def: Any, details: list[FieldDetails], name: str) -> sql.Page | None:
+    """A first page from the start: `first` only, no cursors asked for."""
+    try:
+        args = get_argument_values(field_def, details[0].node, executor.variable_values)
+    except GraphQLError:
+        return None
+    first = args.get("first", DEFAULT_PAGE)
+    first = DEFAULT_PAGE if first is None else first
+    if any(args.get(a) is not None for a in ("after", "last", "before")) or not isinstance(first, int) \
+            or not 0 <= first <= MAX_PAGE:
+        return None  # the resolver reports the error
+    connection = _object_type(field_def.type)
+    parts: list[tuple[str, str, Any]] = []
+    for key, field_details in executor.collect_subfields(connection, details).grouped_field_set.items():
+        child = field_details[0].node
+        child_name = child.name.value
+        if child.arguments:
+            return None
+        if child_name == "__typename":
+            parts.append(("__typename", key, connection.name))
+        elif child_name == "totalCount":
+            parts.append(("totalCount", key, None))
+        elif child_name == "nodes":
+            shape = _shape(executor, _object_type(connection.fields["nodes"].type), field_details)
+            if shape is None:
+                return None
+            parts.append(("nodes", key, shape))
+        elif child_name == "pageInfo":
+            info_type = _object_type(connection.fields["pageInfo"].type)
+            wanted = []
+            for info_key, info_details in executor.collect_subfields(info_type, field_details).grouped_field_set.items():
+                info_name = info_details[0].node.name.value
+                if info_name not in ("hasNextPage", "hasPreviousPage", "__typename"):
+                    return None  # cursors are made by datasources.paging
+                wanted.append((info_key, info_name))
+            parts.append(("pageInfo", key, tuple(wanted)))
+        else:
+            return None
+    return sql.Page(name, first, tuple(parts))
