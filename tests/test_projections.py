@@ -26,7 +26,8 @@ WHO = "fragment Who on Account { id email __typename }"
 
 ORGANIZATION = f"""
 query Org($first: Int) {{ viewer {{ organization {{ licenses {{ {LICENSE_TREE} }}
-  members(first: 50) {{ edges {{ node {{ email account {{ id name licenses {{ id status product {{ name }} }} }} }} }} }}
+  members(first: 50) {{ edges {{ node {{ email account {{ id name licenses {{ id status product {{ name }} }}
+    creditAccess {{ mode limit used }} }} }} }} }}
 }} }} }}
 {WHO}
 """
@@ -51,6 +52,9 @@ async def test_an_admin_sees_every_seat_of_every_license_the_same_both_ways(gate
     assert len(seats) == sum(min(lic["seats"]["totalCount"], 50 if first is None else first) for lic in licenses)
     if first == 2:
         assert any(lic["seats"]["pageInfo"]["hasNextPage"] for lic in licenses)
+    modes = {n["node"]["account"]["creditAccess"]["mode"] for n in levels["data"]["viewer"]["organization"]["members"]["edges"]
+             if n["node"]["account"]}
+    assert len(modes) > 1  # the demo data sets quotas and disables some members
     if first not in (0, None):
         assert {s["holder"]["email"] for s in seats} > {"admin@northwind.example"}  # other members' seats
 

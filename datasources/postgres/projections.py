@@ -107,6 +107,9 @@ SCALARS: dict[str, dict[str, str]] = {
         # resolvers.entitlements.available_seats
         "availableCount": f"CASE WHEN {{t}}.seat_model = 'FLOATING' THEN {{t}}.quantity"
                           f" ELSE greatest(0, {{t}}.quantity - {_ALLOCATED}) END"},
+    # resolvers.credits.credit_accesses and spendable, but for `remaining` (the pool's settled
+    # balance, which stays in Python): the row of the `creditAccess` relation below.
+    "CreditAccess": {"mode": "{t}.mode", "limit": "{t}.quota", "used": "{t}.used"},
     "LicenseAllocation": {  # schema.license.LicenseAllocation.from_record
         "id": _gid("LicenseAllocation", "{t}.license_id::text || ':' || {t}.account_id::text"),
         "allocatedAt": _timestamp("{t}.allocated_at")},
@@ -131,6 +134,16 @@ RELATIONS: dict[tuple[str, str], str] = {
     ("LicenseAllocation", "account"): _ACCOUNT_AT % "account_id",
     ("LicenseAllocation", "allocatedBy"): _ACCOUNT_AT % "allocated_by",
     ("Member", "account"): _ACCOUNT_AT % "account_id",
+    # An access row counts only for the account's current organization; no row: UNLIMITED;
+    # no organization: DISABLED, nothing used.
+    ("Account", "creditAccess"): (
+        "(SELECT {object} FROM (SELECT"
+        " CASE WHEN {x}.account_id IS NULL THEN 'DISABLED' ELSE coalesce({a}.mode, 'UNLIMITED') END AS mode,"
+        " CASE WHEN {a}.mode = 'QUOTA' THEN {a}.quota END AS quota,"
+        " (SELECT coalesce(sum(u.amount), 0)::bigint FROM credit_usage u"
+        "  WHERE u.account_id = {t}.id AND u.organization_id = {x}.organization_id) AS used"
+        " FROM (SELECT 1) AS one LEFT JOIN memberships {x} ON {x}.account_id = {t}.id"
+        " LEFT JOIN credit_access {a} ON {a}.account_id = {t}.id AND {a}.organization_id = {x}.organization_id) {c})"),
 }
 _SOURCES = {
     # A join here is planned as a hash of every license, once per account (4 ms for 25
@@ -140,7 +153,7 @@ _SOURCES = {
                              " (SELECT * FROM licenses WHERE id = {x}.license_id OFFSET 0) {l}",
     ("Organization", "licenses"): "licenses {l}",
 }
-_CHILD_ALIAS = {"licenses": "l", "product": "p", "account": "a", "allocatedBy": "a"}
+_CHILD_ALIAS = {"licenses": "l", "product": "p", "account": "a", "allocatedBy": "a", "creditAccess": "c"}
 
 # resolvers.entitlements.allocations_page: managers (and staff readers) page through every
 # seat, anyone else sees only their own; oldest first.
@@ -191,7 +204,7 @@ class _Render:
 
     def relation(self, type_name: str, field: str, shape: Shape, t: str) -> str:
         template = RELATIONS[(type_name, field)]
-        names = {"t": t, "a": self.alias("a"), "p": self.alias("p"), "l": self.alias("l"), "x": self.alias("x")}
+        names = {"t": t, **{n: self.alias(n) for n in "aplxc"}}
         child = names[_CHILD_ALIAS[field]]
         source = _SOURCES.get((type_name, field), "")
         for name, value in names.items():
