@@ -35,7 +35,7 @@ class EntitlementLoaders:
     downloadable_product_ids: DataLoader  # account id -> [product id]
     subscription: DataLoader  # subscription id -> Subscription | None
     subscriptions: DataLoader  # SubscriptionQuery -> [Subscription]
-    # ((type, field), Shape, Scope, key) -> the JSON text of that field's subtree for that key
+    # (statement, Scope, key) -> the JSON text of a field's subtree for that key (projections)
     projected: DataLoader
 
 
@@ -61,15 +61,14 @@ def create(db: Database) -> EntitlementLoaders:
     )
 
 
-async def _projected(db: Database, keys: Sequence[tuple[tuple[str, str], projections.Shape, projections.Scope, UUID]]
-                     ) -> list[str | None]:
+async def _projected(db: Database, keys: Sequence[tuple[str, projections.Scope, UUID]]) -> list[str | None]:
     """One statement per kind of subtree asked for in the round (usually one), all sent together."""
     groups: dict[tuple[Any, ...], list[int]] = {}
-    for position, (relation, shape, scope, _) in enumerate(keys):
-        groups.setdefault((relation, shape, scope), []).append(position)
+    for position, (statement, scope, _) in enumerate(keys):
+        groups.setdefault((statement, scope), []).append(position)
     built = await asyncio.gather(*(
-        projections.build(db, relation[0], relation[1], shape, scope, [keys[p][3] for p in positions])
-        for (relation, shape, scope), positions in groups.items()))
+        projections.build(db, statement, scope, [keys[p][2] for p in positions])
+        for (statement, scope), positions in groups.items()))
     out: list[str | None] = [None] * len(keys)
     for positions, values in zip(groups.values(), built):
         for position, value in zip(positions, values):

@@ -57,7 +57,9 @@ def projection(executor: Any, parent_type: GraphQLObjectType, name: str, field_t
     shape = _shape(executor, _object_type(field_type), details)
     if shape is None:
         return None
-    relation = (parent_type.name, name)
+    # The statement's text stands for the shape in loader keys: hashed once, where a shape's
+    # hash walks the whole tree for every key.
+    statement = sql.statement(parent_type.name, name, shape)
     ctx: Context = info.context
 
     async def build(sources: list[Any]) -> list[Any] | None:
@@ -67,7 +69,7 @@ def projection(executor: Any, parent_type: GraphQLObjectType, name: str, field_t
         keys = [entry.key(source) for source in sources]
         wanted = [k for k in keys if k is not None]
         built = dict(zip(wanted, await ctx.loaders.entitlements.projected.load_all(
-            [(relation, shape, scope, k) for k in wanted])))
+            [(statement, scope, k) for k in wanted])))
         return [None if k is None or built[k] is None else orjson.loads(built[k]) for k in keys]
 
     return build

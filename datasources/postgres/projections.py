@@ -248,10 +248,10 @@ def statement(type_name: str, field: str, shape: Shape) -> str:
             f" CROSS JOIN (SELECT {_VIEWER}, {_STAFF}, {_MANAGED}, {_EXPIRING}) AS scope")
 
 
-async def build(db: Executor, type_name: str, field: str, shape: Shape, scope: Scope,
-                keys: Sequence[UUID]) -> list[str | None]:
-    """Each key's JSON text (null where the relation has no object), in key order."""
-    rows = await db.fetch(statement(type_name, field, shape), list(keys), scope.viewer_id, scope.staff,
-                          scope.managed_organization, scope.expiring_within)
+async def build(db: Executor, statement: str, scope: Scope, keys: Sequence[UUID]) -> list[str | None]:
+    """Each key's JSON text (null where the relation has no object), in key order; `statement`
+    comes from `statement()`."""
+    rows = await db.fetch(statement, list(keys), scope.viewer_id, scope.staff, scope.managed_organization,
+                          scope.expiring_within)
     found = {r["i"]: r["value"] for r in rows}  # merged reads come back as an array: no ORDER BY to rely on
     return [found.get(i + 1) for i in range(len(keys))]
