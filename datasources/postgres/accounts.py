@@ -63,6 +63,17 @@ async def organizations_by_ids(db: Executor, ids: Sequence[UUID]) -> list[Organi
     return in_key_order(ids, {r["id"]: Organization(**r) for r in rows})
 
 
+async def organizations_of_accounts(db: Executor, account_ids: Sequence[UUID]) -> list[Organization | None]:
+    """The organization each account belongs to, if any."""
+    rows = await db.fetch(
+        "SELECT m.account_id, o.id, o.name, o.payment_customer_id FROM memberships m"
+        " JOIN organizations o ON o.id = m.organization_id WHERE m.account_id = ANY($1::uuid[])",
+        list(account_ids),
+    )
+    return in_key_order(account_ids, {r["account_id"]: Organization(r["id"], r["name"], r["payment_customer_id"])
+                                      for r in rows})
+
+
 async def memberships_by_account_ids(db: Executor, ids: Sequence[UUID]) -> list[Membership | None]:
     rows = await db.fetch(
         "SELECT account_id, organization_id, role::text AS role, joined_at FROM memberships"
