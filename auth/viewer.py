@@ -7,6 +7,7 @@ from uuid import UUID
 
 from auth import principals, tokens
 from auth.principals import ServicePrincipal
+from auth.tokens import TokenClaims
 from datasources.errors import Unauthenticated
 from datasources.postgres import service_tokens, staff
 from datasources.postgres.database import Executor
@@ -39,17 +40,33 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
-async def authenticate(db: Executor, secret: str, authorization: str | None) -> Viewer:
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What the Authorization header presents, read once per request (admission keys the
+    budget on it before `authenticate` checks it in the database)."""
+
+    token: str | None = None
+    # A signed token's claims when it verifies: who it says it is, the session not yet checked.
+    claims: TokenClaims | None = None
+
+
+def credentials(secret: str, authorization: str | None) -> Credentials:
+    token = bearer_token(authorization)
+    if token is None or principals.is_service_token(token):
+        return Credentials(token)
+    return Credentials(token, tokens.decode(secret, token))
+
+
+async def authenticate(db: Executor, presented: Credentials) -> Viewer:
     """A viewer for a valid token of a live session, or for a live service token; anonymous
     otherwise. Both are checked in the database on every request, so a revocation holds from
     the next request on."""
-    token = bearer_token(authorization)
+    token, claims = presented.token, presented.claims
     if token and principals.is_service_token(token):
         found = await service_tokens.live_token(db, principals.hash_service_token(token))
         if found is None:
             return ANONYMOUS
         return Viewer(service=ServicePrincipal(found.id, found.name, frozenset(found.scopes)))
-    claims = tokens.decode(secret, token) if token else None
     if claims is None:
         return ANONYMOUS
     session = await staff.live_session(db, claims.session_id)

@@ -13,8 +13,7 @@ from typing import Any
 
 from graphql import DocumentNode, GraphQLError, GraphQLSchema, StringValueNode, Visitor, parse, visit
 
-from auth import tokens
-from auth.viewer import bearer_token
+from auth.viewer import Credentials
 from gateway.cost import operation_cost
 from gateway.limits import Limiter
 
@@ -53,8 +52,9 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
+# Keyed by the text, not the document: a document hashes by walking all of its nodes.
 @lru_cache(maxsize=512)
-def _literals_have_nul(document: DocumentNode) -> bool:
+def _literals_have_nul(query: str) -> bool:
     found = False
 
     class Finder(Visitor):
@@ -62,13 +62,12 @@ def _literals_have_nul(document: DocumentNode) -> bool:
             nonlocal found
             found = found or "\x00" in node.value
 
-    visit(document, Finder())
+    visit(parse_document(query), Finder())
     return found
 
 
-def viewer_key(secret: str, authorization: str | None, address: str) -> str:
-    token = bearer_token(authorization)
-    claims = tokens.decode(secret, token) if token else None
+def viewer_key(presented: Credentials, address: str) -> str:
+    claims = presented.claims
     return f"account:{claims.account_id}" if claims else f"address:{address}"
 
 
@@ -81,7 +80,7 @@ async def admit(schema: GraphQLSchema, limiter: Limiter, *, query: str, operatio
         if "tokens" in error.message:
             return Refusal(400, f"The query is too large: more than {MAX_TOKENS} tokens.", "QUERY_TOO_COMPLEX")
         return None
-    if _has_nul(variables) or _literals_have_nul(document):
+    if _has_nul(variables) or _literals_have_nul(query):
         # PostgreSQL text cannot hold U+0000: refuse it here, clearly, rather than fail in SQL.
         return Refusal(400, "Text must not contain the NUL character (U+0000).", "BAD_USER_INPUT")
     requested = operation_cost(schema, document, operation_name, variables)

@@ -20,7 +20,7 @@ from starlette.responses import HTMLResponse, Response
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.execution import PreExecutionError
 
-from auth.viewer import authenticate
+from auth.viewer import authenticate, credentials
 from datasources import instrumentation
 from datasources.errors import GatewayError
 from datasources.instrumentation import IOStats
@@ -233,7 +233,8 @@ async def execute(request: Request, services: Services, params: GraphQLParams, m
     instrumentation.current.set(stats)  # each request runs in its own task: nothing leaks between them
     record.operation_type, record.operation = describe_operation(params.query, params.operation_name)
     address = request.client.host if request.client else "unknown"
-    key = viewer_key(services.settings.secret_key, request.headers.get("authorization"), address)
+    presented = credentials(services.settings.secret_key, request.headers.get("authorization"))
+    key = viewer_key(presented, address)
     if key.startswith("account:"):  # until the session is checked: the token's own account
         record.viewer_id = key.removeprefix("account:")
     admitted = await admit(services.schema._schema, services.limiter, query=params.query,
@@ -247,8 +248,7 @@ async def execute(request: Request, services: Services, params: GraphQLParams, m
                        else 200, admitted.message, admitted.headers, code=admitted.code,
                        extensions=admitted.extensions)
     try:
-        viewer = await authenticate(services.db, services.settings.secret_key,
-                                    request.headers.get("authorization"))
+        viewer = await authenticate(services.db, presented)
     except GatewayError as exc:
         record.outcome, record.status, record.error_codes = "error", 503, [exc.code]
         return _error_response(media_type, 503, exc.message, request_id, code=exc.code)
@@ -317,7 +317,7 @@ def _operation_span(record: RequestRecord) -> AbstractContextManager[Any]:
 async def _settle_cost(services: Services, admitted: Admission, data: Any) -> dict[str, Any]:
     """Shopify's shape: what was asked, what the answer held, and the budget left after the
     difference is given back."""
-    actual = min(actual_cost(data), admitted.requested)
+    actual = min(actual_cost(data, limit=admitted.requested), admitted.requested)
     await services.limiter.refund_query(admitted.viewer_key, admitted.requested - actual)
     limits = services.limiter.settings
     return {"requested": admitted.requested, "actual": actual,

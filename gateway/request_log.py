@@ -40,6 +40,8 @@ _SERVER_FAULTS = frozenset({"INTERNAL_SERVER_ERROR", "DATABASE_UNAVAILABLE", "PR
 _REFUSALS = frozenset({"RATE_LIMITED", "QUERY_TOO_COMPLEX", "GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED",
                        "BAD_REQUEST", "PERSISTED_QUERY_NOT_FOUND", "PERSISTED_QUERY_REQUIRED"})
 _MAX_LOGGED_NAME = 100
+# json.dumps with options builds an encoder per call; one, made once, writes the same text.
+_JSON_LINE = json.JSONEncoder(separators=(",", ":"), default=str)
 
 
 def request_id(header: str | None) -> str:
@@ -156,7 +158,7 @@ class RequestFormatter(logging.Formatter):
                 line.update(request.fields())
             if record.exc_info:
                 line["exception"] = self.formatException(record.exc_info)
-            return json.dumps(line, separators=(",", ":"), default=str)
+            return _JSON_LINE.encode(line)
         if request is None:
             return super().format(record)
         r = request

@@ -7,7 +7,8 @@ caches what it has loaded and binds to the running event loop. One module per do
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import Any
 
 from datasources.payments.client import PaymentsClient
 from datasources.postgres.database import Database
@@ -17,9 +18,22 @@ from aiodataloader import DataLoader
 
 from loaders.batcher import Batcher, BatchLoader
 
+# How each group is made, from the request's merging reader and payments client.
+_GROUPS: dict[str, Callable[[MergingReader, PaymentsClient | None], Any]] = {
+    "accounts": lambda reader, _payments: accounts.create(reader),
+    "organizations": lambda reader, _payments: organizations.create(reader),
+    "entitlements": lambda reader, _payments: entitlements.create(reader),
+    "credits": lambda reader, _payments: credits.create(reader),
+    "billing": lambda _reader, payments: billing.create(payments),
+    "staff": lambda reader, _payments: staff.create(reader),
+}
 
-@dataclass(frozen=True)
+
 class Loaders:
+    """The request's loader groups, each made on first use: a request reads through a few
+    groups at most, and making the loaders of all of them costs more CPU than a small
+    query's whole execution."""
+
     accounts: accounts.AccountLoaders
     organizations: organizations.OrganizationLoaders
     entitlements: entitlements.EntitlementLoaders
@@ -27,28 +41,33 @@ class Loaders:
     billing: billing.BillingLoaders
     staff: staff.StaffLoaders
 
+    def __init__(self, reader: MergingReader, payments: PaymentsClient | None, batcher: Batcher) -> None:
+        self.__dict__.update(_reader=reader, _payments=payments, _batcher=batcher)
+
+    def __getattr__(self, name: str) -> Any:
+        # Reached only while `name` is not in the instance's dict: a group's first use.
+        make = _GROUPS.get(name)
+        if make is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        group = make(self._reader, self._payments)
+        for found in vars(group).values():
+            if isinstance(found, BatchLoader):
+                found.batcher = self._batcher
+        self.__dict__[name] = group
+        return group
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__!r} object is read-only")
+
     def clear_all(self) -> None:
         """Forgets everything loaded so far: after a write, the next read sees the new state."""
-        for group in vars(self).values():
-            for found in vars(group).values():
-                if isinstance(found, DataLoader):
-                    found.clear_all()
+        for name, group in vars(self).items():
+            if name in _GROUPS:
+                for found in vars(group).values():
+                    if isinstance(found, DataLoader):
+                        found.clear_all()
 
 
 def create_loaders(db: Database, payments: PaymentsClient | None) -> Loaders:
     # Loaders read through one merging reader: a round's reads go out as one statement.
-    reader = MergingReader(db)
-    created = Loaders(
-        accounts=accounts.create(reader),
-        organizations=organizations.create(reader),
-        entitlements=entitlements.create(reader),
-        credits=credits.create(reader),
-        billing=billing.create(payments),
-        staff=staff.create(reader),
-    )
-    batcher = Batcher(asyncio.get_running_loop())
-    for group in vars(created).values():
-        for found in vars(group).values():
-            if isinstance(found, BatchLoader):
-                found.batcher = batcher
-    return created
+    return Loaders(MergingReader(db), payments, Batcher(asyncio.get_running_loop()))

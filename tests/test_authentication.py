@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+import uuid
+from types import SimpleNamespace
+
 import jwt
 import pytest
 
@@ -89,6 +93,20 @@ async def test_expired_token_is_unauthenticated(gateway, settings, db):
     assert_unauthenticated(await gateway.execute(VIEWER, token=expired))
     # The live token of the same session still works: only expiry was at fault.
     assert "errors" not in await gateway.execute(VIEWER, token=token)
+
+
+def test_a_token_verified_once_still_expires_on_time(monkeypatch):
+    # Verification is remembered per token: expiry must still be read off the clock each time.
+    secret = "s" * 48
+    token, claims = tokens.issue(secret, session_id=uuid.uuid4(), account_id=uuid.uuid4(), ttl_seconds=60)
+    assert tokens.decode(secret, token) == claims
+    expires = claims.expires_at.timestamp()
+    monkeypatch.setattr(tokens, "time", SimpleNamespace(time=lambda: expires - 0.5))
+    assert tokens.decode(secret, token) == claims
+    monkeypatch.setattr(tokens, "time", SimpleNamespace(time=lambda: expires))
+    assert tokens.decode(secret, token) is None
+    monkeypatch.setattr(tokens, "time", time)
+    assert tokens.decode("another-" + secret, token) is None
 
 
 async def test_token_signed_with_another_key_is_unauthenticated(gateway, settings):

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from graphql import parse, validate
 
+from datasources.postgres.database import Database
+from loaders import create_loaders
 from schema import build_schema
 
 OPERATIONS = Path(__file__).resolve().parents[1] / "operations"
@@ -80,3 +82,28 @@ async def test_dashboard_io_does_not_grow_with_the_organization(gateway, db):
     # The provider: the invoice list once (the connection and the balance share it), and the
     # payment methods, which need the customer to know the default: 3 calls.
     assert small_io["providerCalls"] <= 3, small_io
+
+
+async def test_a_request_makes_only_the_loader_groups_it_reads_through(database_url, db):
+    database = await Database.connect(database_url, max_size=2)
+    try:
+        loaders = create_loaders(database, None)
+        assert not any(name in vars(loaders) for name in ("accounts", "entitlements", "billing"))
+        account_id = await db.fetchval("SELECT id FROM accounts WHERE email = 'admin@northwind.example'")
+        accounts = loaders.accounts
+        assert loaders.accounts is accounts and "entitlements" not in vars(loaders)
+        # Wired to the request's batcher, as every loader made up front used to be.
+        assert accounts.account.batcher is not None and accounts.account.batcher is loaders.entitlements.license.batcher
+        first = await accounts.account.load(account_id)
+        assert first.email == "admin@northwind.example"
+        await db.execute("UPDATE accounts SET name = 'Renamed' WHERE id = $1", account_id)
+        assert (await accounts.account.load(account_id)) is first  # cached for the request
+        loaders.clear_all()
+        assert (await accounts.account.load(account_id)).name == "Renamed"
+        with pytest.raises(AttributeError):
+            loaders.nothing_of_that_name  # noqa: B018
+        with pytest.raises(AttributeError):
+            loaders.accounts = accounts  # type: ignore[misc]
+    finally:
+        await database.close()
+

@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 
+from gateway.cost import actual_cost
 from gateway.limits import LimitSettings
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -25,6 +26,17 @@ async def test_every_response_reports_its_cost(gateway):
     assert cost["actual"] == 1 + 1 + 5 + 5  # what came back: 5 licenses
     assert cost["budget"]["maximum"] == LimitSettings.cost_budget
     assert 0 < cost["budget"]["remaining"] <= cost["budget"]["maximum"]
+
+
+def test_the_actual_cost_counts_every_object_below_the_root():
+    data = {"viewer": {"id": "1", "organization": {"members": {"edges": [{"node": {"id": "a", "tags": ["x", {}]}},
+                                                                          {"node": None}], "total": 2}},
+                       "licenses": [[{"id": 1}], [], None, 3.5, True]},
+            "typename": "Query", "nothing": None}
+    # viewer, organization, members, 2 edges, 1 node, the {} in a list, and the nested list's license
+    assert actual_cost(data) == 8
+    assert actual_cost(data, limit=3) == 3
+    assert actual_cost(None) == 0 and actual_cost({}) == 0 and actual_cost({"x": 1}) == 0
 
 
 async def test_a_query_over_the_cost_limit_is_refused_before_any_io(gateway):
