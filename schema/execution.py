@@ -116,7 +116,7 @@ class LevelExecutor(StrawberryGraphQLCoreExecutionContext):
         field = field_def.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
         if _is_node_id(field):
             return _global_ids(parent_type.name, sources)
-        build = projection.projection(self, parent_type, name, field_def.type, details, info)
+        build = projection.projection(self, parent_type, name, field_def, details, info)
         if build is not None:
             return self._projected(build, sources, lambda: self._resolved(field_def, field, details, info, sources,
                                                                           field_path, resolve))

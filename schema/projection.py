@@ -21,7 +21,7 @@ from graphql.execution.values import get_argument_values
 
 from auth.viewer import require_account
 from datasources.errors import GatewayError
-from datasources.paging import DEFAULT_PAGE, MAX_PAGE
+from datasources.paging import DEFAULT_PAGE, MAX_PAGE, encode_cursor
 from datasources.postgres import projections as sql
 from resolvers.context import Context
 from resolvers.entitlements import EXPIRING_WITHIN
@@ -42,19 +42,25 @@ async def _manages_all(ctx: Context, organizations: Sequence[Any]) -> bool:
 ENTRIES: dict[tuple[str, str], Entry] = {
     ("Account", "licenses"): Entry(key=lambda account: account.uuid),
     ("Organization", "licenses"): Entry(key=lambda organization: organization.record.id, allowed=_manages_all),
+    ("Organization", "members"): Entry(key=lambda organization: organization.record.id, allowed=_manages_all),
     ("Member", "account"): Entry(key=lambda member: member.account_id),
 }
 
 Build = Callable[[list[Any]], Awaitable[list[Any] | None]]
 
 
-def projection(executor: Any, parent_type: GraphQLObjectType, name: str, field_type: Any,
+def projection(executor: Any, parent_type: GraphQLObjectType, name: str, field_def: Any,
                details: list[FieldDetails], info: Any) -> Build | None:
     """How to answer this field for a level in one statement; None if it cannot be."""
     entry = ENTRIES.get((parent_type.name, name))
-    if entry is None or details[0].node.arguments:
+    if entry is None:
         return None
-    shape = _shape(executor, _object_type(field_type), details)
+    if sql.supports_page(parent_type.name, name):
+        shape: sql.Shape | sql.Page | None = _page(executor, field_def, details, name, cursors=True)
+    elif details[0].node.arguments:
+        return None
+    else:
+        shape = _shape(executor, _object_type(field_def.type), details)
     if shape is None:
         return None
     # The statement's text stands for the shape in loader keys: hashed once, where a shape's
@@ -70,9 +76,31 @@ def projection(executor: Any, parent_type: GraphQLObjectType, name: str, field_t
         wanted = [k for k in keys if k is not None]
         built = dict(zip(wanted, await ctx.loaders.entitlements.projected.load_all(
             [(statement, scope, k) for k in wanted])))
-        return [None if k is None or built[k] is None else orjson.loads(built[k]) for k in keys]
+        out = []
+        for k in keys:
+            value = None if k is None or built[k] is None else orjson.loads(built[k])
+            if isinstance(shape, sql.Page) and value is not None:
+                _fill_cursors(shape, value, [encode_cursor(key) for key in value.pop(sql.CURSOR_KEYS)])
+            out.append(value)
+        return out
 
     return build
+
+
+def _fill_cursors(page: sql.Page, value: dict[str, Any], cursors: list[str]) -> None:
+    """Cursors are made here, as `datasources.paging` makes them for the resolvers."""
+    for kind, key, what in page.parts:
+        if kind == "edges":
+            cursor_keys = [edge_key for edge_key, edge_kind, _ in what[1] if edge_kind == "cursor"]
+            for edge, cursor in zip(value[key], cursors):
+                for edge_key in cursor_keys:
+                    edge[edge_key] = cursor
+        elif kind == "pageInfo":
+            for info_key, field in what:
+                if field == "startCursor":
+                    value[key][info_key] = cursors[0] if cursors else None
+                elif field == "endCursor":
+                    value[key][info_key] = cursors[-1] if cursors else None
 
 
 async def _scope(ctx: Context) -> sql.Scope | None:
@@ -127,17 +155,19 @@ def _shape(executor: Any, type_: Any, details: list[FieldDetails]) -> sql.Shape 
     return sql.Shape(type_.name, tuple(fields))
 
 
-def _page(executor: Any, field_def: Any, details: list[FieldDetails], name: str) -> sql.Page | None:
-    """A first page from the start: `first` only, no cursors asked for."""
+def _page(executor: Any, field_def: Any, details: list[FieldDetails], name: str,
+          cursors: bool = False) -> sql.Page | None:
+    """A first page from the start, with `first` and no other argument; its cursors only where
+    the caller can make them (`cursors`)."""
     try:
         args = get_argument_values(field_def, details[0].node, executor.variable_values)
     except GraphQLError:
         return None
-    first = args.get("first", DEFAULT_PAGE)
+    first = args.get("first")
     first = DEFAULT_PAGE if first is None else first
-    if any(args.get(a) is not None for a in ("after", "last", "before")) or not isinstance(first, int) \
+    if any(value is not None for arg, value in args.items() if arg != "first") or not isinstance(first, int) \
             or not 0 <= first <= MAX_PAGE:
-        return None  # the resolver reports the error
+        return None  # filters, cursors and bad values: the resolver applies or reports them
     connection = _object_type(field_def.type)
     parts: list[tuple[str, str, Any]] = []
     for key, field_details in executor.collect_subfields(connection, details).grouped_field_set.items():
@@ -154,15 +184,37 @@ def _page(executor: Any, field_def: Any, details: list[FieldDetails], name: str)
             if shape is None:
                 return None
             parts.append(("nodes", key, shape))
+        elif child_name == "edges":
+            edge = _edge(executor, _object_type(connection.fields["edges"].type), field_details, cursors)
+            if edge is None:
+                return None
+            parts.append(("edges", key, edge))
         elif child_name == "pageInfo":
             info_type = _object_type(connection.fields["pageInfo"].type)
             wanted = []
             for info_key, info_details in executor.collect_subfields(info_type, field_details).grouped_field_set.items():
                 info_name = info_details[0].node.name.value
-                if info_name not in ("hasNextPage", "hasPreviousPage", "__typename"):
-                    return None  # cursors are made by datasources.paging
+                if info_name not in ("hasNextPage", "hasPreviousPage", "__typename") and not (
+                        cursors and info_name in ("startCursor", "endCursor")):
+                    return None
                 wanted.append((info_key, info_name))
             parts.append(("pageInfo", key, tuple(wanted)))
         else:
             return None
     return sql.Page(name, first, tuple(parts))
+
+
+def _edge(executor: Any, edge_type: Any, details: list[FieldDetails], cursors: bool) -> tuple[str, tuple] | None:
+    parts: list[tuple[str, str, Any]] = []
+    for key, field_details in executor.collect_subfields(edge_type, details).grouped_field_set.items():
+        name = field_details[0].node.name.value
+        if name == "__typename" or (name == "cursor" and cursors):
+            parts.append((key, name, None))
+        elif name == "node":
+            shape = _shape(executor, _object_type(edge_type.fields["node"].type), field_details)
+            if shape is None:
+                return None
+            parts.append((key, "node", shape))
+        else:
+            return None
+    return edge_type.name, tuple(parts)

@@ -68,18 +68,26 @@ class AuditEntry:
 
 
 _PENDING = "i.accepted_at IS NULL AND i.revoked_at IS NULL AND i.expires_at > now()"
-_MEMBERS = f"""
+
+
+def member_rows(organization: str, product: str) -> str:
+    """The member list of the organization `organization` (SQL: a parameter or a column),
+    narrowed to holders of `product` (a uuid parameter, or NULL for everyone)."""
+    return f"""
     SELECT m.organization_id, 'ACTIVE' AS status, a.id AS account_id, NULL::uuid AS invitation_id,
            a.email, a.name, m.role::text AS role, m.joined_at AS since, a.id AS key_id
     FROM memberships m JOIN accounts a ON a.id = m.account_id
-    WHERE m.organization_id = $1
-      AND ($4::uuid IS NULL OR EXISTS (
+    WHERE m.organization_id = {organization}
+      AND ({product}::uuid IS NULL OR EXISTS (
             SELECT 1 FROM allocations al JOIN licenses l ON l.id = al.license_id
-            WHERE al.account_id = a.id AND l.organization_id = $1 AND l.product_id = $4))
+            WHERE al.account_id = a.id AND l.organization_id = {organization} AND l.product_id = {product}))
     UNION ALL
     SELECT i.organization_id, 'INVITED', NULL, i.id, i.email, '', i.role::text, i.created_at, i.id
     FROM invitations i
-    WHERE i.organization_id = $1 AND {_PENDING} AND $4::uuid IS NULL"""
+    WHERE i.organization_id = {organization} AND {_PENDING} AND {product}::uuid IS NULL"""
+
+
+_MEMBERS = member_rows("$1", "$4")
 
 
 def _like(text: str) -> str:

@@ -21,6 +21,7 @@ from typing import Any, Union
 from uuid import UUID
 
 from datasources.postgres.database import Executor
+from datasources.postgres.organizations import member_rows
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,10 @@ class Child:
 
 @dataclass(frozen=True)
 class Page:
-    """The first `first` rows of a connection of `PAGES`: its totalCount, nodes and pageInfo
-    (`parts` holds ("totalCount" | "nodes" | "pageInfo" | "__typename", key, what)."""
+    """The first `first` rows of a connection of `PAGES`. `parts` holds (kind, key, what):
+    ("totalCount", key, None), ("__typename", key, name), ("nodes", key, Shape),
+    ("pageInfo", key, ((key, field), ...)), ("edges", key, (edge type name, ((key, "cursor" |
+    "__typename" | "node", Shape | None), ...)))."""
 
     field: str
     first: int
@@ -71,6 +74,9 @@ class Page:
 
 
 Part = Union[Scalar, Typename, Child, Page]
+# Where a page built as the entry of a statement holds its rows' keyset values, for the cursors
+# (datasources.paging makes them); no GraphQL response key can contain a space.
+CURSOR_KEYS = "cursor keys"
 
 # Parameters of every statement: $1 the keys, then the scope.
 _VIEWER, _STAFF, _MANAGED, _EXPIRING = "$2::uuid", "$3::boolean", "$4::uuid", "$5::interval"
@@ -114,6 +120,14 @@ SCALARS: dict[str, dict[str, str]] = {
     # resolvers.credits.credit_accesses and spendable, but for `remaining` (the pool's settled
     # balance, which stays in Python): the row of the `creditAccess` relation below.
     "CreditAccess": {"mode": "{t}.mode", "limit": "{t}.quota", "used": "{t}.used"},
+    # schema.organization.Member.from_record over a row of member_rows; the id is
+    # resolvers.organizations.member_node_id ("a." account, "i." invitation).
+    "Member": {
+        "id": _gid("Member", "CASE WHEN {t}.account_id IS NOT NULL THEN 'a.' || {t}.account_id::text"
+                             " ELSE 'i.' || {t}.invitation_id::text END", 38),
+        "email": "{t}.email", "role": "{t}.role", "status": "{t}.status",
+        "joinedAt": f"CASE WHEN {{t}}.status = 'ACTIVE' THEN {_timestamp('{t}.since')} END",
+        "invitedAt": f"CASE WHEN {{t}}.status <> 'ACTIVE' THEN {_timestamp('{t}.since')} END"},
     "LicenseAllocation": {  # schema.license.LicenseAllocation.from_record
         "id": _gid("LicenseAllocation", "{t}.license_id::text || ':' || {t}.account_id::text", 73),
         "allocatedAt": _timestamp("{t}.allocated_at")},
@@ -160,14 +174,28 @@ _SOURCES = {
 }
 _CHILD_ALIAS = {"licenses": "l", "product": "p", "account": "a", "allocatedBy": "a", "creditAccess": "c"}
 
-# resolvers.entitlements.allocations_page: managers (and staff readers) page through every
-# seat, anyone else sees only their own; oldest first.
-PAGES: dict[tuple[str, str], str] = {
-    ("License", "allocations"): "allocations",
-}
+@dataclass(frozen=True)
+class _PageSource:
+    rows: str  # a SELECT of the parent {t}'s rows; {s} is free for its own alias
+    order: tuple[str, ...]  # the keyset columns, ascending
+    # Read once for both the count and the page: worth it where the rows are costly to make
+    # (a union with a join), not where an index counts them.
+    materialize: bool = False
+
+
 _SEAT_VISIBLE = f"({{t}}.organization_id = {_MANAGED} OR {_STAFF} OR {{s}}.account_id = {_VIEWER})"
+PAGES: dict[tuple[str, str], _PageSource] = {
+    # resolvers.entitlements.allocations_page: managers (and staff readers) page through every
+    # seat, anyone else sees only their own; oldest first.
+    ("License", "allocations"): _PageSource(
+        f"SELECT * FROM allocations {{s}} WHERE {{s}}.license_id = {{t}}.id AND {_SEAT_VISIBLE}",
+        ("allocated_at", "account_id")),
+    # members_page without filters: members and pending invitees, by email.
+    ("Organization", "members"): _PageSource(member_rows("{t}.id", "NULL"), ("email", "key_id"), materialize=True),
+}
 # The column each relation reads from its parent row, named the same when the parent is a key.
-KEY_COLUMNS = {("Account", "licenses"): "id", ("Organization", "licenses"): "id", ("Member", "account"): "account_id",
+KEY_COLUMNS = {("Account", "licenses"): "id", ("Organization", "licenses"): "id", ("Organization", "members"): "id",
+               ("Member", "account"): "account_id",
                ("LicenseAllocation", "account"): "account_id", ("LicenseAllocation", "allocatedBy"): "allocated_by"}
 
 
@@ -205,7 +233,7 @@ class _Render:
             return f"'{part.name}'"
         if isinstance(part, Child):
             return self.relation(type_name, part.field, part.shape, t)
-        return self.page(part, t)
+        return self.page(type_name, part, t)
 
     def relation(self, type_name: str, field: str, shape: Shape, t: str) -> str:
         template = RELATIONS[(type_name, field)]
@@ -219,9 +247,12 @@ class _Render:
             sql = sql.replace("{" + name + "}", value)
         return sql.replace("{object}", self.object(shape, child))
 
-    def page(self, page: Page, t: str) -> str:
-        s, n, a = self.alias("s"), self.alias("n"), self.alias("a")
-        visible = _SEAT_VISIBLE.replace("{t}", t).replace("{s}", s)
+    def page(self, type_name: str, page: Page, t: str, cursor_keys: bool = False) -> str:
+        """With `cursor_keys`, the object also holds CURSOR_KEYS: the rows' keyset values."""
+        source = PAGES[(type_name, page.field)]
+        r, f, n, b = self.alias("r"), self.alias("f"), self.alias("n"), self.alias("b")
+        rows = source.rows.replace("{t}", t).replace("{s}", self.alias("s"))
+        order = ", ".join(f"{b}.{c}" for c in source.order)
         arguments = []
         for kind, key, what in page.parts:
             arguments.append(f"'{key}'")
@@ -230,26 +261,47 @@ class _Render:
             elif kind == "__typename":
                 arguments.append(f"'{what}'")
             elif kind == "pageInfo":
-                info = [f"'{k}', " + {"hasNextPage": f"{n}.total > {page.first}", "hasPreviousPage": "false",
-                                      "__typename": "'PageInfo'"}[f] for k, f in what]
-                arguments.append(f"json_build_object({', '.join(info)})")
-            else:  # nodes: the first page in allocated order
-                arguments.append(
-                    f"(SELECT coalesce(json_agg({self.object(what, a)} ORDER BY {a}.allocated_at, {a}.account_id),"
-                    f" '[]'::json) FROM (SELECT * FROM allocations {s} WHERE {s}.license_id = {t}.id AND {visible}"
-                    f" ORDER BY {s}.allocated_at, {s}.account_id LIMIT {int(page.first)}) {a})")
-        count_visible = _SEAT_VISIBLE.replace("{t}", t).replace("{s}", "c")
-        return (f"(SELECT json_build_object({', '.join(arguments)}) FROM (SELECT count(*) AS total FROM allocations c"
-                f" WHERE c.license_id = {t}.id AND {count_visible}) {n})")
+                arguments.append(f"json_build_object({', '.join(self.page_info(what, n, page.first))})")
+            else:  # nodes, or edges: the first page, in key order
+                item = self.object(what, b) if kind == "nodes" else self.edge(what, b)
+                arguments.append(f"(SELECT coalesce(json_agg({item} ORDER BY {order}), '[]'::json) FROM {f} {b})")
+        if cursor_keys:
+            arguments.append(f"'{CURSOR_KEYS}', (SELECT coalesce(json_agg(json_build_array({order}) ORDER BY {order}),"
+                             f" '[]'::json) FROM {f} {b})")
+        materialized = "MATERIALIZED" if source.materialize else "NOT MATERIALIZED"
+        return (f"(WITH {r} AS {materialized} ({rows}),"
+                f" {f} AS MATERIALIZED (SELECT * FROM {r} ORDER BY {', '.join(source.order)} LIMIT {int(page.first)}),"
+                f" {n} AS (SELECT count(*) AS total FROM {r})"
+                f" SELECT json_build_object({', '.join(arguments)}) FROM {n})")
+
+    def page_info(self, wanted: tuple[tuple[str, str], ...], n: str, first: int) -> list[str]:
+        """Cursors are left null here: `cursor_keys` gives the keys they are made from."""
+        values = {"hasNextPage": f"{n}.total > {int(first)}", "hasPreviousPage": "false",
+                  "startCursor": "NULL::text", "endCursor": "NULL::text", "__typename": "'PageInfo'"}
+        return [f"'{key}', {values[field]}" for key, field in wanted]
+
+    def edge(self, edge: tuple[str, tuple[tuple[str, str, Any], ...]], b: str) -> str:
+        typename, parts = edge
+        arguments = []
+        for key, kind, what in parts:
+            arguments.append(f"'{key}'")
+            arguments.append({"cursor": "NULL::text", "__typename": f"'{typename}'"}.get(kind) or self.object(what, b))
+        return f"json_build_object({', '.join(arguments)})"
 
 
 @lru_cache(maxsize=512)
-def statement(type_name: str, field: str, shape: Shape) -> str:
-    """The statement answering `type_name.field` with `shape` for a list of keys ($1)."""
+def statement(type_name: str, field: str, what: Shape | Page) -> str:
+    """The statement answering `type_name.field` (a relation with the object `what`, or a
+    page) for a list of keys ($1): each key's JSON value, and for a page its cursors' keys."""
     column = KEY_COLUMNS[(type_name, field)]
-    built = _Render().relation(type_name, field, shape, "k")
+    render = _Render()
+    if isinstance(what, Page):
+        built = render.page(type_name, what, "k", cursor_keys=True)
+    else:
+        built = render.relation(type_name, field, what, "k")
     # The scope's parameters are typed here too: a shape may use only some of them.
-    return (f"SELECT k.i, {built} AS value FROM unnest($1::uuid[]) WITH ORDINALITY AS k({column}, i)"
+    return (f"SELECT k.i, {built} AS value"
+            f" FROM unnest($1::uuid[]) WITH ORDINALITY AS k({column}, i)"
             f" CROSS JOIN (SELECT {_VIEWER}, {_STAFF}, {_MANAGED}, {_EXPIRING}) AS scope")
 
 
@@ -258,5 +310,5 @@ async def build(db: Executor, statement: str, scope: Scope, keys: Sequence[UUID]
     comes from `statement()`."""
     rows = await db.fetch(statement, list(keys), scope.viewer_id, scope.staff, scope.managed_organization,
                           scope.expiring_within)
-    found = {r["i"]: r["value"] for r in rows}  # merged reads come back as an array: no ORDER BY to rely on
+    found = {r["i"]: r["value"] for r in rows}  # merged reads come back as an array, in no set order
     return [found.get(i + 1) for i in range(len(keys))]
