@@ -112,3 +112,37 @@ async def test_sql_builds_the_licenses_in_fewer_statements_than_the_resolvers(ga
         finally:
             LevelExecutor.enabled = True
     assert counts[True] < counts[False]
+
+
+MEMBERS = """query Page($first: Int, $after: String) { viewer { organization { members(first: $first, after: $after) {
+  totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor __typename }
+  edges { __typename cursor at: cursor node { id email role status joinedAt invitedAt account { id email } } } } } } }"""
+
+
+@pytest.mark.parametrize("first", [0, 3, None])
+async def test_a_first_page_of_members_is_the_same_both_ways_cursors_included(gateway, first):
+    admin = await gateway.login("admin@northwind.example")
+    levels, core, used = await both(gateway, MEMBERS, {"first": first}, admin)
+    assert "errors" not in core, core["errors"]
+    assert used == "levels"
+    assert levels == core
+    page = levels["data"]["viewer"]["organization"]["members"]
+    assert page["totalCount"] > 3
+    assert {e["node"]["status"] for e in page["edges"]} <= {"ACTIVE", "INVITED"}
+
+
+async def test_the_cursors_of_a_projected_page_lead_through_the_whole_list(gateway):
+    """The first page comes from SQL, the next ones (with `after`) from the resolvers."""
+    admin = await gateway.login("admin@northwind.example")
+    seen, after = [], None
+    while True:
+        body = await gateway.execute(MEMBERS, {"first": 3, "after": after}, token=admin)
+        page = body["data"]["viewer"]["organization"]["members"]
+        seen += [e["node"]["email"] for e in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+        assert after == page["edges"][-1]["cursor"]
+    everyone = await gateway.execute(MEMBERS, {"first": 100}, token=admin)
+    assert seen == [e["node"]["email"] for e in everyone["data"]["viewer"]["organization"]["members"]["edges"]]
+    assert len(seen) == everyone["data"]["viewer"]["organization"]["members"]["totalCount"]
