@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from tests.test_level_executor import both
-from tests.test_staff import make_staff
+from tests.test_staff import CHANGE_EMAIL, MEMBER1, gid, make_staff
 
 LICENSE_TREE = """
   __typename id kind seatModel quantity expiresAt status allocatedCount availableCount
@@ -146,3 +146,20 @@ async def test_the_cursors_of_a_projected_page_lead_through_the_whole_list(gatew
     everyone = await gateway.execute(MEMBERS, {"first": 100}, token=admin)
     assert seen == [e["node"]["email"] for e in everyone["data"]["viewer"]["organization"]["members"]["edges"]]
     assert len(seen) == everyone["data"]["viewer"]["organization"]["members"]["totalCount"]
+
+
+async def test_the_member_list_follows_an_account_email_change(gateway, db):
+    """Memberships keep a copy of the account's email for the list's order (migration 0008)."""
+    await make_staff(db, "SUPPORT")
+    support = await gateway.login("agent@vendor.example")
+    body = await gateway.execute(CHANGE_EMAIL, {"input": {
+        "accountId": gid("Account", MEMBER1), "email": "aaa.first@example.com", "reason": "Ticket 1: renamed"}},
+        token=support)
+    assert "errors" not in body, body
+    admin = await gateway.login("admin@northwind.example")
+    levels, core, used = await both(gateway, MEMBERS, {"first": 2}, admin)
+    assert used == "levels"
+    assert levels == core
+    [first, _] = levels["data"]["viewer"]["organization"]["members"]["edges"]
+    assert first["node"]["email"] == "aaa.first@example.com"
+    assert await db.fetchval("SELECT email FROM memberships WHERE account_id = $1", MEMBER1) == "aaa.first@example.com"

@@ -70,21 +70,32 @@ class AuditEntry:
 _PENDING = "i.accepted_at IS NULL AND i.revoked_at IS NULL AND i.expires_at > now()"
 
 
-def member_rows(organization: str, product: str) -> str:
+def member_count(organization: str) -> str:
+    """How many rows `member_rows` has without a filter, counted from the indexes alone."""
+    return (f"SELECT (SELECT count(*) FROM memberships WHERE organization_id = {organization})"
+            f" + (SELECT count(*) FROM invitations i WHERE i.organization_id = {organization} AND {_PENDING}) AS total")
+
+
+def member_rows(organization: str, product: str, first: int | None = None) -> str:
     """The member list of the organization `organization` (SQL: a parameter or a column),
-    narrowed to holders of `product` (a uuid parameter, or NULL for everyone)."""
-    return f"""
-    SELECT m.organization_id, 'ACTIVE' AS status, a.id AS account_id, NULL::uuid AS invitation_id,
-           a.email, a.name, m.role::text AS role, m.joined_at AS since, a.id AS key_id
+    narrowed to holders of `product` (a uuid parameter, or NULL for everyone). With `first`,
+    only the first rows by (email, key_id) of each part: each is read from an index in that
+    order (migration 0008), however large the organization."""
+    members = f"""
+    SELECT m.organization_id, 'ACTIVE' AS status, m.account_id, NULL::uuid AS invitation_id,
+           m.email, a.name, m.role::text AS role, m.joined_at AS since, m.account_id AS key_id
     FROM memberships m JOIN accounts a ON a.id = m.account_id
     WHERE m.organization_id = {organization}
       AND ({product}::uuid IS NULL OR EXISTS (
             SELECT 1 FROM allocations al JOIN licenses l ON l.id = al.license_id
-            WHERE al.account_id = a.id AND l.organization_id = {organization} AND l.product_id = {product}))
-    UNION ALL
-    SELECT i.organization_id, 'INVITED', NULL, i.id, i.email, '', i.role::text, i.created_at, i.id
+            WHERE al.account_id = a.id AND l.organization_id = {organization} AND l.product_id = {product}))"""
+    invited = f"""
+    SELECT i.organization_id, 'INVITED', NULL, i.id, i.email AS email, '', i.role::text, i.created_at, i.id AS key_id
     FROM invitations i
     WHERE i.organization_id = {organization} AND {_PENDING} AND {product}::uuid IS NULL"""
+    if first is not None:
+        members, invited = (f"({part} ORDER BY email, key_id LIMIT {int(first)})" for part in (members, invited))
+    return f"{members}\n    UNION ALL{invited}"
 
 
 _MEMBERS = member_rows("$1", "$4")
