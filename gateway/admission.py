@@ -1,8 +1,9 @@
 """What is checked before a request may run, without any I/O of its own: size, cost, budget.
 
-The document is parsed here once (bounded by a token count, cached), its cost calculated
-against the schema, and the viewer's budget charged with it. The viewer is known from the
-signed token alone; the session lookup that follows is the first I/O of the request.
+The document is parsed here (bounded by a token count, cached by its text, and the same
+document then runs), its cost calculated against the schema, and the viewer's budget charged
+with it. The viewer is known from the signed token alone; the session lookup that follows is
+the first I/O of the request.
 """
 
 from __future__ import annotations
@@ -11,19 +12,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from graphql import DocumentNode, GraphQLError, GraphQLSchema, StringValueNode, Visitor, parse, visit
+from graphql import GraphQLError, GraphQLSchema, StringValueNode, Visitor, visit
 
 from auth.viewer import Credentials
-from gateway.cost import operation_cost
+from gateway.cost import query_cost
 from gateway.limits import Limiter
-
-MAX_TOKENS = 5_000
-
-
-@lru_cache(maxsize=512)
-def parse_document(query: str) -> DocumentNode:
-    """Raises GraphQLError for a document that does not parse or has too many tokens."""
-    return parse(query, max_tokens=MAX_TOKENS)
+from schema.documents import MAX_TOKENS, parse_document
 
 
 @dataclass(frozen=True)
@@ -75,7 +69,7 @@ async def admit(schema: GraphQLSchema, limiter: Limiter, *, query: str, operatio
                 variables: dict[str, Any] | None, key: str) -> Admission | Refusal | None:
     """None: let execution report the document's own errors (it does not parse)."""
     try:
-        document = parse_document(query)
+        parse_document(query)
     except GraphQLError as error:
         if "tokens" in error.message:
             return Refusal(400, f"The query is too large: more than {MAX_TOKENS} tokens.", "QUERY_TOO_COMPLEX")
@@ -83,7 +77,7 @@ async def admit(schema: GraphQLSchema, limiter: Limiter, *, query: str, operatio
     if _has_nul(variables) or _literals_have_nul(query):
         # PostgreSQL text cannot hold U+0000: refuse it here, clearly, rather than fail in SQL.
         return Refusal(400, "Text must not contain the NUL character (U+0000).", "BAD_USER_INPUT")
-    requested = operation_cost(schema, document, operation_name, variables)
+    requested = query_cost(schema, query, operation_name, variables)
     limit = limiter.settings.max_query_cost
     if requested > limit:
         return Refusal(400, f"The query's calculated cost {requested} is over the limit of {limit}: ask for "

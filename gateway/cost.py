@@ -10,16 +10,73 @@ ignored: the cost is an upper bound.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
-from graphql import (DocumentNode, FieldNode, FragmentDefinitionNode, FragmentSpreadNode, GraphQLList,
-                     GraphQLNonNull, GraphQLObjectType, GraphQLSchema, InlineFragmentNode, OperationDefinitionNode,
-                     SelectionSetNode, get_named_type, is_abstract_type, is_leaf_type, value_from_ast_untyped)
+from graphql import (ArgumentNode, DocumentNode, FieldNode, FragmentDefinitionNode, FragmentSpreadNode,
+                     GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLSchema, InlineFragmentNode,
+                     OperationDefinitionNode, SelectionSetNode, VariableNode, Visitor, get_named_type,
+                     is_abstract_type, is_leaf_type, value_from_ast_untyped, visit)
 
 from datasources.paging import DEFAULT_PAGE
+from schema.documents import parse_document
 
 # Plain lists (licenses, subscriptions, cards) hold tens of items: count them as this many.
 LIST_ESTIMATE = 10
+PAGE_ARGUMENTS = ("first", "last")
+_ABSENT = object()
+# Variable values a cost can be cached by. The type is part of the key: 1.0 and True hash
+# like 1, yet only an int is a page size (and True is one, as an int).
+_KEYABLE = frozenset({int, bool, float, str, type(None)})
+
+
+def query_cost(schema: GraphQLSchema, query: str, operation_name: str | None,
+               variables: Mapping[str, Any] | None) -> int:
+    """`operation_cost` of a text that parses, cached by all it depends on: the text, the
+    operation, and the values of the variables inside page sizes (`first: $members`).
+
+    A dashboard costs a walk of its whole document; clients send the same few texts with
+    the same page sizes, so most requests are a lookup."""
+    names = _page_variables(query)
+    key = []
+    for name in names:
+        value = variables.get(name, _ABSENT) if variables else _ABSENT
+        if value is _ABSENT:
+            key.append(_ABSENT)
+        elif type(value) in _KEYABLE:
+            key.append((type(value), value))
+        else:  # a list or an object where a page size goes: rare and not hashable, so not cached
+            return operation_cost(schema, parse_document(query), operation_name, variables)
+    return _cached_cost(schema, query, operation_name, tuple(key))
+
+
+@lru_cache(maxsize=512)
+def _cached_cost(schema: GraphQLSchema, query: str, operation_name: str | None, key: tuple[Any, ...]) -> int:
+    # The other variables cannot change the cost: the walk reads only page sizes.
+    variables = {name: value[1] for name, value in zip(_page_variables(query), key, strict=True)
+                 if value is not _ABSENT}
+    return operation_cost(schema, parse_document(query), operation_name, variables)
+
+
+@lru_cache(maxsize=512)
+def _page_variables(query: str) -> tuple[str, ...]:
+    """The variables used in any `first` or `last` argument of the document, in a fixed order."""
+    names: dict[str, None] = {}
+    inside: list[bool] = [False]
+
+    class Finder(Visitor):
+        def enter_argument(self, node: ArgumentNode, *_args: object) -> None:
+            inside[0] = node.name.value in PAGE_ARGUMENTS
+
+        def leave_argument(self, *_args: object) -> None:
+            inside[0] = False
+
+        def enter_variable(self, node: VariableNode, *_args: object) -> None:
+            if inside[0]:
+                names[node.name.value] = None
+
+    visit(parse_document(query), Finder())
+    return tuple(names)
 
 
 def operation_cost(schema: GraphQLSchema, document: DocumentNode, operation_name: str | None,

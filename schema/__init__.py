@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated
+from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
+from inspect import isawaitable
+from typing import Annotated, Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import ASTValidationRule, GraphQLError, NoSchemaIntrospectionCustomRule, execute, specified_rules
 from strawberry import relay
-from strawberry.extensions import (AddValidationRules, DisableIntrospection, MaxAliasesLimiter, ParserCache,
-                                   QueryDepthLimiter, SchemaExtension, ValidationCache)
-from strawberry.types import ExecutionContext
+from strawberry.exceptions import MissingQueryError
+from strawberry.execution import optimized_is_awaitable
+from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES, validate_document
+from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.execution import PreExecutionError
+from strawberry.types.graphql import OperationType
+from strawberry.utils.operation import get_operation_type
 
 from resolvers import accounts as resolve_accounts
 from schema import node
@@ -21,7 +29,8 @@ from schema.product import Product
 from auth.viewer import require_account
 from schema.common import Info
 from schema.execution import LevelExecutor
-from schema.extensions import RequireOperationName, SelectionLimitsRule
+from schema.documents import parse_document
+from schema.extensions import RequireOperationName, SelectionLimitsRule, require_operation_name
 
 MAX_DEPTH = 15
 MAX_ALIASES = 30
@@ -68,22 +77,82 @@ class Query:
 
 
 class GatewaySchema(strawberry.Schema):
+    """strawberry's Schema, with `execute` (the one entry point the gateway serves) done without
+    strawberry's per-request extension machinery: extension objects, their runner, a context
+    manager per step and a middleware manager cost more than a small query's whole execution.
+
+    It does what the schema's extensions do, in their order: parse (cached), one operation or
+    a name, the operation type allowed, validation with `validation_rules` (cached), execute.
+    Both caches are keyed by the text: a cache keyed by the document hashes all of its nodes on
+    every lookup. strawberry's other entry points (`execute_sync`, `introspect`) keep its
+    extensions, made from the same rules, so no path runs without them.
+    """
+
+    def __init__(self, *args: Any, validation_rules: Sequence[type[ASTValidationRule]] = (),
+                 **kwargs: Any) -> None:
+        if kwargs.get("extensions"):
+            raise TypeError("GatewaySchema.execute runs no SchemaExtension: pass validation_rules instead")
+        extensions: list[Callable[[], SchemaExtension]] = [
+            RequireOperationName, lambda: AddValidationRules(list(validation_rules))]
+        super().__init__(*args, extensions=extensions, **kwargs)
+        self.validation_rules = (*specified_rules, *validation_rules)
+        # Per schema (its rules, its types); bounded like the parse cache.
+        self._validated = lru_cache(maxsize=256)(self._validation_errors)
+
+    def _validation_errors(self, query: str) -> list[GraphQLError]:
+        return validate_document(self._schema, parse_document(query), self.validation_rules)
+
+    async def execute(
+        self, query: str | None, variable_values: dict[str, Any] | None = None, context_value: Any | None = None,
+        root_value: Any | None = None, operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        if not query:
+            raise MissingQueryError
+        try:
+            document = parse_document(query)
+            require_operation_name(document, operation_name)
+        except GraphQLError as error:
+            return self._refused([error])
+        try:
+            operation_type = get_operation_type(document, operation_name)
+        except RuntimeError as error:
+            raise CannotGetOperationTypeError(operation_name) from error
+        if operation_type not in (DEFAULT_ALLOWED_OPERATION_TYPES if allowed_operation_types is None
+                                  else allowed_operation_types):
+            raise InvalidOperationTypeError(operation_type)
+        if errors := self._validated(query):
+            return self._refused(errors)
+        try:
+            result = execute(self._schema, document, root_value=root_value, context_value=context_value,
+                             variable_values=variable_values, operation_name=operation_name,
+                             executor_class=self.execution_context_class, is_awaitable=optimized_is_awaitable,
+                             operation_extensions=operation_extensions)
+            if isawaitable(result):
+                result = await result
+        except GraphQLError as error:  # as strawberry: an error before any data
+            return self._refused([error])
+        except Exception as exc:  # noqa: BLE001
+            return self._refused([GraphQLError(str(exc), original_error=exc)])
+        if result.errors:
+            self._process_errors(result.errors)
+        return ExecutionResult(data=result.data, errors=result.errors, extensions={})
+
+    def _refused(self, errors: list[GraphQLError]) -> PreExecutionError:
+        self._process_errors(errors)
+        return PreExecutionError(data=None, errors=errors, extensions={})
+
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         """The HTTP layer logs errors with the request id; expected ones are not logged at all."""
 
 
 def build_schema(*, production: bool = False) -> strawberry.Schema:
     # Abuse of the document itself, refused by validation before anything runs. The limiters
-    # make a rule class per instance, and the validation cache is keyed by the rule classes:
-    # made once here, or every request would miss the cache and validate again.
+    # make a rule class per instance: made once here.
     rules = [*QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
              *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules, SelectionLimitsRule]
-    # Factories: strawberry builds the extensions per request; both caches live at module level.
-    extensions: list[Callable[[], SchemaExtension]] = [
-        lambda: ParserCache(maxsize=256), lambda: ValidationCache(maxsize=256), RequireOperationName,
-        lambda: AddValidationRules(rules),
-    ]
     if production:
-        extensions.append(DisableIntrospection)
+        rules.append(NoSchemaIntrospectionCustomRule)  # what strawberry's DisableIntrospection adds
     return GatewaySchema(query=Query, mutation=Mutation, types=list(NODE_TYPES.values()),
-                         extensions=extensions, execution_context_class=LevelExecutor)
+                         validation_rules=rules, execution_context_class=LevelExecutor)

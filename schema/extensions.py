@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 
-from graphql import (DirectiveNode, FieldNode, GraphQLError, OperationDefinitionNode, SelectionSetNode,
+from graphql import (DirectiveNode, DocumentNode, FieldNode, GraphQLError, OperationDefinitionNode, SelectionSetNode,
                      ValidationContext, ValidationRule)
 from strawberry.extensions import SchemaExtension
 
@@ -20,12 +20,13 @@ class RequireOperationName(SchemaExtension):
     def on_parse(self) -> Iterator[None]:
         yield
         context = self.execution_context
-        document = context.graphql_document
-        if document is None or context._provided_operation_name is not None:  # noqa: SLF001
-            return
-        operations = sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)
-        if operations > 1:
-            raise GraphQLError("Must provide operation name if query contains multiple operations.")
+        if context.graphql_document is not None:
+            require_operation_name(context.graphql_document, context._provided_operation_name)  # noqa: SLF001
+
+
+def require_operation_name(document: DocumentNode, operation_name: str | None) -> None:
+    if operation_name is None and sum(isinstance(d, OperationDefinitionNode) for d in document.definitions) > 1:
+        raise GraphQLError("Must provide operation name if query contains multiple operations.")
 
 
 MAX_DIRECTIVES = 50

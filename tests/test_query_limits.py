@@ -9,8 +9,10 @@ import uuid
 
 import pytest
 
-from gateway.cost import actual_cost
+from gateway.cost import actual_cost, operation_cost, query_cost
 from gateway.limits import LimitSettings
+from schema import build_schema
+from schema.documents import parse_document
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 HUGE = """{ viewer { organization { members(first: 100) { nodes { account { licenses {
@@ -71,6 +73,30 @@ async def test_a_spent_budget_is_429_with_retry_after(app_for, settings):
     # Another viewer has a bucket of their own.
     other = await gateway.login("admin@globex.example")
     assert (await gateway.post(query, token=other)).status_code == 200
+
+
+PAGED = """query A($n: Int, $m: Int = 3, $after: String) {
+  viewer { organization {
+    members(first: $n, after: $after) { nodes { id account { licenses { id } } } }
+    licenses { allocations(first: $n, last: $m) { nodes { id } } } } } }
+query B { viewer { organization { members(first: 7) { nodes { id } } } } }"""
+
+
+@pytest.mark.parametrize("variables", [
+    {"n": 5}, {"n": 50}, {"n": 5.0}, {"n": True}, {"n": "5"}, {"n": None}, {"n": [5]}, {"n": {"x": 5}}, {},
+    None, {"m": 40}, {"m": None}, {"n": None, "m": 40}, {"n": 5, "after": "x"}, {"other": 1}])
+def test_a_cached_cost_is_the_cost_of_the_variables_sent(variables):
+    schema = build_schema()._schema
+    for name in ("A", "B", None, "C"):
+        for _ in range(2):  # the second time from the cache
+            assert query_cost(schema, PAGED, name, variables) == operation_cost(
+                schema, parse_document(PAGED), name, variables), (name, variables)
+
+
+def test_page_sizes_sent_in_variables_change_the_cached_cost():
+    schema = build_schema()._schema
+    costs = [query_cost(schema, PAGED, "A", {"n": n}) for n in (5, 50, 5, 5.0, True)]
+    assert costs[0] == costs[2] < costs[1] and costs[3] != costs[0] and costs[4] < costs[0]
 
 
 async def test_too_many_tokens_is_refused(gateway):
