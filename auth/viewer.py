@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from uuid import UUID
 
 from auth import principals, tokens
@@ -24,6 +24,8 @@ class Viewer:
     # which never has an account.
     staff_role: str | None = None
     service: ServicePrincipal | None = None
+    # What the session check read of the account, for the request's loaders to start from.
+    standing: staff.SessionStanding | None = field(default=None, compare=False, repr=False)
 
     @property
     def authenticated(self) -> bool:
@@ -72,7 +74,8 @@ async def authenticate(db: Executor, presented: Credentials) -> Viewer:
     session = await staff.live_session(db, claims.session_id)
     if session is None or session.account_id != claims.account_id:
         return ANONYMOUS
-    return Viewer(account_id=session.account_id, session_id=session.session_id, staff_role=session.staff_role)
+    return Viewer(account_id=session.account_id, session_id=session.session_id, staff_role=session.staff_role,
+                  standing=session)
 
 
 def require_account(viewer: Viewer) -> UUID:

@@ -33,6 +33,7 @@ from gateway.persisted import sha256_hex
 from gateway.request_log import ANONYMOUS, RequestRecord, describe_operation, request_id, user_error_codes
 from gateway.services import Services
 from loaders import create_loaders
+from loaders.accounts import prime_viewer
 from resolvers.context import Context
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -253,7 +254,11 @@ async def execute(request: Request, services: Services, params: GraphQLParams, m
         record.outcome, record.status, record.error_codes = "error", 503, [exc.code]
         return _error_response(media_type, 503, exc.message, request_id, code=exc.code)
     record.viewer_id = str(viewer.account_id) if viewer.account_id is not None else ANONYMOUS
-    context = Context(viewer=viewer, loaders=create_loaders(services.db, services.payments), db=services.db,
+    loaders = create_loaders(services.db, services.payments)
+    if (standing := viewer.standing) is not None:
+        prime_viewer(loaders.accounts, standing.account_id, standing.account, standing.membership,
+                     standing.organization)
+    context = Context(viewer=viewer, loaders=loaders, db=services.db,
                       payments=services.payments, config=services.resolver_config,
                       request_id=request_id, client_address=address, sign_in_throttle=services.limiter)
     allowed = {OperationType.QUERY} if request.method == "GET" else None
