@@ -95,6 +95,14 @@ class Executor(Protocol):
     async def execute(self, query: str, *args: Any) -> str: ...
 
 
+# Statements are prepared once per connection (asyncpg), and should be planned once too. Left
+# to choose, PostgreSQL planned the members page (members with accounts, licenses and credit)
+# again on every run, 1.9 ms of planning for 2.6 ms of execution. Our statements take their
+# keys as arrays and their filters as nullable parameters, which plans made for particular
+# values do not serve better.
+SERVER_SETTINGS = {"plan_cache_mode": "force_generic_plan"}
+
+
 class Database:
     """One asyncpg pool per process; every call waits a bounded time for a connection."""
 
@@ -120,7 +128,8 @@ class Database:
         try:
             pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_size, timeout=connect_timeout,
                                              command_timeout=command_timeout,
-                                             init=_count_statements, reset=_keep_session)
+                                             init=_count_statements, reset=_keep_session,
+                                             server_settings=SERVER_SETTINGS)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc or type(exc).__name__}") from exc
         return cls(pool, acquire_timeout=acquire_timeout)
