@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
+from graphql import GraphQLError
 from strawberry.types.graphql import OperationType
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -253,6 +254,11 @@ async def execute(request: Request, services: Services, params: GraphQLParams, m
     except GatewayError as exc:
         record.outcome, record.status, record.error_codes = "error", 503, [exc.code]
         return _error_response(media_type, 503, exc.message, request_id, code=exc.code)
+    except Exception as exc:  # noqa: BLE001 - a bug, not an outage: masked and logged, as in a resolver
+        error = format_error(GraphQLError(str(exc), original_error=exc), pre_execution=False,
+                             production=services.settings.production, request_id=request_id)
+        record.outcome, record.status, record.error_codes = "error", 500, ["INTERNAL_SERVER_ERROR"]
+        return _json_response({"errors": [error]}, 500, media_type, request_id)
     record.viewer_id = str(viewer.account_id) if viewer.account_id is not None else ANONYMOUS
     loaders = create_loaders(services.db, services.payments)
     if (standing := viewer.standing) is not None:
