@@ -27,7 +27,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from bench import dataset, load, servers
+from bench import cpu, dataset, load, servers
 
 OPERATIONS_DIR = Path(__file__).parent / "operations"
 OPERATIONS = ("dashboard", "members")
@@ -50,6 +50,13 @@ class Cell:
     queries: float = float("nan")
     kilobytes: float = float("nan")
     objects: int = 0
+    pid: int = 0
+    cpu_server: float = 0.0  # CPU seconds during the measured phases: the server's process tree,
+    cpu_postgres: float = 0.0  # every PostgreSQL process,
+    cpu_client: float = 0.0  # and this load generator
+
+    def cpu_ms(self, seconds: float) -> float:
+        return seconds * 1000 / self.tally.requests if self.tally.requests else float("nan")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -145,6 +152,11 @@ async def _count_statements(conn: asyncpg.Connection, cell: Cell) -> None:
     cell.queries = queries / STATEMENT_SAMPLES
 
 
+def _cpu_now(server: int, postmaster: int | None) -> tuple[float, float, float]:
+    return (cpu.tree_seconds(server), cpu.tree_seconds(postmaster) if postmaster else float("nan"),
+            time.process_time())
+
+
 def _f(value: float, digits: int = 1) -> str:
     return "-" if math.isnan(value) else f"{value:,.{digits}f}"
 
@@ -214,6 +226,7 @@ async def run(args: argparse.Namespace) -> int:
             else:
                 print(f"bench: {peer_detail}", flush=True)
 
+            postmaster = cpu.postmaster_pid(postgres.server.pgdata)
             cells: dict[tuple[str, str, str], Cell] = {}
             for tenant_label in tenants:
                 tenant = loaded.tenants[tenant_label]
@@ -222,7 +235,8 @@ async def run(args: argparse.Namespace) -> int:
                     query = (OPERATIONS_DIR / f"gateway_{op}.graphql").read_text()
                     cells[("gateway", op, tenant_label)] = Cell(
                         "gateway", op, tenant_label, gateway.url,
-                        load.build_request(f"{gateway.url}/graphql", {"query": query}, token))
+                        load.build_request(f"{gateway.url}/graphql", {"query": query}, token),
+                        pid=gateway.process.pid)
                     if postgraphile is not None:
                         query = (OPERATIONS_DIR / f"postgraphile_{op}.graphql").read_text()
                         variables = {"org": str(tenant.organization_id), "account": str(tenant.admin_id)}
@@ -231,7 +245,8 @@ async def run(args: argparse.Namespace) -> int:
                         cells[("postgraphile", op, tenant_label)] = Cell(
                             "postgraphile", op, tenant_label, postgraphile.url,
                             load.build_request(f"{postgraphile.url}/graphql",
-                                               {"query": query, "variables": variables}))
+                                               {"query": query, "variables": variables}),
+                        pid=postgraphile.process.pid)
             for cell in cells.values():
                 await _verify(cell)
             print("bench: first responses verified (no errors); operations from bench/operations/: the dashboard "
@@ -245,7 +260,12 @@ async def run(args: argparse.Namespace) -> int:
                         await load.drive(cell.url, cell.request, args.concurrency, warmup, None)
                     for _ in range(rounds):
                         for cell in group:
+                            before = _cpu_now(cell.pid, postmaster)
                             await load.drive(cell.url, cell.request, args.concurrency, duration / rounds, cell.tally)
+                            after = _cpu_now(cell.pid, postmaster)
+                            cell.cpu_server += after[0] - before[0]
+                            cell.cpu_postgres += after[1] - before[1]
+                            cell.cpu_client += after[2] - before[2]
                     for cell in group:
                         await _count_statements(conn, cell)
                     summary = "  ".join(f"{c.server} {c.tally.rps:,.0f} req/s" for c in group)
@@ -276,7 +296,8 @@ def _print_table(cells: dict[tuple[str, str, str], Cell], operations: list[str],
                  server_names: list[str], loaded: dataset.Loaded) -> None:
     print()
     header = (f"{'server':<13} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'p99/p50':>7} {'SQL/req':>7} "
-              f"{'queries':>7} {'KB':>6} {'objects':>7} {'errors':>6}")
+              f"{'queries':>7} {'KB':>6} {'objects':>7} {'errors':>6} {'CPU ms/req: server':>18} {'postgres':>8} "
+              f"{'client':>6}")
     for op in operations:
         for tenant_label in tenants:
             tenant = loaded.tenants[tenant_label]
@@ -288,7 +309,8 @@ def _print_table(cells: dict[tuple[str, str, str], Cell], operations: list[str],
                 p50, p99 = t.percentile(50), t.percentile(99)
                 print(f"{s:<13} {t.rps:>8,.0f} {_f(p50):>8} {_f(p99):>8} {_f(p99 / p50 if p50 else float('nan'), 2):>7} "
                       f"{_f(c.statements):>7} {_f(c.queries):>7} {_f(c.kilobytes):>6} {c.objects:>7} "
-                      f"{t.failures:>6}")
+                      f"{t.failures:>6} {_f(c.cpu_ms(c.cpu_server), 2):>18} {_f(c.cpu_ms(c.cpu_postgres), 2):>8} "
+                      f"{_f(c.cpu_ms(c.cpu_client), 2):>6}")
                 if t.first_failure:
                     print(f"    first error: {t.first_failure[:200]}")
             ratio = _ratio(cells.get(("gateway", op, tenant_label)), cells.get(("postgraphile", op, tenant_label)))
@@ -306,7 +328,9 @@ def _print_table(cells: dict[tuple[str, str, str], Cell], operations: list[str],
     print("SQL/req: statements per request in pg_stat_statements over "
           f"{STATEMENT_SAMPLES} sequential requests after the load (BEGIN/COMMIT included; the gateway's mail "
           "poller excluded); queries: the same without transaction control and SET/set_config. KB and objects: "
-          "size of one response and JSON objects in its data.")
+          "size of one response and JSON objects in its data. CPU ms/req: user+system CPU during the measured "
+          "phases divided by the requests answered, for the server's process, all PostgreSQL processes and this "
+          "load generator; on 2 cores their sum bounds the throughput.")
     print("Operations: bench/operations/gateway_*.graphql (copies of operations/*.graphql; the dashboard "
           "without invoices, outstandingBalance, paymentMethods, creditAccess and creditPool) and their "
           "PostGraphile equivalents bench/operations/postgraphile_*.graphql.")

@@ -6,6 +6,7 @@ it with SIGTERM, checking that nothing is left running.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -255,3 +256,32 @@ def test_migrate_and_seed_commands_against_a_configured_database(services, tmp_p
     assert run("seed") == "demo data already present; provider side checked"
     assert not (tmp_path / "postgres").exists()  # a configured database: nothing embedded started
     asyncio.run(drop_database(services, name))
+
+
+async def test_accepted_connections_send_without_nagle_delay():
+    """A keep-alive client's next request waited ~40 ms for its delayed ACK when the listening
+    socket left its protocol 0: asyncio then skips TCP_NODELAY on what it accepts, and Nagle
+    holds a response's body behind its headers. `serve` hands uvicorn this socket."""
+    from gateway.cli import _bind
+
+    sock = _bind("127.0.0.1", 0)
+    accepted: list[asyncio.BaseTransport] = []
+
+    class Keep(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            accepted.append(transport)
+
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(Keep, sock=sock)
+    try:
+        _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+        for _ in range(100):
+            if accepted:
+                break
+            await asyncio.sleep(0.01)
+        peer = accepted[0].get_extra_info("socket")
+        assert peer.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()
