@@ -80,15 +80,17 @@ def member_rows(organization: str, product: str, first: int | None = None) -> st
     """The member list of the organization `organization` (SQL: a parameter or a column),
     narrowed to holders of `product` (a uuid parameter, or NULL for everyone). With `first`,
     only the first rows by (email, key_id) of each part: each is read from an index in that
-    order (migration 0008), however large the organization."""
+    order (migration 0008), however large the organization. The name is a subquery, not a join,
+    so that under a LIMIT PostgreSQL reads it for the rows kept, not for every member it sorts."""
     members = f"""
     SELECT m.organization_id, 'ACTIVE' AS status, m.account_id, NULL::uuid AS invitation_id,
-           m.email, a.name, m.role::text AS role, m.joined_at AS since, m.account_id AS key_id
-    FROM memberships m JOIN accounts a ON a.id = m.account_id
+           m.email, (SELECT a.name FROM accounts a WHERE a.id = m.account_id) AS name, m.role::text AS role,
+           m.joined_at AS since, m.account_id AS key_id
+    FROM memberships m
     WHERE m.organization_id = {organization}
       AND ({product}::uuid IS NULL OR EXISTS (
             SELECT 1 FROM allocations al JOIN licenses l ON l.id = al.license_id
-            WHERE al.account_id = a.id AND l.organization_id = {organization} AND l.product_id = {product}))"""
+            WHERE al.account_id = m.account_id AND l.organization_id = {organization} AND l.product_id = {product}))"""
     invited = f"""
     SELECT i.organization_id, 'INVITED', NULL, i.id, i.email AS email, '', i.role::text, i.created_at, i.id AS key_id
     FROM invitations i

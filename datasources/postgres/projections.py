@@ -98,7 +98,12 @@ def _timestamp(column: str) -> str:
             f" ELSE to_char({column} AT TIME ZONE 'UTC', '.US') END || '+00:00' END")
 
 
-_ALLOCATED = "(SELECT count(*) FROM allocations WHERE license_id = {t}.id)"
+# Values a type's SQL uses more than once, named `{name}` in SCALARS and PAGES: an object that
+# selects any of them computes each once (a large license's seats were counted three times).
+LETS: dict[str, dict[str, str]] = {
+    "License": {"allocated": "(SELECT count(*) FROM allocations WHERE license_id = {t}.id)"},
+}
+_ALLOCATED = "{allocated}"
 
 # Scalar fields: SQL over the row aliased {t}.
 SCALARS: dict[str, dict[str, str]] = {
@@ -188,7 +193,10 @@ PAGES: dict[tuple[str, str], _PageSource] = {
     # seat, anyone else sees only their own; oldest first.
     ("License", "allocations"): _PageSource(
         f"SELECT * FROM allocations {{s}} WHERE {{s}}.license_id = {{t}}.id AND {_SEAT_VISIBLE}",
-        ("allocated_at", "account_id")),
+        ("allocated_at", "account_id"),
+        count=f"SELECT CASE WHEN {{t}}.organization_id = {_MANAGED} OR {_STAFF} THEN {_ALLOCATED}"
+              f" ELSE (SELECT count(*) FROM allocations o WHERE o.license_id = {{t}}.id AND o.account_id = {_VIEWER})"
+              f" END AS total"),
     # members_page without filters: members and pending invitees, by email.
     ("Organization", "members"): _PageSource(member_rows("{t}.id", "NULL"), ("email", "key_id"),
                                              count=member_count("{t}.id"),
@@ -225,7 +233,16 @@ class _Render:
         for key, part in shape.fields:
             arguments.append(f"'{key}'")  # GraphQL names: letters, digits and _ only
             arguments.append(self.part(shape.type, part, t))
-        return f"json_build_object({', '.join(arguments)})"
+        built = f"json_build_object({', '.join(arguments)})"
+        lets = {name: sql for name, sql in LETS.get(shape.type, {}).items() if "{" + name + "}" in built}
+        if not lets:
+            return built
+        v = self.alias("v")
+        for name in lets:
+            built = built.replace("{" + name + "}", f"{v}.{name}")
+        # OFFSET 0 keeps PostgreSQL from pulling the values up into each place they are used.
+        values = ", ".join(f"{sql.replace('{t}', t)} AS {name}" for name, sql in lets.items())
+        return f"(SELECT {built} FROM (SELECT {values} OFFSET 0) {v})"
 
     def part(self, type_name: str, part: Part, t: str) -> str:
         if isinstance(part, Scalar):
