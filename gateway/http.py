@@ -21,7 +21,7 @@ from starlette.responses import HTMLResponse, Response
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.execution import PreExecutionError
 
-from auth.viewer import authenticate, credentials
+from auth.viewer import Viewer, authenticate, credentials
 from datasources import instrumentation
 from datasources.errors import GatewayError
 from datasources.instrumentation import IOStats
@@ -228,6 +228,13 @@ async def _answer(request: Request, services: Services, record: RequestRecord) -
     return await execute(request, services, params, media_type, record)
 
 
+def logged_viewer(viewer: Viewer) -> str:
+    """Who the request log names: the account, or a service token's id (a service never has an account)."""
+    if viewer.account_id is not None:
+        return str(viewer.account_id)
+    return f"service:{viewer.service.id}" if viewer.service is not None else ANONYMOUS
+
+
 async def execute(request: Request, services: Services, params: GraphQLParams, media_type: str,
                   record: RequestRecord) -> Response:
     request_id = record.request_id
@@ -259,7 +266,7 @@ async def execute(request: Request, services: Services, params: GraphQLParams, m
                              production=services.settings.production, request_id=request_id)
         record.outcome, record.status, record.error_codes = "error", 500, ["INTERNAL_SERVER_ERROR"]
         return _json_response({"errors": [error]}, 500, media_type, request_id)
-    record.viewer_id = str(viewer.account_id) if viewer.account_id is not None else ANONYMOUS
+    record.viewer_id = logged_viewer(viewer)
     loaders = create_loaders(services.db, services.payments)
     if (standing := viewer.standing) is not None:
         prime_viewer(loaders.accounts, standing.account_id, standing.account, standing.membership,

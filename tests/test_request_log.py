@@ -84,3 +84,16 @@ async def test_development_logs_a_readable_line(gateway, capsys):
     [line] = [line for line in out.splitlines() if response.headers["x-request-id"] in line]
     assert not line.startswith("{")
     assert " POST Me ok 200 " in line and " ms viewer=" in line and "cost=" in line
+
+
+async def test_a_service_tokens_requests_are_logged_as_the_service(app_for, settings, db, capsys):
+    from tests.test_service_tokens import create_token
+
+    gateway = await app_for(settings.with_(env="production"))
+    token = await create_token(db, "licensing-dashboard", "accounts:read")
+    service_id = await db.fetchval("SELECT id FROM service_tokens WHERE name = 'licensing-dashboard'")
+    capsys.readouterr()
+    body = await gateway.execute("query S { staff { service } }", token=token)
+    assert body["data"]["staff"] == {"service": "licensing-dashboard"}
+    [line] = request_lines(capsys.readouterr().out)
+    assert line["viewer_id"] == f"service:{service_id}"
