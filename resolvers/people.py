@@ -13,7 +13,6 @@ import asyncio
 import hashlib
 import re
 import secrets
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,17 +21,17 @@ from uuid import UUID
 
 import asyncpg
 
-from auth import passwords, tokens
+from auth import passwords
 from auth.viewer import require_account
 from datasources.errors import NotFound
-from datasources.postgres import audit, sessions
+from datasources.postgres import audit
 from datasources.postgres import people as data
 from datasources.postgres.accounts import Account
-from datasources.postgres.database import Executor
 from datasources.postgres.organizations import Invitation, MemberRow
 from resolvers import organizations as resolve_organizations
 from resolvers.context import Context
 from resolvers.permissions import viewer_membership
+from resolvers.sessions import start_session
 from resolvers.user_errors import Problem
 from resolvers.writes import (NOT_FOUND, OnBehalf, after_write, audit_refusal, audit_success, claim_key,
                               complete_key, key_problem, require_manager_of, send_mail)
@@ -88,6 +87,7 @@ class InvitationChange:
 class AcceptResult:
     account: Account | None = None
     token: str | None = None
+    refresh_token: str | None = None
     problems: list[Problem] = field(default_factory=list)
 
 
@@ -132,18 +132,6 @@ def _not_pending(field_name: str) -> Problem:
 def normalize_email(raw: str) -> str | None:
     email = raw.strip().lower()
     return email if len(email) <= MAX_EMAIL_LENGTH and _EMAIL.match(email) else None
-
-
-async def start_session(ctx: Context, db: Executor, account_id: UUID) -> str:
-    """A bearer token for a new server-side session of the account, as `login` issues them.
-
-    `db` is the caller's transaction, so the session exists only if the change commits.
-    """
-    session_id = uuid.uuid4()
-    token, claims = tokens.issue(ctx.config.secret_key, session_id=session_id, account_id=account_id,
-                                 ttl_seconds=ctx.config.token_ttl_seconds)
-    await sessions.create_session(db, session_id, account_id, claims.expires_at)
-    return token
 
 
 # --- inviteMembers ----------------------------------------------------------------------------
@@ -418,13 +406,14 @@ async def accept_invitation(ctx: Context, token: str, name: str | None, password
                                action="member.join", target=invitation.email,
                                details={"invitationId": invitation.id, "role": invitation.role,
                                         "accountCreated": created})
-            bearer = await start_session(ctx, conn, account_id)
+            bearer, refresh_token = await start_session(ctx, conn, account_id)
     except _Refused as refused:
         if throttle and any(p.code in ("INVITATION_NOT_PENDING", "WRONG_PASSWORD") for p in refused.problems):
             await throttle.sign_in_failed(invited_email, ctx.client_address)
         return AcceptResult(problems=refused.problems)
     after_write(ctx)
-    return AcceptResult(account=await ctx.loaders.accounts.account.load(account_id), token=bearer)
+    return AcceptResult(account=await ctx.loaders.accounts.account.load(account_id), token=bearer,
+                        refresh_token=refresh_token)
 
 
 async def _joining_account(conn: asyncpg.Connection, email: str, name: str, password: str) -> tuple[UUID, bool]:

@@ -84,13 +84,22 @@ async def login(ctx: Context, email: str, password: str) -> LoginResult:
         if throttle:
             await throttle.sign_in_failed(email, ctx.client_address)
         raise Unauthenticated(NOT_AUTHENTICATED)
-    session_id = uuid.uuid4()
-    issued = _credentials(ctx, session_id, credentials.account_id)
     async with ctx.db.transaction() as conn:
-        await sessions.create_session(conn, session_id, credentials.account_id, issued.session_expires_at)
-        await _store_refresh_token(conn, session_id, issued)
+        token, refresh_token = await start_session(ctx, conn, credentials.account_id)
     account = await ctx.loaders.accounts.account.load(credentials.account_id)
-    return LoginResult(token=issued.token, refresh_token=issued.refresh_token, account=account)
+    return LoginResult(token=token, refresh_token=refresh_token, account=account)
+
+
+async def start_session(ctx: Context, conn: Executor, account_id: UUID) -> tuple[str, str]:
+    """A new server-side session of the account: its bearer token and first refresh token.
+
+    `conn` is the caller's transaction, so the session exists only if the change commits.
+    """
+    session_id = uuid.uuid4()
+    issued = _credentials(ctx, session_id, account_id)
+    await sessions.create_session(conn, session_id, account_id, issued.session_expires_at)
+    await _store_refresh_token(conn, session_id, issued)
+    return issued.token, issued.refresh_token
 
 
 def _validate(email: str, password: str) -> list[Problem]:

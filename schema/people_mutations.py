@@ -138,6 +138,9 @@ class AcceptInvitationPayload:
         description="The account that joined the organization; null when refused.")
     token: str | None = strawberry.field(
         description="A bearer token for the account, so that it is signed in at once (as `login` returns).")
+    refresh_token: str | None = strawberry.field(
+        description="The refresh token that goes with `token`, as `login` returns it: trade it with `refreshToken` "
+                    "for a new pair; it works once, and `logout` revokes it.")
     user_errors: list[UserError] = strawberry.field(
         description="INVITATION_NOT_PENDING for an unknown, used, revoked or expired token; "
                     "IN_ANOTHER_ORGANIZATION; WRONG_PASSWORD for an existing account; REQUIRED name and "
@@ -148,7 +151,8 @@ async def accept_invitation(info: Info, input: Annotated[AcceptInvitationInput, 
         description="Token, name and password.")]) -> AcceptInvitationPayload:
     result = await resolve.accept_invitation(info.context, input.token, input.name, input.password)
     return AcceptInvitationPayload(account=Account.from_record(result.account) if result.account else None,
-                                   token=result.token, user_errors=user_errors(result.problems))
+                                   token=result.token, refresh_token=result.refresh_token,
+                                   user_errors=user_errors(result.problems))
 
 
 # --- removeMember, changeMemberRole -------------------------------------------------------------

@@ -51,7 +51,7 @@ mutation Revoke($input: RevokeInvitationInput!) {{
 """
 ACCEPT = f"""
 mutation Accept($input: AcceptInvitationInput!) {{
-  acceptInvitation(input: $input) {{ token account {{ id email name }} {USER_ERRORS} }}
+  acceptInvitation(input: $input) {{ token refreshToken account {{ id email name }} {USER_ERRORS} }}
 }}
 """
 REMOVE = f"""
@@ -310,12 +310,25 @@ async def test_accepting_creates_the_account_signs_it_in_and_it_sees_the_organiz
     assert codes(await accept(gateway, token)) == ["INVITATION_NOT_PENDING"]  # single use
 
 
+async def test_the_accepted_sign_in_stays_signed_in_with_its_refresh_token(gateway, admin, db):
+    from tests.test_refresh_tokens import REFRESH
+
+    await invite(gateway, admin, "stays@example.com")
+    payload = await accept(gateway, await mailed_token(db, "stays@example.com"), name="Stay Put")
+    assert payload["userErrors"] == [] and payload["refreshToken"]
+    renewed = data_of(await gateway.execute(REFRESH, {"refreshToken": payload["refreshToken"]}), "refreshToken")
+    assert renewed["userErrors"] == [] and renewed["token"] and renewed["refreshToken"] != payload["refreshToken"]
+    assert data_of(await gateway.execute(VIEWER, token=renewed["token"]), "viewer")["email"] == "stays@example.com"
+    replayed = await gateway.execute(REFRESH, {"refreshToken": payload["refreshToken"]})  # works once
+    assert [e["extensions"]["code"] for e in replayed["errors"]] == ["UNAUTHENTICATED"]
+
+
 async def test_a_new_account_needs_a_name_and_a_strong_enough_password(gateway, admin, db):
     await invite(gateway, admin, "weak@example.com")
     token = await mailed_token(db, "weak@example.com")
     payload = await accept(gateway, token, name=" ", password="short")
     assert sorted(codes(payload)) == ["REQUIRED", "WEAK_PASSWORD"]
-    assert payload["token"] is None and payload["account"] is None
+    assert payload["token"] is None and payload["refreshToken"] is None and payload["account"] is None
     assert await db.fetchval("SELECT count(*) FROM accounts WHERE email = 'weak@example.com'") == 0
     assert (await accept(gateway, token))["userErrors"] == []  # the invitation stayed pending
 
