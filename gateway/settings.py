@@ -6,12 +6,15 @@ import os
 import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from gateway import tracing
 from gateway.limits import LimitSettings
 
 MIN_SECRET_LENGTH = 32
 DEFAULT_HELP_CENTER_URL = "https://support.account-gateway.example/hc"
+# Where the customer portal runs: links in mail (an invitation's accept page) point there.
+DEFAULT_PORTAL_URL = "https://portal.account-gateway.example"
 # The portal's named operations, registered as persisted operations at start.
 DEFAULT_OPERATIONS_DIR = Path(__file__).resolve().parents[1] / "operations"
 
@@ -44,6 +47,7 @@ class Settings:
     # Bounds a query on a connection that has silently gone away (acquiring has its own bound).
     db_command_timeout_seconds: float | None = 30.0
     help_center_url: str = DEFAULT_HELP_CENTER_URL
+    portal_url: str = DEFAULT_PORTAL_URL
     # Seed the demo organizations into an empty database on start.
     seed_demo: bool = True
     redis_url: str | None = None
@@ -93,6 +97,7 @@ def from_env(environ: dict[str, str] | None = None, **overrides: object) -> Sett
         db_connect_timeout_seconds=_float(env, "DB_CONNECT_TIMEOUT_SECONDS", 2.0),
         db_command_timeout_seconds=_float(env, "DB_COMMAND_TIMEOUT_SECONDS", 30.0) or None,
         help_center_url=env.get("HELP_CENTER_URL", DEFAULT_HELP_CENTER_URL),
+        portal_url=_base_url(env, "PORTAL_URL", DEFAULT_PORTAL_URL),
         # Production databases start empty of demo organizations unless asked.
         seed_demo=env.get("SEED_DEMO", "0" if gateway_env == "production" else "1")
         not in ("0", "false", "no"),
@@ -122,6 +127,17 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be an integer, not {raw!r}") from None
+
+
+def _base_url(env: dict[str, str], name: str, default: str) -> str:
+    """An absolute http(s) address that paths are appended to: no query, no fragment, no trailing slash."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise SettingsError(f"{name} must be an http(s) address such as https://portal.example.com, not {raw!r}")
+    return raw.rstrip("/")
 
 
 def _choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str | None:

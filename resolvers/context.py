@@ -21,6 +21,7 @@ class Config:
     token_ttl_seconds: int
     refresh_token_ttl_seconds: int
     help_center_url: str
+    portal_url: str  # no trailing slash
 
 
 class SignInThrottle(Protocol):

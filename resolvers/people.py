@@ -36,10 +36,8 @@ from resolvers.user_errors import Problem
 from resolvers.writes import (NOT_FOUND, OnBehalf, after_write, audit_refusal, audit_success, claim_key,
                               complete_key, key_problem, require_manager_of, send_mail)
 
-# Where the invitation mail sends people. A constant, not a setting: the portal's address is
-# the same for every deployment of the gateway; the portal reads `token` and calls
-# `acceptInvitation`. (Should deployments ever need their own, it becomes a Config field.)
-PORTAL_BASE_URL = "https://portal.account-gateway.example"
+# The portal's page that reads `token` from the invitation mail's link and calls `acceptInvitation`;
+# the portal's address is the PORTAL_URL setting (ctx.config.portal_url).
 ACCEPT_PATH = "/accept-invitation"
 
 MAX_INVITATIONS = 50
@@ -110,8 +108,8 @@ def hash_token(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def accept_url(token: str) -> str:
-    return f"{PORTAL_BASE_URL}{ACCEPT_PATH}?token={token}"  # token_urlsafe needs no escaping
+def accept_url(portal_url: str, token: str) -> str:
+    return f"{portal_url}{ACCEPT_PATH}?token={token}"  # token_urlsafe needs no escaping
 
 
 def is_pending(invitation: Invitation, now: datetime | None = None) -> bool:
@@ -219,7 +217,7 @@ async def _invite(conn: asyncpg.Connection, ctx: Context, organization: data.Loc
                                                token_hash=hash_token(token), invited_by=inviter.id if inviter else None)
         invited_now.add(email)
         await send_mail(conn, to=email, subject=f"You are invited to join {organization.name}",
-                        body=_invitation_mail(inviter, organization.name, role, token))
+                        body=_invitation_mail(ctx, inviter, organization.name, role, token))
         await audit_success(conn, ctx, organization_id=organization.id, action="member.invite", target=email,
                             details={"invitationId": created.id, "role": role})
         results.append({"email": raw, "invitationId": str(created.id), "problems": []})
@@ -244,10 +242,10 @@ def _invitation_problem(path: tuple[str, ...], email: str | None, role: str, sta
     return None
 
 
-def _invitation_mail(inviter: Account | None, organization_name: str, role: str, token: str) -> str:
+def _invitation_mail(ctx: Context, inviter: Account | None, organization_name: str, role: str, token: str) -> str:
     who = inviter.name if inviter else "An administrator"
     return (f"{who} invited you to join {organization_name} as {role.lower()} on the account portal.\n\n"
-            f"Accept the invitation within {data.INVITATION_DAYS} days:\n{accept_url(token)}\n\n"
+            f"Accept the invitation within {data.INVITATION_DAYS} days:\n{accept_url(ctx.config.portal_url, token)}\n\n"
             "The link works once. If you did not expect this invitation, you can ignore this mail.\n")
 
 
@@ -316,7 +314,7 @@ async def resend_invitation(ctx: Context, invitation_id: UUID | None,
             token = secrets.token_urlsafe(32)
             renewed = await data.renew_invitation(conn, current.id, hash_token(token))
             await send_mail(conn, to=renewed.email, subject=f"You are invited to join {organization.name}",
-                            body=_invitation_mail(inviter, organization.name, renewed.role, token))
+                            body=_invitation_mail(ctx, inviter, organization.name, renewed.role, token))
             await audit_success(conn, ctx, organization_id=organization.id, action="invitation.resend",
                                 target=renewed.email, details={"invitationId": renewed.id}, on_behalf=on_behalf)
     except _Refused as refused:

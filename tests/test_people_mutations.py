@@ -552,3 +552,22 @@ async def test_invite_members_defaults_to_the_viewers_organization(gateway, db):
     org = await db.fetchval("SELECT o.name FROM invitations i JOIN organizations o ON o.id = i.organization_id"
                             " WHERE i.email = 'new.person@northwind.example'")
     assert org == "Northwind Studio"
+
+
+async def test_the_invitation_link_points_at_the_deployments_portal(app_for, settings, db):
+    gateway = await app_for(settings.with_(portal_url="https://accounts.staging.example"))
+    admin = await gateway.login("admin@northwind.example")
+    await invite(gateway, admin, "staging@example.com")
+    token = await mailed_token(db, "staging@example.com")
+    body = await db.fetchval("SELECT body FROM mail_outbox WHERE to_address = 'staging@example.com'")
+    assert f"https://accounts.staging.example/accept-invitation?token={token}" in body
+
+
+def test_portal_url_is_read_from_the_environment_and_checked():
+    from gateway.settings import DEFAULT_PORTAL_URL, SettingsError, from_env
+
+    assert from_env({}).portal_url == DEFAULT_PORTAL_URL
+    assert from_env({"PORTAL_URL": " https://portal.acme.example/ "}).portal_url == "https://portal.acme.example"
+    for unusable in ("portal.acme.example", "ftp://portal.acme.example", "https://portal.acme.example/?a=1"):
+        with pytest.raises(SettingsError, match="PORTAL_URL must be an http"):
+            from_env({"PORTAL_URL": unusable})
