@@ -76,11 +76,13 @@ def member_count(organization: str) -> str:
             f" + (SELECT count(*) FROM invitations i WHERE i.organization_id = {organization} AND {_PENDING}) AS total")
 
 
-def member_rows(organization: str, product: str, first: int | None = None) -> str:
+def member_rows(organization: str, product: str, first: int | str | None = None, where: str = "true",
+                order: str = "email, key_id") -> str:
     """The member list of the organization `organization` (SQL: a parameter or a column),
     narrowed to holders of `product` (a uuid parameter, or NULL for everyone). With `first`,
-    only the first rows by (email, key_id) of each part: each is read from an index in that
-    order (migration 0008), however large the organization. The name is a subquery, not a join,
+    only the first rows by `order` (email, key_id, either way) of each part that pass `where`
+    (a keyset condition on those columns): each part is read from an index in that order
+    (migration 0008), however large the organization. The name is a subquery, not a join,
     so that under a LIMIT PostgreSQL reads it for the rows kept, not for every member it sorts."""
     members = f"""
     SELECT m.organization_id, 'ACTIVE' AS status, m.account_id, NULL::uuid AS invitation_id,
@@ -92,11 +94,14 @@ def member_rows(organization: str, product: str, first: int | None = None) -> st
             SELECT 1 FROM allocations al JOIN licenses l ON l.id = al.license_id
             WHERE al.account_id = m.account_id AND l.organization_id = {organization} AND l.product_id = {product}))"""
     invited = f"""
-    SELECT i.organization_id, 'INVITED', NULL, i.id, i.email AS email, '', i.role::text, i.created_at, i.id AS key_id
+    SELECT i.organization_id, 'INVITED' AS status, NULL::uuid AS account_id, i.id AS invitation_id, i.email AS email,
+           '' AS name, i.role::text AS role, i.created_at AS since, i.id AS key_id
     FROM invitations i
     WHERE i.organization_id = {organization} AND {_PENDING} AND {product}::uuid IS NULL"""
     if first is not None:
-        members, invited = (f"({part} ORDER BY email, key_id LIMIT {int(first)})" for part in (members, invited))
+        limit = first if isinstance(first, str) else int(first)  # a placeholder, or a number
+        members, invited = (f"(SELECT * FROM ({part}) AS part WHERE {where} ORDER BY {order} LIMIT {limit})"
+                            for part in (members, invited))
     return f"{members}\n    UNION ALL{invited}"
 
 
@@ -119,8 +124,12 @@ async def members_page(db: Executor, query: MemberQuery, slice: Slice) -> Page[M
         WHERE ($2::text IS NULL OR email ILIKE $2 OR name ILIKE $2 OR role = upper($3))
           AND ($5::text IS NULL OR role = $5)"""
     search = query.search.strip() if query.search else None
+    # The whole list: read in key order from the indexes, counted from them.
+    everyone = not search and query.product_id is None and query.role is None
     return await fetch_page(
         db, matching=matching,
+        candidates=(lambda where, order, limit: member_rows("$1", "NULL", limit, where, order)) if everyone else None,
+        count=member_count("$1") if everyone else None,
         args=[query.organization_id, _like(search) if search else None, search or "", query.product_id, query.role],
         key_columns=["email", "key_id"], key_types=["text", "uuid"], descending=False, slice=slice,
         row=lambda r: MemberRow(r["organization_id"], r["status"], r["account_id"], r["invitation_id"],

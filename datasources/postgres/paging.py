@@ -13,14 +13,23 @@ from datasources.postgres.database import Executor
 T = TypeVar("T")
 
 
+# (keyset condition, ORDER BY list, LIMIT placeholder) -> a SELECT of at least the page's rows
+Candidates = Callable[[str, str, str], str]
+
+
 async def fetch_page(db: Executor, *, matching: str, args: Sequence[Any], key_columns: Sequence[str],
                      descending: bool, slice: Slice, row: Callable[[asyncpg.Record], T],
-                     sort_key: Callable[[T], Sequence[Any]], key_types: Sequence[str]) -> Page[T]:
+                     sort_key: Callable[[T], Sequence[Any]], key_types: Sequence[str],
+                     candidates: Candidates | None = None, count: str | None = None) -> Page[T]:
     """Pages through `matching`, a SELECT whose columns include `key_columns` (unique together).
 
     `key_types` are the SQL types to cast the cursor's values back to. The total is counted in
     the same statement, and a row always comes back (LEFT JOIN) so the total survives an
     empty page.
+
+    `candidates` and `count`, when the caller has them, are cheaper SQL for the same rows: the
+    page's rows read in key order from an index, and the total. Without them, `matching` is
+    read whole, which for a large set costs the set, not the page.
     """
     key = slice.key(len(key_columns))
     forward_desc = descending != slice.backward  # the direction rows are fetched in
@@ -35,12 +44,15 @@ async def fetch_page(db: Executor, *, matching: str, args: Sequence[Any], key_co
         columns = ", ".join(key_columns)
         condition = f"({columns}) {'<' if forward_desc else '>'} ({', '.join(placeholders)})"
     params.append(slice.limit + 1)
+    limit = f"${len(params)}"
+    source = f"({candidates(condition, order, limit)})" if candidates else "matching"
+    total = f"({count})" if count else "(SELECT count(*) FROM matching)"
     rows = await db.fetch(
         f"""WITH matching AS ({matching})
-            SELECT (SELECT count(*) FROM matching) AS total_count, page.*
+            SELECT {total} AS total_count, page.*
             FROM (SELECT 1) AS one
-            LEFT JOIN LATERAL (SELECT * FROM matching WHERE {condition} ORDER BY {order}
-                               LIMIT ${len(params)}) AS page ON true""",
+            LEFT JOIN LATERAL (SELECT * FROM {source} AS candidates WHERE {condition} ORDER BY {order}
+                               LIMIT {limit}) AS page ON true""",
         *params,
     )
     total = rows[0]["total_count"]
