@@ -9,7 +9,7 @@ from uuid import UUID
 
 from datasources.paging import Page, Slice
 from datasources.postgres.database import Executor, in_key_order
-from datasources.postgres.paging import fetch_page
+from datasources.postgres.paging import fetch_page, opaque_limit
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def member_rows(organization: str, product: str, first: int | str | None = None,
     FROM invitations i
     WHERE i.organization_id = {organization} AND {_PENDING} AND {product}::uuid IS NULL"""
     if first is not None:
-        limit = first if isinstance(first, str) else int(first)  # a placeholder, or a number
+        limit = first if isinstance(first, str) else opaque_limit(first)  # a placeholder, or a number
         members, invited = (f"(SELECT * FROM ({part}) AS part WHERE {where} ORDER BY {order} LIMIT {limit})"
                             for part in (members, invited))
     return f"{members}\n    UNION ALL{invited}"

@@ -13,6 +13,18 @@ from datasources.postgres.database import Executor
 T = TypeVar("T")
 
 
+def opaque_limit(n: int) -> str:
+    """A LIMIT of `n` rows that the planner does not read as a number.
+
+    Statements are planned once for any tenant (plan_cache_mode=force_generic_plan), on the
+    average rows per key: about 63 seats a license, 79 members an organization. Given a literal
+    limit above that average it sorts every row of the key; given an unknown one it plans for a
+    few rows and reads the index in key order, which is right for a large key and costs nothing
+    for a small one (a license of 4,000 seats, first 100: 1.5 ms sorted, 0.3 ms from the index).
+    """
+    return f"(SELECT {int(n)})"
+
+
 # (keyset condition, ORDER BY list, LIMIT placeholder) -> a SELECT of at least the page's rows
 Candidates = Callable[[str, str, str], str]
 

@@ -22,6 +22,7 @@ from uuid import UUID
 
 from datasources.postgres.database import Executor
 from datasources.postgres.organizations import member_count, member_rows
+from datasources.postgres.paging import opaque_limit
 
 
 @dataclass(frozen=True)
@@ -291,7 +292,7 @@ class _Render:
         # The rows are inlined where used, so an index in key order serves the first page.
         return (f"(WITH {r} AS NOT MATERIALIZED ({rows}),"
                 f" {f} AS MATERIALIZED (SELECT * FROM ({candidates}) {f}c ORDER BY {', '.join(source.order)}"
-                f" LIMIT {int(page.first)}),"
+                f" LIMIT {opaque_limit(page.first)}),"
                 f" {n} AS MATERIALIZED ({count})"
                 f" SELECT json_build_object({', '.join(arguments)}) FROM {n})")
 
