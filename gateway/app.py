@@ -53,14 +53,17 @@ def create_app(settings: Settings) -> Starlette:
                                       schema=build_schema(production=settings.production),
                                       resolver_config=resolver_config(settings),
                                       limiter=Limiter(buckets, settings.limits), operations=operations)
-        app.state.metrics = Metrics(operations, db=db, payments=payments, tracer=load_tracer(settings.tracing))
+        metrics = app.state.metrics = Metrics(operations, db=db, payments=payments,
+                                              tracer=load_tracer(settings.tracing))
         install_request_log()
-        mailer = asyncio.create_task(Mailer(db, settings.data_dir / "mail", settings.smtp_url).run())
+        background = [asyncio.create_task(Mailer(db, settings.data_dir / "mail", settings.smtp_url).run()),
+                      asyncio.create_task(metrics.share())]
         try:
             yield
         finally:
-            mailer.cancel()
-            await asyncio.gather(mailer, return_exceptions=True)
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             await buckets.close()
             await payments.close()
             await db.close()

@@ -7,19 +7,31 @@ calls through it, with spans when the app has a tracer (gateway/tracing.py).
 The operation label is bounded: the operations registered from `operations/*.graphql`,
 `anonymous`, and the first OTHER_OPERATIONS_CAP other names clients send; any name after
 those (or one that is not a GraphQL name) is counted as `other`.
+
+Several workers on one port (gateway/workers.py) would each answer a scrape with their own
+figures, so the supervisor gives them one PROMETHEUS_MULTIPROC_DIR: prometheus_client then
+keeps every worker's values in files there, and `/metrics` answers their sum whichever
+worker the scrape reaches. Counter files of a worker that died stay (a counter never goes
+back); its gauge files are removed by the supervisor. What is read at scrape time in one
+process (the pool, the breaker, `process_*`) cannot be read in another, so there each
+worker writes those figures to its files every SHARE_SECONDS, and once more when it
+answers a scrape.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from graphql import GraphQLError, OperationDefinitionNode, parse
-from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
@@ -38,6 +50,12 @@ _NOTHING: AbstractContextManager[Any] = nullcontext()
 BATCH_SIZE_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 # Seconds: from a cached answer to the provider's 10 s time box.
 PROVIDER_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# prometheus_client chooses between in-process values and shared files once, when it is
+# imported, from this variable: read it at the same moment so both agree for the process.
+_SHARED_DIR = os.environ.get(MULTIPROCESS_DIR_ENV) or None
+# How stale another worker's pool, breaker and process figures may be in a scrape.
+SHARE_SECONDS = 1.0
 
 
 class OperationLabels:
@@ -94,9 +112,17 @@ class Metrics:
                                        "Payment provider attempts that failed, by kind and reason (timeout, "
                                        "connection, rate_limited, server_error, auth, other).",
                                        ["kind", "reason"], registry=r)
-        ProcessCollector(registry=r)
+        sources: list[Collector] = [ProcessCollector(registry=None)]
         if db is not None or payments is not None:
-            r.register(_ResourceCollector(db, payments))
+            sources.append(_ResourceCollector(db, payments))
+        self._shared: _SharedFigures | None = None
+        if _SHARED_DIR is None:
+            for source in sources:
+                r.register(source)
+        else:
+            self._shared = _SharedFigures(sources, r)
+            self._summed = CollectorRegistry()
+            MultiProcessCollector(self._summed, path=_SHARED_DIR)
         # Children by label values: `labels()` takes a lock and builds a key on every call.
         self._request_children: dict[tuple[str, str], tuple[Any, Any]] = {}
 
@@ -128,7 +154,18 @@ class Metrics:
         return self.tracer.span(name, attributes, leaf=leaf)
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        if self._shared is None:
+            return generate_latest(self.registry)
+        self._shared.write()  # this worker's figures as of now; the others' are SHARE_SECONDS old at most
+        return generate_latest(self._summed)
+
+    async def share(self) -> None:
+        """Runs for the app's life when several workers share the figures; returns at once otherwise."""
+        if self._shared is None:
+            return
+        while True:
+            self._shared.write()
+            await asyncio.sleep(SHARE_SECONDS)
 
 
 class _ResourceCollector(Collector):
@@ -156,6 +193,43 @@ class _ResourceCollector(Collector):
             yield CounterMetricFamily("gateway_provider_breaker_rejections",
                                       "Provider calls failed fast by the open circuit breaker.",
                                       value=breaker.rejected)
+
+
+class _SharedFigures:
+    """Writes what `sources` read in this process to this process's multiprocess files.
+
+    Pool and breaker gauges are `livesum`: the scrape shows their total over the live
+    workers (in use, waiting, open, ceiling; breaker open = how many workers' breakers are
+    open). `process_*` gauges are `liveall`: one series per live worker, labelled `pid`.
+    Counters (CPU seconds, breaker rejections) grow by what the source grew since the last
+    write, so a dead worker's count stays in the sum.
+    """
+
+    def __init__(self, sources: list[Collector], registry: CollectorRegistry) -> None:
+        self._sources = sources
+        self._registry = registry
+        self._metrics: dict[str, Any] = {}
+        self._written: dict[str, float] = {}
+
+    def write(self) -> None:
+        for source in self._sources:
+            for family in source.collect():
+                metric = self._metrics.get(family.name) or self._declare(family)
+                value = family.samples[0].value
+                if family.type == "counter":
+                    metric.inc(max(0.0, value - self._written.get(family.name, 0.0)))
+                    self._written[family.name] = value
+                else:
+                    metric.set(value)
+
+    def _declare(self, family: Metric) -> Any:
+        if family.type == "counter":
+            metric = Counter(family.name, family.documentation, registry=self._registry)
+        else:
+            mode = "liveall" if family.name.startswith("process_") else "livesum"
+            metric = Gauge(family.name, family.documentation, registry=self._registry, multiprocess_mode=mode)
+        self._metrics[family.name] = metric
+        return metric
 
 
 async def metrics_endpoint(request: Request) -> Response:

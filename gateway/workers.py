@@ -7,6 +7,10 @@ same socket, so the kernel spreads connections over them. The workers share noth
 PostgreSQL and, with REDIS_URL, Redis: sessions, idempotency records, the outbox and the
 audit log are rows; rate-limit buckets are in Redis (without it each process counts alone).
 
+Each worker's metrics go to files in a directory made for this run (gateway/metrics.py), so
+any worker answers a scrape with the sum over all of them; when a worker exits its gauges
+are dropped from that sum and its counters stay in it.
+
 A worker that exits is replaced. SIGTERM or SIGINT stops the workers, each finishing its
 requests in flight, and only then the embedded services they were using.
 """
@@ -19,14 +23,19 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import time
+from collections.abc import Iterator
 from multiprocessing.process import BaseProcess
 
 import uvicorn
+from prometheus_client import multiprocess
 
 from gateway.app import create_app
+from gateway.metrics import MULTIPROCESS_DIR_ENV
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway.workers")
@@ -91,22 +100,43 @@ async def supervise(settings: Settings, sock: socket.socket, count: int) -> None
         log.info("started worker pid %d", process.pid)
         return process, time.monotonic()
 
-    workers = [start() for _ in range(count)]
-    while not stopping.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), timeout=0.5)
-        for slot, (process, started) in enumerate(workers):
-            if process.is_alive() or stopping.is_set():
-                continue
-            log.warning("worker pid %d exited with %s; starting another", process.pid, process.exitcode)
-            if time.monotonic() - started < MIN_WORKER_LIFETIME_SECONDS:
-                await asyncio.sleep(MIN_WORKER_LIFETIME_SECONDS)
-            workers[slot] = start()
-    log.info("stopping %d workers", count)
-    for process, _ in workers:
-        if process.is_alive():
-            os.kill(process.pid, signal.SIGTERM)
-    await asyncio.gather(*(asyncio.to_thread(_reap, process) for process, _ in workers))
+    with _shared_metrics_directory() as metrics_dir:
+        workers = [start() for _ in range(count)]
+        while not stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=0.5)
+            for slot, (process, started) in enumerate(workers):
+                if process.is_alive() or stopping.is_set():
+                    continue
+                log.warning("worker pid %d exited with %s; starting another", process.pid, process.exitcode)
+                multiprocess.mark_process_dead(process.pid, metrics_dir)
+                if time.monotonic() - started < MIN_WORKER_LIFETIME_SECONDS:
+                    await asyncio.sleep(MIN_WORKER_LIFETIME_SECONDS)
+                workers[slot] = start()
+        log.info("stopping %d workers", count)
+        for process, _ in workers:
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGTERM)
+        await asyncio.gather(*(asyncio.to_thread(_reap, process) for process, _ in workers))
+
+
+@contextlib.contextmanager
+def _shared_metrics_directory() -> Iterator[str]:
+    """The workers' metric files, for as long as they run. Always a new directory, never one
+    from the environment: files left by an earlier run would be added into this run's sums.
+    Spawned workers inherit the environment as it is when they start, which is how they
+    learn the directory before prometheus_client is imported."""
+    path = tempfile.mkdtemp(prefix="account-gateway-metrics-")
+    previous = os.environ.get(MULTIPROCESS_DIR_ENV)
+    os.environ[MULTIPROCESS_DIR_ENV] = path
+    try:
+        yield path
+    finally:
+        if previous is None:
+            os.environ.pop(MULTIPROCESS_DIR_ENV, None)
+        else:
+            os.environ[MULTIPROCESS_DIR_ENV] = previous
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _reap(process: BaseProcess) -> None:
