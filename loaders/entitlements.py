@@ -40,8 +40,9 @@ class EntitlementLoaders:
 
 
 def create(db: Database) -> EntitlementLoaders:
+    product = loader(partial(data.products_by_ids, db))
     return EntitlementLoaders(
-        product=loader(partial(data.products_by_ids, db)),
+        product=product,
         catalog=loader(partial(_catalog, db)),
         downloads=grouped_loader(partial(data.downloads_of_products, db), lambda d: d.product_id),
         learning=grouped_loader(partial(data.learning_of_products, db), lambda r: r.product_id),
@@ -56,7 +57,7 @@ def create(db: Database) -> EntitlementLoaders:
         allocation=loader(partial(data.allocations_by_keys, db)),
         downloadable_product_ids=grouped_loader(partial(data.downloadable_products, db), _first, _second),
         subscription=loader(partial(data.subscriptions_by_ids, db)),
-        subscriptions=each_loader(partial(data.subscriptions_matching, db)),
+        subscriptions=each_loader(partial(_subscriptions, db, product)),
         projected=loader(partial(_projected, db)),
     )
 
@@ -74,6 +75,15 @@ async def _projected(db: Database, keys: Sequence[tuple[str, projections.Scope, 
         for position, value in zip(positions, values):
             out[position] = value
     return out
+
+
+async def _subscriptions(db: Database, product: DataLoader, query: data.SubscriptionQuery) -> list[data.Subscription]:
+    """The subscriptions read their products in the same statement: the product loader gets
+    them too, so a screen showing each subscription's product asks for nothing more."""
+    found = await data.subscriptions_matching(db, query)
+    for _, each in found:
+        product.prime(each.id, each)
+    return [subscription for subscription, _ in found]
 
 
 def _first(pair: tuple[UUID, object]) -> UUID:

@@ -157,6 +157,17 @@ async def test_subscriptions_filter_and_order(gateway, admin):
     assert len(await subscriptions(gateway, admin, filter={"currency": "usd"})) == 3
 
 
+async def test_subscriptions_bring_their_products_in_the_same_statement(gateway, admin):
+    plain = await gateway.execute("{ viewer { organization { subscriptions { id } } } }", token=admin)
+    with_products = await gateway.execute(
+        "{ viewer { organization { subscriptions { id product { id sku name family description } } } } }",
+        token=admin)
+    products = [s["product"] for s in with_products["data"]["viewer"]["organization"]["subscriptions"]]
+    assert sorted(p["name"] for p in products) == ["Atlas Scatter", "Lumen Render", "Vapor FX"]
+    assert all(p["sku"] and p["family"] and p["description"] for p in products)
+    assert with_products["extensions"]["io"]["sqlStatements"] == plain["extensions"]["io"]["sqlStatements"]
+
+
 async def test_auto_renew_cut_off_follows_the_plan(gateway, admin):
     by_name = {s["product"]["name"]: s for s in await subscriptions(gateway, admin)}
     yearly, monthly, expired = by_name["Lumen Render"], by_name["Atlas Scatter"], by_name["Vapor FX"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 from uuid import UUID
 
@@ -219,13 +219,17 @@ async def subscriptions_by_ids(db: Executor, ids: Sequence[UUID]) -> list[Subscr
     return in_key_order(ids, {r["id"]: Subscription(**r) for r in rows})
 
 
+_SUBSCRIPTION_FIELDS = tuple(f.name for f in fields(Subscription))
 _SUBSCRIPTION_ORDER = {"EXPIRES_AT": "s.current_period_end", "PRODUCT_NAME": "p.name"}
 
 
-async def subscriptions_matching(db: Executor, query: SubscriptionQuery) -> list[Subscription]:
+async def subscriptions_matching(db: Executor, query: SubscriptionQuery) -> list[tuple[Subscription, Product]]:
+    """The subscriptions with their products: the join is there for the filter and the order,
+    and a screen listing subscriptions shows their products."""
     direction = "DESC" if query.descending else "ASC"
     rows = await db.fetch(
-        f"""{_SUBSCRIPTION} JOIN products p ON p.id = s.product_id
+        f"""{_SUBSCRIPTION.replace(' FROM', ', p.sku, p.name, p.family, p.description FROM', 1)}
+            JOIN products p ON p.id = s.product_id
             WHERE s.organization_id = $1
               AND ($2::text IS NULL OR p.family = $2)
               AND ($3::text[] IS NULL OR s.status = ANY($3::text[]))
@@ -236,4 +240,5 @@ async def subscriptions_matching(db: Executor, query: SubscriptionQuery) -> list
         query.organization_id, query.product_family,
         list(query.statuses) if query.statuses is not None else None,
         query.expires_after, query.expires_before, query.currency)
-    return [Subscription(**r) for r in rows]
+    return [(Subscription(*(r[f] for f in _SUBSCRIPTION_FIELDS)),
+             Product(r["product_id"], r["sku"], r["name"], r["family"], r["description"])) for r in rows]
