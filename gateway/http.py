@@ -7,6 +7,7 @@ codes around `Schema.execute`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from contextlib import AbstractContextManager, nullcontext
@@ -262,10 +263,7 @@ async def execute(request: Request, services: Services, params: GraphQLParams, m
         record.outcome, record.status, record.error_codes = "error", 503, [exc.code]
         return _error_response(media_type, 503, exc.message, request_id, code=exc.code)
     except Exception as exc:  # noqa: BLE001 - a bug, not an outage: masked and logged, as in a resolver
-        error = format_error(GraphQLError(str(exc), original_error=exc), pre_execution=False,
-                             production=services.settings.production, request_id=request_id)
-        record.outcome, record.status, record.error_codes = "error", 500, ["INTERNAL_SERVER_ERROR"]
-        return _json_response({"errors": [error]}, 500, media_type, request_id)
+        return _unexpected(exc, services, media_type, record)
     record.viewer_id = logged_viewer(viewer)
     loaders = create_loaders(services.db, services.payments)
     if (standing := viewer.standing) is not None:
@@ -285,6 +283,12 @@ async def execute(request: Request, services: Services, params: GraphQLParams, m
         return _refuse(record, media_type, 405, "Only queries may be sent with GET; use POST.", {"Allow": "POST"})
     except CannotGetOperationTypeError:
         return _refuse(record, media_type, 400, "Pick the operation to run with 'operationName'.")
+    except BaseException as exc:
+        if not isinstance(exc, (Exception, asyncio.CancelledError)) or _being_cancelled():
+            raise  # the request itself is ending (client gone, shutdown): nobody to answer
+        # An exception graphql-core does not catch (a CancelledError, say) that escaped
+        # execution: answered through the error path like any unexpected error, never a bare 500.
+        return _unexpected(exc, services, media_type, record)
 
     pre_execution = isinstance(result, PreExecutionError)
     if params.learn and params.persisted_hash and params.query and not pre_execution:
@@ -320,6 +324,19 @@ async def execute(request: Request, services: Services, params: GraphQLParams, m
     codes = dict.fromkeys((e.get("extensions") or {}).get("code", "") for e in body.get("errors", ()))
     record.answered(status, list(codes), user_error_codes(result.data), ran=not request_failed)
     return _json_response(body, status, media_type, request_id, headers)
+
+
+def _unexpected(exc: BaseException, services: Services, media_type: str, record: RequestRecord) -> Response:
+    """A bug, not a refusal: masked (in production) and logged with its traceback under the request id."""
+    error = format_error(GraphQLError(str(exc) or type(exc).__name__, original_error=exc),  # type: ignore[arg-type]
+                         pre_execution=False, production=services.settings.production, request_id=record.request_id)
+    record.outcome, record.status, record.error_codes = "error", 500, ["INTERNAL_SERVER_ERROR"]
+    return _json_response({"errors": [error]}, 500, media_type, record.request_id)
+
+
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _operation_span(record: RequestRecord) -> AbstractContextManager[Any]:

@@ -64,11 +64,20 @@ class BatchLoader(DataLoader):
 
         super().__init__(remembering_failures, **options)
 
+    def load(self, key: Any) -> "asyncio.Future[Any]":
+        """The key's value. Many fields may wait on one cached future; graphql-core cancels a
+        field whose parent an error nulled, and cancelling a task cancels the future it awaits.
+        So each waiter gets its own shield: a cancelled field stops waiting, the load goes on
+        for the others."""
+        future = super().load(key)
+        return future if future.done() else asyncio.shield(future)
+
     def load_all(self, keys: Sequence[Any]) -> Awaitable[list[Any]]:
         """Every key's value, in order, from one wait rather than one await per key (a level
         resolver asks for a whole level's keys at once). The keys are queued now, before the
         caller awaits, so loads started together go out in the same round."""
-        return _values([self.load(key) for key in keys])
+        load = super().load  # `_values` shields its one wait; a shield per key would be waste
+        return _values([load(key) for key in keys])
 
     def do_resolve_reject(self, key: Any, future: "asyncio.Future[Any]") -> None:
         if self.batcher is None:
@@ -83,6 +92,6 @@ async def _values(futures: list["asyncio.Future[Any]"]) -> list[Any]:
     for future in futures:
         if not future.done():
             # A batch settles all its keys at once: this one wait usually covers the rest, where
-            # waiting on each would schedule a callback per key.
-            await future
+            # waiting on each would schedule a callback per key. Shielded, as in `load`.
+            await asyncio.shield(future)
     return [future.result() for future in futures]  # a failed batch raises here, as `load` would

@@ -9,6 +9,7 @@ organization it changed, in the transaction of the change, so the customer sees 
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from uuid import UUID
@@ -44,14 +45,25 @@ def require_staff_reader(ctx: Context) -> None:
         raise Forbidden(STAFF_ONLY)
 
 
+def _blank(char: str) -> bool:
+    # Spaces, controls and format characters (zero-width space, joiners, BOM): nothing a reader
+    # of the audit log sees.
+    return unicodedata.category(char)[0] in "ZC"
+
+
 def _reason(reason: str) -> tuple[str, Problem | None]:
-    reason = reason.strip()
-    if not reason:
-        return reason, Problem(("input", "reason"), "Give the reason for this change; the customer sees it in "
-                                                    "their audit log.", "REQUIRED")
+    """The reason without blank characters around it; REQUIRED unless it has a letter, digit,
+    punctuation or symbol to read."""
+    kept = [i for i, char in enumerate(reason) if not _blank(char)]
+    reason = reason[kept[0]:kept[-1] + 1] if kept else ""
+    # A refused reason is not kept: the audit entry of the refusal records none.
+    if not any(unicodedata.category(char)[0] in "LNPS" for char in reason):
+        return "", Problem(("input", "reason"), "Give the reason for this change; the customer sees it in "
+                                                "their audit log.", "REQUIRED")
     if len(reason) > MAX_REASON_LENGTH:
-        return reason, Problem(("input", "reason"), f"A reason has at most {MAX_REASON_LENGTH} characters.",
-                               "INVALID")
+        return "", Problem(("input", "reason"), f"A reason has at most {MAX_REASON_LENGTH} characters.", "INVALID")
+    if any(unicodedata.category(char) in ("Cc", "Cs") and char not in "\t\n" for char in reason):
+        return "", Problem(("input", "reason"), "A reason is plain text: no control characters.", "INVALID")
     return reason, None
 
 
@@ -249,7 +261,13 @@ async def _license_outcome(ctx: Context, found: License, action: str, problems: 
 async def resend_invitation(ctx: Context, invitation_id: UUID | None, reason: str) -> people.InvitationChange:
     """The organization's own `resendInvitation`, done by support: same rules, same mail."""
     authority = require_staff(ctx, roles=SUPPORT_ROLES, scope="accounts:write")
+    found = await ctx.loaders.organizations.invitation.load(invitation_id) if invitation_id else None
+    if found is None:
+        raise NotFound(NOT_FOUND)
     reason, problem = _reason(reason)
-    if problem:
+    on_behalf = OnBehalf(authority.scope, reason)
+    if problem:  # refused before the organization's own rules run, and audited like them
+        await audit_refusal(ctx, organization_id=found.organization_id, action="invitation.resend",
+                            target=found.email, problems=[problem], on_behalf=on_behalf)
         return people.InvitationChange(problems=[problem])
-    return await people.resend_invitation(ctx, invitation_id, OnBehalf(authority.scope, reason))
+    return await people.resend_invitation(ctx, invitation_id, on_behalf)
