@@ -18,11 +18,27 @@ from graphql import (ArgumentNode, DocumentNode, FieldNode, FragmentDefinitionNo
                      OperationDefinitionNode, SelectionSetNode, VariableNode, Visitor, get_named_type,
                      is_abstract_type, is_leaf_type, value_from_ast_untyped, visit)
 
-from datasources.paging import DEFAULT_PAGE
+from datasources.paging import DEFAULT_PAGE, MAX_PAGE
+from resolvers import people, seats
 from schema.documents import parse_document
 
 # Plain lists (licenses, subscriptions, cards) hold tens of items: count them as this many.
 LIST_ESTIMATE = 10
+# The plain lists that can hold more, each counted at its real bound: a payload's list at the
+# most its input may name, and an organization's credit lists (one entry per member, one per
+# open request) at a full page. These two have no bound of their own: a larger organization's
+# answer is charged for what it held (`actual_cost`), and its connection is
+# `Organization.members { nodes { account { creditAccess } } }`. `Query.nodes` counts the ids sent.
+LIST_BOUNDS = {
+    ("AllocateLicensePayload", "allocations"): seats.MAX_ACCOUNTS,
+    ("SetCreditAccessPayload", "members"): seats.MAX_ACCOUNTS,
+    ("InviteMembersPayload", "results"): people.MAX_INVITATIONS,
+    ("PayOutstandingBalancePayload", "invoices"): MAX_PAGE,
+    ("CreditPool", "members"): MAX_PAGE,
+    ("CreditPool", "pendingRequests"): MAX_PAGE,
+}
+SIZED_BY_ARGUMENT = {("Query", "nodes"): "ids"}
+_SIZING_ARGUMENTS = frozenset(SIZED_BY_ARGUMENT.values())
 PAGE_ARGUMENTS = ("first", "last")
 _ABSENT = object()
 # Variable values a cost can be cached by. The type is part of the key: 1.0 and True hash
@@ -33,7 +49,7 @@ _KEYABLE = frozenset({int, bool, float, str, type(None)})
 def query_cost(schema: GraphQLSchema, query: str, operation_name: str | None,
                variables: Mapping[str, Any] | None) -> int:
     """`operation_cost` of a text that parses, cached by all it depends on: the text, the
-    operation, and the values of the variables inside page sizes (`first: $members`).
+    operation, and the values of the variables that size lists (`first: $members`).
 
     A dashboard costs a walk of its whole document; clients send the same few texts with
     the same page sizes, so most requests are a lookup."""
@@ -60,13 +76,13 @@ def _cached_cost(schema: GraphQLSchema, query: str, operation_name: str | None, 
 
 @lru_cache(maxsize=512)
 def _page_variables(query: str) -> tuple[str, ...]:
-    """The variables used in any `first` or `last` argument of the document, in a fixed order."""
+    """The variables used in any argument that sizes a list (`first`, `last`, `ids`), in a fixed order."""
     names: dict[str, None] = {}
     inside: list[bool] = [False]
 
     class Finder(Visitor):
         def enter_argument(self, node: ArgumentNode, *_args: object) -> None:
-            inside[0] = node.name.value in PAGE_ARGUMENTS
+            inside[0] = node.name.value in PAGE_ARGUMENTS or node.name.value in _SIZING_ARGUMENTS
 
         def leave_argument(self, *_args: object) -> None:
             inside[0] = False
@@ -144,13 +160,21 @@ class _Walker:
         if items is not None and node.name.value in ("edges", "nodes"):
             inner = items
         elif _is_list(definition.type):
-            inner = multiplier * LIST_ESTIMATE
+            inner = multiplier * self.list_items(parent.name, node.name.value, arguments)
         else:
             inner = multiplier
         return inner + self.selection_cost(child_parent, node.selection_set, inner, seen)
 
     def value(self, node: Any) -> Any:
         return value_from_ast_untyped(node, self.variables)
+
+    @staticmethod
+    def list_items(type_name: str, field_name: str, arguments: dict[str, Any]) -> int:
+        argument = SIZED_BY_ARGUMENT.get((type_name, field_name))
+        if argument is not None:
+            sent = arguments.get(argument)
+            return len(sent) if isinstance(sent, list) else 1  # a single value is a list of one
+        return LIST_BOUNDS.get((type_name, field_name), LIST_ESTIMATE)
 
 
 def _is_list(type_: Any) -> bool:
@@ -163,9 +187,8 @@ def _is_list(type_: Any) -> bool:
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
-def actual_cost(data: Any, limit: int | None = None) -> int:
-    """What the response holds: one per object returned below the root; counting stops at
-    `limit` when given.
+def actual_cost(data: Any) -> int:
+    """What the response holds: one per object returned below the root.
 
     One loop over an explicit stack: a response of a thousand objects holds a few thousand
     values, and a call (or a generator) per value is most of the time of the walk."""
@@ -180,8 +203,6 @@ def actual_cost(data: Any, limit: int | None = None) -> int:
                 continue
             if isinstance(value, dict):
                 count += 1
-                if count == limit:
-                    return count
                 push(value.values())
             elif isinstance(value, list):
                 push(value)

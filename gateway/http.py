@@ -350,14 +350,14 @@ def _operation_span(record: RequestRecord) -> AbstractContextManager[Any]:
 
 
 async def _settle_cost(services: Services, admitted: Admission, data: Any) -> dict[str, Any]:
-    """Shopify's shape: what was asked, what the answer held, and the budget left after the
-    difference is given back."""
-    actual = min(actual_cost(data, limit=admitted.requested), admitted.requested)
-    await services.limiter.refund_query(admitted.viewer_key, admitted.requested - actual)
+    """Shopify's shape: what was asked, what the answer held, and the budget left once the
+    difference is settled (given back, or charged when the answer held more than estimated)."""
+    actual = actual_cost(data)
+    await services.limiter.settle_query(admitted.viewer_key, admitted.requested, actual)
     limits = services.limiter.settings
+    remaining = min(limits.cost_budget, admitted.available + admitted.requested - actual)
     return {"requested": admitted.requested, "actual": actual,
-            "budget": {"maximum": limits.cost_budget,
-                       "remaining": int(min(limits.cost_budget, admitted.available + admitted.requested - actual)),
+            "budget": {"maximum": limits.cost_budget, "remaining": int(max(0, remaining)),
                        "restoreRate": limits.cost_restore_rate}}
 
 

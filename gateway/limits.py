@@ -44,13 +44,20 @@ class Limiter:
         s = self.settings
         return await self._take(f"cost:{viewer_key}", cost, s.cost_budget, s.cost_restore_rate)
 
-    async def refund_query(self, viewer_key: str, amount: int) -> None:
-        if amount > 0:
-            s = self.settings
-            try:
-                await self.buckets.give_back(f"cost:{viewer_key}", amount, s.cost_budget, s.cost_restore_rate)
-            except Exception:
-                log.warning("rate-limit store unavailable; refund of %s lost", viewer_key, exc_info=True)
+    async def settle_query(self, viewer_key: str, requested: int, actual: int) -> None:
+        """After the answer: what it did not use is given back, and what it held beyond the
+        estimate is charged, even past the budget (the next queries then wait)."""
+        if actual == requested:
+            return
+        s = self.settings
+        try:
+            if actual < requested:
+                await self.buckets.give_back(f"cost:{viewer_key}", requested - actual, s.cost_budget,
+                                             s.cost_restore_rate)
+            else:
+                await self.buckets.add(f"cost:{viewer_key}", actual - requested, s.cost_budget, s.cost_restore_rate)
+        except Exception:
+            log.warning("rate-limit store unavailable; settling %s lost", viewer_key, exc_info=True)
 
     def _sign_in_buckets(self, account: str | None, address: str) -> list[tuple[str, float]]:
         s = self.settings

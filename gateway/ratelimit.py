@@ -24,6 +24,8 @@ class Decision:
 class Buckets(Protocol):
     async def take(self, key: str, cost: float, capacity: float, rate: float) -> Decision: ...
     async def give_back(self, key: str, amount: float, capacity: float, rate: float) -> None: ...
+    # Adds even past capacity: a cost found only afterwards is owed all the same.
+    async def add(self, key: str, amount: float, capacity: float, rate: float) -> None: ...
     async def close(self) -> None: ...
 
 
@@ -58,6 +60,11 @@ class LocalBuckets:
         level, last = self._levels.get(key, (0.0, now))
         self._levels[key] = (max(0.0, _drain(level, last, now, rate) - amount), now)
 
+    async def add(self, key: str, amount: float, capacity: float, rate: float) -> None:
+        now = self._clock()
+        level, last = self._levels.get(key, (0.0, now))
+        self._levels[key] = (_drain(level, last, now, rate) + amount, now)
+
     def _forget_full_ones(self, now: float, capacity: float, rate: float) -> None:
         """Keeps memory bounded: an empty bucket is the same as no bucket."""
         if len(self._levels) > 10_000:
@@ -67,7 +74,8 @@ class LocalBuckets:
         self._levels.clear()
 
 
-# KEYS[1]: bucket; ARGV: cost (negative to give back), capacity, rate, now (seconds).
+# KEYS[1]: bucket; ARGV: cost (negative to give back), capacity, rate, now (seconds), and
+# 1 to add the cost even past capacity.
 # Returns {allowed, available*1000, retry_after*1000} as integers (Lua numbers to Redis).
 _LEAKY_BUCKET = """
 local level = tonumber(redis.call('HGET', KEYS[1], 'level') or '0')
@@ -75,14 +83,14 @@ local last = tonumber(redis.call('HGET', KEYS[1], 'last') or ARGV[4])
 local cost, capacity, rate, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 level = math.max(0, level - (now - last) * rate)
 local allowed, retry = 1, 0
-if cost < 0 or level + cost <= capacity then
+if cost < 0 or ARGV[5] == '1' or level + cost <= capacity then
   level = math.max(0, level + cost)
 else
   allowed = 0
   retry = (level + cost - capacity) / rate
 end
 redis.call('HSET', KEYS[1], 'level', level, 'last', now)
-redis.call('EXPIRE', KEYS[1], math.ceil(capacity / rate) + 1)
+redis.call('EXPIRE', KEYS[1], math.ceil(math.max(level, capacity) / rate) + 1)
 return {allowed, math.floor((capacity - level) * 1000), math.ceil(retry * 1000)}
 """
 
@@ -97,11 +105,11 @@ class RedisBuckets:
         self._script = self._redis.register_script(_LEAKY_BUCKET)
         self._prefix = prefix
 
-    async def _run(self, key: str, cost: float, capacity: float, rate: float) -> Decision:
+    async def _run(self, key: str, cost: float, capacity: float, rate: float, force: bool = False) -> Decision:
         # Redis' own clock: processes on several machines then agree on "now".
         seconds, micros = await self._redis.time()
         allowed, available, retry = await self._script(
-            keys=[self._prefix + key], args=[cost, capacity, rate, seconds + micros / 1e6])
+            keys=[self._prefix + key], args=[cost, capacity, rate, seconds + micros / 1e6, int(force)])
         return Decision(bool(allowed), available / 1000, retry / 1000)
 
     async def take(self, key: str, cost: float, capacity: float, rate: float) -> Decision:
@@ -109,6 +117,9 @@ class RedisBuckets:
 
     async def give_back(self, key: str, amount: float, capacity: float, rate: float) -> None:
         await self._run(key, -amount, capacity, rate)
+
+    async def add(self, key: str, amount: float, capacity: float, rate: float) -> None:
+        await self._run(key, amount, capacity, rate, force=True)
 
     async def close(self) -> None:
         await self._redis.aclose()

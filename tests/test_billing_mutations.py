@@ -497,6 +497,24 @@ async def test_a_card_declined_at_attach_or_unknown_is_refused(gateway, admin, f
     assert [r["outcome"] for r in rows] == ["REFUSED"] * 4
 
 
+async def test_a_removed_card_cannot_be_added_again_by_anyone(gateway, admin, fresh, emulator):
+    """Stripe spends a detached payment method for good: not this organization, not another."""
+    token = await tokenize(emulator)
+    assert (await run(gateway, ADD_METHOD, admin, paymentMethodToken=token))["userErrors"] == []
+    removed = await run(gateway, REMOVE_METHOD, admin, paymentMethodId=gid("PaymentMethod", token))
+    assert removed["userErrors"] == []
+    other_admin = await gateway.login("admin@globex.example")
+    for who in (other_admin, admin):
+        again = await run(gateway, ADD_METHOD, who, paymentMethodToken=token)
+        assert codes(again) == [(["input", "paymentMethodToken"], "INVALID")] and again["paymentMethod"] is None
+        assert token not in {m["id"] for m in (await billing(gateway, who))["paymentMethods"]}
+    # The emulator answers as Stripe does, to any client.
+    direct = await emulator.post(f"/v1/payment_methods/{token}/attach", data={"customer": fresh.customer_id})
+    assert direct.status_code == 400 and "may not be used again" in direct.json()["error"]["message"]
+    detached_twice = await emulator.post(f"/v1/payment_methods/{token}/detach")
+    assert detached_twice.status_code == 400
+
+
 async def test_admin_sets_the_default_card(gateway, admin, fresh, provider, db):
     other = await provider.add_card(fresh.customer_id, card_number=MASTERCARD, exp_month=9, exp_year=2032,
                                     cvc="123", make_default=False, idempotency_key=key())

@@ -37,7 +37,6 @@ def test_the_actual_cost_counts_every_object_below_the_root():
             "typename": "Query", "nothing": None}
     # viewer, organization, members, 2 edges, 1 node, the {} in a list, and the nested list's license
     assert actual_cost(data) == 8
-    assert actual_cost(data, limit=3) == 3
     assert actual_cost(None) == 0 and actual_cost({}) == 0 and actual_cost({"x": 1}) == 0
 
 
@@ -97,6 +96,52 @@ def test_page_sizes_sent_in_variables_change_the_cached_cost():
     schema = build_schema()._schema
     costs = [query_cost(schema, PAGED, "A", {"n": n}) for n in (5, 50, 5, 5.0, True)]
     assert costs[0] == costs[2] < costs[1] and costs[3] != costs[0] and costs[4] < costs[0]
+
+
+NODES = "query N($ids: [ID!]!) { nodes(ids: $ids) { id ... on Account { licenses { id } } } }"
+
+
+def test_nodes_costs_as_many_objects_as_the_ids_sent():
+    """Each id may return an object, with everything selected below it."""
+    schema = build_schema()._schema
+    each = 1 + 10  # the node, and an account's ~10 licenses
+    for count in (1, 7, 100):
+        ids = [f"id-{i}" for i in range(count)]
+        assert query_cost(schema, NODES, None, {"ids": ids}) == count * each
+        literal = "{ nodes(ids: [%s]) { id ... on Account { licenses { id } } } }" % ", ".join(f'"{i}"' for i in ids)
+        assert query_cost(schema, literal, None, None) == count * each
+    assert query_cost(schema, NODES, None, {"ids": "one"}) == each  # a single value is a list of one
+
+
+def test_lists_that_grow_with_the_organization_count_a_full_page():
+    schema = build_schema()._schema
+    query = "{ viewer { organization { creditPool { members { account { id } } pendingRequests { id } } } } }"
+    assert query_cost(schema, query, None, None) == 1 + 1 + 1 + 2 * 100 + 100
+
+
+async def test_an_answer_larger_than_its_estimate_is_charged_in_full(app_for, settings, db):
+    """150 members: the credit list holds more than the page it was estimated at, and the
+    viewer pays for every object returned; the budget then refuses the next such query."""
+    organization = await db.fetchval("SELECT organization_id FROM memberships m JOIN accounts a ON a.id ="
+                                     " m.account_id WHERE a.email = 'admin@northwind.example'")
+    for i in range(150):
+        account = uuid.uuid4()
+        await db.execute("INSERT INTO accounts (id, email, name) VALUES ($1, $2, 'Extra')", account,
+                         f"extra{i}@northwind.example")
+        await db.execute("INSERT INTO memberships (account_id, organization_id, role) VALUES ($1, $2, 'MEMBER')",
+                         account, organization)
+    gateway = await app_for(settings.with_(limits=LimitSettings(cost_budget=400, cost_restore_rate=1)))
+    token = await gateway.login("admin@northwind.example")
+    query = "{ viewer { organization { creditPool { members { account { id } access { mode } } } } } }"
+    body = (await gateway.post(query, token=token)).json()
+    members = body["data"]["viewer"]["organization"]["creditPool"]["members"]
+    assert len(members) == 158
+    cost = body["extensions"]["cost"]
+    assert cost["requested"] == 3 + 3 * 100
+    assert cost["actual"] == 3 + 3 * 158 > cost["requested"]
+    assert cost["budget"]["remaining"] == 0  # 477 of a budget of 400: owed, not forgiven
+    refused = await gateway.post(query, token=token)
+    assert refused.status_code == 429
 
 
 async def test_too_many_tokens_is_refused(gateway):
@@ -241,3 +286,25 @@ async def test_nul_characters_are_bad_input_and_change_nothing(gateway, db, quer
     assert response.status_code == 400
     assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert await db.fetchval("SELECT name FROM accounts WHERE email = 'member1@northwind.example'") == "Lena Fischer"
+
+
+@pytest.mark.parametrize("store", ["process", "redis"])
+async def test_a_cost_owed_after_the_answer_is_added_past_the_budget_in_either_store(store):
+    from gateway.ratelimit import LocalBuckets, RedisBuckets  # noqa: PLC0415
+
+    if store == "redis":
+        url = redis_url()
+        if url is None:
+            pytest.skip("no Redis on 127.0.0.1:6379: shared buckets need one")
+        buckets = RedisBuckets(url, prefix=f"test-{uuid.uuid4().hex}:")
+    else:
+        buckets = LocalBuckets()
+    try:
+        assert (await buckets.take("v", 80, 100, 0.001)).allowed
+        await buckets.add("v", 70, 100, 0.001)  # the answer held 70 more than was charged
+        refused = await buckets.take("v", 1, 100, 0.001)
+        assert not refused.allowed and refused.available < -49  # 150 of 100: owed until it drains
+        await buckets.give_back("v", 100, 100, 0.001)
+        assert (await buckets.take("v", 40, 100, 0.001)).allowed
+    finally:
+        await buckets.close()

@@ -12,6 +12,10 @@ emulator special cases:
   being paid. We add it (localstripe already has the internal `_finalize`).
 - `POST /v1/invoices/{id}/pay` lacks Stripe's `payment_method` (pay with one of the
   customer's methods rather than the default). We add it.
+- A detached payment method can be attached again, even to another customer, and one
+  attached to a customer can be moved to another by attaching it there. Stripe refuses
+  both: a detached method is spent for good, and an attached one belongs to its customer.
+  We refuse them with Stripe's own errors.
 - Invoices never get a `number`. Stripe numbers an invoice when it is finalized
   (`PREFIX-0001`, per customer); we do the same at finalize and at pay.
 
@@ -142,11 +146,45 @@ def _pay_with(obj: Any, pm: Any) -> Any:
     return obj
 
 
+PaymentMethod = resources.PaymentMethod
+_original_attach = PaymentMethod._api_attach.__func__
+_original_detach = PaymentMethod._api_detach.__func__
+# Stripe's words for both refusals (400 invalid_request_error).
+_SPENT = ("The provided PaymentMethod was previously used with a PaymentIntent without Customer attachment, "
+          "shared with a connected account without Customer attachment, or was detached from a Customer. It may "
+          "not be used again. To use a PaymentMethod multiple times, you must attach it to a Customer first.")
+_TAKEN = "The payment method you provided has already been attached to a customer."
+_NOT_ATTACHED = "The payment method you provided is not attached to a customer so detachment is impossible."
+
+
+def _api_attach(cls: type, id: Any, customer: Any = None, **kwargs: Any) -> Any:
+    if isinstance(id, str) and id.startswith("pm_"):
+        found = cls._api_retrieve(id)
+        if getattr(found, "_detached", False):
+            raise UserError(400, _SPENT, {"code": "payment_method_unexpected_state"})
+        if found.customer is not None and found.customer != customer:
+            raise UserError(400, _TAKEN, {"code": "payment_method_unexpected_state"})
+    return _original_attach(cls, id, customer=customer, **kwargs)
+
+
+def _api_detach(cls: type, id: Any, **kwargs: Any) -> Any:
+    if isinstance(id, str) and id.startswith("pm_") and cls._api_retrieve(id).customer is None:
+        raise UserError(400, _NOT_ATTACHED, {"code": "payment_method_unexpected_state"})
+    detached = _original_detach(cls, id, **kwargs)
+    detached._detached = True  # not exported: localstripe's JSON leaves out `_` attributes
+    return detached
+
+
 def close_api_gaps() -> None:
     Invoice._finalize = _finalize
     Invoice._api_create = classmethod(_api_create)
+    PaymentMethod._api_attach = classmethod(_api_attach)
+    PaymentMethod._api_detach = classmethod(_api_detach)
+    replaced = {"/v1/invoices/{id}/pay": _api_pay_invoice,
+                "/v1/payment_methods/{id}/attach": PaymentMethod._api_attach,
+                "/v1/payment_methods/{id}/detach": PaymentMethod._api_detach}
     routes = resources.extra_apis
     for i, (method, url, _func) in enumerate(routes):
-        if (method, url) == ("POST", "/v1/invoices/{id}/pay"):
-            routes[i] = (method, url, _api_pay_invoice)
+        if method == "POST" and url in replaced:
+            routes[i] = (method, url, replaced[url])
     routes.append(("POST", "/v1/invoices/{id}/finalize", _api_finalize_invoice))
