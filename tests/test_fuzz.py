@@ -20,6 +20,7 @@ fails once at the end, listing each query with the response it got.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,7 +42,9 @@ from schemathesis.specs.graphql.scalars import CUSTOM_SCALARS
 from tests.conftest import service_directory
 from tests.test_serve import Served, graphql, login, start, stop
 
-EXAMPLES = 10  # generated cases per operation, per generation mode, per viewer (an upper bound)
+# Generated cases per operation, per generation mode, per viewer (an upper bound); CI runs 10,
+# FUZZ_EXAMPLES=200 a deeper search.
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10"))
 SEED = 20_260_505
 MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
 REQUEST_TIMEOUT = 30
