@@ -7,11 +7,13 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from datasources.payments.client import PaymentsClient
 from datasources.postgres.database import Database
 from gateway import graphiql, invoice_files
+from gateway.bodies import BodyLimit
 from gateway.health import healthz, readyz
 from gateway.http import graphql_endpoint
 from gateway.limits import Limiter
@@ -79,5 +81,6 @@ def create_app(settings: Settings) -> Starlette:
             Route("/invoices/{invoice_id}.pdf", invoice_files.invoice_pdf, methods=["GET"]),
             Route("/invoices.zip", invoice_files.invoices_zip, methods=["GET"]),
         ],
+        middleware=[Middleware(BodyLimit, max_bytes=settings.max_body_bytes)],
         lifespan=lifespan,
     )

@@ -8,7 +8,6 @@ codes around `Schema.execute`.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
@@ -28,6 +27,7 @@ from datasources.errors import GatewayError
 from datasources.instrumentation import IOStats
 from gateway.admission import Admission, Refusal, admit, viewer_key
 from gateway import graphiql, request_log
+from gateway.bodies import BodyTooLarge, InvalidJSON, load_json
 from gateway.cost import actual_cost
 from gateway.errors import format_error, is_request_error
 from gateway.metrics import Metrics
@@ -40,6 +40,8 @@ from resolvers.context import Context
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
+# HEAD is GET without the response body (RFC 9110): the same request, queries only.
+QUERY_STRING_METHODS = ("GET", "HEAD")
 log = logging.getLogger("gateway.http")
 _NO_SPAN: AbstractContextManager[Any] = nullcontext()
 
@@ -168,31 +170,43 @@ def resolve_persisted(params: GraphQLParams, services: Services) -> GraphQLParam
 
 
 async def read_params(request: Request) -> GraphQLParams:
-    if request.method == "GET":
+    """GET and HEAD read the query string only: a body sent with them is never read, let alone run."""
+    if request.method in QUERY_STRING_METHODS:
         data: dict[str, Any] = dict(request.query_params)
         for name in ("variables", "extensions"):
             if name in data:
-                try:
-                    data[name] = json.loads(data[name])
-                except ValueError:
-                    raise BadRequest(f"'{name}' must be JSON.") from None
+                data[name] = _load_json(data[name], f"'{name}'")
         return params_from(data)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != JSON:
         raise BadRequest("POST requests must have 'Content-Type: application/json'.", status=415)
     try:
-        data = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("The request body is not valid JSON.") from None
-    return params_from(data)
+        body = await request.body()
+    except BodyTooLarge as exc:
+        raise BadRequest(str(exc), status=413, code="PAYLOAD_TOO_LARGE") from None
+    return params_from(_load_json(body, "The request body"))
+
+
+def _load_json(raw: bytes | str, what: str) -> Any:
+    try:
+        return load_json(raw, what)
+    except InvalidJSON as exc:
+        raise BadRequest(str(exc)) from None
 
 
 def wants_graphiql(request: Request, enabled: bool) -> bool:
-    return (enabled and request.method == "GET" and "query" not in request.query_params
+    return (enabled and request.method in QUERY_STRING_METHODS and "query" not in request.query_params
             and "extensions" not in request.query_params and "text/html" in request.headers.get("accept", ""))
 
 
 async def graphql_endpoint(request: Request) -> Response:
+    response = await _graphql(request)
+    if request.method == "HEAD":  # the headers GET would send, Content-Length included
+        response.body = b""
+    return response
+
+
+async def _graphql(request: Request) -> Response:
     services: Services = request.app.state.services
     if wants_graphiql(request, not services.settings.production):
         return HTMLResponse(graphiql.page(request.scope.get("root_path", "")))
@@ -272,7 +286,7 @@ async def execute(request: Request, services: Services, params: GraphQLParams, m
     context = Context(viewer=viewer, loaders=loaders, db=services.db,
                       payments=services.payments, config=services.resolver_config,
                       request_id=request_id, client_address=address, sign_in_throttle=services.limiter)
-    allowed = {OperationType.QUERY} if request.method == "GET" else None
+    allowed = {OperationType.QUERY} if request.method in QUERY_STRING_METHODS else None
     try:
         with _operation_span(record):
             result = await services.schema.execute(

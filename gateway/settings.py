@@ -13,6 +13,9 @@ from gateway.limits import LimitSettings
 
 MIN_SECRET_LENGTH = 32
 DEFAULT_HELP_CENTER_URL = "https://support.account-gateway.example/hc"
+# A request body may be at most this large (GraphQL and webhooks alike); bigger ones get 413.
+DEFAULT_MAX_BODY_BYTES = 1 << 20
+MAX_BODY_BYTES_CEILING = 64 << 20  # past this the limit no longer protects the memory of a process
 # Where the customer portal runs: links in mail (an invitation's accept page) point there.
 DEFAULT_PORTAL_URL = "https://portal.account-gateway.example"
 # The portal's named operations, registered as persisted operations at start.
@@ -59,6 +62,7 @@ class Settings:
     log_format: str | None = None
     # OpenTelemetry spans (gateway/tracing.py), when the `otel` extra is installed.
     tracing: bool = False
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
     @property
     def production(self) -> bool:
@@ -115,18 +119,23 @@ def from_env(environ: dict[str, str] | None = None, **overrides: object) -> Sett
         persisted_operations_only=env.get("PERSISTED_OPERATIONS_ONLY", "0").strip().lower() in ("1", "true", "yes"),
         log_format=_choice(env, "LOG_FORMAT", ("json", "text")),
         tracing=tracing.configured(env),
+        max_body_bytes=_int(env, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, bounds=(1024, MAX_BODY_BYTES_CEILING)),
     )
     return settings.with_(**overrides) if overrides else settings
 
 
-def _int(env: dict[str, str], name: str, default: int) -> int:
+def _int(env: dict[str, str], name: str, default: int, bounds: tuple[int, int] | None = None) -> int:
     raw = env.get(name)
     if raw is None:
         return default
+    wanted = "an integer" if bounds is None else f"an integer from {bounds[0]} to {bounds[1]}"
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
-        raise SettingsError(f"{name} must be an integer, not {raw!r}") from None
+        raise SettingsError(f"{name} must be {wanted}, not {raw!r}") from None
+    if bounds is not None and not bounds[0] <= value <= bounds[1]:
+        raise SettingsError(f"{name} must be {wanted}, not {raw!r}")
+    return value
 
 
 def _base_url(env: dict[str, str], name: str, default: str) -> str:

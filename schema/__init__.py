@@ -21,7 +21,7 @@ from strawberry.types.graphql import OperationType
 from strawberry.utils.operation import get_operation_type
 
 from resolvers import accounts as resolve_accounts
-from schema import node
+from schema import node, variable_errors
 from schema.mutations import Mutation
 from schema.account import Account
 from schema.node import NODE_TYPES
@@ -89,13 +89,15 @@ class GatewaySchema(strawberry.Schema):
     """
 
     def __init__(self, *args: Any, validation_rules: Sequence[type[ASTValidationRule]] = (),
-                 **kwargs: Any) -> None:
+                 hide_suggestions: bool = False, **kwargs: Any) -> None:
         if kwargs.get("extensions"):
             raise TypeError("GatewaySchema.execute runs no SchemaExtension: pass validation_rules instead")
         extensions: list[Callable[[], SchemaExtension]] = [
             RequireOperationName, lambda: AddValidationRules(list(validation_rules))]
         super().__init__(*args, extensions=extensions, **kwargs)
         self.validation_rules = (*specified_rules, *validation_rules)
+        # Production: no "Did you mean ...?" that would map out the schema introspection hides.
+        self.hide_suggestions = hide_suggestions
         # Per schema (its rules, its types); bounded like the parse cache.
         self._validated = lru_cache(maxsize=256)(self._validation_errors)
 
@@ -128,16 +130,20 @@ class GatewaySchema(strawberry.Schema):
             result = execute(self._schema, document, root_value=root_value, context_value=context_value,
                              variable_values=variable_values, operation_name=operation_name,
                              executor_class=self.execution_context_class, is_awaitable=optimized_is_awaitable,
-                             operation_extensions=operation_extensions)
+                             operation_extensions=operation_extensions, hide_suggestions=self.hide_suggestions)
             if isawaitable(result):
                 result = await result
         except GraphQLError as error:  # as strawberry: an error before any data
             return self._refused([error])
         except Exception as exc:  # noqa: BLE001
             return self._refused([GraphQLError(str(exc), original_error=exc)])
-        if result.errors:
-            self._process_errors(result.errors)
-        return ExecutionResult(data=result.data, errors=result.errors, extensions={})
+        errors = result.errors
+        if errors and result.data is None:  # refused before execution: the variables did not coerce
+            errors = variable_errors.rebuilt(self._schema, errors, variable_values,
+                                             hide_suggestions=self.hide_suggestions)
+        if errors:
+            self._process_errors(errors)
+        return ExecutionResult(data=result.data, errors=errors, extensions={})
 
     def _refused(self, errors: list[GraphQLError]) -> PreExecutionError:
         self._process_errors(errors)
@@ -155,4 +161,4 @@ def build_schema(*, production: bool = False) -> strawberry.Schema:
     if production:
         rules.append(NoSchemaIntrospectionCustomRule)  # what strawberry's DisableIntrospection adds
     return GatewaySchema(query=Query, mutation=Mutation, types=list(NODE_TYPES.values()),
-                         validation_rules=rules, execution_context_class=LevelExecutor)
+                         validation_rules=rules, execution_context_class=LevelExecutor, hide_suggestions=production)

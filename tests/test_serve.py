@@ -138,6 +138,35 @@ def test_admin_logs_in_and_reads_viewer_over_http(served):
     assert "seeded the demo organizations" in served.output()
 
 
+def test_a_100_mb_body_is_refused_without_being_held(served):
+    process = psutil.Process(served.process.pid)  # one worker: the app runs in this process
+    before = process.memory_info().rss
+    hundred_mb = 100 * 1024 * 1024
+
+    start = b'{"query": "{ __typename }", "variables": {"pad": "'
+
+    def chunked():
+        yield start
+        for _ in range(hundred_mb // (1 << 16)):
+            yield b"x" * (1 << 16)
+
+    headers = {"content-type": "application/json"}
+    for extra, content in (({}, chunked()), ({"content-length": str(hundred_mb + len(start))}, chunked())):
+        response = httpx.post(f"{served.url}/graphql", content=content, headers={**headers, **extra}, timeout=60)
+        assert response.status_code == 413, response.text
+        assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+    grown = process.memory_info().rss - before
+    assert grown < 20 * 1024 * 1024, f"RSS grew by {grown / 2**20:.0f} MiB for two refused 100 MB bodies"
+    assert graphql(served, "{ __typename }")["data"] == {"__typename": "Query"}
+
+
+def test_head_answers_headers_only(served):
+    get = httpx.get(f"{served.url}/graphql", params={"query": "{ __typename }"}, timeout=10)
+    head = httpx.head(f"{served.url}/graphql", params={"query": "{ __typename }"}, timeout=10)
+    assert head.status_code == get.status_code == 200
+    assert head.content == b"" and head.headers["content-length"] == get.headers["content-length"]
+
+
 def test_graphql_over_http_audit_passes_strictly(served, tmp_path_factory):
     if not (shutil.which("node") and shutil.which("npm")):
         pytest.skip("node and npm are needed for the graphql-http audit suite")
@@ -226,6 +255,16 @@ def test_production_refuses_to_start_without_a_strong_secret_key(tmp_path):
                          capture_output=True, text=True, env=env, timeout=60)
     assert run.returncode == 2
     assert "SECRET_KEY is too weak" in run.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "lots", str(1 << 30)])
+def test_a_bad_max_body_bytes_is_a_one_line_error(tmp_path, value):
+    env = {**clean_env(), "MAX_BODY_BYTES": value}
+    run = subprocess.run([*command(), "serve", "--port", str(free_port()), "--data-dir", str(tmp_path)],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert run.returncode == 2
+    assert run.stderr.strip() == (f"account-gateway: MAX_BODY_BYTES must be an integer from 1024 to 67108864, "
+                                  f"not {value!r}")
 
 
 def test_migrate_and_seed_commands_against_a_configured_database(services, tmp_path):
