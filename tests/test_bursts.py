@@ -96,8 +96,9 @@ async def test_wrong_passwords_for_one_account_at_once_are_limited_like_in_turn(
     async def prepare(gateway: Gateway) -> Attempt:
         return lambda i: login(gateway, MEMBER, f"wrong-{i}")
 
-    burst, sequence, gateway = await burst_and_sequence(app_for, settings, store, sign_in_limits(sign_in_attempts=10), prepare)
-    assert burst == sequence == {"UNAUTHENTICATED": 10, "RATE_LIMITED": BURST - 10}
+    burst, sequence, gateway = await burst_and_sequence(
+        app_for, settings, store, sign_in_limits(sign_in_attempts=5), prepare)
+    assert burst == sequence == {"UNAUTHENTICATED": 5, "RATE_LIMITED": BURST - 5}
     assert outcome(await login(gateway, MEMBER, DEMO_PASSWORD)) == "RATE_LIMITED"  # until the bucket drains
     assert outcome(await login(gateway, "member2@northwind.example", DEMO_PASSWORD)) == "OK"  # others are not
 
@@ -106,8 +107,9 @@ async def test_one_address_guessing_many_accounts_at_once_is_limited_like_in_tur
     async def prepare(gateway: Gateway) -> Attempt:
         return lambda i: login(gateway, f"nobody{i}@northwind.example", "guess")
 
-    burst, sequence, gateway = await burst_and_sequence(app_for, settings, store, sign_in_limits(sign_in_attempts_per_address=10), prepare)
-    assert burst == sequence == {"UNAUTHENTICATED": 10, "RATE_LIMITED": BURST - 10}
+    burst, sequence, gateway = await burst_and_sequence(
+        app_for, settings, store, sign_in_limits(sign_in_attempts_per_address=5), prepare)
+    assert burst == sequence == {"UNAUTHENTICATED": 5, "RATE_LIMITED": BURST - 5}
     assert outcome(await login(gateway, MEMBER, DEMO_PASSWORD)) == "RATE_LIMITED"
 
 
@@ -119,8 +121,9 @@ async def test_wrong_current_passwords_at_once_are_limited_like_in_turn(app_for,
         tokens[gateway] = token = await gateway.login(MEMBER)
         return lambda i: gateway.post(CHANGE_PASSWORD, {"current": f"wrong-{i}", "new": NEW_PASSWORD}, token=token)
 
-    burst, sequence, gateway = await burst_and_sequence(app_for, settings, store, sign_in_limits(sign_in_attempts=10), prepare)
-    assert burst == sequence == {"WRONG_PASSWORD": 10, "RATE_LIMITED": BURST - 10}
+    burst, sequence, gateway = await burst_and_sequence(
+        app_for, settings, store, sign_in_limits(sign_in_attempts=5), prepare)
+    assert burst == sequence == {"WRONG_PASSWORD": 5, "RATE_LIMITED": BURST - 5}
     right = await gateway.post(CHANGE_PASSWORD, {"current": DEMO_PASSWORD, "new": NEW_PASSWORD},
                                token=tokens[gateway])
     assert outcome(right) == "RATE_LIMITED"
@@ -131,16 +134,18 @@ async def test_guessed_refresh_tokens_at_once_are_limited_like_in_turn(app_for, 
     async def prepare(gateway: Gateway) -> Attempt:
         return lambda i: gateway.post(REFRESH, {"t": f"guess-{i}"})
 
-    burst, sequence, _ = await burst_and_sequence(app_for, settings, store, sign_in_limits(sign_in_attempts_per_address=10), prepare)
-    assert burst == sequence == {"UNAUTHENTICATED": 10, "RATE_LIMITED": BURST - 10}
+    burst, sequence, _ = await burst_and_sequence(
+        app_for, settings, store, sign_in_limits(sign_in_attempts_per_address=5), prepare)
+    assert burst == sequence == {"UNAUTHENTICATED": 5, "RATE_LIMITED": BURST - 5}
 
 
 async def test_guessed_invitation_tokens_at_once_are_limited_like_in_turn(app_for, settings, store):
     async def prepare(gateway: Gateway) -> Attempt:
         return lambda i: gateway.post(ACCEPT, {"t": f"guess-{i}"})
 
-    burst, sequence, _ = await burst_and_sequence(app_for, settings, store, sign_in_limits(sign_in_attempts_per_address=10), prepare)
-    assert burst == sequence == {"INVITATION_NOT_PENDING": 10, "RATE_LIMITED": BURST - 10}
+    burst, sequence, _ = await burst_and_sequence(
+        app_for, settings, store, sign_in_limits(sign_in_attempts_per_address=5), prepare)
+    assert burst == sequence == {"INVITATION_NOT_PENDING": 5, "RATE_LIMITED": BURST - 5}
 
 
 async def test_queries_at_once_spend_the_cost_budget_like_in_turn(app_for, settings, store):
