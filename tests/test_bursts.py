@@ -6,12 +6,26 @@ another to a second gateway with fresh buckets are limited exactly alike: the si
 in process and in Redis, and the query-cost budget.
 
 Once-only actions: concurrent duplicates of each idempotent mutation (one idempotency key),
-of each single-use token and of a provider event happen once.
+of each single-use token and of a provider event happen once. Those whose concurrency test
+sits with the rest of their mutation's tests are listed here, each tested there once:
+
+- allocateLicense, one key: tests/test_seat_mutations.py::test_concurrent_retries_with_one_key_allocate_once
+- payInvoice, one key (charged once at the emulator):
+  tests/test_billing_mutations.py::test_concurrent_requests_with_the_same_key_pay_once
+- payOutstandingBalance, one key:
+  tests/test_billing_mutations.py::test_concurrent_balance_payments_with_the_same_key_pay_once
+- acceptInvitation, one token:
+  tests/test_people_mutations.py::test_two_concurrent_accepts_of_one_invitation_make_one_account_and_one_membership
+- refreshToken, one refresh token (one wins, the reuse ends the session):
+  tests/test_refresh_tokens.py::test_of_concurrent_refreshes_with_one_token_exactly_one_succeeds
+- a provider webhook event: tests/test_webhooks.py::test_concurrent_deliveries_of_one_event_apply_it_once
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
+import re
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -22,6 +36,7 @@ import pytest
 
 from gateway.limits import LimitSettings
 from tests.conftest import DEMO_PASSWORD, LOGIN, Gateway
+from tests.test_people_mutations import INVITE, codes, data_of, invite_input
 from tests.test_query_limits import redis_url
 
 BURST = 25
@@ -67,8 +82,11 @@ def store(request) -> Callable[[], dict[str, Any]]:
     return lambda: {"redis_url": url, "redis_key_prefix": f"test-bursts:{uuid.uuid4().hex}:"}
 
 
+Prepare = Callable[[Gateway], Awaitable[Attempt]]
+
+
 async def burst_and_sequence(app_for, settings, store, limits: LimitSettings,
-                             prepare: Callable[[Gateway], Awaitable[Attempt]]) -> tuple[Counter[str], Counter[str], Gateway]:
+                             prepare: Prepare) -> tuple[Counter[str], Counter[str], Gateway]:
     """The outcomes of BURST attempts at once, and of the same attempts in turn (on a second
     gateway with empty buckets of its own), and the gateway the burst went to."""
     burst_gateway = await app_for(settings.with_(limits=limits, **store()))
@@ -156,3 +174,24 @@ async def test_queries_at_once_spend_the_cost_budget_like_in_turn(app_for, setti
     burst, sequence, _ = await burst_and_sequence(
         app_for, settings, store, LimitSettings(cost_budget=20, cost_restore_rate=0.001), prepare)
     assert burst == sequence == {"OK": 10, "RATE_LIMITED": BURST - 10}
+
+
+# --- once-only actions ------------------------------------------------------------------------
+
+
+async def test_concurrent_invitations_with_one_key_invite_once(gateway, db):
+    admin = await gateway.login("admin@northwind.example")
+    variables = invite_input("burst@example.com", "burst2@example.com", key=f"burst-{uuid.uuid4()}")
+    bodies = await asyncio.gather(*(gateway.execute(INVITE, variables, token=admin) for _ in range(BURST)))
+    payloads = [data_of(b, "inviteMembers") for b in bodies]
+    assert all(p == payloads[0] for p in payloads)  # every duplicate answered with the first result
+    assert [codes(r) for r in payloads[0]["results"]] == [[], []]
+    assert await db.fetchval("SELECT count(*) FROM invitations WHERE email LIKE 'burst%@example.com'") == 2
+    assert await db.fetchval("SELECT count(*) FROM mail_outbox WHERE to_address LIKE 'burst%@example.com'") == 2
+
+
+def test_every_once_only_action_listed_above_has_its_concurrency_test():
+    listed = re.findall(r"tests/(\w+)\.py::(\w+)", __doc__ or "")
+    assert len(listed) == 6
+    for module, test in listed:
+        assert callable(getattr(importlib.import_module(f"tests.{module}"), test, None)), f"{module}::{test}"
