@@ -50,7 +50,8 @@ def create_app(settings: Settings) -> Starlette:
                                   max_retries=settings.provider_max_retries,
                                   breaker_failure_threshold=settings.provider_breaker_failures,
                                   breaker_cooldown_seconds=settings.provider_breaker_cooldown_seconds)
-        buckets = RedisBuckets(settings.redis_url) if settings.redis_url else LocalBuckets()
+        buckets = (RedisBuckets(settings.redis_url, settings.redis_key_prefix) if settings.redis_url
+                   else LocalBuckets())
         app.state.services = Services(settings=settings, db=db, payments=payments,
                                       schema=build_schema(production=settings.production),
                                       resolver_config=resolver_config(settings),

@@ -66,18 +66,29 @@ class Limiter:
             found.append((f"sign-in:account:{account.lower()}", s.sign_in_attempts))
         return found
 
-    async def check_sign_in(self, account: str | None, address: str) -> None:
-        """Before a password or token is checked: refuses once failures have filled a bucket."""
+    async def take_attempt(self, account: str | None, address: str) -> None:
+        """Counts one sign-in attempt (a password or token about to be checked) in the client
+        address's bucket and the account's, before the check, so that N attempts at once are
+        limited exactly like N in a row. Refused, with what was taken given back, when either
+        bucket is full; the caller gives the attempt back when the check succeeds."""
         window = self.settings.sign_in_window_seconds
+        taken: list[tuple[str, float]] = []
         for key, attempts in self._sign_in_buckets(account, address):
-            # A zero-cost probe: is there room for one more failure?
-            rate = attempts / window
-            decision = await self._take(key, 1e-9, attempts, rate)
-            if decision.available < 1:
+            decision = await self._take(key, 1, attempts, attempts / window)
+            if not decision.allowed:
+                await self._give_back(taken)
                 raise RateLimited("Too many failed sign-in attempts; try again later.",
-                                  retryAfter=max(1, math.ceil((1 - decision.available) / rate)))
+                                  retryAfter=max(1, math.ceil(decision.retry_after)))
+            taken.append((key, attempts))
 
-    async def sign_in_failed(self, account: str | None, address: str) -> None:
+    async def give_back_attempt(self, account: str | None, address: str) -> None:
+        """The attempt succeeded: it does not count against the account or the address."""
+        await self._give_back(self._sign_in_buckets(account, address))
+
+    async def _give_back(self, buckets: list[tuple[str, float]]) -> None:
         window = self.settings.sign_in_window_seconds
-        for key, attempts in self._sign_in_buckets(account, address):
-            await self._take(key, 1, attempts, attempts / window)
+        for key, attempts in buckets:
+            try:
+                await self.buckets.give_back(key, 1, attempts, attempts / window)
+            except Exception:
+                log.warning("rate-limit store unavailable; attempt on %s not given back", key, exc_info=True)

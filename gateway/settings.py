@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass, field, replace
@@ -54,6 +55,11 @@ class Settings:
     # Seed the demo organizations into an empty database on start.
     seed_demo: bool = True
     redis_url: str | None = None
+    # Where the rate-limit buckets' keys start in Redis: deployments sharing one keep apart.
+    redis_key_prefix: str = "account-gateway:bucket:"
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto count: addresses or networks, or ("*",).
+    # Empty: the headers are ignored and the client is the connection's peer.
+    forwarded_allow_ips: tuple[str, ...] = ()
     limits: LimitSettings = field(default_factory=LimitSettings)
     # Persisted operations: the registered `*.graphql` files, and whether only they may run.
     operations_dir: Path = DEFAULT_OPERATIONS_DIR
@@ -106,6 +112,8 @@ def from_env(environ: dict[str, str] | None = None, **overrides: object) -> Sett
         seed_demo=env.get("SEED_DEMO", "0" if gateway_env == "production" else "1")
         not in ("0", "false", "no"),
         redis_url=env.get("REDIS_URL") or None,
+        redis_key_prefix=env.get("REDIS_KEY_PREFIX") or Settings.redis_key_prefix,
+        forwarded_allow_ips=_proxies(env, "FORWARDED_ALLOW_IPS"),
         limits=LimitSettings(
             max_query_cost=_int(env, "MAX_QUERY_COST", LimitSettings.max_query_cost),
             cost_budget=_int(env, "COST_BUDGET", LimitSettings.cost_budget),
@@ -154,6 +162,21 @@ def _choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str | N
     if raw and raw not in choices:
         raise SettingsError(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
     return raw or None
+
+
+def _proxies(env: dict[str, str], name: str) -> tuple[str, ...]:
+    """A comma list of IP addresses or networks (CIDR), or `*` for any peer."""
+    raw = (env.get(name) or "").strip()
+    if raw == "*":
+        return ("*",)
+    found = tuple(item.strip() for item in raw.split(",") if item.strip())
+    for item in found:
+        try:
+            ipaddress.ip_network(item, strict=False) if "/" in item else ipaddress.ip_address(item)
+        except ValueError:
+            raise SettingsError(f"{name} must be a comma list of proxy IP addresses or networks (such as "
+                                f"10.0.0.5,10.1.0.0/16), or *, not {raw!r}") from None
+    return found
 
 
 def _float(env: dict[str, str], name: str, default: float) -> float:

@@ -57,8 +57,11 @@ class Server(uvicorn.Server):
 
 async def serve_app(settings: Settings, sock: socket.socket) -> None:
     """One process's server until SIGTERM or SIGINT, requests in flight answered first."""
+    # uvicorn would trust X-Forwarded-For from loopback by default: only the named proxies do.
+    proxies = list(settings.forwarded_allow_ips)
     server = Server(uvicorn.Config(create_app(settings), lifespan="on", log_level="info",
-                                   timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS))
+                                   timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+                                   proxy_headers=bool(proxies), forwarded_allow_ips=proxies))
     _tune_garbage_collection()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

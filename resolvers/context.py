@@ -25,10 +25,12 @@ class Config:
 
 
 class SignInThrottle(Protocol):
-    """Slows down guessing of passwords and invitation tokens (the gateway's Limiter)."""
+    """Slows down guessing of passwords and tokens (the gateway's Limiter): an attempt is taken
+    before the check (RATE_LIMITED when the account's or the address's bucket is full) and given
+    back when the check succeeds. resolvers/attempts.py is the one place that uses it."""
 
-    async def check_sign_in(self, account: str | None, address: str) -> None: ...
-    async def sign_in_failed(self, account: str | None, address: str) -> None: ...
+    async def take_attempt(self, account: str | None, address: str) -> None: ...
+    async def give_back_attempt(self, account: str | None, address: str) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from datasources.postgres import people as data
 from datasources.postgres.accounts import Account
 from datasources.postgres.organizations import Invitation, MemberRow
 from resolvers import organizations as resolve_organizations
+from resolvers.attempts import check_password, give_back_attempt, hash_new_password, take_attempt
 from resolvers.context import Context
 from resolvers.permissions import viewer_membership
 from resolvers.sessions import start_session
@@ -381,10 +382,7 @@ async def accept_invitation(ctx: Context, token: str, name: str | None, password
         problems.append(Problem(("input", "name"), f"A name has at most {MAX_NAME_LENGTH} characters.", "INVALID"))
     if problems:
         return AcceptResult(problems=problems)
-    throttle = ctx.sign_in_throttle
-    if throttle:  # guessing tokens or an account's password is throttled like sign-in
-        await throttle.check_sign_in(None, ctx.client_address)
-    invited_email = None
+    await take_attempt(ctx)  # guessing tokens is throttled like guessing passwords
     if len(token) > MAX_TOKEN_LENGTH:
         return AcceptResult(problems=[_not_pending("token")])
     try:
@@ -393,10 +391,8 @@ async def accept_invitation(ctx: Context, token: str, name: str | None, password
             # An unknown token is told the same as a used one: nothing tells them apart.
             if invitation is None or not is_pending(invitation):
                 raise _Refused(_not_pending("token"))
-            invited_email = invitation.email
-            if throttle:
-                await throttle.check_sign_in(invited_email, ctx.client_address)
-            account_id, created = await _joining_account(conn, invitation.email, name, password)
+            await give_back_attempt(ctx)  # the token is right; an account's password is its own attempt
+            account_id, created = await _joining_account(ctx, conn, invitation.email, name, password)
             await data.add_membership(conn, account_id=account_id, organization_id=invitation.organization_id,
                                       role=invitation.role)
             await data.mark_accepted(conn, invitation.id)
@@ -406,15 +402,14 @@ async def accept_invitation(ctx: Context, token: str, name: str | None, password
                                         "accountCreated": created})
             bearer, refresh_token = await start_session(ctx, conn, account_id)
     except _Refused as refused:
-        if throttle and any(p.code in ("INVITATION_NOT_PENDING", "WRONG_PASSWORD") for p in refused.problems):
-            await throttle.sign_in_failed(invited_email, ctx.client_address)
         return AcceptResult(problems=refused.problems)
     after_write(ctx)
     return AcceptResult(account=await ctx.loaders.accounts.account.load(account_id), token=bearer,
                         refresh_token=refresh_token)
 
 
-async def _joining_account(conn: asyncpg.Connection, email: str, name: str, password: str) -> tuple[UUID, bool]:
+async def _joining_account(ctx: Context, conn: asyncpg.Connection, email: str, name: str,
+                           password: str) -> tuple[UUID, bool]:
     """The account that joins (locked), and whether it was created now."""
     existing = await data.account_for_join(conn, email)
     if existing is None:
@@ -426,7 +421,7 @@ async def _joining_account(conn: asyncpg.Connection, email: str, name: str, pass
             problems.append(Problem(("input", "password"), weak, "WEAK_PASSWORD"))
         if problems:
             raise _Refused(*problems)
-        password_hash = await asyncio.to_thread(passwords.hash_password, password)
+        password_hash = await hash_new_password(password)
         created = await data.create_account(conn, email=email, name=name, password_hash=password_hash)
         if created is not None:
             return created, True
@@ -440,8 +435,8 @@ async def _joining_account(conn: asyncpg.Connection, email: str, name: str, pass
         weak = passwords.weakness(password, email)
         if weak:
             raise _Refused(Problem(("input", "password"), weak, "WEAK_PASSWORD"))
-        await data.set_password(conn, existing.id, await asyncio.to_thread(passwords.hash_password, password))
-    elif not await asyncio.to_thread(passwords.verify_password, existing.password_hash, password):
+        await data.set_password(conn, existing.id, await hash_new_password(password))
+    elif not await check_password(ctx, email, existing.password_hash, password):
         raise _Refused(Problem(("input", "password"), f"{email} already has an account: enter its password to "
                                                       "join with it.", "WRONG_PASSWORD"))
     return existing.id, False

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from auth import passwords
 from auth.viewer import require_account
 from datasources.postgres import profile as data
+from resolvers.attempts import check_password, hash_new_password
 from resolvers.context import Context
 from resolvers.countries import CODES
 from resolvers.user_errors import Problem
@@ -56,19 +57,24 @@ class PasswordChange:
 
 
 async def change_password(ctx: Context, current: str, new: str) -> PasswordChange:
-    """Needs the current password; ends every other session of the account, keeps this one."""
+    """Needs the current password, checked like a sign-in (throttled per account and address);
+    ends every other session of the account, keeps this one."""
     account_id = require_account(ctx.viewer)
     account = await ctx.loaders.accounts.account.load(account_id)
     assert account is not None
+    wrong = PasswordChange([Problem(("input", "currentPassword"), "The current password is not correct.",
+                                    "WRONG_PASSWORD")])
+    # Checked and hashed outside the transaction: no connection or row lock is held meanwhile.
+    stored = await data.password_hash(ctx.db, account_id)
+    if not await check_password(ctx, account.email, stored, current):
+        return wrong
+    weak = passwords.weakness(new, account.email)
+    if weak:
+        return PasswordChange([Problem(("input", "newPassword"), weak, "WEAK_PASSWORD")])
+    new_hash = await hash_new_password(new)
     async with ctx.db.transaction() as conn:
-        stored = await data.password_hash(conn, account_id)
-        if not passwords.verify_password(stored, current):
-            return PasswordChange([Problem(("input", "currentPassword"), "The current password is not correct.",
-                                           "WRONG_PASSWORD")])
-        weak = passwords.weakness(new, account.email)
-        if weak:
-            return PasswordChange([Problem(("input", "newPassword"), weak, "WEAK_PASSWORD")])
-        await data.set_password_hash(conn, account_id, passwords.hash_password(new))
+        if not await data.replace_password_hash(conn, account_id, stored, new_hash):
+            return wrong  # changed by another request since it was checked: `current` is no longer it
         ended = await data.revoke_other_sessions(conn, account_id, ctx.viewer.session_id)
     after_write(ctx)
     return PasswordChange(sessions_ended=ended)

@@ -8,19 +8,19 @@ every token of its chain (see datasources/postgres/refresh_tokens.py).
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
-from auth import passwords, refresh_tokens, tokens
+from auth import refresh_tokens, tokens
 from auth.viewer import NOT_AUTHENTICATED, require_account
 from datasources.errors import Unauthenticated
 from datasources.postgres import accounts, sessions
 from datasources.postgres import refresh_tokens as stored_refresh_tokens
 from datasources.postgres.accounts import Account
 from datasources.postgres.database import Executor
+from resolvers.attempts import check_password, give_back_attempt, take_attempt
 from resolvers.context import Context
 from resolvers.user_errors import Problem
 
@@ -72,17 +72,10 @@ async def login(ctx: Context, email: str, password: str) -> LoginResult:
     problems = _validate(email, password)
     if problems:
         return LoginResult(problems=problems)
-    throttle = ctx.sign_in_throttle
-    if throttle:
-        await throttle.check_sign_in(email, ctx.client_address)
     credentials = await accounts.credentials_by_email(ctx.db, email)
-    # Verify even for an unknown email so that both failures take the same time; in a thread,
-    # so that argon2's ~50 ms of CPU does not stall every other request.
-    valid = await asyncio.to_thread(passwords.verify_password,
-                                    credentials.password_hash if credentials else None, password)
+    # Checked even for an unknown email, so that both failures take the same time.
+    valid = await check_password(ctx, email, credentials.password_hash if credentials else None, password)
     if credentials is None or not valid:
-        if throttle:
-            await throttle.sign_in_failed(email, ctx.client_address)
         raise Unauthenticated(NOT_AUTHENTICATED)
     async with ctx.db.transaction() as conn:
         token, refresh_token = await start_session(ctx, conn, credentials.account_id)
@@ -129,18 +122,15 @@ async def refresh(ctx: Context, presented: str) -> RefreshResult:
     if len(presented) > refresh_tokens.MAX_TOKEN_LENGTH:
         return RefreshResult(problems=[Problem(("input", "refreshToken"), "This is not a refresh token.",
                                                "INVALID")])
-    throttle = ctx.sign_in_throttle
-    if throttle:
-        await throttle.check_sign_in(None, ctx.client_address)
+    await take_attempt(ctx)
     # One transaction, the presented token locked first: of concurrent requests with one
     # token, exactly one trades it in; the others then find it used.
     async with ctx.db.transaction() as conn:
         found = await stored_refresh_tokens.lock_presented(conn, refresh_tokens.hash_token(presented))
         issued = await _rotate(ctx, conn, found) if found else None
     if issued is None:
-        if throttle:
-            await throttle.sign_in_failed(None, ctx.client_address)
         raise Unauthenticated(REFRESH_REFUSED)
+    await give_back_attempt(ctx)
     return RefreshResult(token=issued.token, refresh_token=issued.refresh_token)
 
 

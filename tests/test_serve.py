@@ -66,11 +66,11 @@ class Served:
         return int((self.data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
 
 
-def start(data_dir: Path, log: Path) -> Served:
+def start(data_dir: Path, log: Path, env: dict[str, str] | None = None) -> Served:
     port = free_port()
     with log.open("w") as out:
         process = subprocess.Popen([*command(), "serve", "--port", str(port), "--data-dir", str(data_dir)],
-                                   stdout=out, stderr=subprocess.STDOUT, env=clean_env())
+                                   stdout=out, stderr=subprocess.STDOUT, env={**clean_env(), **(env or {})})
     served = Served(process, f"http://127.0.0.1:{port}", data_dir, log)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -324,3 +324,34 @@ async def test_accepted_connections_send_without_nagle_delay():
     finally:
         server.close()
         await server.wait_closed()
+
+
+@pytest.mark.parametrize("proxies,fresh_buckets", [(None, False), ("127.0.0.1", True)],
+                         ids=["forwarded-headers-ignored-by-default", "named-proxy-trusted"])
+def test_a_client_picks_its_own_address_only_through_a_named_proxy(services, database_url, tmp_path, proxies,
+                                                                   fresh_buckets):
+    """uvicorn's own default trusts X-Forwarded-For from loopback: a client there would get a
+    fresh per-address sign-in bucket with every made-up header."""
+    env = {"DATABASE_URL": database_url, "STRIPE_API_BASE": services.stripe_api_base,
+           "SIGN_IN_ATTEMPTS_PER_ADDRESS": "3", **({"FORWARDED_ALLOW_IPS": proxies} if proxies else {})}
+    served = start(tmp_path / "data", tmp_path / "serve.log", env)
+    try:
+        codes = []
+        for i in range(5):
+            response = httpx.post(f"{served.url}/graphql", timeout=10, headers={"x-forwarded-for": f"203.0.113.{i}"},
+                                  json={"query": LOGIN, "variables": {"email": f"nobody{i}@example.com",
+                                                                      "password": "guess"}})
+            codes.append(response.json()["errors"][0]["extensions"]["code"])
+    finally:
+        stop(served)
+    expected = ["UNAUTHENTICATED"] * 5 if fresh_buckets else ["UNAUTHENTICATED"] * 3 + ["RATE_LIMITED"] * 2
+    assert codes == expected
+
+
+def test_an_unusable_forwarded_allow_ips_is_a_one_line_error(tmp_path):
+    env = {**clean_env(), "FORWARDED_ALLOW_IPS": "127.0.0.1,proxy.internal"}
+    run = subprocess.run([*command(), "serve", "--port", str(free_port()), "--data-dir", str(tmp_path)],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert run.returncode == 2
+    [line] = run.stderr.strip().splitlines()
+    assert line.startswith("account-gateway: FORWARDED_ALLOW_IPS must be")

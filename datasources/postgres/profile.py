@@ -16,11 +16,15 @@ async def update_profile(db: Executor, account_id: UUID, *, name: str | None, co
 
 
 async def password_hash(db: Executor, account_id: UUID) -> str | None:
-    return await db.fetchval("SELECT password_hash FROM accounts WHERE id = $1 FOR UPDATE", account_id)
+    return await db.fetchval("SELECT password_hash FROM accounts WHERE id = $1", account_id)
 
 
-async def set_password_hash(db: Executor, account_id: UUID, password_hash: str) -> None:
-    await db.execute("UPDATE accounts SET password_hash = $2 WHERE id = $1", account_id, password_hash)
+async def replace_password_hash(db: Executor, account_id: UUID, checked: str | None, password_hash: str) -> bool:
+    """Sets the hash only if it is still `checked` (the one the current password was verified
+    against); False when another change came first."""
+    status = await db.execute("UPDATE accounts SET password_hash = $3 WHERE id = $1"
+                              " AND password_hash IS NOT DISTINCT FROM $2", account_id, checked, password_hash)
+    return status.split()[-1] == "1"
 
 
 async def revoke_other_sessions(db: Executor, account_id: UUID, keep_session_id: UUID | None) -> int:
