@@ -18,6 +18,7 @@ sits with the rest of their mutation's tests are listed here, each tested there 
   tests/test_people_mutations.py::test_two_concurrent_accepts_of_one_invitation_make_one_account_and_one_membership
 - refreshToken, one refresh token (one wins, the reuse ends the session):
   tests/test_refresh_tokens.py::test_of_concurrent_refreshes_with_one_token_exactly_one_succeeds
+- grantCredits, one key: below
 - a provider webhook event: tests/test_webhooks.py::test_concurrent_deliveries_of_one_event_apply_it_once
 """
 
@@ -38,6 +39,7 @@ from gateway.limits import LimitSettings
 from tests.conftest import DEMO_PASSWORD, LOGIN, Gateway
 from tests.test_people_mutations import INVITE, codes, data_of, invite_input
 from tests.test_query_limits import redis_url
+from tests.test_staff import GRANT, NORTHWIND, gid, make_staff
 
 BURST = 25
 MEMBER = "member1@northwind.example"
@@ -188,6 +190,19 @@ async def test_concurrent_invitations_with_one_key_invite_once(gateway, db):
     assert [codes(r) for r in payloads[0]["results"]] == [[], []]
     assert await db.fetchval("SELECT count(*) FROM invitations WHERE email LIKE 'burst%@example.com'") == 2
     assert await db.fetchval("SELECT count(*) FROM mail_outbox WHERE to_address LIKE 'burst%@example.com'") == 2
+
+
+async def test_concurrent_credit_grants_with_one_key_grant_once(gateway, db):
+    await make_staff(db, "BILLING", "billing@vendor.example")
+    staff = await gateway.login("billing@vendor.example")
+    variables = {"input": {"organizationId": gid("Organization", NORTHWIND), "amount": 500,
+                           "reason": "goodwill, ticket 9", "idempotencyKey": f"grant-{uuid.uuid4()}"}}
+    before = await db.fetchval("SELECT count(*) FROM credit_grants")
+    bodies = await asyncio.gather(*(gateway.execute(GRANT, variables, token=staff) for _ in range(BURST)))
+    payloads = [body["data"]["grantCredits"] for body in bodies]
+    assert all(p == payloads[0] for p in payloads) and payloads[0]["userErrors"] == []
+    assert await db.fetchval("SELECT count(*) FROM credit_grants") == before + 1
+    assert await db.fetchval("SELECT count(*) FROM audit_log WHERE action = 'credits.grant'") == 1
 
 
 def test_every_once_only_action_listed_above_has_its_concurrency_test():
