@@ -130,3 +130,7 @@ def markdown() -> str:
     for row in ROWS:
         lines.append(f"| **{row.name}** | {row.what} | {', '.join(f'`{c}`' for c in row.coordinates)} |")
     return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # `python -m auth.access`: the README's table
+    print(markdown(), end="")

@@ -55,10 +55,10 @@ async def visible_allocation(ctx: Context, license_id: UUID, account_id: UUID) -
     found = await ctx.loaders.entitlements.allocation.load((license_id, account_id))
     if found is None:
         return None
-    if account_id == require_account(ctx.viewer):
-        return found
     license = await ctx.loaders.entitlements.license.load(license_id)
-    return found if license and await may(ctx, "LicenseAllocation", license.organization_id) else None
+    if license and await may(ctx, "LicenseAllocation", license.organization_id):
+        return found
+    return found if account_id == require_account(ctx.viewer) else None
 
 
 async def allocations_page(ctx: Context, license: data.License, slice: Slice) -> Page[data.Allocation]:
