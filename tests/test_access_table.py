@@ -287,3 +287,82 @@ def test_every_staff_mutation_is_a_row_and_has_a_probe():
     with_reason = {name for name in schema.mutation_type.fields
                    if "reason" in schema.type_map[f"{name[0].upper()}{name[1:]}Input"].fields}
     assert with_reason == {c for c in access.ROW_OF if c in schema.mutation_type.fields} == set(MUTATIONS)
+
+
+# --- the defects the table closed, as a user met them ----------------------------------------
+
+BILLING_OF_AN_ORGANIZATION = """
+query Billing($org: ID!) { staff { organization(id: $org) {
+  name
+  invoices(first: 1) { totalCount nodes { number pdfUrl } }
+  outstandingBalance { amount }
+  paymentMethods { last4 }
+  billingInfo { company vatId }
+  invoicesArchiveUrl(from: "2000-01-01", to: "2000-12-31")
+} } }
+"""
+PEOPLE_OF_AN_ORGANIZATION = """
+query People($org: ID!, $account: ID!) {
+  staff { organization(id: $org) { name members(first: 5) { nodes { email } } } }
+  node(id: $account) { ... on Account { email } }
+}
+"""
+BILLING_FIELDS = ("invoices", "outstandingBalance", "paymentMethods", "billingInfo", "invoicesArchiveUrl")
+
+
+def _forbidden_at(body: dict) -> set[str]:
+    return {str(e["path"][-1]) for e in body.get("errors", []) if e["extensions"]["code"] == "FORBIDDEN"}
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_an_accounts_read_token_reads_no_invoices_cards_billing_details_or_balances(world: World):
+    body = await world.gateway.execute(BILLING_OF_AN_ORGANIZATION, {"org": gid("Organization", NORTHWIND)},
+                                       token=world.tokens["accounts:read"])
+    read = body["data"]["staff"]["organization"]
+    assert read["name"] == "Northwind Studio"
+    assert all(read[field] is None for field in BILLING_FIELDS), read
+    assert _forbidden_at(body) == set(BILLING_FIELDS)
+    balances = await world.gateway.execute(
+        "query B { staff { organizationsWithOutstandingBalance(first: 5) { nodes { outstandingBalance { amount } } } } }",
+        token=world.tokens["accounts:read"])
+    assert balances["data"] == {"staff": None} and _forbidden_at(balances) == {"organizationsWithOutstandingBalance"}
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_billing_read_token_reads_no_account_or_member_email(world: World):
+    token = world.tokens["billing:read"]
+    body = await world.gateway.execute(PEOPLE_OF_AN_ORGANIZATION, {
+        "org": gid("Organization", NORTHWIND), "account": gid("Account", demo_id("account", MEMBER_EMAIL))},
+        token=token)
+    assert body["data"] == {"staff": {"organization": {"name": "Northwind Studio", "members": None}}, "node": None}
+    assert _forbidden_at(body) == {"members"}
+    search = await world.gateway.execute("query S { staff { accounts(search: \"northwind\") { nodes { email } } } }",
+                                         token=token)
+    assert search["data"] == {"staff": None} and _forbidden_at(search) == {"accounts"}
+    # It still reads what it is for: the organization's billing.
+    billing = await world.gateway.execute(BILLING_OF_AN_ORGANIZATION, {"org": gid("Organization", NORTHWIND)},
+                                          token=token)
+    assert "errors" not in billing, billing
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize("kind", access.PRINCIPALS)
+async def test_pdf_links_and_the_archive_link_go_to_the_same_principals(world: World, kind: str):
+    """Both links open invoices without a token: whoever gets one gets the other, and no one else."""
+    customer = _is_customer(kind)
+    query = (BILLING_OF_AN_ORGANIZATION.replace("query Billing($org: ID!) { staff { organization(id: $org) {",
+                                                "query Billing { viewer { organization {")
+             if customer else BILLING_OF_AN_ORGANIZATION)
+    body = await world.gateway.execute(query, {} if customer else {"org": gid("Organization", NORTHWIND)},
+                                       token=world.tokens[kind])
+    read = _at(body.get("data"), ("viewer" if customer else "staff", "organization")) or {}
+    invoices = read.get("invoices")
+    pdf = invoices["nodes"][0]["pdfUrl"] if invoices else None
+    archive = read.get("invoicesArchiveUrl")
+    expected = kind == access.MANAGER or (not customer and access.allows({kind}, "Query.staff")
+                                           and access.allows({kind}, "Organization.invoicesArchiveUrl"))
+    assert (pdf is not None, archive is not None) == (expected, expected), body
+    if pdf is not None and kind == "BILLING":
+        # Minted for staff, the link opens the invoice of the organization it was listed for.
+        response = await world.gateway.http.get(pdf)
+        assert response.status_code == 200 and response.headers["content-type"] == "application/pdf"
