@@ -22,9 +22,7 @@ MANAGERS = frozenset({"OWNER", "ADMIN"})
 
 
 def refusal(coordinate: str) -> str:
-    row = access.ROW_OF[coordinate]
-    return (f"Not allowed: {row.name} ({row.what[0].lower()}{row.what[1:].rstrip('.')}) is for "
-            f"{', '.join(p for p in access.PRINCIPALS if p in row.allowed)} only.")
+    return f"Not allowed: {access.ROW_OF[coordinate].name} is for {access.who(coordinate)} only."
 
 
 def kinds_everywhere(ctx: Context) -> frozenset[str]:
