@@ -4,8 +4,9 @@ Everything is read through `ctx.loaders.billing`, keyed by the organization's pr
 customer id, so the fields of one request share each provider list. Provider failures
 (ProviderUnavailable) are deliberately not caught: they surface at the field that asked.
 
-The caller has already decided the viewer may see the organization's billing (OWNER or
-ADMIN), except in `visible_invoice`/`visible_payment_method`, which decide it themselves.
+The caller has already decided the viewer may see the organization's billing (the
+access table's billing row), except in `visible_invoice`/`visible_payment_method`, which
+decide it themselves.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from datasources.errors import BadUserInput
 from datasources.paging import Page, Slice, page_in_memory
 from datasources.payments.records import Customer, Invoice, PaymentMethod
 from resolvers.context import Context
-from resolvers.permissions import is_manager_of, viewer_membership
+from resolvers.permissions import may, viewer_membership
 
 # The portal's statuses: the provider's minus DRAFT (see `portal_status`).
 PortalStatus = Literal["OPEN", "PAID", "VOID", "UNCOLLECTIBLE"]
@@ -128,30 +129,27 @@ async def customer(ctx: Context, customer_id: str | None) -> Customer | None:
 
 
 async def visible_invoice(ctx: Context, invoice_id: str) -> Invoice | None:
-    return await _visible(ctx, invoices, invoice_id, lambda i: i.id)
+    return await _visible(ctx, "Organization.invoices", invoices, invoice_id, lambda i: i.id)
 
 
 async def visible_payment_method(ctx: Context, payment_method_id: str) -> PaymentMethod | None:
-    return await _visible(ctx, payment_methods, payment_method_id, lambda m: m.id)
+    return await _visible(ctx, "Organization.paymentMethods", payment_methods, payment_method_id, lambda m: m.id)
 
 
-async def _visible(ctx: Context, list_of: Callable[[Context, str | None], Awaitable[list[T]]],
+async def _visible(ctx: Context, listed_in: str, list_of: Callable[[Context, str | None], Awaitable[list[T]]],
                    wanted: str, id_of: Callable[[T], str]) -> T | None:
-    """None unless the object is in the list of the viewer's own organization, and the viewer
-    is its OWNER or ADMIN: exactly as for an id that does not exist.
+    """None unless the object is in the list (`listed_in`) of the viewer's own organization and
+    the viewer may read that list: exactly as for an id that does not exist. The vendor's staff
+    belong to no organization: they open invoices and cards through `staff.organization`.
 
     Looked up in the organization's list rather than fetched by id, so the provider is
     never asked about another customer's objects, and `node` shares the list's fetch.
     """
-    customer_id = await _managed_customer_id(ctx)
+    mine = await viewer_membership(ctx)
+    if mine is None or not await may(ctx, listed_in, mine.organization_id):
+        return None
+    organization = await ctx.loaders.accounts.organization.load(mine.organization_id)
+    customer_id = organization.payment_customer_id if organization else None
     if customer_id is None:
         return None
     return next((item for item in await list_of(ctx, customer_id) if id_of(item) == wanted), None)
-
-
-async def _managed_customer_id(ctx: Context) -> str | None:
-    mine = await viewer_membership(ctx)
-    if mine is None or not await is_manager_of(ctx, mine.organization_id):
-        return None
-    organization = await ctx.loaders.accounts.organization.load(mine.organization_id)
-    return organization.payment_customer_id if organization else None

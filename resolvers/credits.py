@@ -13,7 +13,7 @@ from datasources.postgres import credits as data
 from datasources.postgres.accounts import Account
 from resolvers.accounts import visible_accounts
 from resolvers.context import Context
-from resolvers.permissions import is_manager_of
+from resolvers.permissions import may
 
 DEFAULT_MODE = "UNLIMITED"  # what an account without a credit_access row has
 _NEVER = datetime.max.replace(tzinfo=timezone.utc)
@@ -164,14 +164,14 @@ class _Owned(Protocol):
 O = TypeVar("O", bound=_Owned)
 
 
-async def _if_manager(ctx: Context, found: O | None) -> O | None:
-    """Credit records by id are for the owning organization's OWNER and ADMIN; anyone else
-    gets None, exactly as for an id that does not exist."""
-    return found if found is not None and await is_manager_of(ctx, found.organization_id) else None
+async def _if_visible(ctx: Context, type_name: str, found: O | None) -> O | None:
+    """Credit records by id are for whoever the table lets see them in the owning organization;
+    anyone else gets None, exactly as for an id that does not exist."""
+    return found if found is not None and await may(ctx, type_name, found.organization_id) else None
 
 
 async def visible_grant(ctx: Context, grant_id: UUID) -> GrantBalance | None:
-    grant = await _if_manager(ctx, await ctx.loaders.credits.grant.load(grant_id))
+    grant = await _if_visible(ctx, "CreditGrant", await ctx.loaders.credits.grant.load(grant_id))
     if grant is None:
         return None
     pool = await pool_balance(ctx, grant.organization_id)
@@ -179,8 +179,8 @@ async def visible_grant(ctx: Context, grant_id: UUID) -> GrantBalance | None:
 
 
 async def visible_usage(ctx: Context, usage_id: UUID) -> data.Usage | None:
-    return await _if_manager(ctx, await ctx.loaders.credits.usage.load(usage_id))
+    return await _if_visible(ctx, "CreditUsage", await ctx.loaders.credits.usage.load(usage_id))
 
 
 async def visible_request(ctx: Context, request_id: UUID) -> data.CreditRequest | None:
-    return await _if_manager(ctx, await ctx.loaders.credits.request.load(request_id))
+    return await _if_visible(ctx, "CreditRequest", await ctx.loaders.credits.request.load(request_id))

@@ -9,7 +9,7 @@ from auth.viewer import require_account
 from datasources.paging import Page, Slice
 from datasources.postgres import entitlements as data
 from resolvers.context import Context
-from resolvers.permissions import is_manager_of
+from resolvers.permissions import may
 
 EXPIRING_WITHIN = timedelta(days=30)
 # Auto-renew may be switched off until this long before renewal, and back on until a day before.
@@ -41,11 +41,11 @@ def auto_renew_changeable_until(subscription: data.Subscription) -> datetime | N
 
 
 async def visible_license(ctx: Context, license_id: UUID) -> data.License | None:
-    """Managers see their organization's licenses; anyone sees the licenses they hold a seat of."""
+    """Whoever the table lets see the organization's licenses; anyone the licenses they hold a seat of."""
     found = await ctx.loaders.entitlements.license.load(license_id)
     if found is None:
         return None
-    if await is_manager_of(ctx, found.organization_id):
+    if await may(ctx, "License", found.organization_id):
         return found
     held = await ctx.loaders.entitlements.licenses_held.load(require_account(ctx.viewer))
     return found if any(h.id == license_id for h in held) else None
@@ -55,15 +55,15 @@ async def visible_allocation(ctx: Context, license_id: UUID, account_id: UUID) -
     found = await ctx.loaders.entitlements.allocation.load((license_id, account_id))
     if found is None:
         return None
-    if account_id == require_account(ctx.viewer):
-        return found
     license = await ctx.loaders.entitlements.license.load(license_id)
-    return found if license and await is_manager_of(ctx, license.organization_id) else None
+    if license and await may(ctx, "LicenseAllocation", license.organization_id):
+        return found
+    return found if account_id == require_account(ctx.viewer) else None
 
 
 async def allocations_page(ctx: Context, license: data.License, slice: Slice) -> Page[data.Allocation]:
-    """Managers page through every seat; anyone else sees only their own, if they hold one."""
-    if await is_manager_of(ctx, license.organization_id):
+    """Whoever the table lets page through every seat does; anyone else sees only their own seat."""
+    if await may(ctx, "License.allocations", license.organization_id):
         return await ctx.loaders.entitlements.allocations.load((license.id, slice))
     own = await ctx.loaders.entitlements.allocation.load((license.id, require_account(ctx.viewer)))
     rows = [own] if own and slice.after is None else []
@@ -72,7 +72,7 @@ async def allocations_page(ctx: Context, license: data.License, slice: Slice) ->
 
 async def visible_subscription(ctx: Context, subscription_id: UUID) -> data.Subscription | None:
     found = await ctx.loaders.entitlements.subscription.load(subscription_id)
-    return found if found and await is_manager_of(ctx, found.organization_id) else None
+    return found if found and await may(ctx, "Subscription", found.organization_id) else None
 
 
 async def visible_product(ctx: Context, product_id: UUID) -> data.Product | None:

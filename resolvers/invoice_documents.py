@@ -1,8 +1,8 @@
 """Invoice PDFs and archives: the signed links that open them, and what they hold.
 
 Two halves:
-- Links (GraphQL): `pdf_url` and `archive_url` decide, from the viewer's role, whether a
-  link may be handed out, and sign it (`auth.signed_links`) for `LINK_SECONDS`.
+- Links (GraphQL): `pdf_url` and `archive_url` are handed out to whoever the access table
+  lets read the organization's billing (the caller of `archive_url` checks), and signed (`auth.signed_links`) for `LINK_SECONDS`.
 - Downloads (gateway/invoice_files.py): `read_pdf_link` / `read_archive_link` check a
   link and tell what it opens; its `download` reads that and makes the file. There is
   no viewer on that side: a genuine, unexpired link is the authorization, and it names
@@ -30,7 +30,7 @@ from datasources.postgres.accounts import Organization
 from resolvers import billing
 from resolvers.context import Context
 from resolvers.invoice_pdf import InvoiceDocument, render_invoice_pdf
-from resolvers.permissions import MANAGERS_ONLY, require_manager, viewer_membership
+from resolvers.permissions import may, refusal, viewer_membership
 
 # Printed as the issuer on the invoices the gateway renders itself.
 VENDOR = "Account Gateway"
@@ -75,16 +75,19 @@ class ArchiveRange:
 # --- links, for the viewer (GraphQL) -------------------------------------------------------
 
 
-async def pdf_url(ctx: Context, invoice_id: str, customer_id: str, *, now: float) -> str:
-    """The invoice's signed PDF link; FORBIDDEN unless the viewer is an OWNER or ADMIN of the
-    organization the invoice was issued to."""
-    mine = await viewer_membership(ctx)
-    if mine is None:
-        raise Forbidden(MANAGERS_ONLY)
-    await require_manager(ctx, mine.organization_id)
-    organization = await ctx.loaders.accounts.organization.load(mine.organization_id)
+async def pdf_url(ctx: Context, invoice_id: str, customer_id: str, organization_id: UUID | None, *,
+                  now: float) -> str:
+    """The invoice's signed PDF link; FORBIDDEN unless the access table lets the viewer read the
+    billing of the organization it was issued to: `organization_id`, or when the invoice was
+    reached without one (a payment's payload), the viewer's own organization."""
+    if organization_id is None:
+        mine = await viewer_membership(ctx)
+        organization_id = mine.organization_id if mine else None
+    if organization_id is None or not await may(ctx, "Invoice.pdfUrl", organization_id):
+        raise Forbidden(refusal("Invoice.pdfUrl"))
+    organization = await ctx.loaders.accounts.organization.load(organization_id)
     if organization is None or organization.payment_customer_id != customer_id:
-        raise Forbidden(MANAGERS_ONLY)
+        raise Forbidden(refusal("Invoice.pdfUrl"))
     query = signed_params(ctx.config.secret_key, PDF_LINK,
                           {"invoice": invoice_id, "organization": str(organization.id)},
                           expires_at=int(now) + LINK_SECONDS)
@@ -93,7 +96,7 @@ async def pdf_url(ctx: Context, invoice_id: str, customer_id: str, *, now: float
 
 
 async def archive_url(ctx: Context, organization: Organization, archive: ArchiveRange, *, now: float) -> str:
-    """The signed archive link; the caller has checked that the viewer manages `organization`.
+    """The signed archive link; the caller has checked that the viewer may read its billing.
 
     BAD_USER_INPUT when the range holds more invoices than an archive may: said now, rather
     than by a download that fails later.

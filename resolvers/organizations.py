@@ -1,4 +1,4 @@
-"""An organization's people, invitations and audit log: visible to its OWNER and ADMIN."""
+"""An organization's people, invitations and audit log, by id: whoever the table lets see people."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from uuid import UUID
 
 from datasources.postgres import organizations as data
 from resolvers.context import Context
-from resolvers.permissions import is_manager_of
+from resolvers.permissions import may
 
 MEMBER_PREFIX, INVITED_PREFIX = "a.", "i."
 
@@ -16,7 +16,7 @@ def member_node_id(row: data.MemberRow) -> str:
 
 
 async def visible_member(ctx: Context, raw_id: str) -> data.MemberRow | None:
-    """A member (by account) or invitee (by invitation), for the managers of their organization."""
+    """A member (by account) or invitee (by invitation), for whoever may see their organization's people."""
     prefix, rest = raw_id[:2], raw_id[2:]
     try:
         key = UUID(rest)
@@ -25,7 +25,7 @@ async def visible_member(ctx: Context, raw_id: str) -> data.MemberRow | None:
     if prefix == MEMBER_PREFIX:
         membership = await ctx.loaders.accounts.membership.load(key)
         account = await ctx.loaders.accounts.account.load(key)
-        if membership is None or account is None or not await is_manager_of(ctx, membership.organization_id):
+        if membership is None or account is None or not await may(ctx, "Member", membership.organization_id):
             return None
         return data.MemberRow(membership.organization_id, "ACTIVE", key, None, account.email, membership.role,
                               membership.joined_at)
@@ -40,11 +40,11 @@ async def visible_member(ctx: Context, raw_id: str) -> data.MemberRow | None:
 
 async def visible_invitation(ctx: Context, invitation_id: UUID) -> data.Invitation | None:
     found = await ctx.loaders.organizations.invitation.load(invitation_id)
-    return found if found and await is_manager_of(ctx, found.organization_id) else None
+    return found if found and await may(ctx, "Invitation", found.organization_id) else None
 
 
 async def visible_audit_entry(ctx: Context, raw_id: str) -> data.AuditEntry | None:
     if not raw_id.isdigit():
         return None
     found = await ctx.loaders.organizations.audit_entry.load(int(raw_id))
-    return found if found and await is_manager_of(ctx, found.organization_id) else None
+    return found if found and await may(ctx, "AuditLogEntry", found.organization_id) else None

@@ -1,33 +1,90 @@
-"""Who may see what: decided from the viewer's membership, never from the input.
+"""Who may see what: the viewer's kinds, decided from their membership, staff role or service
+scopes (never from the input), looked up in the one table `auth.access`.
 
-Customers read their own organization (its OWNER and ADMINs everything, members their own
-standing). The vendor's staff, and service tokens with a read scope, read every organization
-through the same fields; what they may change is decided per mutation (`require_staff`).
+Customers reach their own organization; the vendor's staff and services reach every
+organization, each only the rows of the table given to its role or scopes. Everyone reads
+their own account, seats and credit access; the callers say where that applies.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
-from auth.principals import READ_SCOPES
+from auth import access
 from auth.viewer import require_account
 from datasources.errors import Forbidden
 from datasources.postgres.accounts import Membership
 from resolvers.context import Context
 
 MANAGERS = frozenset({"OWNER", "ADMIN"})
-MANAGERS_ONLY = "Only the organization's OWNER or ADMIN can see this."
-STAFF_ONLY = "Only the vendor's staff, or a service token with the scope needed, can do this."
 
 
-def staff_reader(ctx: Context, scopes: Collection[str] = READ_SCOPES) -> bool:
-    """Any staff member, or a service token holding one of `scopes`."""
+def refusal(coordinate: str) -> str:
+    return f"Not allowed: {access.ROW_OF[coordinate].name} is for {access.who(coordinate)} only."
+
+
+def kinds_everywhere(ctx: Context) -> frozenset[str]:
+    """The viewer's kinds that hold in every organization: a staff role, or a service's scopes."""
     viewer = ctx.viewer
-    if viewer.staff_role is not None:
-        return True
-    return viewer.service is not None and not viewer.service.scopes.isdisjoint(scopes)
+    if viewer.service is not None:
+        return viewer.service.scopes
+    if viewer.account_id is None:
+        return frozenset({access.ANONYMOUS})
+    return frozenset({viewer.staff_role}) if viewer.staff_role else frozenset()
+
+
+def kinds_with(everywhere: frozenset[str], mine: Membership | None, organization_id: UUID | None) -> frozenset[str]:
+    """`everywhere`, and MEMBER or OWNER/ADMIN when `organization_id` is the viewer's own (`mine`)."""
+    if mine is None or organization_id is None or mine.organization_id != organization_id:
+        return everywhere
+    return everywhere | {access.MANAGER if mine.role in MANAGERS else access.MEMBER}
+
+
+async def kinds_in(ctx: Context, organization_id: UUID | None) -> frozenset[str]:
+    """The viewer's kinds in this organization."""
+    everywhere = kinds_everywhere(ctx)
+    if ctx.viewer.account_id is None:
+        return everywhere
+    return kinds_with(everywhere, await viewer_membership(ctx), organization_id)
+
+
+async def may(ctx: Context, coordinate: str, organization_id: UUID | None) -> bool:
+    return access.allows(await kinds_in(ctx, organization_id), coordinate)
+
+
+async def require(ctx: Context, coordinate: str, organization_id: UUID | None) -> None:
+    """FORBIDDEN unless the table lets the viewer reach `coordinate` in this organization."""
+    if not await may(ctx, coordinate, organization_id):
+        raise Forbidden(refusal(coordinate))
+
+
+def may_everywhere(ctx: Context, coordinate: str) -> bool:
+    return access.allows(kinds_everywhere(ctx), coordinate)
+
+
+def require_everywhere(ctx: Context, coordinate: str) -> None:
+    """FORBIDDEN unless the viewer reaches `coordinate` in every organization (staff, services)."""
+    if not may_everywhere(ctx, coordinate):
+        raise Forbidden(refusal(coordinate))
+
+
+@dataclass(frozen=True)
+class Reach:
+    """Where the viewer reaches a coordinate: every organization, or `organization` (their own) only."""
+
+    everywhere: bool
+    organization: UUID | None
+
+
+async def reach(ctx: Context, coordinate: str) -> Reach:
+    """For the compiled SQL, which applies the table's rows to many organizations at once."""
+    everywhere = kinds_everywhere(ctx)
+    mine = await viewer_membership(ctx) if ctx.viewer.account_id is not None else None
+    own = mine.organization_id if mine else None
+    return Reach(access.allows(everywhere, coordinate),
+                 own if access.allows(kinds_with(everywhere, mine, own), coordinate) else None)
 
 
 @dataclass(frozen=True)
@@ -37,14 +94,12 @@ class StaffAuthority:
     scope: str
 
 
-def require_staff(ctx: Context, *, roles: Collection[str], scope: str) -> StaffAuthority:
-    """FORBIDDEN unless the viewer is staff in one of `roles` or a service holding `scope`."""
-    viewer = ctx.viewer
-    if viewer.staff_role is not None and viewer.staff_role in roles:
-        return StaffAuthority(viewer.staff_role)
-    if viewer.service is not None and scope in viewer.service.scopes:
-        return StaffAuthority(scope)
-    raise Forbidden(STAFF_ONLY)
+def require_staff(ctx: Context, mutation: str) -> StaffAuthority:
+    """FORBIDDEN unless the viewer's staff role or a service scope it holds may run `mutation`."""
+    used = access.allowing(kinds_everywhere(ctx), mutation)
+    if used is None:
+        raise Forbidden(refusal(mutation))
+    return StaffAuthority(used)
 
 
 async def viewer_membership(ctx: Context) -> Membership | None:
@@ -58,32 +113,18 @@ async def is_member_of(ctx: Context, organization_id: UUID) -> bool:
     return mine is not None and mine.organization_id == organization_id
 
 
-async def is_manager_of(ctx: Context, organization_id: UUID) -> bool:
-    """Whether the viewer reads the organization as its managers do (staff readers included)."""
-    if staff_reader(ctx):
-        return True
-    mine = await viewer_membership(ctx)
-    return mine is not None and mine.organization_id == organization_id and mine.role in MANAGERS
-
-
-async def require_manager(ctx: Context, organization_id: UUID) -> None:
-    """FORBIDDEN for members; the caller has already made sure the organization is the viewer's
-    (or the viewer is a staff reader, who passes here)."""
-    if not await is_manager_of(ctx, organization_id):
-        raise Forbidden(MANAGERS_ONLY)
-
-
 async def can_see_accounts(ctx: Context, account_ids: Sequence[UUID]) -> list[bool]:
-    """Yourself, or anyone in your organization when you are its OWNER or ADMIN; staff readers
-    see every account. One answer per id, in order."""
-    if staff_reader(ctx):
+    """Yourself, and whoever the table lets you see in their organization ("Account"). One
+    answer per id, in order."""
+    if may_everywhere(ctx, "Account"):
         return [True] * len(account_ids)
     viewer_id = require_account(ctx.viewer)
     # Loaded even for the viewer: every account then resolves at the same depth, in one batch.
     theirs = await ctx.loaders.accounts.membership.load_all(account_ids)
-    managed = None
+    mine = None
     if any(m is not None and a != viewer_id for a, m in zip(account_ids, theirs)):
         mine = await viewer_membership(ctx)
-        managed = mine.organization_id if mine is not None and mine.role in MANAGERS else None
-    return [a == viewer_id or (m is not None and m.organization_id == managed) for a, m in zip(account_ids, theirs)]
-
+    everywhere = kinds_everywhere(ctx)
+    return [a == viewer_id or (m is not None and access.allows(kinds_with(everywhere, mine, m.organization_id),
+                                                                 "Account"))
+            for a, m in zip(account_ids, theirs)]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from uuid import UUID
 
-from datasources.errors import Forbidden, NotFound
+from datasources.errors import NotFound
 from datasources.postgres import sessions
 from datasources.postgres import people as people_data
 from datasources.postgres import staff as data
@@ -23,7 +23,7 @@ from datasources.postgres.entitlements import License
 from datasources.postgres.seat_changes import allocated_count, lock_license
 from resolvers import people
 from resolvers.context import Context
-from resolvers.permissions import STAFF_ONLY, require_staff, staff_reader
+from resolvers.permissions import require_everywhere, require_staff
 from resolvers.user_errors import Problem
 from resolvers.writes import (NOT_FOUND, OnBehalf, after_write, audit_refusal, audit_success, claim_key,
                               complete_key, key_problem, send_mail)
@@ -34,15 +34,11 @@ MAX_QUANTITY = 100_000
 GRANT_SOURCE = "VENDOR"
 GRANT_OPERATION = "grantCredits"
 
-# Who may do what: staff roles, or the one service scope.
-SUPPORT_ROLES = ("SUPPORT", "ADMIN_TOOLING")
-BILLING_ROLES = ("BILLING", "ADMIN_TOOLING")
 
 
 def require_staff_reader(ctx: Context) -> None:
-    """The `staff` entry point: staff, or a service token with a read scope."""
-    if not staff_reader(ctx):
-        raise Forbidden(STAFF_ONLY)
+    """The `staff` entry point: the staff roles and service scopes of the access table's row."""
+    require_everywhere(ctx, "Query.staff")
 
 
 def _blank(char: str) -> bool:
@@ -93,7 +89,7 @@ async def change_account_email(ctx: Context, account_id: UUID | None, email: str
     """The support path for an email change: both addresses are told, and every session of the
     account ends (it signs in again with the new address). Setting the email it already has
     changes nothing and sends nothing, so a retry is harmless."""
-    authority = require_staff(ctx, roles=SUPPORT_ROLES, scope="accounts:write")
+    authority = require_staff(ctx, "changeAccountEmail")
     account = await ctx.loaders.accounts.account.load(account_id) if account_id else None
     if account is None:
         raise NotFound(NOT_FOUND)
@@ -146,7 +142,7 @@ async def grant_credits(ctx: Context, organization_id: UUID | None, amount: int,
                         reason: str, idempotency_key: str | None) -> OrganizationChange:
     """Adds a grant to the organization's credit pool. With an idempotency key, a retry of the
     same request grants nothing more."""
-    authority = require_staff(ctx, roles=BILLING_ROLES, scope="credits:write")
+    authority = require_staff(ctx, "grantCredits")
     organization = await ctx.loaders.accounts.organization.load(organization_id) if organization_id else None
     if organization is None:
         raise NotFound(NOT_FOUND)
@@ -185,10 +181,10 @@ async def grant_credits(ctx: Context, organization_id: UUID | None, amount: int,
 
 # --- extendLicense, adjustLicenseQuantity -------------------------------------------------------
 
-async def _license_change(ctx: Context, license_id: UUID | None,
+async def _license_change(ctx: Context, mutation: str, license_id: UUID | None,
                           reason: str) -> tuple[License, OnBehalf, list[Problem]]:
     """Authorized, found, and the reason checked: what both license mutations start with."""
-    authority = require_staff(ctx, roles=BILLING_ROLES, scope="licenses:write")
+    authority = require_staff(ctx, mutation)
     found = await ctx.loaders.entitlements.license.load(license_id) if license_id else None
     if found is None:
         raise NotFound(NOT_FOUND)
@@ -198,7 +194,7 @@ async def _license_change(ctx: Context, license_id: UUID | None,
 
 async def extend_license(ctx: Context, license_id: UUID | None, expires_at: datetime, reason: str) -> LicenseChange:
     """Moves a license's expiry later (an expired one comes back to life); never earlier."""
-    found, on_behalf, problems = await _license_change(ctx, license_id, reason)
+    found, on_behalf, problems = await _license_change(ctx, "extendLicense", license_id, reason)
     if expires_at.tzinfo is None:
         expires_at = expires_at.replace(tzinfo=timezone.utc)
     if expires_at <= datetime.now(timezone.utc):
@@ -226,7 +222,7 @@ async def adjust_license_quantity(ctx: Context, license_id: UUID | None, quantit
                                   reason: str) -> LicenseChange:
     """Sets a license's seat count; never below the seats allocated now (the license row is
     locked, as allocations lock it, so no allocation slips in between)."""
-    found, on_behalf, problems = await _license_change(ctx, license_id, reason)
+    found, on_behalf, problems = await _license_change(ctx, "adjustLicenseQuantity", license_id, reason)
     if not 1 <= quantity <= MAX_QUANTITY:
         problems.append(Problem(("input", "quantity"), f"A license has 1 to {MAX_QUANTITY:,} seats.", "INVALID"))
     if not problems:
@@ -260,7 +256,7 @@ async def _license_outcome(ctx: Context, found: License, action: str, problems: 
 
 async def resend_invitation(ctx: Context, invitation_id: UUID | None, reason: str) -> people.InvitationChange:
     """The organization's own `resendInvitation`, done by support: same rules, same mail."""
-    authority = require_staff(ctx, roles=SUPPORT_ROLES, scope="accounts:write")
+    authority = require_staff(ctx, "staffResendInvitation")
     found = await ctx.loaders.organizations.invitation.load(invitation_id) if invitation_id else None
     if found is None:
         raise NotFound(NOT_FOUND)

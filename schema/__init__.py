@@ -26,6 +26,7 @@ from schema.mutations import Mutation
 from schema.account import Account
 from schema.node import NODE_TYPES
 from schema.product import Product
+from auth.access import who
 from auth.viewer import require_account
 from schema.common import Info
 from schema.execution import LevelExecutor
@@ -66,8 +67,8 @@ class Query:
         require_account(info.context.viewer)
         return [Product.from_record(p) for p in await info.context.loaders.entitlements.catalog.load("all")]
 
-    @strawberry.field(description="The vendor's staff and services: search, any organization, reports. Null with "
-                                  "FORBIDDEN for anyone who is neither staff nor a service token with a read scope.")
+    @strawberry.field(description="The vendor's staff and services: search, any organization, reports. For "
+                                  f"{who('Query.staff')}; null with FORBIDDEN for anyone else.")
     async def staff(self, info: Info) -> Staff | None:
         return await staff.staff(info)
 

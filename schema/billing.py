@@ -3,8 +3,8 @@
 All of it lives at the payment provider. Every field that reads it must be nullable: a
 provider that is down or slow becomes a PROVIDER_UNAVAILABLE error at that field while
 the rest of the query (PostgreSQL) still answers. The `organization_*` functions back
-`Organization` fields, whose resolver has already made sure the viewer is the
-organization's OWNER or ADMIN.
+`Organization` fields, whose resolver has already made sure the access table lets the
+viewer read the organization's billing.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from enum import Enum
 from typing import Annotated
+from uuid import UUID
 
 import strawberry
 from strawberry import relay
 
+from auth.access import who
 from datasources.payments import records as payments
 from datasources.postgres.accounts import Organization as OrganizationRecord
 from resolvers import billing as resolve
@@ -63,17 +65,21 @@ class Invoice(relay.Node):
     currency: str = strawberry.field(description="ISO 4217 code of every amount on the invoice, e.g. \"EUR\".")
     lines: list[InvoiceLine] = strawberry.field(description="What was billed, line by line.")
     customer_id: strawberry.Private[str]
+    # The organization it was listed for; None when reached from the viewer's own (node, payments).
+    organization_id: strawberry.Private[UUID | None]
 
     @strawberry.field(description=(
         "A link to the invoice as a PDF (the provider's own, or one rendered from the invoice), valid for "
         f"{documents.LINK_SECONDS // 60} minutes: a path on this gateway, `/invoices/{{id}}.pdf?…`, to resolve "
         "against the GraphQL endpoint's URL. The signed link itself is the authorization, no bearer token "
-        "needed, so share it only with whoever may read the invoice. OWNER/ADMIN only."))
+        f"needed, so share it only with whoever may read the invoice. For {who('Invoice.pdfUrl')}, exactly as "
+        "`Organization.invoicesArchiveUrl`; FORBIDDEN for anyone else."))
     async def pdf_url(self, info: Info) -> str | None:
-        return await documents.pdf_url(info.context, self.id, self.customer_id, now=time.time())
+        return await documents.pdf_url(info.context, self.id, self.customer_id, self.organization_id,
+                                       now=time.time())
 
     @classmethod
-    def from_record(cls, record: payments.Invoice) -> "Invoice":
+    def from_record(cls, record: payments.Invoice, organization_id: UUID | None = None) -> "Invoice":
         def money(amount: int) -> Money:
             return Money(amount=amount, currency=record.currency)
 
@@ -81,7 +87,7 @@ class Invoice(relay.Node):
                    issued_at=record.created, due_at=record.due_date, subtotal=money(record.subtotal),
                    tax=money(record.tax), total=money(record.total), amount_due=money(record.amount_due),
                    currency=record.currency, lines=[InvoiceLine.from_record(ln) for ln in record.lines],
-                   customer_id=record.customer_id)
+                   customer_id=record.customer_id, organization_id=organization_id)
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
@@ -172,12 +178,13 @@ INVOICES_ARCHIVE_URL = (
     f"invoice named by its number; valid for {documents.LINK_SECONDS // 60} minutes. A path on this gateway, "
     "`/invoices.zip?…`, to resolve against the GraphQL endpoint's URL. BAD_USER_INPUT for a range that is "
     f"reversed, longer than {documents.MAX_ARCHIVE_DAYS} days or holds more than "
-    f"{documents.MAX_ARCHIVE_INVOICES} invoices. OWNER/ADMIN only; null when the provider is unavailable.")
+    f"{documents.MAX_ARCHIVE_INVOICES} invoices. For {who('Organization.invoicesArchiveUrl')} (as `Invoice.pdfUrl`); "
+    "null when the provider is unavailable.")
 
 NODE_TYPES = (Invoice, PaymentMethod)
 
 
-# --- Organization fields (the caller has checked the viewer is its OWNER or ADMIN) -------------
+# --- Organization fields (the caller has checked the access table) -----------------------------
 
 
 async def organization_invoices(info: Info, organization: OrganizationRecord, first: int | None,
@@ -187,7 +194,7 @@ async def organization_invoices(info: Info, organization: OrganizationRecord, fi
     slice = slice_of(first, after, last, before)
     criteria = filter.criteria() if filter else resolve.InvoiceCriteria()
     page = await resolve.invoice_page(info.context, organization.payment_customer_id, slice, criteria)
-    return InvoiceConnection.from_page(page, Invoice.from_record, slice)
+    return InvoiceConnection.from_page(page, lambda i: Invoice.from_record(i, organization.id), slice)
 
 
 async def organization_outstanding_balance(info: Info, organization: OrganizationRecord) -> list[Money] | None:

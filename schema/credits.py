@@ -186,10 +186,10 @@ async def credit_accesses(info: Info, account_ids: Sequence[UUID]) -> list[Credi
 
 
 async def credit_pool(info: Info, organization_id: UUID) -> CreditPool:
-    """For `Organization.creditPool`; the caller has checked that the viewer is its OWNER or ADMIN.
+    """For `Organization.creditPool`; the caller has checked the access table.
     Each field loads only what it needs."""
     return CreditPool(organization_id=organization_id)
 
 
-# For `node(id:)` and `nodes(ids:)`: each resolves only for the owning organization's OWNER/ADMIN.
+# For `node(id:)` and `nodes(ids:)`: each resolves only for whoever the access table lets see it.
 NODE_TYPES = (CreditGrant, CreditUsage, CreditRequest)

@@ -1,7 +1,8 @@
 """Organizations: their people, invitations, licenses, subscriptions, credits, billing and audit log.
 
-Members see the name and their own standing; everything else is for the OWNER and ADMINs
-(FORBIDDEN at the field's path for anyone else, which is why those fields are nullable).
+Members see the name and their own standing; everything else is for whoever the access table
+(`auth.access`) lets read it: the OWNER and ADMINs, and the vendor's staff and services by role
+and scope (FORBIDDEN at the field's path for anyone else, which is why those fields are nullable).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from datasources.postgres import accounts as account_records
 from datasources.postgres import organizations as records
 from resolvers import accounts as resolve_accounts
 from resolvers import organizations as resolve
-from resolvers.permissions import require_manager, viewer_membership
+from auth.access import who
+from resolvers.permissions import require, viewer_membership
 from schema import billing, credits
 from schema.billing import BillingInfo, InvoiceConnection, PaymentMethod
 from schema.common import Info, by_uuid, node_uuid, resolve_visible
@@ -191,7 +193,8 @@ class Organization(relay.Node):
         mine = await viewer_membership(info.context)
         return role_enum(mine.role) if mine and mine.organization_id == self.record.id else None
 
-    @strawberry.field(description="Members and pending invitees, by email. OWNER/ADMIN only.")
+    @strawberry.field(description="Members and pending invitees, by email. For "
+                                  f"{who('Organization.members')}.")
     async def members(
         self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None,
         search: Annotated[str | None, strawberry.argument(
@@ -203,73 +206,77 @@ class Organization(relay.Node):
         slice = slice_of(first, after, last, before)
         query = records.MemberQuery(self.record.id, search=search or None, role=role.value if role else None,
                                     product_id=_filter_uuid(product, "Product"))
-        await require_manager(info.context, self.record.id)
+        await require(info.context, "Organization.members", self.record.id)
         page = await info.context.loaders.organizations.members.load((query, slice))
         return MemberConnection.from_page(page, Member.from_record, slice)
 
-    @strawberry.field(description="Invitations, newest first. OWNER/ADMIN only.")
+    @strawberry.field(description=f"Invitations, newest first. For {who('Organization.invitations')}.")
     async def invitations(
         self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None,
         pending_only: Annotated[bool, strawberry.argument(description="Only pending invitations.")] = False,
     ) -> InvitationConnection | None:
         slice = slice_of(first, after, last, before)
-        await require_manager(info.context, self.record.id)
+        await require(info.context, "Organization.invitations", self.record.id)
         page = await info.context.loaders.organizations.invitations.load((self.record.id, pending_only, slice))
         return InvitationConnection.from_page(page, Invitation.from_record, slice)
 
-    @strawberry.field(description="Every license of the organization, by product. OWNER/ADMIN only.")
+    @strawberry.field(description="Every license of the organization, by product. For "
+                                  f"{who('Organization.licenses')}.")
     async def licenses(self, info: Info) -> list[License] | None:
-        await require_manager(info.context, self.record.id)
+        await require(info.context, "Organization.licenses", self.record.id)
         found = await info.context.loaders.entitlements.licenses_of_organization.load(self.record.id)
         return [License.from_record(lic) for lic in found]
 
-    @strawberry.field(description="Subscriptions, filtered and ordered. OWNER/ADMIN only.")
+    @strawberry.field(description="Subscriptions, filtered and ordered. For "
+                                  f"{who('Organization.subscriptions')}.")
     async def subscriptions(self, info: Info, filter: SubscriptionFilterArg = None,
                             order_by: SubscriptionOrderArg = None) -> list[Subscription] | None:
         query = subscription_query(self.record.id, filter, order_by)
-        await require_manager(info.context, self.record.id)
+        await require(info.context, "Organization.subscriptions", self.record.id)
         return [Subscription.from_record(s) for s in await info.context.loaders.entitlements.subscriptions.load(query)]
 
     @strawberry.field(description="The cloud-credit pool: balance, grants, usage, members' access, pending "
-                                  "requests. OWNER/ADMIN only.")
+                                  f"requests. For {who('Organization.creditPool')}.")
     async def credit_pool(self, info: Info) -> CreditPool | None:
-        await require_manager(info.context, self.record.id)
+        await require(info.context, "Organization.creditPool", self.record.id)
         return await credits.credit_pool(info, self.record.id)
 
-    @strawberry.field(description="Invoices from the payment provider, newest first. OWNER/ADMIN only; null "
-                                  "with PROVIDER_UNAVAILABLE when the provider does not answer in time.")
+    @strawberry.field(description="Invoices from the payment provider, newest first. For "
+                                  f"{who('Organization.invoices')}; null with PROVIDER_UNAVAILABLE when the provider does not answer in time.")
     async def invoices(self, info: Info, first: First = None, after: After = None, last: Last = None,
                        before: Before = None, filter: billing.InvoiceFilterArg = None) -> InvoiceConnection | None:
         slice_of(first, after, last, before)  # BAD_USER_INPUT before anything else
-        await require_manager(info.context, self.record.id)
+        await require(info.context, "Organization.invoices", self.record.id)
         return await billing.organization_invoices(info, self.record, first, after, last, before, filter)
 
-    @strawberry.field(description="What OPEN invoices still owe, one amount per currency. OWNER/ADMIN only; "
-                                  "null when the provider is unavailable.")
+    @strawberry.field(description="What OPEN invoices still owe, one amount per currency. For "
+                                  f"{who('Organization.outstandingBalance')}; null when the provider is unavailable.")
     async def outstanding_balance(self, info: Info) -> list[Money] | None:
-        await require_manager(info.context, self.record.id)
+        await require(info.context, "Organization.outstandingBalance", self.record.id)
         return await billing.organization_outstanding_balance(info, self.record)
 
-    @strawberry.field(description="Cards on file, the default first. OWNER/ADMIN only; null when the provider "
-                                  "is unavailable.")
+    @strawberry.field(description="Cards on file, the default first. For "
+                                  f"{who('Organization.paymentMethods')}; null when the provider is unavailable.")
     async def payment_methods(self, info: Info) -> list[PaymentMethod] | None:
-        await require_manager(info.context, self.record.id)
+        await require(info.context, "Organization.paymentMethods", self.record.id)
         return await billing.organization_payment_methods(info, self.record)
 
     @strawberry.field(description="Company, address, VAT ID and billing email, as the provider holds them. "
-                                  "OWNER/ADMIN only; null when the provider is unavailable.")
+                                  f"For {who('Organization.billingInfo')}; null when the provider is "
+                                  "unavailable.")
     async def billing_info(self, info: Info) -> BillingInfo | None:
-        await require_manager(info.context, self.record.id)
+        await require(info.context, "Organization.billingInfo", self.record.id)
         return await billing.organization_billing_info(info, self.record)
 
     @strawberry.field(description=billing.INVOICES_ARCHIVE_URL)
     async def invoices_archive_url(self, info: Info, from_: billing.ArchiveFromArg,
                                    to: billing.ArchiveToArg) -> str | None:
         archive = billing.invoices_archive_range(from_, to)  # BAD_USER_INPUT before anything else
-        await require_manager(info.context, self.record.id)
+        await require(info.context, "Organization.invoicesArchiveUrl", self.record.id)
         return await billing.organization_invoices_archive_url(info, self.record, archive)
 
-    @strawberry.field(description="Changes made in the organization, newest first. OWNER/ADMIN only.")
+    @strawberry.field(description="Changes made in the organization, newest first. For "
+                                  f"{who('Organization.auditLog')}.")
     async def audit_log(
         self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None,
         action: Annotated[str | None, strawberry.argument(
@@ -279,7 +286,7 @@ class Organization(relay.Node):
     ) -> AuditLogEntryConnection | None:
         slice = slice_of(first, after, last, before)
         query = records.AuditQuery(self.record.id, action=action, actor_account_id=_filter_uuid(actor, "Account"))
-        await require_manager(info.context, self.record.id)
+        await require(info.context, "Organization.auditLog", self.record.id)
         page = await info.context.loaders.organizations.audit_log.load((query, slice))
         return AuditLogEntryConnection.from_page(page, AuditLogEntry.from_record, slice)
 

@@ -19,30 +19,31 @@ from graphql import GraphQLError, GraphQLList, GraphQLNonNull, GraphQLObjectType
 from graphql.execution.collect_fields import FieldDetails
 from graphql.execution.values import get_argument_values
 
-from auth.viewer import require_account
-from datasources.errors import GatewayError
 from datasources.paging import DEFAULT_PAGE, MAX_PAGE, encode_cursor
 from datasources.postgres import projections as sql
 from resolvers.context import Context
 from resolvers.entitlements import EXPIRING_WITHIN
-from resolvers.permissions import MANAGERS, is_manager_of, staff_reader, viewer_membership
+from resolvers.permissions import may, reach
 
 
 @dataclass(frozen=True)
 class Entry:
     key: Callable[[Any], Any]  # the source's key for the statement (None: no object)
-    # Whether the viewer may read the field on every source; the resolvers answer otherwise.
-    allowed: Callable[[Context, Sequence[Any]], Awaitable[bool]] | None = None
+    # The field's coordinate in the access table when it is checked per organization: the
+    # statement answers only when the viewer may read it on every source; the resolvers otherwise.
+    checked: str | None = None
 
 
-async def _manages_all(ctx: Context, organizations: Sequence[Any]) -> bool:
-    return all([await is_manager_of(ctx, o.record.id) for o in organizations])
+async def _may_on_all(ctx: Context, coordinate: str, organizations: Sequence[Any]) -> bool:
+    return all([await may(ctx, coordinate, o.record.id) for o in organizations])
 
 
 ENTRIES: dict[tuple[str, str], Entry] = {
     ("Account", "licenses"): Entry(key=lambda account: account.uuid),
-    ("Organization", "licenses"): Entry(key=lambda organization: organization.record.id, allowed=_manages_all),
-    ("Organization", "members"): Entry(key=lambda organization: organization.record.id, allowed=_manages_all),
+    ("Organization", "licenses"): Entry(key=lambda organization: organization.record.id,
+                                        checked="Organization.licenses"),
+    ("Organization", "members"): Entry(key=lambda organization: organization.record.id,
+                                       checked="Organization.members"),
     ("Member", "account"): Entry(key=lambda member: member.account_id),
 }
 
@@ -70,7 +71,7 @@ def projection(executor: Any, parent_type: GraphQLObjectType, name: str, field_d
 
     async def build(sources: list[Any]) -> list[Any] | None:
         scope = await _scope(ctx)
-        if scope is None or (entry.allowed is not None and not await entry.allowed(ctx, sources)):
+        if scope is None or (entry.checked is not None and not await _may_on_all(ctx, entry.checked, sources)):
             return None
         keys = [entry.key(source) for source in sources]
         wanted = [k for k in keys if k is not None]
@@ -104,17 +105,14 @@ def _fill_cursors(page: sql.Page, value: dict[str, Any], cursors: list[str]) -> 
 
 
 async def _scope(ctx: Context) -> sql.Scope | None:
-    """The viewer's rights as the datasource applies them; None for a viewer without an
-    account who is not a staff reader (the resolvers refuse them)."""
-    staff = staff_reader(ctx)
-    if not staff:
-        try:
-            require_account(ctx.viewer)
-        except GatewayError:
-            return None
-    mine = await viewer_membership(ctx)
-    managed = mine.organization_id if mine is not None and mine.role in MANAGERS else None
-    return sql.Scope(ctx.viewer.account_id, staff, managed, EXPIRING_WITHIN)
+    """The viewer's rights as the datasource applies them, from the access table's rows for
+    other people's accounts and for all of a license's seats; None for an anonymous viewer
+    (the resolvers refuse them)."""
+    if ctx.viewer.account_id is None and ctx.viewer.service is None:
+        return None
+    accounts, seats = await reach(ctx, "Account"), await reach(ctx, "License.allocations")
+    return sql.Scope(ctx.viewer.account_id, accounts.everywhere, accounts.organization, seats.everywhere,
+                     seats.organization, EXPIRING_WITHIN)
 
 
 def _object_type(type_: Any) -> Any:

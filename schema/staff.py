@@ -1,9 +1,9 @@
 """`Query.staff`: the vendor's staff and services reading across organizations.
 
-Only staff (any staff role) and service tokens with a read scope (accounts:read, billing:read)
-get a `Staff` object; everyone else gets null with FORBIDDEN. Organizations and accounts come
-back as the same types customers see, read as their OWNER/ADMIN would (nothing there exposes
-password hashes, tokens or card numbers).
+Who gets a `Staff` object, and which of its fields and of the organizations' fields each
+staff role or service scope reads, is the access table's (`auth.access`); everyone else gets
+null with FORBIDDEN. Organizations and accounts come back as the same types customers see
+(nothing there exposes password hashes, tokens or card numbers).
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ import strawberry
 
 from datasources.errors import BadUserInput
 from datasources.postgres import reports
+from auth.access import who
 from resolvers import staff as resolve
+from resolvers.permissions import require, require_everywhere
 from schema import billing
 from schema.account import Account
 from schema.common import Info, node_uuid
@@ -37,8 +39,10 @@ Search = Annotated[str | None, strawberry.argument(
 
 @strawberry.enum(description="A staff member's role at the vendor, apart from any organization role.")
 class StaffRole(Enum):
-    SUPPORT = strawberry.enum_value("SUPPORT", description="Customer support: accounts, emails, invitations.")
-    BILLING = strawberry.enum_value("BILLING", description="Billing: credits, license extensions and quantities.")
+    SUPPORT = strawberry.enum_value("SUPPORT", description="Customer support: accounts, emails, invitations, "
+                                                           "entitlements; no billing.")
+    BILLING = strawberry.enum_value("BILLING", description="Billing: invoices, cards and balances; credits, license "
+                                                           "extensions and quantities; no people.")
     ADMIN_TOOLING = strawberry.enum_value("ADMIN_TOOLING", description="Internal admin tools: everything staff can do.")
 
 
@@ -67,8 +71,10 @@ class OrganizationBalance:
     organization: Organization = strawberry.field(description="The organization.")
 
     @strawberry.field(description="What OPEN invoices still owe, one amount per currency; empty when nothing. Null "
-                                  "with PROVIDER_UNAVAILABLE when the provider does not answer in time.")
+                                  "with PROVIDER_UNAVAILABLE when the provider does not answer in time. For "
+                                  f"{who('OrganizationBalance.outstandingBalance')}.")
     async def outstanding_balance(self, info: Info) -> list[Money] | None:
+        await require(info.context, "OrganizationBalance.outstandingBalance", self.organization.record.id)
         return await billing.organization_outstanding_balance(info, self.organization.record)
 
 
@@ -142,10 +148,11 @@ class Staff:
         service = info.context.viewer.service
         return sorted(service.scopes) if service else []
 
-    @strawberry.field(description="Accounts by email.")
+    @strawberry.field(description=f"Accounts by email. For {who('Staff.accounts')}; FORBIDDEN for the others.")
     async def accounts(self, info: Info, search: Search = None, first: First = None, after: After = None,
                        last: Last = None, before: Before = None) -> StaffAccountConnection:
         slice = slice_of(first, after, last, before)
+        require_everywhere(info.context, "Staff.accounts")
         page = await info.context.loaders.staff.accounts.load((_search(search), slice))
         return StaffAccountConnection.from_page(page, Account.from_record, slice)
 
@@ -154,23 +161,29 @@ class Staff:
     async def organizations(self, info: Info, search: Search = None, first: First = None, after: After = None,
                             last: Last = None, before: Before = None) -> StaffOrganizationConnection:
         slice = slice_of(first, after, last, before)
+        require_everywhere(info.context, "Staff.organizations")
         page = await info.context.loaders.staff.organizations.load((_search(search), slice))
         return StaffOrganizationConnection.from_page(page, Organization.from_record, slice)
 
-    @strawberry.field(description="Any organization, read as its OWNER/ADMIN would; null when there is none.")
+    @strawberry.field(description="Any organization; null when there is none. Each of its fields is read as the "
+                                  "access table lets the viewer's staff role or service scopes (FORBIDDEN at the "
+                                  "fields they do not reach).")
     async def organization(self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(
             description="An Organization ID.")]) -> Organization | None:
+        require_everywhere(info.context, "Staff.organization")
         organization_id = node_uuid(id, "Organization")
         found = await info.context.loaders.accounts.organization.load(organization_id) if organization_id else None
         return Organization.from_record(found) if found else None
 
-    @strawberry.field(description="Unexpired licenses that expire within `withinDays`, soonest first.")
+    @strawberry.field(description="Unexpired licenses that expire within `withinDays`, soonest first. For "
+                                  f"{who('Staff.licensesExpiring')}; FORBIDDEN for the others.")
     async def licenses_expiring(
         self, info: Info,
         within_days: Annotated[int, strawberry.argument(description="1 to 366 days from now.")] = 30,
         first: First = None, after: After = None, last: Last = None, before: Before = None,
     ) -> ExpiringLicenseConnection:
         slice = slice_of(first, after, last, before)
+        require_everywhere(info.context, "Staff.licensesExpiring")
         if not 1 <= within_days <= MAX_EXPIRY_DAYS:
             raise BadUserInput(f"`withinDays` takes 1 to {MAX_EXPIRY_DAYS}, got {within_days}.")
         page = await info.context.loaders.staff.licenses_expiring.load((within_days, slice))
@@ -180,11 +193,13 @@ class Staff:
     @strawberry.field(description="Organizations that are customers of the payment provider, by name, each with "
                                   "what its OPEN invoices still owe. The balance lives at the provider, so the "
                                   "list is not filtered by it (an empty balance means nothing is owed) and a page "
-                                  f"holds at most {MAX_BALANCE_PAGE}: one provider read per organization.")
+                                  f"holds at most {MAX_BALANCE_PAGE}: one provider read per organization. For "
+                                  f"{who('Staff.organizationsWithOutstandingBalance')}; FORBIDDEN for the others.")
     async def organizations_with_outstanding_balance(
         self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None,
     ) -> OrganizationBalanceConnection:
         slice = slice_of(first, after, last, before)
+        require_everywhere(info.context, "Staff.organizationsWithOutstandingBalance")
         if slice.limit > MAX_BALANCE_PAGE:
             raise BadUserInput(f"This report takes `first` or `last` of at most {MAX_BALANCE_PAGE}.")
         page = await info.context.loaders.staff.billed_organizations.load(slice)
@@ -192,14 +207,17 @@ class Staff:
             page, lambda o: OrganizationBalance(organization=Organization.from_record(o)), slice)
 
     @strawberry.field(description="Per product, over its unexpired NAMED licenses in every organization: seats "
-                                  "sold and allocated, by product name.")
+                                  f"sold and allocated, by product name. For {who('Staff.seatUtilization')}; "
+                                  "FORBIDDEN for the others.")
     async def seat_utilization(self, info: Info, first: First = None, after: After = None, last: Last = None,
                                before: Before = None) -> SeatUtilizationConnection:
         slice = slice_of(first, after, last, before)
+        require_everywhere(info.context, "Staff.seatUtilization")
         page = await info.context.loaders.staff.seat_utilization.load(slice)
         return SeatUtilizationConnection.from_page(page, _utilization, slice)
 
-    @strawberry.field(description="Per organization that used cloud credits in [from, to): how many, most first.")
+    @strawberry.field(description="Per organization that used cloud credits in [from, to): how many, most first. "
+                                  f"For {who('Staff.creditUsage')}; FORBIDDEN for the others.")
     async def credit_usage(
         self, info: Info,
         from_: Annotated[datetime, strawberry.argument(name="from", description="Start of the period (included).")],
@@ -207,6 +225,7 @@ class Staff:
         first: First = None, after: After = None, last: Last = None, before: Before = None,
     ) -> OrganizationCreditUsageConnection:
         slice = slice_of(first, after, last, before)
+        require_everywhere(info.context, "Staff.creditUsage")
         if to <= from_:
             raise BadUserInput("`to` must be after `from`.")
         page = await info.context.loaders.staff.credit_usage.load((from_, to, slice))

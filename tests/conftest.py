@@ -121,24 +121,34 @@ async def drop_database(services: TestServices, name: str) -> None:
         await admin.close()
 
 
-@pytest.fixture
-async def database_url(services: TestServices) -> AsyncIterator[str]:
-    """A fresh copy of the seeded template for this test alone."""
+async def copy_template(services: TestServices) -> str:
+    """A fresh copy of the seeded template: its name (drop it with `drop_database`)."""
     name = f"gateway_test_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(services.server_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{services.template}"')
     finally:
         await admin.close()
+    return name
+
+
+@pytest.fixture
+async def database_url(services: TestServices) -> AsyncIterator[str]:
+    """A fresh copy of the seeded template for this test alone."""
+    name = await copy_template(services)
     yield services.dsn(name)
     await drop_database(services, name)
 
 
-@pytest.fixture
-def settings(services: TestServices, database_url: str, tmp_path: Path) -> Settings:
-    return Settings(env="development", data_dir=tmp_path, database_url=database_url,
+def settings_for(services: TestServices, database_url: str, data_dir: Path) -> Settings:
+    return Settings(env="development", data_dir=data_dir, database_url=database_url,
                     stripe_api_base=services.stripe_api_base, secret_key="test-secret-" + "x" * 40,
                     db_pool_max_size=4, provider_timeout_seconds=5)
+
+
+@pytest.fixture
+def settings(services: TestServices, database_url: str, tmp_path: Path) -> Settings:
+    return settings_for(services, database_url, tmp_path)
 
 
 class Gateway:

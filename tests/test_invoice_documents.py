@@ -205,11 +205,20 @@ async def test_pdf_url_is_only_for_managers_of_the_invoices_organization(context
     organization = await admin.loaders.accounts.organization.load(demo_id("organization", "northwind"))
     [invoice, *_] = await billing.invoices(admin, organization.payment_customer_id)
     now = time.time()
-    assert (await invoice_documents.pdf_url(admin, invoice.id, invoice.customer_id, now=now)).startswith(
-        f"/invoices/{invoice.id}.pdf?")
-    for email in (NORTHWIND_MEMBER, GLOBEX_ADMIN, "owner@globex.example"):
-        with pytest.raises(Forbidden):
-            await invoice_documents.pdf_url(await context_for(email), invoice.id, invoice.customer_id, now=now)
+    # Listed for its organization, or reached without one (a payment's payload: the viewer's own).
+    for listed_for in (organization.id, None):
+        assert (await invoice_documents.pdf_url(admin, invoice.id, invoice.customer_id, listed_for,
+                                                now=now)).startswith(f"/invoices/{invoice.id}.pdf?")
+        for email in (NORTHWIND_MEMBER, GLOBEX_ADMIN, "owner@globex.example"):
+            with pytest.raises(Forbidden):
+                await invoice_documents.pdf_url(await context_for(email), invoice.id, invoice.customer_id,
+                                                listed_for, now=now)
+    # Said to be listed for an organization the invoice was not issued to: never signed, even for
+    # that organization's own admin.
+    globex_admin = await context_for(GLOBEX_ADMIN)
+    with pytest.raises(Forbidden):
+        await invoice_documents.pdf_url(globex_admin, invoice.id, invoice.customer_id, demo_id("organization", "globex"),
+                                        now=now)
 
 
 # --- archives --------------------------------------------------------------------------------

@@ -27,12 +27,14 @@ from datasources.postgres.paging import opaque_limit
 
 @dataclass(frozen=True)
 class Scope:
-    """Who is reading: an account, whether as a staff reader (sees everything), and the
-    organization they manage, if any."""
+    """Who is reading (an account, or None for a service), and where they see other people's
+    accounts and every seat of a license: everywhere, or in one organization (their own) only."""
 
     viewer_id: UUID | None
-    staff: bool
-    managed_organization: UUID | None
+    accounts_everywhere: bool
+    accounts_in: UUID | None
+    seats_everywhere: bool
+    seats_in: UUID | None
     expiring_within: timedelta  # resolvers.entitlements.EXPIRING_WITHIN
 
 
@@ -80,7 +82,8 @@ Part = Union[Scalar, Typename, Child, Page]
 CURSOR_KEYS = "cursor keys"
 
 # Parameters of every statement: $1 the keys, then the scope.
-_VIEWER, _STAFF, _MANAGED, _EXPIRING = "$2::uuid", "$3::boolean", "$4::uuid", "$5::interval"
+_VIEWER, _EXPIRING = "$2::uuid", "$3::interval"
+_ACCOUNTS_EVERYWHERE, _ACCOUNTS_IN, _SEATS_EVERYWHERE, _SEATS_IN = "$4::boolean", "$5::uuid", "$6::boolean", "$7::uuid"
 
 
 def _gid(type_name: str, expression: str, length: int = 36) -> str:
@@ -139,11 +142,11 @@ SCALARS: dict[str, dict[str, str]] = {
         "allocatedAt": _timestamp("{t}.allocated_at")},
 }
 
-# resolvers.permissions.can_see_accounts: yourself, everyone for a staff reader, and the
-# members of the organization you manage. The account's membership is read by its key: as
+# resolvers.permissions.can_see_accounts: yourself, and others where the scope says (the access
+# table's "Account"). The account's membership is read by its key: as
 # EXISTS, PostgreSQL hashes every membership of the organization first (5,000 for a large one).
-_VISIBLE = (f"({{a}}.id = {_VIEWER} OR {_STAFF}"
-            f" OR (SELECT m.organization_id FROM memberships m WHERE m.account_id = {{a}}.id) = {_MANAGED})")
+_VISIBLE = (f"({{a}}.id = {_VIEWER} OR {_ACCOUNTS_EVERYWHERE}"
+            f" OR (SELECT m.organization_id FROM memberships m WHERE m.account_id = {{a}}.id) = {_ACCOUNTS_IN})")
 _ACCOUNT_AT = "(SELECT {object} FROM accounts {a} WHERE {a}.id = {t}.%s AND " + _VISIBLE + ")"
 _LICENSES = ("(SELECT coalesce(json_agg({object} ORDER BY {p}.name, {l}.id), '[]'::json) FROM {source}"
              " JOIN products {p} ON {p}.id = {l}.product_id WHERE %s)")
@@ -188,14 +191,14 @@ class _PageSource:
     first_rows: Callable[[int], str] | None = None  # a cheaper SELECT of (at least) the first n rows
 
 
-_SEAT_VISIBLE = f"({{t}}.organization_id = {_MANAGED} OR {_STAFF} OR {{s}}.account_id = {_VIEWER})"
+_SEAT_VISIBLE = f"({{t}}.organization_id = {_SEATS_IN} OR {_SEATS_EVERYWHERE} OR {{s}}.account_id = {_VIEWER})"
 PAGES: dict[tuple[str, str], _PageSource] = {
-    # resolvers.entitlements.allocations_page: managers (and staff readers) page through every
-    # seat, anyone else sees only their own; oldest first.
+    # resolvers.entitlements.allocations_page: where the scope lets the viewer see every seat
+    # ("License.allocations"), every seat; anyone else sees only their own; oldest first.
     ("License", "allocations"): _PageSource(
         f"SELECT * FROM allocations {{s}} WHERE {{s}}.license_id = {{t}}.id AND {_SEAT_VISIBLE}",
         ("allocated_at", "account_id"),
-        count=f"SELECT CASE WHEN {{t}}.organization_id = {_MANAGED} OR {_STAFF} THEN {_ALLOCATED}"
+        count=f"SELECT CASE WHEN {{t}}.organization_id = {_SEATS_IN} OR {_SEATS_EVERYWHERE} THEN {_ALLOCATED}"
               f" ELSE (SELECT count(*) FROM allocations o WHERE o.license_id = {{t}}.id AND o.account_id = {_VIEWER})"
               f" END AS total"),
     # members_page without filters: members and pending invitees, by email.
@@ -324,13 +327,14 @@ def statement(type_name: str, field: str, what: Shape | Page) -> str:
     # The scope's parameters are typed here too: a shape may use only some of them.
     return (f"SELECT k.i, {built} AS value"
             f" FROM unnest($1::uuid[]) WITH ORDINALITY AS k({column}, i)"
-            f" CROSS JOIN (SELECT {_VIEWER}, {_STAFF}, {_MANAGED}, {_EXPIRING}) AS scope")
+            f" CROSS JOIN (SELECT {_VIEWER}, {_EXPIRING}, {_ACCOUNTS_EVERYWHERE}, {_ACCOUNTS_IN}, {_SEATS_EVERYWHERE},"
+            f" {_SEATS_IN}) AS scope")
 
 
 async def build(db: Executor, statement: str, scope: Scope, keys: Sequence[UUID]) -> list[str | None]:
     """Each key's JSON text (null where the relation has no object), in key order; `statement`
     comes from `statement()`."""
-    rows = await db.fetch(statement, list(keys), scope.viewer_id, scope.staff, scope.managed_organization,
-                          scope.expiring_within)
+    rows = await db.fetch(statement, list(keys), scope.viewer_id, scope.expiring_within, scope.accounts_everywhere,
+                          scope.accounts_in, scope.seats_everywhere, scope.seats_in)
     found = {r["i"]: r["value"] for r in rows}  # merged reads come back as an array, in no set order
     return [found.get(i + 1) for i in range(len(keys))]

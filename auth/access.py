@@ -1,0 +1,136 @@
+"""Who reaches what: the one table of principal kinds × parts of the graph.
+
+Every access-controlled field, type and staff mutation names its schema coordinate
+("Organization.invoices", "License", "grantCredits") when it checks the viewer
+(`resolvers.permissions`); the coordinate's row here decides, and so does the compiled SQL
+of the fast path (its `Scope` is made from the same rows). The README's table is rendered
+from `markdown()` and a test keeps it equal; another test tries every cell over HTTP.
+
+The customer columns mean "in their own organization": a customer never reaches another
+organization's objects (they are not found). Staff roles and service scopes reach every
+organization, but only the rows they are given. Everyone reads their own account, the seats
+they hold and their own credit access, whatever the table says about other people's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from auth.principals import SCOPES, STAFF_ROLES
+
+ANONYMOUS = "anonymous"
+MEMBER = "MEMBER"
+MANAGER = "OWNER/ADMIN"
+# The columns: the customer kinds, the staff roles, then one column per service scope (a token
+# holding several scopes reaches what any of them reaches).
+PRINCIPALS = (ANONYMOUS, MEMBER, MANAGER, *STAFF_ROLES, *SCOPES)
+CUSTOMER_KINDS = frozenset({ANONYMOUS, MEMBER, MANAGER})
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    what: str  # one line for the README
+    allowed: frozenset[str]
+    # "Type.field": FORBIDDEN at that field when refused; "Type": its objects wherever they are
+    # reached (node(id:), a reference), null when refused as for an ID that does not exist;
+    # "mutation": FORBIDDEN before anything is read.
+    coordinates: tuple[str, ...]
+
+
+def _row(name: str, what: str, allowed: Iterable[str], coordinates: Iterable[str]) -> Row:
+    return Row(name, what, frozenset(allowed), tuple(coordinates))
+
+
+ROWS: tuple[Row, ...] = (
+    _row("staff", "The way in for the vendor's staff and services: find and open any organization (its id "
+         "and name; the rows below decide the rest).",
+         ("SUPPORT", "BILLING", "ADMIN_TOOLING", "accounts:read", "billing:read"),
+         ("Query.staff", "Staff.organizations", "Staff.organization")),
+    _row("people", "Other people's accounts and emails (also as `Member.account`, `AuditLogEntry.actor`, "
+         "`LicenseAllocation.account`, ...), members, invitations and the audit log.",
+         (MANAGER, "SUPPORT", "ADMIN_TOOLING", "accounts:read"),
+         ("Staff.accounts", "Organization.members", "Organization.invitations", "Organization.auditLog",
+          "Account", "Member", "Invitation", "AuditLogEntry")),
+    _row("entitlements", "Licenses and all their seats, subscriptions, the credit pool, and the staff reports on "
+         "them.",
+         (MANAGER, "SUPPORT", "BILLING", "ADMIN_TOOLING", "accounts:read"),
+         ("Organization.licenses", "Organization.subscriptions", "Organization.creditPool", "License.allocations",
+          "Staff.licensesExpiring", "Staff.seatUtilization", "Staff.creditUsage",
+          "License", "LicenseAllocation", "Subscription", "CreditGrant", "CreditUsage", "CreditRequest")),
+    _row("billing", "Invoices and their PDF links, the invoice archive link, cards, billing details and balances.",
+         (MANAGER, "BILLING", "ADMIN_TOOLING", "billing:read"),
+         ("Organization.invoices", "Organization.outstandingBalance", "Organization.paymentMethods",
+          "Organization.billingInfo", "Organization.invoicesArchiveUrl", "Invoice.pdfUrl",
+          "Staff.organizationsWithOutstandingBalance", "OrganizationBalance.outstandingBalance")),
+    _row("changeAccountEmail", "Change a customer's email.", ("SUPPORT", "ADMIN_TOOLING", "accounts:write"),
+         ("changeAccountEmail",)),
+    _row("staffResendInvitation", "Resend an invitation for an organization.",
+         ("SUPPORT", "ADMIN_TOOLING", "accounts:write"), ("staffResendInvitation",)),
+    _row("grantCredits", "Grant cloud credits.", ("BILLING", "ADMIN_TOOLING", "credits:write"), ("grantCredits",)),
+    _row("extendLicense", "Extend a license's expiry.", ("BILLING", "ADMIN_TOOLING", "licenses:write"),
+         ("extendLicense",)),
+    _row("adjustLicenseQuantity", "Change a license's seat count.", ("BILLING", "ADMIN_TOOLING", "licenses:write"),
+         ("adjustLicenseQuantity",)),
+)
+
+
+def _index(rows: tuple[Row, ...]) -> dict[str, Row]:
+    found: dict[str, Row] = {}
+    for row in rows:
+        unknown = row.allowed - set(PRINCIPALS)
+        if unknown:
+            raise ValueError(f"row {row.name!r} names unknown principals {sorted(unknown)}")
+        for coordinate in row.coordinates:
+            if coordinate in found:
+                raise ValueError(f"{coordinate} is in rows {found[coordinate].name!r} and {row.name!r}")
+            found[coordinate] = row
+    return found
+
+
+ROW_OF: dict[str, Row] = _index(ROWS)
+
+
+def allows(kinds: Iterable[str], coordinate: str) -> bool:
+    """Whether a principal of any of `kinds` reaches `coordinate` (KeyError for one not in the table)."""
+    return not ROW_OF[coordinate].allowed.isdisjoint(kinds)
+
+
+def allowing(kinds: Iterable[str], coordinate: str) -> str | None:
+    """The first of `kinds`, in the table's column order, that reaches `coordinate`: what a
+    staff change records in the audit log as the role or scope it was made under."""
+    allowed = ROW_OF[coordinate].allowed
+    held = set(kinds)
+    return next((k for k in PRINCIPALS if k in held and k in allowed), None)
+
+
+def who(coordinate: str) -> str:
+    """Who reaches `coordinate`, in words, for the schema's descriptions (so they follow the table)."""
+    allowed = ROW_OF[coordinate].allowed
+    parts = []
+    if MANAGER in allowed or MEMBER in allowed:
+        parts.append("the organization's " + " and ".join(k for k in (MEMBER, MANAGER) if k in allowed))
+    if roles := [r for r in STAFF_ROLES if r in allowed]:
+        parts.append(f"staff ({', '.join(roles)})")
+    if scopes := [s for s in SCOPES if s in allowed]:
+        parts.append(f"services with {' or '.join(f'`{s}`' for s in scopes)}")
+    return (", ".join(parts[:-1]) + " and " + parts[-1]) if len(parts) > 1 else parts[0]
+
+
+def markdown() -> str:
+    """The table as the README shows it: one line per row, ✓ where the principal reaches it."""
+    header = "| | " + " | ".join(f"`{p}`" if ":" in p else p for p in PRINCIPALS) + " |"
+    lines = [header, "|---" * (len(PRINCIPALS) + 1) + "|"]
+    for row in ROWS:
+        cells = " | ".join("✓" if p in row.allowed else "—" for p in PRINCIPALS)
+        lines.append(f"| **{row.name}** | {cells} |")
+    lines += ["", "| row | what it holds | fields, types (their objects, wherever reached) and mutations |",
+              "|---|---|---|"]
+    for row in ROWS:
+        lines.append(f"| **{row.name}** | {row.what} | {', '.join(f'`{c}`' for c in row.coordinates)} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # `python -m auth.access`: the README's table
+    print(markdown(), end="")

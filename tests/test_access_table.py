@@ -1,0 +1,368 @@
+"""The access table (`auth/access.py`), tried cell by cell against the running app over HTTP.
+
+Each principal kind (anonymous, a MEMBER and an ADMIN of Northwind, each staff role, a service
+token per scope) reaches each coordinate of the table with a query or mutation, and the answer
+must be what the cell says: allowed (a value, no error there) or refused (FORBIDDEN at the
+field, null for an object, FORBIDDEN for a mutation). The cells are generated from the table,
+so a row or column added there is tried here. One app and one set of principals serve the
+module: the reads change nothing, and each mutation names a target that does not exist, which
+an allowed principal learns (NOT_FOUND) only after authorization.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+from graphql import GraphQLObjectType
+from strawberry import relay
+
+from auth import access
+from datasources.postgres import audit
+from gateway.app import create_app
+from gateway.demo import demo_id
+from schema import build_schema
+from tests.conftest import Gateway, copy_template, drop_database, settings_for
+from tests.test_service_tokens import create_token
+from tests.test_staff import make_staff
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+NORTHWIND = demo_id("organization", "northwind")
+MEMBER_EMAIL, ADMIN_EMAIL = "member1@northwind.example", "admin@northwind.example"
+STAFF_EMAILS = {"SUPPORT": "support@vendor.example", "BILLING": "billing@vendor.example",
+                "ADMIN_TOOLING": "tools@vendor.example"}
+# Objects of Northwind that MEMBER (member1) neither is nor holds: they see none of them.
+OBJECTS = {
+    "Account": ("Account", demo_id("account", "member2@northwind.example")),
+    "Member": ("Member", f"a.{demo_id('account', 'member2@northwind.example')}"),
+    "Invitation": ("Invitation", demo_id("invitation", "northwind")),
+    "License": ("License", demo_id("license", "northwind", "VAPOR-FX")),
+    "LicenseAllocation": ("LicenseAllocation", f"{demo_id('license', 'northwind', 'LUMEN-RENDER')}:"
+                                               f"{demo_id('account', 'owner@northwind.example')}"),
+    "Subscription": ("Subscription", demo_id("subscription", "northwind", "LUMEN-RENDER")),
+    "CreditGrant": ("CreditGrant", demo_id("grant", "northwind", "annual")),
+    "CreditUsage": ("CreditUsage", demo_id("usage", "northwind", "1", "0")),
+    "CreditRequest": ("CreditRequest", demo_id("credit-request", "northwind")),
+}
+# Lumen Render: 4 seats, one of them member1's, who sees only that one.
+LUMEN = demo_id("license", "northwind", "LUMEN-RENDER")
+LUMEN_SEATS = 4
+# What each Organization field is asked for.
+ORGANIZATION_FIELDS = {
+    "members": "members(first: 1) { totalCount nodes { email } }",
+    "invitations": "invitations(first: 1) { totalCount nodes { email } }",
+    "auditLog": "auditLog(first: 1) { totalCount }",
+    "licenses": "licenses { quantity }",
+    "subscriptions": "subscriptions { status }",
+    "creditPool": "creditPool { balance }",
+    "invoices": "invoices(first: 1) { totalCount }",
+    "outstandingBalance": "outstandingBalance { amount currency }",
+    "paymentMethods": "paymentMethods { last4 }",
+    "billingInfo": "billingInfo { company billingEmail }",
+    "invoicesArchiveUrl": 'invoicesArchiveUrl(from: "2000-01-01", to: "2000-12-31")',
+}
+STAFF_FIELDS = {
+    "organizations": "organizations(first: 1) { totalCount nodes { id name } }",
+    "organization": "organization(id: $org) { id name }",
+    "accounts": "accounts(first: 1) { totalCount nodes { email } }",
+    "licensesExpiring": "licensesExpiring(withinDays: 30) { totalCount }",
+    "seatUtilization": "seatUtilization { totalCount }",
+    "creditUsage": 'creditUsage(from: "2000-01-01T00:00:00Z", to: "2100-01-01T00:00:00Z") { totalCount }',
+    "organizationsWithOutstandingBalance": "organizationsWithOutstandingBalance(first: 1) { totalCount }",
+}
+# Each staff mutation with an input naming a target that does not exist.
+MUTATIONS = {
+    "changeAccountEmail": {"accountId": ("Account",), "email": "nobody@example.com"},
+    "staffResendInvitation": {"invitationId": ("Invitation",)},
+    "grantCredits": {"organizationId": ("Organization",), "amount": 10},
+    "extendLicense": {"licenseId": ("License",), "expiresAt": "2099-01-01T00:00:00Z"},
+    "adjustLicenseQuantity": {"licenseId": ("License",), "quantity": 5},
+}
+CUSTOMERS = {access.MEMBER: MEMBER_EMAIL, access.MANAGER: ADMIN_EMAIL}
+
+
+def gid(type_name: str, raw: object) -> str:
+    return relay.to_base64(type_name, str(raw))
+
+
+@dataclass(frozen=True)
+class World:
+    gateway: Gateway
+    tokens: dict[str, str | None]  # per principal kind
+    objects: dict[str, tuple[str, object]]  # OBJECTS and an audit log entry
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def world(services, tmp_path_factory) -> AsyncIterator[World]:
+    name = await copy_template(services)
+    dsn = services.dsn(name)
+    try:
+        db = await asyncpg.connect(dsn)
+        try:
+            for role, email in STAFF_EMAILS.items():
+                await make_staff(db, role, email)
+            tokens: dict[str, str | None] = {access.ANONYMOUS: None}
+            for scope in access.PRINCIPALS[len(access.CUSTOMER_KINDS) + len(STAFF_EMAILS):]:
+                tokens[scope] = await create_token(db, "only-" + scope.replace(":", "-"), scope)
+            # Northwind's audit log holds one entry to look up by id.
+            await audit.record(db, organization_id=NORTHWIND, actor_account_id=None, action="test.entry",
+                               target=None)
+            objects = {**OBJECTS, "AuditLogEntry": ("AuditLogEntry", await db.fetchval(
+                "SELECT id FROM audit_log WHERE action = 'test.entry'"))}
+        finally:
+            await db.close()
+        app = create_app(settings_for(services, dsn, tmp_path_factory.mktemp("access")))
+        async with app.router.lifespan_context(app):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                         base_url="http://gateway.test") as http:
+                gateway = Gateway(http)
+                for kind, email in {**CUSTOMERS, **STAFF_EMAILS}.items():
+                    tokens[kind] = await gateway.login(email)
+                yield World(gateway, tokens, objects)
+    finally:
+        await drop_database(services, name)
+
+
+# --- the probes: one request per cell ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Probe:
+    query: str
+    variables: dict[str, Any]
+    path: tuple[str | int, ...]  # where the coordinate's value is in `data`
+    # Whether the principal reaches the parent of that value, so a refusal must be at the value
+    # itself; otherwise it comes higher up (anonymous at `viewer`, a write scope at `staff`).
+    parent_reached: bool
+    kind: str  # "field", "object", "mutation", "seats"
+    # False where the table allows the principal a field it never reaches: the customers' rows
+    # hold in their own organization, and `staff` (across organizations) is not for them.
+    reachable: bool = True
+
+
+def _is_customer(kind: str) -> bool:
+    return kind in access.CUSTOMER_KINDS
+
+
+def _organization_field(kind: str, field: str, selection: str, tail: tuple = ()) -> Probe:
+    """`viewer.organization` for a customer, `staff.organization(id:)` for the others; with a
+    `tail`, the value is further down in what `field` holds."""
+    if _is_customer(kind):
+        reached = kind in CUSTOMERS
+        path = ("viewer", "organization", field, *tail)
+        query = f"query P {{ viewer {{ organization {{ {selection} }} }} }}"
+        variables = {}
+    else:
+        reached = access.allows({kind}, "Staff.organization")
+        path = ("staff", "organization", field, *tail)
+        query = f"query P($org: ID!) {{ staff {{ organization(id: $org) {{ {selection} }} }} }}"
+        variables = {"org": gid("Organization", NORTHWIND)}
+    if tail:
+        reached = reached and access.allows({kind}, f"Organization.{field}")
+    return Probe(query, variables, path, reached, "field")
+
+
+def probe(kind: str, coordinate: str, objects: dict[str, tuple[str, object]]) -> Probe:
+    if coordinate in MUTATIONS:
+        fields = {k: gid(v[0], uuid.uuid4()) if isinstance(v, tuple) else v for k, v in MUTATIONS[coordinate].items()}
+        name = coordinate[0].upper() + coordinate[1:]
+        return Probe(f"mutation M($input: {name}Input!) {{ {coordinate}(input: $input) {{ userErrors {{ code }} }} }}",
+                     {"input": {**fields, "reason": "access table test"}}, (coordinate,), True, "mutation")
+    if coordinate in objects:
+        type_name, raw = objects[coordinate]
+        return Probe("query P($id: ID!) { node(id: $id) { id } }", {"id": gid(type_name, raw)}, ("node",), True,
+                     "object")
+    type_name, _, field = coordinate.partition(".")
+    if coordinate == "Query.staff":
+        return Probe("query P { staff { role service } }", {}, ("staff",), True, "field")
+    if type_name == "Staff":
+        selection = STAFF_FIELDS[field]
+        uses_org = "$org" in selection
+        return Probe(f"query P{'($org: ID!)' if uses_org else ''} {{ staff {{ {selection} }} }}",
+                     {"org": gid("Organization", NORTHWIND)} if uses_org else {}, ("staff", field),
+                     access.allows({kind}, "Query.staff"), "field", reachable=access.allows({kind}, "Query.staff"))
+    if type_name == "Organization":
+        return _organization_field(kind, field, ORGANIZATION_FIELDS[field])
+    if coordinate == "Invoice.pdfUrl":
+        return _organization_field(kind, "invoices", "invoices(first: 1) { nodes { pdfUrl } }", ("nodes", 0, "pdfUrl"))
+    if coordinate == "OrganizationBalance.outstandingBalance":
+        return Probe("query P { staff { organizationsWithOutstandingBalance(first: 1) { nodes { outstandingBalance "
+                     "{ amount } } } } }", {}, ("staff", "organizationsWithOutstandingBalance", "nodes", 0,
+                                               "outstandingBalance"), False, "field",
+                     reachable=access.allows({kind}, "Query.staff"))
+    if coordinate == "License.allocations":
+        return Probe("query P($id: ID!) { node(id: $id) { ... on License { allocations(first: 100) { totalCount } } } }",
+                     {"id": gid("License", LUMEN)}, ("node", "allocations", "totalCount"), True, "seats")
+    raise AssertionError(f"no probe for {coordinate}: add one")
+
+
+CELLS = [(kind, coordinate) for coordinate in access.ROW_OF for kind in access.PRINCIPALS]
+
+
+def _at(data: Any, path: tuple) -> Any:
+    for step in path:
+        if data is None:
+            return None
+        data = data[step]
+    return data
+
+
+def _codes_above(body: dict, path: tuple) -> list[tuple[tuple, str]]:
+    """(path, code) of the errors at `path` or above it."""
+    found = []
+    for error in body.get("errors", []):
+        at = tuple(error.get("path") or ())
+        if at == path[:len(at)]:
+            found.append((at, error["extensions"]["code"]))
+    return found
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize(("kind", "coordinate"), CELLS, ids=[f"{c}-{k}" for k, c in CELLS])
+async def test_every_cell_of_the_access_table_over_http(world: World, kind: str, coordinate: str):
+    sent = probe(kind, coordinate, world.objects)
+    allowed = access.allows({kind}, coordinate) and sent.reachable
+    response = await world.gateway.post(sent.query, sent.variables, token=world.tokens[kind])
+    assert response.status_code == 200, response.text
+    body = response.json()
+    errors = _codes_above(body, sent.path)
+    value = _at(body.get("data"), sent.path)
+    if sent.kind == "mutation":
+        # Authorized first: NOT_FOUND for the missing target tells an allowed principal apart.
+        assert errors == [(sent.path, "NOT_FOUND" if allowed else "FORBIDDEN")], body
+    elif sent.kind == "object":
+        # Refused exactly as an ID that does not exist (anonymous: UNAUTHENTICATED, as for any ID).
+        assert (value is not None) == allowed, body
+        assert errors == [] if allowed else all(code == "UNAUTHENTICATED" for _, code in errors), body
+    elif sent.kind == "seats":
+        # Refused, a viewer sees at most their own seat (member1 holds one), never all of them.
+        assert errors == [] or not allowed, body
+        assert (value == LUMEN_SEATS) == allowed, body
+    elif allowed:
+        assert errors == [] and value is not None, body
+    else:
+        assert value is None and errors, body
+        if sent.parent_reached:
+            assert errors == [(sent.path, "FORBIDDEN")], body
+        else:
+            assert all(code in ("FORBIDDEN", "UNAUTHENTICATED") for _, code in errors), body
+
+
+# --- the table itself --------------------------------------------------------------------
+
+
+def test_the_readme_shows_the_table_the_code_applies():
+    text = README.read_text()
+    start = text.index("<!-- access-table")
+    start = text.index("\n", start) + 1
+    end = text.index("<!-- /access-table -->")
+    assert text[start:end] == access.markdown(), "run `python -m auth.access` and paste it into the README"
+
+
+def test_every_coordinate_of_the_table_is_in_the_schema():
+    schema = build_schema()._schema
+    missing = []
+    for coordinate in access.ROW_OF:
+        type_name, _, field = coordinate.partition(".")
+        if not field:
+            found = schema.type_map.get(coordinate) or schema.mutation_type.fields.get(coordinate)
+        else:
+            type_ = schema.type_map.get(type_name)
+            found = isinstance(type_, GraphQLObjectType) and field in type_.fields
+        if not found:
+            missing.append(coordinate)
+    assert missing == []
+
+
+def test_every_staff_mutation_is_a_row_and_has_a_probe():
+    """Staff mutations are those that take a `reason` (the audit log shows it to the customer)."""
+    schema = build_schema()._schema
+    with_reason = {name for name in schema.mutation_type.fields
+                   if "reason" in schema.type_map[f"{name[0].upper()}{name[1:]}Input"].fields}
+    assert with_reason == {c for c in access.ROW_OF if c in schema.mutation_type.fields} == set(MUTATIONS)
+
+
+# --- the defects the table closed, as a user met them ----------------------------------------
+
+BILLING_OF_AN_ORGANIZATION = """
+query Billing($org: ID!) { staff { organization(id: $org) {
+  name
+  invoices(first: 1) { totalCount nodes { number pdfUrl } }
+  outstandingBalance { amount }
+  paymentMethods { last4 }
+  billingInfo { company vatId }
+  invoicesArchiveUrl(from: "2000-01-01", to: "2000-12-31")
+} } }
+"""
+PEOPLE_OF_AN_ORGANIZATION = """
+query People($org: ID!, $account: ID!) {
+  staff { organization(id: $org) { name members(first: 5) { nodes { email } } } }
+  node(id: $account) { ... on Account { email } }
+}
+"""
+BILLING_FIELDS = ("invoices", "outstandingBalance", "paymentMethods", "billingInfo", "invoicesArchiveUrl")
+
+
+def _forbidden_at(body: dict) -> set[str]:
+    return {str(e["path"][-1]) for e in body.get("errors", []) if e["extensions"]["code"] == "FORBIDDEN"}
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_an_accounts_read_token_reads_no_invoices_cards_billing_details_or_balances(world: World):
+    body = await world.gateway.execute(BILLING_OF_AN_ORGANIZATION, {"org": gid("Organization", NORTHWIND)},
+                                       token=world.tokens["accounts:read"])
+    read = body["data"]["staff"]["organization"]
+    assert read["name"] == "Northwind Studio"
+    assert all(read[field] is None for field in BILLING_FIELDS), read
+    assert _forbidden_at(body) == set(BILLING_FIELDS)
+    balances = await world.gateway.execute(
+        "query B { staff { organizationsWithOutstandingBalance(first: 5) { nodes { outstandingBalance { amount } } } } }",
+        token=world.tokens["accounts:read"])
+    assert balances["data"] == {"staff": None} and _forbidden_at(balances) == {"organizationsWithOutstandingBalance"}
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_billing_read_token_reads_no_account_or_member_email(world: World):
+    token = world.tokens["billing:read"]
+    body = await world.gateway.execute(PEOPLE_OF_AN_ORGANIZATION, {
+        "org": gid("Organization", NORTHWIND), "account": gid("Account", demo_id("account", MEMBER_EMAIL))},
+        token=token)
+    assert body["data"] == {"staff": {"organization": {"name": "Northwind Studio", "members": None}}, "node": None}
+    assert _forbidden_at(body) == {"members"}
+    search = await world.gateway.execute("query S { staff { accounts(search: \"northwind\") { nodes { email } } } }",
+                                         token=token)
+    assert search["data"] == {"staff": None} and _forbidden_at(search) == {"accounts"}
+    # It still reads what it is for: the organization's billing.
+    billing = await world.gateway.execute(BILLING_OF_AN_ORGANIZATION, {"org": gid("Organization", NORTHWIND)},
+                                          token=token)
+    assert "errors" not in billing, billing
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize("kind", access.PRINCIPALS)
+async def test_pdf_links_and_the_archive_link_go_to_the_same_principals(world: World, kind: str):
+    """Both links open invoices without a token: whoever gets one gets the other, and no one else."""
+    customer = _is_customer(kind)
+    query = (BILLING_OF_AN_ORGANIZATION.replace("query Billing($org: ID!) { staff { organization(id: $org) {",
+                                                "query Billing { viewer { organization {")
+             if customer else BILLING_OF_AN_ORGANIZATION)
+    body = await world.gateway.execute(query, {} if customer else {"org": gid("Organization", NORTHWIND)},
+                                       token=world.tokens[kind])
+    read = _at(body.get("data"), ("viewer" if customer else "staff", "organization")) or {}
+    invoices = read.get("invoices")
+    pdf = invoices["nodes"][0]["pdfUrl"] if invoices else None
+    archive = read.get("invoicesArchiveUrl")
+    expected = kind == access.MANAGER or (not customer and access.allows({kind}, "Query.staff")
+                                           and access.allows({kind}, "Organization.invoicesArchiveUrl"))
+    assert (pdf is not None, archive is not None) == (expected, expected), body
+    if pdf is not None and kind == "BILLING":
+        # Minted for staff, the link opens the invoice of the organization it was listed for.
+        response = await world.gateway.http.get(pdf)
+        assert response.status_code == 200 and response.headers["content-type"] == "application/pdf"
