@@ -21,6 +21,9 @@ from gateway.limits import Limiter
 from schema.documents import MAX_TOKENS, parse_document
 
 
+MAX_REPORTED_COST = 2**53  # the largest integer every JSON reader holds exactly
+
+
 @dataclass(frozen=True)
 class Refusal:
     status: int
@@ -86,7 +89,9 @@ async def admit(schema: GraphQLSchema, limiter: Limiter, *, query: str, operatio
         return None
     if (why := unstorable_text(query, operation_name, variables)) is not None:
         return Refusal(400, why, "BAD_USER_INPUT")
-    requested = query_cost(schema, query, operation_name, variables)
+    # Page sizes past GraphQL's Int (refused later, by validation) multiply into costs that no JSON
+    # number holds; any cost past the limit is refused alike, so the figure reported is capped.
+    requested = min(query_cost(schema, query, operation_name, variables), MAX_REPORTED_COST)
     limit = limiter.settings.max_query_cost
     if requested > limit:
         return Refusal(400, f"The query's calculated cost {requested} is over the limit of {limit}: ask for "

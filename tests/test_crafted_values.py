@@ -212,3 +212,17 @@ async def test_a_time_without_an_offset_is_utc_and_compares_with_one_that_has_it
                                   token=tokens[STAFF])
     assert "errors" not in naive, naive
     assert naive["data"] == aware["data"]
+
+
+# --- numbers ----------------------------------------------------------------------------------------
+
+
+async def test_a_page_size_past_any_integer_is_refused_not_a_server_error(gateway, tokens):
+    # Its cost, a product of page sizes, was past what JSON numbers hold: the refusal itself failed.
+    query = ("query Huge { viewer { organization { invitations(first: 10000000000000000000000000000000000000000) "
+             "{ nodes { id } } } } }")
+    response = await gateway.post(query, token=tokens[ADMIN])
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert codes(body) == ["QUERY_TOO_COMPLEX"], body
+    assert body["errors"][0]["extensions"]["cost"]["requested"] <= 2**53
