@@ -11,11 +11,14 @@ import binascii
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Generic, TypeVar
+from uuid import UUID
 
 import orjson
 
 from datasources.errors import BadUserInput
+from datasources.values import BIGINT, storable
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 50
@@ -29,14 +32,48 @@ def encode_cursor(key: Sequence[Any]) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(list(key), default=str)).decode()
 
 
-def decode_cursor(cursor: str, size: int) -> tuple[Any, ...]:
+def _text(part: Any) -> str | None:
+    return part if isinstance(part, str) and storable(part) else None
+
+
+def _uuid(part: Any) -> str | None:
+    try:
+        return str(UUID(part)) if isinstance(part, str) else None
+    except ValueError:
+        return None
+
+
+def _bigint(part: Any) -> str | None:
+    return str(part) if type(part) is int and part in BIGINT else None
+
+
+def _timestamptz(part: Any) -> str | None:
+    try:
+        moment = datetime.fromisoformat(part) if isinstance(part, str) else None
+    except ValueError:
+        return None
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).isoformat()
+
+
+# A cursor's parts by the SQL type its datasource compares them with: each checked and written
+# in that type's canonical text, so a cursor made by hand fails here and never in SQL.
+CURSOR_PARTS: dict[str, Callable[[Any], str | None]] = {
+    "text": _text, "uuid": _uuid, "bigint": _bigint, "timestamptz": _timestamptz}
+
+
+def decode_cursor(cursor: str, types: Sequence[str]) -> tuple[str, ...]:
+    """The key in a cursor, each part as text of its SQL type in `types`; BAD_USER_INPUT otherwise."""
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError):  # UnicodeError is a ValueError
         key = None
-    if not isinstance(key, list) or len(key) != size:
-        raise BadUserInput("That cursor is not valid here; use one from this connection's pageInfo or edges.")
-    return tuple(key)
+    if isinstance(key, list) and len(key) == len(types):
+        parts = tuple(CURSOR_PARTS[t](part) for t, part in zip(types, key))
+        if None not in parts:
+            return parts  # type: ignore[return-value]
+    raise BadUserInput("That cursor is not valid here; use one from this connection's pageInfo or edges.")
 
 
 @dataclass(frozen=True)
@@ -61,8 +98,9 @@ class Slice:
             return cls(limit=DEFAULT_PAGE if last is None else last, after=before, backward=True)
         return cls(limit=DEFAULT_PAGE if first is None else first, after=after)
 
-    def key(self, size: int) -> tuple[Any, ...] | None:
-        return None if self.after is None else decode_cursor(self.after, size)
+    def key(self, types: Sequence[str]) -> tuple[str, ...] | None:
+        """The cursor's key as text of the SQL `types` of the sort columns; None without a cursor."""
+        return None if self.after is None else decode_cursor(self.after, types)
 
 
 @dataclass(frozen=True)
@@ -90,7 +128,8 @@ class Page(Generic[T]):
         return cls(rows, has_more, total, slice.backward, sort_key)
 
 
-def page_in_memory(items: Sequence[T], slice: Slice, sort_key: Callable[[T], Sequence[Any]]) -> Page[T]:
+def page_in_memory(items: Sequence[T], slice: Slice, sort_key: Callable[[T], Sequence[Any]],
+                   key_types: Sequence[str]) -> Page[T]:
     """Keyset paging over a list already in display order (provider lists, fetched whole).
 
     A cursor whose row has gone from the list (an invoice voided and deleted) ends the page.
@@ -98,8 +137,7 @@ def page_in_memory(items: Sequence[T], slice: Slice, sort_key: Callable[[T], Seq
     cursors = [encode_cursor(sort_key(item)) for item in items]
     position = None
     if slice.after is not None:
-        if items:
-            slice.key(len(sort_key(items[0])))  # refuses a malformed cursor
+        slice.key(key_types)  # refuses a malformed cursor
         position = cursors.index(slice.after) if slice.after in cursors else len(items)
     if slice.backward:
         end = len(items) if position is None else position

@@ -15,9 +15,13 @@ from typing import Any
 from graphql import GraphQLError, GraphQLSchema, StringValueNode, Visitor, visit
 
 from auth.viewer import Credentials
+from datasources.values import UNSTORABLE_TEXT, storable, unstorable_paths
 from gateway.cost import query_cost
 from gateway.limits import Limiter
 from schema.documents import MAX_TOKENS, parse_document
+
+
+MAX_REPORTED_COST = 2**53  # the largest integer every JSON reader holds exactly
 
 
 @dataclass(frozen=True)
@@ -36,25 +40,34 @@ class Admission:
     available: float  # budget left once `requested` is charged
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+def unstorable_text(query: str, operation_name: str | None, variables: dict[str, Any] | None) -> str | None:
+    """Why the request's text cannot be used, naming where it is and never repeating it; None if it can.
+
+    Checked for every string the request carries before anything runs: anywhere else, such a
+    string fails in the driver, in password hashing or in the JSON of the answer that echoes it.
+    """
+    if operation_name is not None and not storable(operation_name):
+        return f"The operation name holds {UNSTORABLE_TEXT}."
+    for name, value in (variables or {}).items():
+        if not storable(name):
+            return f"A variable's name holds {UNSTORABLE_TEXT}."
+        for path in unstorable_paths(value):
+            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+            return f"Variable '${name}'{f' at {where}' if where else ''} holds {UNSTORABLE_TEXT}."
+    if _literals_unstorable(query):
+        return f"A string in the query holds {UNSTORABLE_TEXT}."
+    return None
 
 
 # Keyed by the text, not the document: a document hashes by walking all of its nodes.
 @lru_cache(maxsize=512)
-def _literals_have_nul(query: str) -> bool:
+def _literals_unstorable(query: str) -> bool:
     found = False
 
     class Finder(Visitor):
         def enter_string_value(self, node: StringValueNode, *_args: object) -> None:
             nonlocal found
-            found = found or "\x00" in node.value
+            found = found or not storable(node.value)
 
     visit(parse_document(query), Finder())
     return found
@@ -74,10 +87,11 @@ async def admit(schema: GraphQLSchema, limiter: Limiter, *, query: str, operatio
         if "tokens" in error.message:
             return Refusal(400, f"The query is too large: more than {MAX_TOKENS} tokens.", "QUERY_TOO_COMPLEX")
         return None
-    if _has_nul(variables) or _literals_have_nul(query):
-        # PostgreSQL text cannot hold U+0000: refuse it here, clearly, rather than fail in SQL.
-        return Refusal(400, "Text must not contain the NUL character (U+0000).", "BAD_USER_INPUT")
-    requested = query_cost(schema, query, operation_name, variables)
+    if (why := unstorable_text(query, operation_name, variables)) is not None:
+        return Refusal(400, why, "BAD_USER_INPUT")
+    # Page sizes past GraphQL's Int (refused later, by validation) multiply into costs that no JSON
+    # number holds; any cost past the limit is refused alike, so the figure reported is capped.
+    requested = min(query_cost(schema, query, operation_name, variables), MAX_REPORTED_COST)
     limit = limiter.settings.max_query_cost
     if requested > limit:
         return Refusal(400, f"The query's calculated cost {requested} is over the limit of {limit}: ask for "

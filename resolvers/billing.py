@@ -39,6 +39,9 @@ def portal_status(invoice: Invoice) -> PortalStatus:
     return "PAID" if invoice.status == "DRAFT" else invoice.status
 
 
+INVOICE_KEY_TYPES = ("timestamptz", "text")
+
+
 def invoice_sort_key(invoice: Invoice) -> tuple[str, str]:
     """The keyset of the invoice list (newest first): the id breaks ties within a second."""
     return invoice.created.isoformat(), invoice.id
@@ -100,7 +103,7 @@ async def invoice_page(ctx: Context, customer_id: str | None, slice: Slice,
     # Filtered and paged in memory: the provider's list filters cannot express ours
     # (portal statuses, currency), and the customer's whole list is loaded anyway.
     matching = [i for i in await invoices(ctx, customer_id) if criteria.matches(i)]
-    return page_in_memory(matching, slice, invoice_sort_key)
+    return page_in_memory(matching, slice, invoice_sort_key, INVOICE_KEY_TYPES)
 
 
 async def outstanding_balance(ctx: Context, customer_id: str | None) -> list[tuple[str, int]]:

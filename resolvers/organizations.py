@@ -5,6 +5,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from datasources.postgres import organizations as data
+from datasources.values import bigint
 from resolvers.context import Context
 from resolvers.permissions import may
 
@@ -44,7 +45,8 @@ async def visible_invitation(ctx: Context, invitation_id: UUID) -> data.Invitati
 
 
 async def visible_audit_entry(ctx: Context, raw_id: str) -> data.AuditEntry | None:
-    if not raw_id.isdigit():
+    entry_id = bigint(raw_id)
+    if entry_id is None:
         return None
-    found = await ctx.loaders.organizations.audit_entry.load(int(raw_id))
+    found = await ctx.loaders.organizations.audit_entry.load(entry_id)
     return found if found and await may(ctx, "AuditLogEntry", found.organization_id) else None

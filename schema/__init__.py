@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import strawberry
 from graphql import ASTValidationRule, GraphQLError, NoSchemaIntrospectionCustomRule, execute, specified_rules
 from strawberry import relay
+from strawberry.schema.config import StrawberryConfig
 from strawberry.exceptions import MissingQueryError
 from strawberry.execution import optimized_is_awaitable
 from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
@@ -31,6 +32,7 @@ from auth.viewer import require_account
 from schema.common import Info
 from schema.execution import LevelExecutor
 from schema.documents import parse_document
+from schema.scalars import SCALAR_MAP
 from schema.extensions import RequireOperationName, SelectionLimitsRule, require_operation_name
 
 MAX_DEPTH = 15
@@ -162,4 +164,5 @@ def build_schema(*, production: bool = False) -> strawberry.Schema:
     if production:
         rules.append(NoSchemaIntrospectionCustomRule)  # what strawberry's DisableIntrospection adds
     return GatewaySchema(query=Query, mutation=Mutation, types=list(NODE_TYPES.values()),
-                         validation_rules=rules, execution_context_class=LevelExecutor, hide_suggestions=production)
+                         validation_rules=rules, execution_context_class=LevelExecutor, hide_suggestions=production,
+                         config=StrawberryConfig(scalar_map=SCALAR_MAP))

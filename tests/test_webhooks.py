@@ -276,6 +276,43 @@ async def test_a_stale_timestamp_is_refused(hooked, services, db):
     assert await recorded(db) == []
 
 
+async def test_a_timestamp_in_the_future_is_refused(hooked, db):
+    # The SDK refuses only old timestamps: a delivery signed ahead could be replayed until then.
+    body = event("invoice.paid", {"id": "in_1", "object": "invoice", "customer": "cus_1"})
+    answer = await deliver(hooked, body, signature(body, timestamp=int(time.time()) + 3600))
+    assert answer.status_code == 400
+    assert answer.json() == {"error": "The signature's timestamp is more than 300 seconds in the future.",
+                             "reason": "FUTURE_TIMESTAMP"}
+    assert (await deliver(hooked, body, signature(body, timestamp=int(time.time()) + 60))).status_code == 200
+    assert [r[1] for r in await recorded(db)] == ["invoice.paid"]
+
+
+@pytest.mark.parametrize("created", [10**12, 10**30, -(10**12), 0, 1_000_000_000, "future"])
+async def test_an_event_created_outside_any_real_time_is_refused(hooked, db, created):
+    created = int(time.time()) + 3600 if created == "future" else created
+    body = json.dumps({"id": "evt_when", "object": "event", "type": "invoice.paid", "created": created,
+                       "data": {"object": {"id": "in_1", "object": "invoice"}}}).encode()
+    answer = await deliver(hooked, body)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["reason"] == "MALFORMED_BODY" and "`created`" in answer.json()["error"]
+    assert await recorded(db) == []
+
+
+async def test_text_postgresql_cannot_hold_never_fails_a_delivery(hooked, db):
+    # In the fields the gateway reads: refused. Elsewhere in the event: recorded, replaced by U+FFFD.
+    for bad in ("evt_\ud800", "evt_\u0000"):
+        body = json.dumps({**json.loads(event("invoice.paid", {"id": "in_1", "object": "invoice"})), "id": bad}).encode()
+        answer = await deliver(hooked, body)
+        assert answer.status_code == 400 and answer.json()["reason"] == "MALFORMED_BODY", answer.text
+    kept = event("invoice.paid", {"id": "in_1", "object": "invoice", "description": "a\ud800b\u0000c",
+                                  "metadata": {"\udfff": "x"}})
+    answer = await deliver(hooked, kept)
+    assert answer.status_code == 200, answer.text
+    stored = json.loads(await db.fetchval("SELECT payload::text FROM provider_events"))
+    assert stored["data"]["object"]["description"] == "a\ufffdb\ufffdc"
+    assert stored["data"]["object"]["metadata"] == {"\ufffd": "x"}
+
+
 @pytest.mark.parametrize("body", [b"not json", b"[]", b'{"object": "event", "type": "invoice.paid"}',
                                   b'{"id": "evt_1", "object": "event", "type": "invoice.paid", "created": 1}',
                                   b"\xff\xfe"])

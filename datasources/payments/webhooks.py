@@ -4,7 +4,9 @@ A delivery is trusted only when its `Stripe-Signature` header carries an HMAC-SH
 endpoint's signing secret, of `<timestamp>.<raw body>`, and the timestamp is at most
 `TOLERANCE_SECONDS` old (Stripe's own default): a captured delivery cannot be replayed
 later. The SDK's `WebhookSignature.verify_header` does both checks; which one failed is
-told apart by asking it again without the age limit, never by reading its message.
+told apart by asking it again without the age limit, never by reading its message. The SDK
+does not refuse a timestamp in the future (a delivery signed ahead, to be replayed until
+then): that is checked here, with the same tolerance for clock skew.
 
 Only a verified body is parsed. What the gateway acts on is taken out of the event here
 (its object's id, customer, invoice, amount, decline reason), so nothing above this module
@@ -14,6 +16,7 @@ reads a provider payload; `payload` keeps the event as it came, for the record.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -23,9 +26,12 @@ import stripe
 from datasources.errors import BadUserInput
 from datasources.payments.client import declined
 from datasources.payments.records import DeclineReason
+from datasources.values import storable
 
 TOLERANCE_SECONDS = 300
 MAX_ID_LENGTH = 255
+# No event of the provider is older than the provider.
+EARLIEST_EVENT = int(datetime(2010, 1, 1, tzinfo=timezone.utc).timestamp())
 
 
 class InvalidWebhook(BadUserInput):
@@ -68,22 +74,33 @@ def verify_event(body: bytes, signature_header: str | None, secret: str,
                                  reason="BAD_SIGNATURE") from None
         raise InvalidWebhook(f"The signature's timestamp is more than {tolerance_seconds} seconds old.",
                              reason="STALE_TIMESTAMP") from None
-    return _event(_parsed(text))
+    now = time.time()
+    if _signed_at(signature_header) > now + tolerance_seconds:
+        raise InvalidWebhook(f"The signature's timestamp is more than {tolerance_seconds} seconds in the future.",
+                             reason="FUTURE_TIMESTAMP")
+    return _event(_parsed(text, latest=now + tolerance_seconds))
 
 
-def _parsed(text: str) -> dict[str, Any]:
+def _signed_at(header: str) -> int:
+    """The `t=` of a header the SDK has verified (so it is there, and a whole number): its first, as the SDK reads."""
+    return next(int(value) for name, _, value in (item.partition("=") for item in header.split(",")) if name == "t")
+
+
+def _parsed(text: str, *, latest: float) -> dict[str, Any]:
     try:
         event = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
         raise _malformed("the body is not JSON") from None
     if not isinstance(event, dict) or event.get("object") != "event":
         raise _malformed("the body is not an event object")
     for name in ("id", "type"):
         value = event.get(name)
-        if not isinstance(value, str) or not 1 <= len(value) <= MAX_ID_LENGTH:
+        if not isinstance(value, str) or not 1 <= len(value) <= MAX_ID_LENGTH or not storable(value):
             raise _malformed(f"`{name}` must be a string of 1 to {MAX_ID_LENGTH} characters")
-    if isinstance(event.get("created"), bool) or not isinstance(event.get("created"), int):
-        raise _malformed("`created` must be a Unix time")
+    created = event.get("created")
+    if isinstance(created, bool) or not isinstance(created, int) or not EARLIEST_EVENT <= created <= latest:
+        raise _malformed("`created` must be the Unix time the provider made the event: after 2010, and not "
+                         "in the future")
     data = event.get("data")
     if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
         raise _malformed("`data.object` is missing")
@@ -128,4 +145,5 @@ def _id(value: Any) -> str | None:
 
 
 def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+    """A string the gateway reads out of the event; one that text cannot hold is as good as none."""
+    return value if isinstance(value, str) and value and storable(value) else None

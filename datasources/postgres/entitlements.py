@@ -162,7 +162,7 @@ async def allocation_counts(db: Executor, license_ids: Sequence[UUID]) -> list[i
 
 async def allocation_pages(db: Executor, license_ids: Sequence[UUID], slice: Slice) -> list[Page[Allocation]]:
     """One page of allocations for each license, in one statement (oldest first)."""
-    key = slice.key(2)
+    key = slice.key(("timestamptz", "uuid"))
     op, order = (">", "ASC") if not slice.backward else ("<", "DESC")
     rows = await db.fetch(
         # The count is a lateral of its own: in the select list it would run once per row of
@@ -175,7 +175,7 @@ async def allocation_pages(db: Executor, license_ids: Sequence[UUID], slice: Sli
                 WHERE a.license_id = wanted.id
                   AND ($2::text IS NULL OR (a.allocated_at, a.account_id) {op} ($2::text::timestamptz, $3::text::uuid))
                 ORDER BY a.allocated_at {order}, a.account_id {order} LIMIT $4) AS page ON true""",
-        list(license_ids), None if key is None else str(key[0]), None if key is None else str(key[1]),
+        list(license_ids), None if key is None else key[0], None if key is None else key[1],
         slice.limit + 1)
     found: dict[UUID, list[Allocation]] = {i: [] for i in license_ids}
     totals: dict[UUID, int] = {}

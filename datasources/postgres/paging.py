@@ -43,7 +43,7 @@ async def fetch_page(db: Executor, *, matching: str, args: Sequence[Any], key_co
     page's rows read in key order from an index, and the total. Without them, `matching` is
     read whole, which for a large set costs the set, not the page.
     """
-    key = slice.key(len(key_columns))
+    key = slice.key(key_types)
     forward_desc = descending != slice.backward  # the direction rows are fetched in
     order = ", ".join(f"{c} {'DESC' if forward_desc else 'ASC'}" for c in key_columns)
     params = list(args)
@@ -51,7 +51,7 @@ async def fetch_page(db: Executor, *, matching: str, args: Sequence[Any], key_co
     if key is not None:
         placeholders = []
         for value, sql_type in zip(key, key_types):
-            params.append(str(value))
+            params.append(value)
             placeholders.append(f"${len(params)}::text::{sql_type}")  # cursors carry text
         columns = ", ".join(key_columns)
         condition = f"({columns}) {'<' if forward_desc else '>'} ({', '.join(placeholders)})"

@@ -17,6 +17,7 @@ from uuid import UUID
 import asyncpg
 
 from datasources.postgres.database import Executor
+from datasources.values import replaced
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,8 @@ async def record(conn: asyncpg.Connection, *, event_id: str, event_type: str, ob
                  payload: dict[str, Any]) -> bool:
     """True when this is the event's first delivery. A concurrent first delivery of the same id
     makes this wait until that transaction ends: False if it committed, True if it rolled back."""
-    # PostgreSQL's jsonb refuses the NUL character, which JSON text may still carry.
-    document = json.dumps(payload).replace("\\u0000", "\\ufffd")
+    # PostgreSQL's jsonb refuses the NUL character and lone surrogates, which JSON text may still carry.
+    document = json.dumps(replaced(payload))
     inserted = await conn.fetchval(
         "INSERT INTO provider_events (id, type, object_id, customer_id, organization_id, outcome, created_at,"
         " payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb) ON CONFLICT (id) DO NOTHING RETURNING true",
