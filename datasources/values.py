@@ -23,20 +23,25 @@ def storable(text: str) -> bool:
     return _UNSTORABLE.search(text) is None
 
 
-def unstorable_paths(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
-    """Where in a JSON value (keys included) a string holds what text cannot: the paths, never the text."""
-    if isinstance(value, str):
-        if not storable(value):
-            yield path
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if isinstance(key, str) and not storable(key):
+def unstorable_paths(value: Any) -> Iterator[tuple[str | int, ...]]:
+    """Where in a JSON value (keys included) a string holds what text cannot: the paths, never the text.
+
+    A loop, not recursion: a value as deep as the JSON parser allows must not exhaust the stack here.
+    """
+    stack: list[tuple[tuple[str | int, ...], Any]] = [((), value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if not storable(item):
                 yield path
-            else:
-                yield from unstorable_paths(item, (*path, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from unstorable_paths(item, (*path, index))
+        elif isinstance(item, dict):
+            for key, inner in reversed(item.items()):
+                if isinstance(key, str) and not storable(key):
+                    yield path
+                else:
+                    stack.append(((*path, key), inner))
+        elif isinstance(item, list):
+            stack.extend(((*path, index), inner) for index, inner in reversed(list(enumerate(item))))
 
 
 def bigint(raw: str) -> int | None:

@@ -53,10 +53,16 @@ def unstorable_text(query: str, operation_name: str | None, variables: dict[str,
             return f"A variable's name holds {UNSTORABLE_TEXT}."
         for path in unstorable_paths(value):
             where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
-            return f"Variable '${name}'{f' at {where}' if where else ''} holds {UNSTORABLE_TEXT}."
+            where = f" at {_shortened(where)}" if where else ""
+            return f"Variable '${_shortened(name)}'{where} holds {UNSTORABLE_TEXT}."
     if _literals_unstorable(query):
         return f"A string in the query holds {UNSTORABLE_TEXT}."
     return None
+
+
+def _shortened(name: str, limit: int = 100) -> str:
+    """A name the client chose, as long as a message needs (it may be 100,000 characters)."""
+    return name if len(name) <= limit else name[:limit] + "…"
 
 
 # Keyed by the text, not the document: a document hashes by walking all of its nodes.
