@@ -130,6 +130,12 @@ def allows(kinds: Iterable[str], coordinate: str) -> bool:
     return not ROW_OF[coordinate].allowed.isdisjoint(kinds)
 
 
+def refused_as(kinds: Iterable[str], coordinate: str) -> str:
+    """The error a refused principal of `kinds` gets at a mutation: UNAUTHENTICATED for anonymous
+    on a row for accounts, FORBIDDEN otherwise."""
+    return "UNAUTHENTICATED" if ANONYMOUS in set(kinds) and ROW_OF[coordinate].sign_in else "FORBIDDEN"
+
+
 def allowing(kinds: Iterable[str], coordinate: str) -> str | None:
     """The first of `kinds`, in the table's column order, that reaches `coordinate`: what a
     staff change records in the audit log as the role or scope it was made under."""
@@ -156,7 +162,7 @@ def who(coordinate: str) -> str:
 def _cell(row: Row, principal: str) -> str:
     if principal in row.allowed:
         return "✓"
-    return "sign in" if principal == ANONYMOUS and row.sign_in else "—"
+    return "sign in" if refused_as({principal}, row.coordinates[0]) == "UNAUTHENTICATED" else "—"
 
 
 def markdown() -> str:

@@ -70,7 +70,7 @@ async def require_change_in(ctx: Context, mutation: str, organization_id: UUID) 
 
 
 def _refusal(mutation: str, kinds: frozenset[str]) -> Exception:
-    if access.ANONYMOUS in kinds and access.ROW_OF[mutation].sign_in:
+    if access.refused_as(kinds, mutation) == "UNAUTHENTICATED":
         return Unauthenticated(NOT_AUTHENTICATED)
     return Forbidden(refusal(mutation))
 
