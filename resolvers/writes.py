@@ -31,10 +31,10 @@ CUSTOMERS = frozenset({access.MEMBER, access.MANAGER})
 
 
 async def require_change(ctx: Context, mutation: str) -> None:
-    """Before a mutation reads anything, its target included: refuses now whoever the table
-    lets run it in no organization: anonymous (UNAUTHENTICATED where the row is for accounts),
-    a service, a staff account (FORBIDDEN). A customer the row refuses is told at the target
-    (`require_change_in`), so that another organization's target stays NOT_FOUND."""
+    """Before a mutation reads anything, its target included: refuses now those whom its row
+    refuses wherever the target is: anonymous (UNAUTHENTICATED where the row is for accounts),
+    a service, a staff account in no organization (FORBIDDEN). A customer the row refuses is
+    told at the target (`require_change_in`), so that another organization's stays NOT_FOUND."""
     if access.allows(kinds_everywhere(ctx), mutation):
         return
     kinds = await kinds_of_own(ctx)
