@@ -10,6 +10,11 @@ The customer columns mean "in their own organization": a customer never reaches 
 organization's objects (they are not found). Staff roles and service scopes reach every
 organization, but only the rows they are given. Everyone reads their own account, the seats
 they hold and their own credit access, whatever the table says about other people's.
+
+Every mutation of the schema is in exactly one row. The customers' own mutations are for
+accounts: the vendor's staff change a customer's organization only through the staff
+mutations (with a reason), and a service token is no one's account, so both are refused
+there (FORBIDDEN); an anonymous caller is told to sign in (UNAUTHENTICATED).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ MANAGER = "OWNER/ADMIN"
 # holding several scopes reaches what any of them reaches).
 PRINCIPALS = (ANONYMOUS, MEMBER, MANAGER, *STAFF_ROLES, *SCOPES)
 CUSTOMER_KINDS = frozenset({ANONYMOUS, MEMBER, MANAGER})
+ACCOUNT_KINDS = frozenset({MEMBER, MANAGER, *STAFF_ROLES})  # whoever signs in with a password
 
 
 @dataclass(frozen=True)
@@ -37,10 +43,18 @@ class Row:
     # reached (node(id:), a reference), null when refused as for an ID that does not exist;
     # "mutation": FORBIDDEN before anything is read.
     coordinates: tuple[str, ...]
+    # Refused anonymous callers are told to sign in (UNAUTHENTICATED) rather than FORBIDDEN:
+    # the row is for accounts, whoever signs in may be one it allows.
+    sign_in: bool = False
 
 
-def _row(name: str, what: str, allowed: Iterable[str], coordinates: Iterable[str]) -> Row:
-    return Row(name, what, frozenset(allowed), tuple(coordinates))
+def _row(name: str, what: str, allowed: Iterable[str], coordinates: Iterable[str], *, sign_in: bool = False) -> Row:
+    return Row(name, what, frozenset(allowed), tuple(coordinates), sign_in)
+
+
+def _changes(name: str, what: str, allowed: Iterable[str], mutations: Iterable[str]) -> Row:
+    """A row of the customers' own mutations (see the module's docstring)."""
+    return _row(name, what, allowed, mutations, sign_in=True)
 
 
 ROWS: tuple[Row, ...] = (
@@ -73,6 +87,25 @@ ROWS: tuple[Row, ...] = (
          ("extendLicense",)),
     _row("adjustLicenseQuantity", "Change a license's seat count.", ("BILLING", "ADMIN_TOOLING", "licenses:write"),
          ("adjustLicenseQuantity",)),
+    _changes("people changes", "Invite people, resend and revoke invitations, remove members, change their roles.",
+             (MANAGER,), ("inviteMembers", "resendInvitation", "revokeInvitation", "removeMember",
+                          "changeMemberRole")),
+    _changes("seat changes", "Allocate and revoke seats of the organization's licenses.", (MANAGER,),
+             ("allocateLicense", "revokeLicense")),
+    _changes("credit access", "Set members' cloud-credit access (disabled, unlimited, a quota).", (MANAGER,),
+             ("setCreditAccess",)),
+    _changes("credit requests", "Ask the organization's OWNER and ADMINs for more cloud credits.", (MEMBER, MANAGER),
+             ("requestCredits",)),
+    _changes("subscription changes", "Switch a subscription's auto-renew on or off.", (MANAGER,),
+             ("setSubscriptionAutoRenew",)),
+    _changes("billing changes", "Pay invoices and the balance, add, remove and choose cards, change billing details.",
+             (MANAGER,), ("payInvoice", "payOutstandingBalance", "addPaymentMethod", "setDefaultPaymentMethod",
+                          "removePaymentMethod", "updateBillingInfo")),
+    _changes("own account", "Change your own name, country and password, and sign out: every signed-in account "
+             "(staff too, a customer in no organization too).", ACCOUNT_KINDS,
+             ("updateProfile", "changePassword", "logout")),
+    _row("signing in", "Sign in, trade a refresh token, accept an invitation: the credential is in the input, "
+         "whoever sends it.", PRINCIPALS, ("login", "refreshToken", "acceptInvitation")),
 )
 
 
@@ -97,6 +130,12 @@ def allows(kinds: Iterable[str], coordinate: str) -> bool:
     return not ROW_OF[coordinate].allowed.isdisjoint(kinds)
 
 
+def refused_as(kinds: Iterable[str], coordinate: str) -> str:
+    """The error a refused principal of `kinds` gets at a mutation: UNAUTHENTICATED for anonymous
+    on a row for accounts, FORBIDDEN otherwise."""
+    return "UNAUTHENTICATED" if ANONYMOUS in set(kinds) and ROW_OF[coordinate].sign_in else "FORBIDDEN"
+
+
 def allowing(kinds: Iterable[str], coordinate: str) -> str | None:
     """The first of `kinds`, in the table's column order, that reaches `coordinate`: what a
     staff change records in the audit log as the role or scope it was made under."""
@@ -108,6 +147,8 @@ def allowing(kinds: Iterable[str], coordinate: str) -> str | None:
 def who(coordinate: str) -> str:
     """Who reaches `coordinate`, in words, for the schema's descriptions (so they follow the table)."""
     allowed = ROW_OF[coordinate].allowed
+    if allowed >= ACCOUNT_KINDS:
+        return "everyone" if allowed == set(PRINCIPALS) else "every signed-in account"
     parts = []
     if MANAGER in allowed or MEMBER in allowed:
         parts.append("the organization's " + " and ".join(k for k in (MEMBER, MANAGER) if k in allowed))
@@ -118,12 +159,18 @@ def who(coordinate: str) -> str:
     return (", ".join(parts[:-1]) + " and " + parts[-1]) if len(parts) > 1 else parts[0]
 
 
+def _cell(row: Row, principal: str) -> str:
+    if principal in row.allowed:
+        return "✓"
+    return "sign in" if refused_as({principal}, row.coordinates[0]) == "UNAUTHENTICATED" else "—"
+
+
 def markdown() -> str:
     """The table as the README shows it: one line per row, ✓ where the principal reaches it."""
     header = "| | " + " | ".join(f"`{p}`" if ":" in p else p for p in PRINCIPALS) + " |"
     lines = [header, "|---" * (len(PRINCIPALS) + 1) + "|"]
     for row in ROWS:
-        cells = " | ".join("✓" if p in row.allowed else "—" for p in PRINCIPALS)
+        cells = " | ".join(_cell(row, p) for p in PRINCIPALS)
         lines.append(f"| **{row.name}** | {cells} |")
     lines += ["", "| row | what it holds | fields, types (their objects, wherever reached) and mutations |",
               "|---|---|---|"]

@@ -14,14 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from uuid import UUID
 
-from auth.viewer import require_account
 from datasources.errors import NotFound
 from datasources.postgres import subscription_changes
 from datasources.postgres.entitlements import Subscription
 from resolvers.context import Context
 from resolvers.entitlements import SWITCH_OFF_NOTICE, SWITCH_ON_NOTICE, auto_renew_changeable_until
 from resolvers.user_errors import Problem
-from resolvers.writes import NOT_FOUND, after_write, audit_refusal, audit_success, require_manager_of
+from resolvers.writes import NOT_FOUND, after_write, audit_refusal, audit_success, require_change, require_change_in
 
 ACTION = "subscription.auto_renew"
 
@@ -54,11 +53,11 @@ def change_problem(subscription: Subscription, auto_renew: bool, now: datetime) 
 
 
 async def set_auto_renew(ctx: Context, subscription_id: UUID | None, auto_renew: bool) -> AutoRenewResult:
-    require_account(ctx.viewer)
+    await require_change(ctx, "setSubscriptionAutoRenew")
     found = await ctx.loaders.entitlements.subscription.load(subscription_id) if subscription_id else None
     if found is None:
         raise NotFound(NOT_FOUND)
-    await require_manager_of(ctx, found.organization_id)
+    await require_change_in(ctx, "setSubscriptionAutoRenew", found.organization_id)
     async with ctx.db.transaction() as conn:
         locked = await subscription_changes.lock_subscription(conn, found.id)
         if locked is None:

@@ -16,7 +16,6 @@ from uuid import UUID
 
 import asyncpg
 
-from auth.viewer import require_account
 from datasources.errors import Forbidden
 from datasources.postgres import credit_changes
 from datasources.postgres import credits as data
@@ -26,7 +25,7 @@ from resolvers.credits import DEFAULT_MODE
 from resolvers.permissions import viewer_membership
 from resolvers.seats import account_count_problem, not_member
 from resolvers.user_errors import Problem
-from resolvers.writes import after_write, audit_refusal, audit_success, require_manager_of, send_mail
+from resolvers.writes import after_write, audit_refusal, audit_success, require_change, require_change_in, send_mail
 
 SET_ACCESS = "credits.set_access"
 REQUEST = "credits.request"
@@ -70,12 +69,12 @@ def describe(mode: str, quota: int | None) -> str:
 
 async def set_credit_access(ctx: Context, account_ids: list[UUID | None], mode: str,
                             quota: int | None) -> AccessResult:
-    actor_id = require_account(ctx.viewer)
+    await require_change(ctx, "setCreditAccess")
     mine = await viewer_membership(ctx)
     if mine is None:
         raise Forbidden(NO_ORGANIZATION)
     organization_id = mine.organization_id
-    await require_manager_of(ctx, organization_id)
+    actor_id = await require_change_in(ctx, "setCreditAccess", organization_id)
     problems = [p for p in (account_count_problem(account_ids),) if p] + access_problems(mode, quota)
     if problems:
         return await _refuse_access(ctx, organization_id, problems)
@@ -138,10 +137,11 @@ async def _refuse_access(ctx: Context, organization_id: UUID, problems: list[Pro
 
 
 async def request_credits(ctx: Context, amount: int, note: str) -> RequestResult:
-    actor_id = require_account(ctx.viewer)
+    await require_change(ctx, "requestCredits")
     mine = await viewer_membership(ctx)
     if mine is None:
         raise Forbidden(NO_ORGANIZATION)
+    actor_id = await require_change_in(ctx, "requestCredits", mine.organization_id)
     note = note.strip()
     problems = []
     if not 1 <= amount <= MAX_REQUEST:

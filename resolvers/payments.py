@@ -38,7 +38,6 @@ from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
 
-from auth.viewer import require_account
 from datasources.errors import BadUserInput, NotFound, PaymentDeclined, ProviderUnavailable
 from datasources.payments.client import UNAVAILABLE, OutcomeUnknown, PaymentsClient
 from datasources.payments.records import Address, Customer, Invoice, PaymentMethod
@@ -50,7 +49,7 @@ from resolvers.countries import CODES
 from resolvers.permissions import viewer_membership
 from resolvers.user_errors import Problem
 from resolvers.writes import (NOT_FOUND, after_write, audit_refusal, audit_success, claim_key, complete_key,
-                              key_problem, provider_key, require_manager_of)
+                              key_problem, provider_key, require_change, require_change_in)
 
 PAY_INVOICE = "billing.pay_invoice"
 PAY_BALANCE = "billing.pay_balance"
@@ -83,14 +82,15 @@ class Billing:
     payments: PaymentsClient
 
 
-async def managed_billing(ctx: Context) -> Billing:
-    """The viewer's organization, when the viewer is its OWNER or ADMIN: UNAUTHENTICATED for
-    no viewer, NOT_FOUND for an account in no organization, FORBIDDEN for a MEMBER."""
-    require_account(ctx.viewer)
+async def managed_billing(ctx: Context, mutation: str) -> Billing:
+    """The viewer's organization, when the table lets the viewer run `mutation` there:
+    UNAUTHENTICATED for no viewer, NOT_FOUND for an account in no organization, FORBIDDEN for a
+    MEMBER, staff and services."""
+    await require_change(ctx, mutation)
     mine = await viewer_membership(ctx)
     if mine is None:
         raise NotFound(NOT_FOUND)
-    await require_manager_of(ctx, mine.organization_id)
+    await require_change_in(ctx, mutation, mine.organization_id)
     organization = await ctx.loaders.accounts.organization.load(mine.organization_id)
     if organization is None or organization.payment_customer_id is None:
         raise NotFound(NOT_FOUND)  # no billing account: nothing of it can be named
@@ -165,7 +165,7 @@ async def pay_invoice(ctx: Context, invoice_id: str | None, payment_method_id: s
     `invoice_id`/`payment_method_id` are provider ids decoded from global IDs (None for one
     that did not decode); `raw_payment_method_id` tells whether the client named a method.
     """
-    billing = await managed_billing(ctx)
+    billing = await managed_billing(ctx, "payInvoice")
     target = f"Invoice:{invoice_id}"
     invoice = next((i for i in await read.invoices(ctx, billing.customer_id) if i.id == invoice_id), None)
     if invoice is None:
@@ -206,7 +206,7 @@ async def pay_outstanding_balance(ctx: Context, currency: str, payment_method_id
 
     The ones paid before a decline stay paid, and are reported (outcome PARTIAL).
     """
-    billing = await managed_billing(ctx)
+    billing = await managed_billing(ctx, "payOutstandingBalance")
     currency = currency.strip().upper()
     target = f"OutstandingBalance:{_loggable(currency)}"
     problems = [p for p in (key_problem(key),) if p]
@@ -396,7 +396,7 @@ async def add_payment_method(ctx: Context, token: str, make_default: bool) -> Me
 
     The organization's first method always becomes its default.
     """
-    billing = await managed_billing(ctx)
+    billing = await managed_billing(ctx, "addPaymentMethod")
     token = token.strip()
     target = f"PaymentMethod:{_loggable(token)}"
     if not TOKEN.fullmatch(token):
@@ -434,7 +434,7 @@ async def add_payment_method(ctx: Context, token: str, make_default: bool) -> Me
 
 
 async def set_default_payment_method(ctx: Context, payment_method_id: str | None) -> MethodResult:
-    billing = await managed_billing(ctx)
+    billing = await managed_billing(ctx, "setDefaultPaymentMethod")
     async with ctx.db.transaction() as conn:
         await payment_records.lock_customer(conn, billing.customer_id)
         chosen = await _own_method(billing, payment_method_id)
@@ -449,7 +449,7 @@ async def set_default_payment_method(ctx: Context, payment_method_id: str | None
 async def remove_payment_method(ctx: Context, payment_method_id: str | None) -> MethodResult:
     """Detaches a card. Never the last one while a subscription will be charged again
     (LAST_PAYMENT_METHOD). When the default goes, the next card becomes the default."""
-    billing = await managed_billing(ctx)
+    billing = await managed_billing(ctx, "removePaymentMethod")
     problem: Problem | None = None
     async with ctx.db.transaction() as conn:
         await payment_records.lock_customer(conn, billing.customer_id)
@@ -559,7 +559,7 @@ def billing_info_problems(change: BillingInfoChange) -> list[Problem]:
 
 async def update_billing_info(ctx: Context, change: BillingInfoChange) -> InfoResult:
     """Validates, then writes the details to the provider customer; the provider is their only home."""
-    billing = await managed_billing(ctx)
+    billing = await managed_billing(ctx, "updateBillingInfo")
     target = f"Organization:{billing.organization_id}"
     problems = billing_info_problems(change)
     if problems:

@@ -1,7 +1,7 @@
 """An organization's people: inviting, accepting, resending and revoking invitations, removing
 members and changing their roles.
 
-Each mutation authorizes against the organization owning its target (`require_manager_of`),
+Each mutation authorizes against the organization owning its target (`require_change_in`),
 validates, then decides and writes in one transaction holding the rows its decision depends on.
 A refusal found inside the transaction raises `_Refused`, which rolls back anything written so
 far; the refusal is then audited in a transaction of its own and returned as user errors.
@@ -22,7 +22,6 @@ from uuid import UUID
 import asyncpg
 
 from auth import passwords
-from auth.viewer import require_account
 from datasources.errors import NotFound
 from datasources.postgres import audit
 from datasources.postgres import people as data
@@ -35,7 +34,7 @@ from resolvers.permissions import viewer_membership
 from resolvers.sessions import start_session
 from resolvers.user_errors import Problem
 from resolvers.writes import (NOT_FOUND, OnBehalf, after_write, audit_refusal, audit_success, claim_key,
-                              complete_key, key_problem, require_manager_of, send_mail)
+                              complete_key, key_problem, require_change, require_change_in, send_mail)
 
 # The portal's page that reads `token` from the invitation mail's link and calls `acceptInvitation`;
 # the portal's address is the PORTAL_URL setting (ctx.config.portal_url).
@@ -149,10 +148,10 @@ async def invite_members(ctx: Context, organization_id: UUID | None, invitations
     both invite the same email. With an idempotency key, a retry of the same request replays the
     first result (no new invitations, no new mail).
     """
-    require_account(ctx.viewer)
+    await require_change(ctx, INVITE_OPERATION)
     if organization_id is None:
         raise NotFound(NOT_FOUND)
-    actor = await require_manager_of(ctx, organization_id)
+    actor = await require_change_in(ctx, INVITE_OPERATION, organization_id)
     problems = _invite_request_problems(invitations, idempotency_key)
     if problems:
         await audit_refusal(ctx, organization_id=organization_id, action="member.invite", target=None,
@@ -272,14 +271,14 @@ async def _none() -> None:
 
 # --- resendInvitation, revokeInvitation ---------------------------------------------------------
 
-async def _managed_invitation(ctx: Context, invitation_id: UUID | None) -> tuple[Invitation, UUID]:
+async def _managed_invitation(ctx: Context, mutation: str, invitation_id: UUID | None) -> tuple[Invitation, UUID]:
     """The invitation and the acting manager; NOT_FOUND for a missing one, as for another
     organization's, and FORBIDDEN for a MEMBER of its organization."""
-    require_account(ctx.viewer)  # an anonymous caller is told UNAUTHENTICATED, whatever the ID
+    await require_change(ctx, mutation)  # anonymous is told UNAUTHENTICATED, whatever the ID
     found = await ctx.loaders.organizations.invitation.load(invitation_id) if invitation_id else None
     if found is None:
         raise NotFound(NOT_FOUND)
-    actor = await require_manager_of(ctx, found.organization_id)
+    actor = await require_change_in(ctx, mutation, found.organization_id)
     return found, actor
 
 
@@ -293,7 +292,7 @@ async def resend_invitation(ctx: Context, invitation_id: UUID | None,
     mail still names the person who first invited.
     """
     if on_behalf is None:
-        found, actor = await _managed_invitation(ctx, invitation_id)
+        found, actor = await _managed_invitation(ctx, "resendInvitation", invitation_id)
         inviter = await ctx.loaders.accounts.account.load(actor)
     else:
         found = await ctx.loaders.organizations.invitation.load(invitation_id) if invitation_id else None
@@ -342,7 +341,7 @@ def _resend_problem(invitation: Invitation, standing: data.EmailStanding | None,
 
 async def revoke_invitation(ctx: Context, invitation_id: UUID | None) -> InvitationChange:
     """Withdraws a pending (or expired) invitation: its link stops working for good."""
-    found, _ = await _managed_invitation(ctx, invitation_id)
+    found, _ = await _managed_invitation(ctx, "revokeInvitation", invitation_id)
     try:
         async with ctx.db.transaction() as conn:
             current = await data.invitation_for_update(conn, found.id)
@@ -370,6 +369,7 @@ async def accept_invitation(ctx: Context, token: str, name: str | None, password
     The invitation row is locked first, so of two concurrent accepts one joins and the other
     finds the invitation accepted (INVITATION_NOT_PENDING) and writes nothing.
     """
+    await require_change(ctx, "acceptInvitation")
     token = token.strip()
     name = (name or "").strip()
     problems = []
@@ -444,14 +444,14 @@ async def _joining_account(ctx: Context, conn: asyncpg.Connection, email: str, n
 
 # --- removeMember, changeMemberRole -------------------------------------------------------------
 
-async def _managed_member(ctx: Context, account_id: UUID | None) -> tuple[UUID, UUID, UUID]:
+async def _managed_member(ctx: Context, mutation: str, account_id: UUID | None) -> tuple[UUID, UUID, UUID]:
     """(account id, organization id, acting manager): NOT_FOUND for an account that is in no
     organization, does not exist, or is in another organization; FORBIDDEN for a MEMBER."""
-    require_account(ctx.viewer)
+    await require_change(ctx, mutation)
     membership = await ctx.loaders.accounts.membership.load(account_id) if account_id else None
     if membership is None:
         raise NotFound(NOT_FOUND)
-    actor = await require_manager_of(ctx, membership.organization_id)
+    actor = await require_change_in(ctx, mutation, membership.organization_id)
     return membership.account_id, membership.organization_id, actor
 
 
@@ -463,7 +463,7 @@ async def remove_member(ctx: Context, account_id: UUID | None, *, revoke_seats: 
     cannot revoke, so they keep refusing. The OWNER cannot be removed. Their sessions stay
     valid; they simply belong to no organization any more.
     """
-    account_id, organization_id, actor = await _managed_member(ctx, account_id)
+    account_id, organization_id, actor = await _managed_member(ctx, "removeMember", account_id)
     account = await ctx.loaders.accounts.account.load(account_id)
     target = account.email if account else str(account_id)
     try:
@@ -510,7 +510,7 @@ def _check_seats(who: str, seats: Sequence[data.HeldSeat], revoke_seats: bool) -
 async def change_member_role(ctx: Context, account_id: UUID | None, role: str) -> RoleChange:
     """Makes a member an ADMIN or a MEMBER. The OWNER keeps their role, no one changes their
     own, and OWNER is not granted here (ownership transfer is not part of this API)."""
-    account_id, organization_id, actor = await _managed_member(ctx, account_id)
+    account_id, organization_id, actor = await _managed_member(ctx, "changeMemberRole", account_id)
     account = await ctx.loaders.accounts.account.load(account_id)
     target = account.email if account else str(account_id)
     try:

@@ -50,6 +50,19 @@ async def kinds_in(ctx: Context, organization_id: UUID | None) -> frozenset[str]
     return kinds_with(everywhere, await viewer_membership(ctx), organization_id)
 
 
+async def kinds_of_own(ctx: Context) -> frozenset[str]:
+    """The viewer's kinds in its own organization, or everywhere (a staff role, scopes): what it
+    is for the changes to its own account. A customer account in no organization (a member
+    who was removed) is still a MEMBER there."""
+    everywhere = kinds_everywhere(ctx)
+    if ctx.viewer.account_id is None:
+        return everywhere
+    mine = await viewer_membership(ctx)
+    if mine is None:
+        return everywhere or frozenset({access.MEMBER})
+    return kinds_with(everywhere, mine, mine.organization_id)
+
+
 async def may(ctx: Context, coordinate: str, organization_id: UUID | None) -> bool:
     return access.allows(await kinds_in(ctx, organization_id), coordinate)
 

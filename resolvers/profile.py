@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from auth import passwords
-from auth.viewer import require_account
 from datasources.postgres import profile as data
 from resolvers.attempts import check_password, hash_new_password
 from resolvers.context import Context
 from resolvers.countries import CODES
 from resolvers.user_errors import Problem
-from resolvers.writes import after_write
+from resolvers.writes import after_write, require_own_change
 
 MAX_NAME = 200
 
@@ -38,7 +37,7 @@ def _profile_problems(ctx: Context, change: ProfileChange) -> list[Problem]:
 
 
 async def update_profile(ctx: Context, change: ProfileChange) -> list[Problem]:
-    account_id = require_account(ctx.viewer)
+    account_id = await require_own_change(ctx, "updateProfile")
     problems = _profile_problems(ctx, change)
     if problems:
         return problems
@@ -59,7 +58,7 @@ class PasswordChange:
 async def change_password(ctx: Context, current: str, new: str) -> PasswordChange:
     """Needs the current password, checked like a sign-in (throttled per account and address);
     ends every other session of the account, keeps this one."""
-    account_id = require_account(ctx.viewer)
+    account_id = await require_own_change(ctx, "changePassword")
     account = await ctx.loaders.accounts.account.load(account_id)
     assert account is not None
     wrong = PasswordChange([Problem(("input", "currentPassword"), "The current password is not correct.",

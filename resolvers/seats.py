@@ -21,7 +21,6 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from auth.viewer import require_account
 from datasources.errors import NotFound
 from datasources.postgres import entitlements as data
 from datasources.postgres import seat_changes
@@ -29,7 +28,7 @@ from resolvers.context import Context
 from resolvers.entitlements import license_status
 from resolvers.user_errors import Problem
 from resolvers.writes import (NOT_FOUND, after_write, audit_refusal, audit_success, claim_key, complete_key,
-                              key_problem, require_manager_of)
+                              key_problem, require_change, require_change_in)
 
 MAX_ACCOUNTS = 100
 ALLOCATE = "license.allocate"
@@ -63,15 +62,15 @@ def target(license_id: UUID) -> str:
     return f"License:{license_id}"
 
 
-async def managed_license(ctx: Context, license_id: UUID | None) -> data.License:
-    """The license, when the viewer is an OWNER or ADMIN of its organization; NOT_FOUND for an
-    unknown ID and for another organization's license alike, FORBIDDEN for a MEMBER."""
-    require_account(ctx.viewer)
+async def managed_license(ctx: Context, mutation: str, license_id: UUID | None) -> tuple[data.License, UUID]:
+    """The license and the acting account, when the table lets it run `mutation` in the
+    license's organization; NOT_FOUND for an unknown ID and for another organization's license
+    alike, FORBIDDEN for a MEMBER."""
+    await require_change(ctx, mutation)
     found = await ctx.loaders.entitlements.license.load(license_id) if license_id else None
     if found is None:
         raise NotFound(NOT_FOUND)
-    await require_manager_of(ctx, found.organization_id)
-    return found
+    return found, await require_change_in(ctx, mutation, found.organization_id)
 
 
 def _account_field(index: int) -> tuple[str, ...]:
@@ -104,8 +103,7 @@ def _license_problem(license: data.License, *, allocating: bool) -> Problem | No
 async def allocate_license(ctx: Context, license_id: UUID | None, account_ids: list[UUID | None],
                            idempotency_key: str | None) -> AllocateResult:
     """`account_ids` in the client's order; None stands for an ID that names no account."""
-    actor = require_account(ctx.viewer)
-    license = await managed_license(ctx, license_id)
+    license, actor = await managed_license(ctx, "allocateLicense", license_id)
     problems = [p for p in (account_count_problem(account_ids), key_problem(idempotency_key)) if p]
     if problems:
         return await _refuse_allocation(ctx, license, problems)
@@ -154,7 +152,7 @@ async def allocate_license(ctx: Context, license_id: UUID | None, account_ids: l
 
 
 async def revoke_license(ctx: Context, license_id: UUID | None, account_ids: list[UUID | None]) -> RevokeResult:
-    license = await managed_license(ctx, license_id)
+    license, _ = await managed_license(ctx, "revokeLicense", license_id)
     count_problem = account_count_problem(account_ids)
     if count_problem:
         return await _refuse_revocation(ctx, license, [count_problem])

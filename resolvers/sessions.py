@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
 from auth import refresh_tokens, tokens
-from auth.viewer import NOT_AUTHENTICATED, require_account
+from auth.viewer import NOT_AUTHENTICATED
 from datasources.errors import Unauthenticated
 from datasources.postgres import accounts, sessions
 from datasources.postgres import refresh_tokens as stored_refresh_tokens
@@ -23,6 +23,7 @@ from datasources.postgres.database import Executor
 from resolvers.attempts import check_password, give_back_attempt, take_attempt
 from resolvers.context import Context
 from resolvers.user_errors import Problem
+from resolvers.writes import require_change, require_own_change
 
 MAX_EMAIL_LENGTH = 320
 MAX_PASSWORD_LENGTH = 1024
@@ -68,6 +69,7 @@ def _credentials(ctx: Context, session_id: UUID, account_id: UUID) -> _Credentia
 
 
 async def login(ctx: Context, email: str, password: str) -> LoginResult:
+    await require_change(ctx, "login")
     email = email.strip().lower()
     problems = _validate(email, password)
     if problems:
@@ -117,6 +119,7 @@ async def refresh(ctx: Context, presented: str) -> RefreshResult:
     one, one whose session has ended, and a used one; a used one also ends its session, since
     either its owner or whoever copied it is replaying it, and there is no telling which.
     """
+    await require_change(ctx, "refreshToken")
     if not presented:
         return RefreshResult(problems=[Problem(("input", "refreshToken"), "Send the refresh token.", "REQUIRED")])
     if len(presented) > refresh_tokens.MAX_TOKEN_LENGTH:
@@ -155,7 +158,7 @@ async def logout(ctx: Context, *, all_sessions: bool = False) -> int:
 
     Ending a session also ends its refresh tokens: they are usable only while it is live.
     """
-    account_id = require_account(ctx.viewer)
+    account_id = await require_own_change(ctx, "logout")
     if all_sessions:
         return await sessions.revoke_account_sessions(ctx.db, account_id)
     assert ctx.viewer.session_id is not None

@@ -1,5 +1,5 @@
-"""What every mutation shares: the target's authorization, idempotency, the audit log, mail,
-and fresh loaders afterwards.
+"""What every mutation shares: its authorization by the access table (`auth.access`),
+idempotency, the audit log, mail, and fresh loaders afterwards.
 
 A mutation runs its checks and writes in one transaction (`ctx.db.transaction()`), records
 its audit entry and queues its mail in that same transaction, and then calls `after_write`
@@ -16,30 +16,63 @@ from uuid import UUID
 
 import asyncpg
 
-from auth.viewer import require_account
-from datasources.errors import Forbidden, NotFound
+from auth import access
+from auth.viewer import NOT_AUTHENTICATED, require_account
+from datasources.errors import Forbidden, NotFound, Unauthenticated
 from datasources.postgres import audit, idempotency, outbox
 from resolvers.context import Context
-from resolvers.permissions import MANAGERS, viewer_membership
+from resolvers.permissions import kinds_everywhere, kinds_in, kinds_of_own, refusal
 from resolvers.user_errors import Problem
 
 MAX_KEY_LENGTH = 200
 NOT_FOUND = "No such object, or it is not visible to you."
+MANAGERS_ONLY = "Only the organization's OWNER or ADMIN can do this."
+CUSTOMERS = frozenset({access.MEMBER, access.MANAGER})
 
 
-async def require_manager_of(ctx: Context, organization_id: UUID) -> UUID:
-    """The acting account, when it is an OWNER or ADMIN of the organization owning the target.
+async def require_change(ctx: Context, mutation: str) -> None:
+    """Before a mutation reads anything, its target included: refuses now those whom its row
+    refuses wherever the target is: anonymous (UNAUTHENTICATED where the row is for accounts),
+    a service, a staff account in no organization (FORBIDDEN). A customer the row refuses is
+    told at the target (`require_change_in`), so that another organization's stays NOT_FOUND."""
+    if access.allows(kinds_everywhere(ctx), mutation):
+        return
+    kinds = await kinds_of_own(ctx)
+    if not access.allows(kinds, mutation) and kinds.isdisjoint(CUSTOMERS):
+        raise _refusal(mutation, kinds)
 
-    An account of another organization is told NOT_FOUND, as for an ID that does not exist,
-    so that existence is not revealed; a MEMBER of this one is told FORBIDDEN.
+
+async def require_own_change(ctx: Context, mutation: str) -> UUID:
+    """The acting account, for a change to itself (its profile, password, sessions)."""
+    kinds = await kinds_of_own(ctx)
+    if not access.allows(kinds, mutation):
+        raise _refusal(mutation, kinds)
+    return require_account(ctx.viewer)
+
+
+async def require_change_in(ctx: Context, mutation: str, organization_id: UUID) -> UUID:
+    """The acting account, when the table lets it run `mutation` in the organization owning the target.
+
+    A customer of another organization (or of none) is told NOT_FOUND, as for an ID that does
+    not exist, so that existence is not revealed; a customer of this one whom the row refuses
+    (a MEMBER) is told FORBIDDEN, and so are staff and services.
     """
-    actor = require_account(ctx.viewer)
-    mine = await viewer_membership(ctx)
-    if mine is None or mine.organization_id != organization_id:
-        raise NotFound(NOT_FOUND)
-    if mine.role not in MANAGERS:
-        raise Forbidden("Only the organization's OWNER or ADMIN can do this.")
-    return actor
+    await require_change(ctx, mutation)
+    kinds = await kinds_in(ctx, organization_id)
+    if access.allows(kinds, mutation):
+        return require_account(ctx.viewer)
+    if not kinds.isdisjoint(CUSTOMERS):
+        only_managers = access.ROW_OF[mutation].allowed & CUSTOMERS == {access.MANAGER}
+        raise Forbidden(MANAGERS_ONLY if only_managers else refusal(mutation))
+    if kinds:
+        raise _refusal(mutation, kinds)
+    raise NotFound(NOT_FOUND)
+
+
+def _refusal(mutation: str, kinds: frozenset[str]) -> Exception:
+    if access.refused_as(kinds, mutation) == "UNAUTHENTICATED":
+        return Unauthenticated(NOT_AUTHENTICATED)
+    return Forbidden(refusal(mutation))
 
 
 def request_hash(operation: str, request: dict[str, Any]) -> bytes:

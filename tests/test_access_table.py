@@ -3,10 +3,14 @@
 Each principal kind (anonymous, a MEMBER and an ADMIN of Northwind, each staff role, a service
 token per scope) reaches each coordinate of the table with a query or mutation, and the answer
 must be what the cell says: allowed (a value, no error there) or refused (FORBIDDEN at the
-field, null for an object, FORBIDDEN for a mutation). The cells are generated from the table,
-so a row or column added there is tried here. One app and one set of principals serve the
-module: the reads change nothing, and each mutation names a target that does not exist, which
-an allowed principal learns (NOT_FOUND) only after authorization.
+field, null for an object, FORBIDDEN for a mutation, UNAUTHENTICATED for anonymous where the
+row is for accounts). The cells are generated from the table, so a row or column added there
+is tried here. One app and one set of principals serve the module: the reads change nothing,
+and each mutation is sent so that an allowed principal changes nothing either: a staff mutation
+names a target that does not exist (NOT_FOUND, learned only after authorization); a customer's
+mutation names a real target of Northwind (so that a MEMBER is refused there rather than told
+NOT_FOUND) with an input refused after authorization (a user error) or a part that does not
+exist. `logout` gets a session of its own for each principal it allows.
 """
 
 from __future__ import annotations
@@ -85,7 +89,40 @@ MUTATIONS = {
     "extendLicense": {"licenseId": ("License",), "expiresAt": "2099-01-01T00:00:00Z"},
     "adjustLicenseQuantity": {"licenseId": ("License",), "quantity": 5},
 }
+OWNER = demo_id("account", "owner@northwind.example")
+LUMEN_SUBSCRIPTION = demo_id("subscription", "northwind", "LUMEN-RENDER")
+REVOKED_INVITATION = uuid.UUID("0ac7e55e-0000-4000-8000-000000000001")  # made by the fixture
+# Each customer mutation, as the module's docstring says. A value ("Type", id) is that global ID,
+# ("Type",) one that names nothing.
+CUSTOMER_MUTATIONS: dict[str, dict[str, Any]] = {
+    "inviteMembers": {"organizationId": ("Organization", NORTHWIND), "invitations": []},
+    "resendInvitation": {"invitationId": ("Invitation", REVOKED_INVITATION)},
+    "revokeInvitation": {"invitationId": ("Invitation", REVOKED_INVITATION)},
+    "removeMember": {"accountId": ("Account", OWNER)},
+    "changeMemberRole": {"accountId": ("Account", OWNER), "role": "MEMBER"},
+    "allocateLicense": {"licenseId": ("License", LUMEN), "accountIds": []},
+    "revokeLicense": {"licenseId": ("License", LUMEN), "accountIds": []},
+    "setCreditAccess": {"accountIds": [], "mode": "UNLIMITED"},
+    "requestCredits": {"amount": 0},
+    # The fixture switches it on: switching it on again changes nothing.
+    "setSubscriptionAutoRenew": {"subscriptionId": ("Subscription", LUMEN_SUBSCRIPTION), "autoRenew": True},
+    "payInvoice": {"invoiceId": ("Invoice",), "idempotencyKey": "access-table"},
+    "payOutstandingBalance": {"currency": "--", "idempotencyKey": "access-table"},
+    "addPaymentMethod": {"paymentMethodToken": "not-a-token"},
+    "setDefaultPaymentMethod": {"paymentMethodId": ("PaymentMethod",)},
+    "removePaymentMethod": {"paymentMethodId": ("PaymentMethod",)},
+    "updateBillingInfo": {"billingEmail": "not-an-email"},
+    "updateProfile": {"email": "someone-else@example.com"},
+    "changePassword": {"currentPassword": "not-the-password", "newPassword": "a-new-password-9"},
+    "logout": {"allSessions": False},
+    "login": {"email": "", "password": ""},
+    "refreshToken": {"refreshToken": ""},
+    "acceptInvitation": {"token": "", "password": ""},
+}
+# Allowed, it ends the session of the token it is sent with.
+OWN_SESSION = {"logout"}
 CUSTOMERS = {access.MEMBER: MEMBER_EMAIL, access.MANAGER: ADMIN_EMAIL}
+ACCOUNTS = {**CUSTOMERS, **STAFF_EMAILS}
 
 
 def gid(type_name: str, raw: object) -> str:
@@ -116,6 +153,10 @@ async def world(services, tmp_path_factory) -> AsyncIterator[World]:
                                target=None)
             objects = {**OBJECTS, "AuditLogEntry": ("AuditLogEntry", await db.fetchval(
                 "SELECT id FROM audit_log WHERE action = 'test.entry'"))}
+            await db.execute("INSERT INTO invitations (id, organization_id, email, role, token_hash, expires_at, "
+                             "revoked_at) VALUES ($1, $2, 'revoked@example.com', 'MEMBER', $3, now() + interval "
+                             "'7 days', now())", REVOKED_INVITATION, NORTHWIND, uuid.uuid4().bytes)
+            await db.execute("UPDATE subscriptions SET auto_renew = true WHERE id = $1", LUMEN_SUBSCRIPTION)
         finally:
             await db.close()
         app = create_app(settings_for(services, dsn, tmp_path_factory.mktemp("access")))
@@ -123,7 +164,7 @@ async def world(services, tmp_path_factory) -> AsyncIterator[World]:
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                          base_url="http://gateway.test") as http:
                 gateway = Gateway(http)
-                for kind, email in {**CUSTOMERS, **STAFF_EMAILS}.items():
+                for kind, email in ACCOUNTS.items():
                     tokens[kind] = await gateway.login(email)
                 yield World(gateway, tokens, objects)
     finally:
@@ -169,12 +210,19 @@ def _organization_field(kind: str, field: str, selection: str, tail: tuple = ())
     return Probe(query, variables, path, reached, "field")
 
 
+def _mutation(coordinate: str, fields: dict[str, Any]) -> Probe:
+    values = {k: gid(v[0], v[1] if len(v) > 1 else uuid.uuid4()) if isinstance(v, tuple) else v
+              for k, v in fields.items()}
+    name = coordinate[0].upper() + coordinate[1:]
+    return Probe(f"mutation M($input: {name}Input!) {{ {coordinate}(input: $input) {{ userErrors {{ code }} }} }}",
+                 {"input": values}, (coordinate,), True, "mutation")
+
+
 def probe(kind: str, coordinate: str, objects: dict[str, tuple[str, object]]) -> Probe:
     if coordinate in MUTATIONS:
-        fields = {k: gid(v[0], uuid.uuid4()) if isinstance(v, tuple) else v for k, v in MUTATIONS[coordinate].items()}
-        name = coordinate[0].upper() + coordinate[1:]
-        return Probe(f"mutation M($input: {name}Input!) {{ {coordinate}(input: $input) {{ userErrors {{ code }} }} }}",
-                     {"input": {**fields, "reason": "access table test"}}, (coordinate,), True, "mutation")
+        return _mutation(coordinate, {**MUTATIONS[coordinate], "reason": "access table test"})
+    if coordinate in CUSTOMER_MUTATIONS:
+        return _mutation(coordinate, CUSTOMER_MUTATIONS[coordinate])
     if coordinate in objects:
         type_name, raw = objects[coordinate]
         return Probe("query P($id: ID!) { node(id: $id) { id } }", {"id": gid(type_name, raw)}, ("node",), True,
@@ -229,14 +277,24 @@ def _codes_above(body: dict, path: tuple) -> list[tuple[tuple, str]]:
 async def test_every_cell_of_the_access_table_over_http(world: World, kind: str, coordinate: str):
     sent = probe(kind, coordinate, world.objects)
     allowed = access.allows({kind}, coordinate) and sent.reachable
-    response = await world.gateway.post(sent.query, sent.variables, token=world.tokens[kind])
+    token = world.tokens[kind]
+    if allowed and coordinate in OWN_SESSION and kind in ACCOUNTS:
+        token = await world.gateway.login(ACCOUNTS[kind])
+    response = await world.gateway.post(sent.query, sent.variables, token=token)
     assert response.status_code == 200, response.text
     body = response.json()
     errors = _codes_above(body, sent.path)
     value = _at(body.get("data"), sent.path)
     if sent.kind == "mutation":
-        # Authorized first: NOT_FOUND for the missing target tells an allowed principal apart.
-        assert errors == [(sent.path, "NOT_FOUND" if allowed else "FORBIDDEN")], body
+        # Authorized first: an allowed principal gets as far as the missing target (NOT_FOUND) or
+        # the input (user errors, or nothing to change).
+        if not allowed:
+            assert errors == [(sent.path, access.refused_as({kind}, coordinate))], body
+        elif coordinate in MUTATIONS:
+            assert errors == [(sent.path, "NOT_FOUND")], body
+        else:
+            assert errors in ([], [(sent.path, "NOT_FOUND")]), body
+            assert errors or value is not None, body
     elif sent.kind == "object":
         # Refused exactly as an ID that does not exist (anonymous: UNAUTHENTICATED, as for any ID).
         assert (value is not None) == allowed, body
@@ -281,12 +339,32 @@ def test_every_coordinate_of_the_table_is_in_the_schema():
     assert missing == []
 
 
-def test_every_staff_mutation_is_a_row_and_has_a_probe():
-    """Staff mutations are those that take a `reason` (the audit log shows it to the customer)."""
+def test_every_mutation_is_in_exactly_one_row_and_has_a_probe():
+    """So that no mutation is added without deciding who may run it. (A coordinate in two rows
+    stops `auth.access` from loading at all.)"""
+    mutations = set(build_schema()._schema.mutation_type.fields)
+    in_rows = [c for row in access.ROWS for c in row.coordinates if c in mutations]
+    assert sorted(in_rows) == sorted(mutations)
+    assert set(MUTATIONS) | set(CUSTOMER_MUTATIONS) == mutations and not set(MUTATIONS) & set(CUSTOMER_MUTATIONS)
+
+
+def test_every_staff_mutation_takes_a_reason_and_no_customer_mutation_is_for_staff_or_services():
+    """Staff mutations are those that take a `reason` (the audit log shows it to the customer);
+    the customers' own are for accounts, so staff and services change a customer's organization
+    only through the staff mutations, and a service token, no one's account, runs none of them."""
     schema = build_schema()._schema
     with_reason = {name for name in schema.mutation_type.fields
                    if "reason" in schema.type_map[f"{name[0].upper()}{name[1:]}Input"].fields}
-    assert with_reason == {c for c in access.ROW_OF if c in schema.mutation_type.fields} == set(MUTATIONS)
+    assert with_reason == set(MUTATIONS)
+    vendor = set(access.STAFF_ROLES) | set(access.SCOPES)
+    for coordinate in CUSTOMER_MUTATIONS:
+        row = access.ROW_OF[coordinate]
+        if row.name == "signing in":  # the credential is in the input, whoever sends it
+            continue
+        assert row.sign_in, coordinate
+        assert row.allowed & set(access.SCOPES) == set(), coordinate
+        if row.name != "own account":
+            assert row.allowed & vendor == set(), coordinate
 
 
 # --- the defects the table closed, as a user met them ----------------------------------------

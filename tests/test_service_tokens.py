@@ -59,7 +59,9 @@ async def test_a_service_token_never_acts_as_a_customer(gateway, db):
     assert codes(await gateway.execute("query Me { viewer { email } }", token=token)) == ["UNAUTHENTICATED"]
     invite = """mutation I { inviteMembers(input: {invitations: [{email: "x@example.com"}]}) {
                  userErrors { code } } }"""
-    assert codes(await gateway.execute(invite, token=token)) == ["UNAUTHENTICATED"]
+    # Authenticated, but no one's account: the customers' mutations refuse it (the access table).
+    assert codes(await gateway.execute(invite, token=token)) == ["FORBIDDEN"]
+    assert codes(await gateway.execute("mutation L { logout(input: {}) { revoked } }", token=token)) == ["FORBIDDEN"]
 
 
 async def test_a_write_scope_acts_and_the_organization_sees_the_service_the_scope_and_the_reason(gateway, db):
