@@ -46,7 +46,8 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         length = Headers(scope=scope).get("content-length", "")
-        declared = int(length) if length.isdigit() else 0
+        # isascii too: "²".isdigit() is true, and int() refuses it.
+        declared = int(length) if length.isascii() and length.isdigit() else 0
         received = 0
         started = False
 
