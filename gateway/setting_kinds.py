@@ -205,6 +205,23 @@ class Proxies:
 
 
 @dataclass(frozen=True)
+class Origins:
+    """A comma list of web origins (scheme://host[:port], no path), e.g. for CORS."""
+
+    accepts: str = "a comma list of origins such as https://portal.example.com,http://localhost:5173"
+    bad: tuple[str, ...] = ("portal.example.com", "https://portal.example.com/app")
+
+    def parse(self, raw: str) -> tuple[str, ...]:
+        found = tuple(item.strip().rstrip("/") for item in raw.split(",") if item.strip())
+        for origin in found:
+            parts = urlsplit(origin)
+            parts.port  # noqa: B018  (a port that is not a number raises here)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query:
+                raise ValueError(raw)
+        return found
+
+
+@dataclass(frozen=True)
 class StrongSecret:
     """A signing key: at least `length` characters, not a repeated pattern (no period of half its
     length or less), and at least `bits` bits by the estimate length x (Shannon entropy of its

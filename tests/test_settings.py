@@ -179,3 +179,13 @@ def test_version_prints_the_package_version(capsys):
         cli.main(["--version"])
     assert exited.value.code == 0
     assert capsys.readouterr().out.strip() == f"account-gateway {importlib.metadata.version('account-gateway')}"
+
+
+def test_origins_are_read_as_a_list_of_origins():
+    from gateway.setting_kinds import Origins
+
+    assert Origins().parse("https://portal.example.com, http://localhost:5173/") == (
+        "https://portal.example.com", "http://localhost:5173")
+    for bad in (*Origins().bad, "http://localhost:port"):
+        with pytest.raises(ValueError):
+            Origins().parse(bad)
