@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import importlib.metadata
 import logging
 import signal
 import socket
@@ -22,7 +23,8 @@ from datasources.postgres.database import Database
 from gateway import startup, workers
 from gateway.app import EMULATOR_API_KEY
 from gateway.embedded import embedded_services
-from gateway.settings import Settings, SettingsError, from_env, resolve_secret_key
+from gateway.settings import Settings, SettingsError, for_start, from_env
+from gateway.settings_doc import environment_help
 from schema import build_schema
 
 log = logging.getLogger("gateway")
@@ -48,15 +50,42 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="account-gateway", description=__doc__)
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with its default (unless it has none, or says it itself)."""
 
-    serve = commands.add_parser("serve", help="run the gateway (embedded services unless configured)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.option_strings and action.default not in (None, False, argparse.SUPPRESS) \
+                and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one line and exit code 2, like every other error of the command."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="account-gateway", description=__doc__)
+    parser.add_argument("--version", action="version", help="print the version and exit",
+                        version=f"%(prog)s {importlib.metadata.version('account-gateway')}")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND", help="what to do")
+
+    serve = commands.add_parser("serve", help="run the gateway (embedded services unless configured)",
+                                description="Run the gateway: start the embedded services that are not\n"
+                                            "configured, migrate, seed the demo into an empty database, serve.",
+                                epilog=environment_help())
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=_port, default=8000, help="TCP port to listen on, 1 to 65535")
     serve.add_argument("--workers", type=_positive, default=1,
-                       help="gateway processes on the one port (default 1); share state through "
+                       help="gateway processes on the one port; they share state through "
                             "PostgreSQL and REDIS_URL")
     _data_dir_option(serve)
     serve.set_defaults(run=_serve)
@@ -70,11 +99,11 @@ def _parser() -> argparse.ArgumentParser:
     seed.set_defaults(run=_seed)
 
     export = commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
-    export.add_argument("--output", "-o", type=Path, help="write to this file instead of stdout")
+    export.add_argument("--output", "-o", type=Path, help="write to this file (default: stdout)")
     export.set_defaults(run=_export_schema)
 
     service_token = commands.add_parser("service-token", help="manage service tokens of internal tools")
-    token_commands = service_token.add_subparsers(required=True, metavar="ACTION")
+    token_commands = service_token.add_subparsers(required=True, metavar="ACTION", help="what to do")
     create = token_commands.add_parser("create", help="create a token and print it (shown only this once)")
     create.add_argument("--name", required=True, help="the service's name, e.g. billing-dashboard")
     create.add_argument("--scopes", required=True, help=f"comma-separated, from: {', '.join(principals.SCOPES)}")
@@ -84,22 +113,31 @@ def _parser() -> argparse.ArgumentParser:
     _data_dir_option(listing)
     listing.set_defaults(run=_service_token_list)
     revoke = token_commands.add_parser("revoke", help="revoke a live token; it stops working at once")
-    revoke.add_argument("token", metavar="NAME_OR_ID")
+    revoke.add_argument("token", metavar="NAME_OR_ID", help="the token's name or id (from `service-token list`)")
     _data_dir_option(revoke)
     revoke.set_defaults(run=_service_token_revoke)
 
     staff = commands.add_parser("staff", help="manage staff roles of the vendor's people")
-    staff_commands = staff.add_subparsers(required=True, metavar="ACTION")
+    staff_commands = staff.add_subparsers(required=True, metavar="ACTION", help="what to do")
+    staff_list = staff_commands.add_parser("list", help="list the accounts holding a staff role, with their roles")
+    _data_dir_option(staff_list)
+    staff_list.set_defaults(run=_staff_list)
     grant = staff_commands.add_parser("grant", help="give an account a staff role (replacing its current one)")
-    grant.add_argument("email")
-    grant.add_argument("role", type=str.upper, choices=principals.STAFF_ROLES)
+    grant.add_argument("email", help="the account's email")
+    grant.add_argument("role", type=str.upper, choices=principals.STAFF_ROLES, help="the staff role")
     _data_dir_option(grant)
     grant.set_defaults(run=_staff_grant)
     staff_revoke = staff_commands.add_parser("revoke", help="take an account's staff role away")
-    staff_revoke.add_argument("email")
+    staff_revoke.add_argument("email", help="the account's email")
     _data_dir_option(staff_revoke)
     staff_revoke.set_defaults(run=_staff_revoke)
     return parser
+
+
+def _port(raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise argparse.ArgumentTypeError(f"a port from 1 to 65535, not {raw!r}")
+    return int(raw)
 
 
 def _positive(raw: str) -> int:
@@ -111,7 +149,8 @@ def _positive(raw: str) -> int:
 def _data_dir_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="where embedded PostgreSQL, the local payment provider and the "
-                             "development secret live (default ./.gateway-data or GATEWAY_DATA_DIR)")
+                             "development secrets live; a running `serve`'s services there are used, "
+                             "never stopped (default: GATEWAY_DATA_DIR, else ./.gateway-data)")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -119,7 +158,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     if args.data_dir is not None:
         settings = settings.with_(data_dir=args.data_dir)
     _ensure_writable(settings.data_dir)
-    return resolve_secret_key(settings)
+    return for_start(settings)
 
 
 def _ensure_writable(data_dir: Path) -> None:
@@ -184,7 +223,7 @@ async def _serve_async(settings: Settings, sock: socket.socket, args: argparse.N
         async with _resources(settings) as (db, payments):
             await startup.apply_migrations(db)
             if settings.seed_demo:
-                await startup.seed_demo(db, payments)
+                await _seed_demo(settings, db, payments)
         log.info("GraphQL at http://%s:%d/graphql%s", args.host, args.port,
                  "" if settings.production else " (GraphiQL in a browser)")
         if args.workers > 1:
@@ -209,10 +248,18 @@ def _seed(args: argparse.Namespace) -> None:
         async with embedded_services(_settings(args)) as settings:
             async with _resources(settings) as (db, payments):
                 await startup.apply_migrations(db)
-                seeded = await startup.seed_demo(db, payments)
+                seeded = await _seed_demo(settings, db, payments)
         print("seeded the demo data" if seeded else "demo data already present; provider side checked")
 
     asyncio.run(run())
+
+
+async def _seed_demo(settings: Settings, db: Database, payments: PaymentsClient) -> bool:
+    try:
+        return await startup.seed_demo(db, payments)
+    except GatewayError as exc:
+        provider = settings.stripe_api_base or "Stripe"
+        raise CliError(f"seeding the demo data failed: {exc.message} (payment provider: {provider})") from None
 
 
 def _export_schema(args: argparse.Namespace) -> None:
@@ -280,6 +327,14 @@ async def _staff_account(db: Database, email: str) -> UUID:
     if account_id is None:
         raise CliError(f"no account has the email {email!r}")
     return account_id
+
+
+def _staff_list(args: argparse.Namespace) -> None:
+    async def show(db: Database) -> None:
+        for member in await staff.list_staff(db):
+            print(f"{member.email}  {member.role}  {member.name}  since {member.granted_at:%Y-%m-%d}")
+
+    _with_database(args, show)
 
 
 def _staff_grant(args: argparse.Namespace) -> None:

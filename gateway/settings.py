@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import ipaddress
+import logging
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from gateway import tracing
 from gateway.limits import LimitSettings
+from gateway.setting_kinds import (Choice, Directory, Flag, Integer, Kind, Prefixed, Proxies, Seconds,
+                                   StrongSecret, Text, Url)
 
-MIN_SECRET_LENGTH = 32
+log = logging.getLogger("gateway.settings")
+
 DEFAULT_HELP_CENTER_URL = "https://support.account-gateway.example/hc"
 # A request body may be at most this large (GraphQL and webhooks alike); bigger ones get 413.
 DEFAULT_MAX_BODY_BYTES = 1 << 20
@@ -68,6 +71,8 @@ class Settings:
     log_format: str | None = None
     # OpenTelemetry spans (gateway/tracing.py), when the `otel` extra is installed.
     tracing: bool = False
+    # Production only: run on the embedded PostgreSQL and the payment emulator anyway (a trial).
+    allow_embedded_services: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
     @property
@@ -82,133 +87,179 @@ class Settings:
         return replace(self, **changes)
 
 
-def from_env(environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+_FIELD_DEFAULT = object()  # the Settings (or LimitSettings) field's own default
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: the Settings attribute it sets (`limits.x` for LimitSettings),
+    its kind (how it is read and checked), and what it means (the README and `serve --help`)."""
+
+    env: str
+    attr: str
+    kind: Kind
+    help: str
+    # Unset or empty: this value; a callable gets the values read so far (the table is in order).
+    default: object = _FIELD_DEFAULT
+    default_doc: str | None = None  # the default as the README says it, when not a plain value
+
+    def default_value(self, read: dict[str, object]) -> object:
+        if callable(self.default):
+            return self.default(read)
+        if self.default is not _FIELD_DEFAULT:
+            return self.default
+        owner, _, name = self.attr.rpartition(".")
+        return (LimitSettings if owner else Settings).__dataclass_fields__[name or self.attr].default
+
+
+def _not_production(read: dict[str, object]) -> bool:
+    return read["env"] != "production"
+
+
+# Every setting the gateway reads from the environment, in the order the README lists them.
+# Adding one: a field on Settings, then one entry here (README: python -m gateway.settings_doc).
+SETTINGS: tuple[Setting, ...] = (
+    Setting("GATEWAY_ENV", "env", Choice(("development", "production")),
+            "`production` turns off GraphiQL, introspection and the demo seed, and requires real "
+            "services and a strong SECRET_KEY (see Production)"),
+    Setting("GATEWAY_DATA_DIR", "data_dir", Directory(), "same as `--data-dir`: embedded services, "
+            "the development secrets, mail files"),
+    Setting("DATABASE_URL", "database_url", Url(("postgresql", "postgres"), "postgresql://user@db:5432/gateway"),
+            "PostgreSQL DSN", default_doc="unset: embedded PostgreSQL under the data directory"),
+    Setting("STRIPE_API_KEY", "stripe_api_key", Prefixed(("sk_", "rk_")), "payment provider secret key",
+            default_doc="unset: localstripe on a free loopback port"),
+    Setting("STRIPE_API_BASE", "stripe_api_base", Url(("http", "https"), "http://127.0.0.1:8420"),
+            "provider base URL (for example your own emulator)", default_doc="Stripe's own"),
+    Setting("STRIPE_WEBHOOK_SECRET", "stripe_webhook_secret", Prefixed(("whsec_",)),
+            "verifies `POST /webhooks/payments` deliveries; required in production with a STRIPE_API_KEY",
+            default_doc="development: generated once into `<data-dir>/stripe_webhook_secret`; "
+                        "production: unset, every delivery refused"),
+    Setting("SECRET_KEY", "secret_key", StrongSecret(), "signs tokens (see Production for what counts as strong)",
+            default_doc="development: generated once into `<data-dir>/secret_key`; production: required"),
+    Setting("ALLOW_EMBEDDED_SERVICES", "allow_embedded_services", Flag(),
+            "production only: allow the embedded PostgreSQL and the payment emulator (a trial; logged "
+            "as a warning at every start)"),
+    Setting("SMTP_URL", "smtp_url", Url(("smtp", "smtps"), "smtp://user:password@mail.example.com:587"),
+            "outgoing mail server (STARTTLS when offered; `smtps://` for TLS from the start)",
+            default_doc="unset: mail is written as `.eml` files to `<data-dir>/mail/`"),
+    Setting("TOKEN_TTL_SECONDS", "token_ttl_seconds", Integer(60, 24 * 3600), "bearer token lifetime"),
+    Setting("REFRESH_TOKEN_TTL_SECONDS", "refresh_token_ttl_seconds", Integer(300, 365 * 24 * 3600),
+            "refresh token lifetime, counted again at each rotation"),
+    Setting("PROVIDER_TIMEOUT_SECONDS", "provider_timeout_seconds", Seconds(120),
+            "time box for every payment provider request, its retries included"),
+    Setting("PROVIDER_MAX_RETRIES", "provider_max_retries", Integer(0, 10),
+            "retries of reads, and of writes that carry an idempotency key (the same key every time)"),
+    Setting("PROVIDER_BREAKER_FAILURES", "provider_breaker_failures", Integer(1, 1000),
+            "failed provider requests in a row that open the circuit breaker"),
+    Setting("PROVIDER_BREAKER_COOLDOWN_SECONDS", "provider_breaker_cooldown_seconds", Seconds(3600),
+            "how long the open breaker fails fast before trying again"),
+    Setting("DB_POOL_MAX_SIZE", "db_pool_max_size", Integer(1, 1000), "PostgreSQL connections per process"),
+    Setting("DB_ACQUIRE_TIMEOUT_SECONDS", "db_acquire_timeout_seconds", Seconds(300),
+            "the longest a request waits for a pooled connection"),
+    Setting("DB_CONNECT_TIMEOUT_SECONDS", "db_connect_timeout_seconds", Seconds(300),
+            "the longest a new connection may take (a dead server is noticed quickly)"),
+    Setting("DB_COMMAND_TIMEOUT_SECONDS", "db_command_timeout_seconds", Seconds(3600, zero_is_off=True),
+            "bounds one statement on a connection that went away silently"),
+    Setting("HELP_CENTER_URL", "help_center_url", Url(("http", "https"), "https://help.example.com"),
+            "shown by `support { helpCenterUrl }`"),
+    Setting("PORTAL_URL", "portal_url", Url(("http", "https"), "https://portal.example.com", base=True),
+            "the customer portal's address, for links in mail (an invitation's `/accept-invitation?token=…`)"),
+    Setting("SEED_DEMO", "seed_demo", Flag(), "seed the demo into an empty database", default=_not_production,
+            default_doc="`1` in development, `0` in production"),
+    Setting("REDIS_URL", "redis_url", Url(("redis", "rediss", "unix"), "redis://cache:6379/0"),
+            "Redis for rate-limit buckets shared by several processes", default_doc="unset: buckets in each process"),
+    Setting("REDIS_KEY_PREFIX", "redis_key_prefix", Text(r"\S{1,200}", "text without spaces, at most 200 "
+                                                         "characters", ("two words", "x" * 201)),
+            "where the buckets' keys start in Redis (deployments sharing one Redis keep apart)"),
+    Setting("FORWARDED_ALLOW_IPS", "forwarded_allow_ips", Proxies(),
+            "proxies whose `X-Forwarded-For` gives the client address", default_doc="unset: forwarded headers ignored"),
+    Setting("MAX_QUERY_COST", "limits.max_query_cost", Integer(1, 10**12), "the most one query may cost"),
+    Setting("COST_BUDGET", "limits.cost_budget", Integer(1, 10**12), "each viewer's bucket of cost points"),
+    Setting("COST_RESTORE_RATE", "limits.cost_restore_rate", Seconds(10**12), "cost points restored per second"),
+    Setting("SIGN_IN_ATTEMPTS", "limits.sign_in_attempts", Integer(1, 10**6),
+            "failed password and token checks allowed per account in a window (counted before the check)"),
+    Setting("SIGN_IN_ATTEMPTS_PER_ADDRESS", "limits.sign_in_attempts_per_address", Integer(1, 10**6),
+            "the same, per client address"),
+    Setting("SIGN_IN_WINDOW_SECONDS", "limits.sign_in_window_seconds", Seconds(24 * 3600),
+            "the sign-in throttles' window"),
+    Setting("MAX_BODY_BYTES", "max_body_bytes", Integer(1024, MAX_BODY_BYTES_CEILING),
+            "the largest request body (GraphQL and webhooks); larger is 413"),
+    Setting("OPERATIONS_DIR", "operations_dir", Directory(exists=True),
+            "the registered persisted operations (`*.graphql`)", default_doc="the repository's `operations/`"),
+    Setting("PERSISTED_OPERATIONS_ONLY", "persisted_operations_only", Flag(),
+            "run registered operations only: any other query text is refused"),
+    Setting("LOG_FORMAT", "log_format", Choice(("json", "text")), "the request log line",
+            default_doc="`json` in production, `text` in development"),
+    Setting("GATEWAY_TRACING", "tracing", Flag(),
+            "OpenTelemetry spans through a tracer provider set up elsewhere (the OTEL_* variables also "
+            "turn tracing on; see Observability)"),
+)
+
+# Read by the OpenTelemetry SDK as it documents them; the gateway looks at these too (tracing.configured).
+OPENTELEMETRY_VARIABLES = ("OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT",
+                           "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SERVICE_NAME")
+
+
+def from_env(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Reads and checks every setting of SETTINGS; the first unusable one is a SettingsError.
+
+    An empty value counts as unset.
+    """
     env = dict(os.environ if environ is None else environ)
-    gateway_env = env.get("GATEWAY_ENV", "development")
-    if gateway_env not in ("development", "production"):
-        raise SettingsError(f"GATEWAY_ENV must be 'development' or 'production', not {gateway_env!r}")
-    settings = Settings(
-        env=gateway_env,
-        data_dir=Path(env.get("GATEWAY_DATA_DIR", ".gateway-data")),
-        database_url=env.get("DATABASE_URL") or None,
-        stripe_api_key=env.get("STRIPE_API_KEY") or None,
-        stripe_api_base=env.get("STRIPE_API_BASE") or None,
-        secret_key=env.get("SECRET_KEY", ""),
-        stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET", ""),
-        smtp_url=env.get("SMTP_URL") or None,
-        token_ttl_seconds=_int(env, "TOKEN_TTL_SECONDS", Settings.token_ttl_seconds),
-        refresh_token_ttl_seconds=_int(env, "REFRESH_TOKEN_TTL_SECONDS", Settings.refresh_token_ttl_seconds),
-        provider_timeout_seconds=_float(env, "PROVIDER_TIMEOUT_SECONDS", 10.0),
-        provider_max_retries=_int(env, "PROVIDER_MAX_RETRIES", 2),
-        provider_breaker_failures=_int(env, "PROVIDER_BREAKER_FAILURES", 5),
-        provider_breaker_cooldown_seconds=_float(env, "PROVIDER_BREAKER_COOLDOWN_SECONDS", 10.0),
-        db_pool_max_size=_int(env, "DB_POOL_MAX_SIZE", 10),
-        db_acquire_timeout_seconds=_float(env, "DB_ACQUIRE_TIMEOUT_SECONDS", 5.0),
-        db_connect_timeout_seconds=_float(env, "DB_CONNECT_TIMEOUT_SECONDS", 2.0),
-        db_command_timeout_seconds=_float(env, "DB_COMMAND_TIMEOUT_SECONDS", 30.0) or None,
-        help_center_url=env.get("HELP_CENTER_URL", DEFAULT_HELP_CENTER_URL),
-        portal_url=_base_url(env, "PORTAL_URL", DEFAULT_PORTAL_URL),
-        # Production databases start empty of demo organizations unless asked.
-        seed_demo=env.get("SEED_DEMO", "0" if gateway_env == "production" else "1")
-        not in ("0", "false", "no"),
-        redis_url=env.get("REDIS_URL") or None,
-        redis_key_prefix=env.get("REDIS_KEY_PREFIX") or Settings.redis_key_prefix,
-        forwarded_allow_ips=_proxies(env, "FORWARDED_ALLOW_IPS"),
-        limits=LimitSettings(
-            max_query_cost=_int(env, "MAX_QUERY_COST", LimitSettings.max_query_cost),
-            cost_budget=_int(env, "COST_BUDGET", LimitSettings.cost_budget),
-            cost_restore_rate=_float(env, "COST_RESTORE_RATE", LimitSettings.cost_restore_rate),
-            sign_in_attempts=_int(env, "SIGN_IN_ATTEMPTS", LimitSettings.sign_in_attempts),
-            sign_in_attempts_per_address=_int(env, "SIGN_IN_ATTEMPTS_PER_ADDRESS",
-                                              LimitSettings.sign_in_attempts_per_address),
-            sign_in_window_seconds=_float(env, "SIGN_IN_WINDOW_SECONDS", LimitSettings.sign_in_window_seconds),
-        ),
-        operations_dir=Path(env.get("OPERATIONS_DIR") or DEFAULT_OPERATIONS_DIR),
-        persisted_operations_only=env.get("PERSISTED_OPERATIONS_ONLY", "0").strip().lower() in ("1", "true", "yes"),
-        log_format=_choice(env, "LOG_FORMAT", ("json", "text")),
-        tracing=tracing.configured(env),
-        max_body_bytes=_int(env, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, bounds=(1024, MAX_BODY_BYTES_CEILING)),
-    )
+    read: dict[str, object] = {}
+    for setting in SETTINGS:
+        raw = (env.get(setting.env) or "").strip()
+        read[setting.attr] = _parse(setting, raw) if raw else setting.default_value(read)
+    limits = {attr.split(".", 1)[1]: value for attr, value in read.items() if attr.startswith("limits.")}
+    top = {attr: value for attr, value in read.items() if not attr.startswith("limits.")}
+    settings = Settings(**top, limits=LimitSettings(**limits))
+    settings = settings.with_(tracing=tracing.configured(env))
     return settings.with_(**overrides) if overrides else settings
 
 
-def _int(env: dict[str, str], name: str, default: int, bounds: tuple[int, int] | None = None) -> int:
-    raw = env.get(name)
-    if raw is None:
-        return default
-    wanted = "an integer" if bounds is None else f"an integer from {bounds[0]} to {bounds[1]}"
+def _parse(setting: Setting, raw: str) -> object:
     try:
-        value = int(raw)
+        return setting.kind.parse(raw)
     except ValueError:
-        raise SettingsError(f"{name} must be {wanted}, not {raw!r}") from None
-    if bounds is not None and not bounds[0] <= value <= bounds[1]:
-        raise SettingsError(f"{name} must be {wanted}, not {raw!r}")
-    return value
+        refused = getattr(setting.kind, "refused", None)
+        if refused:
+            raise SettingsError(f"{setting.env} {refused}: use {setting.kind.accepts}") from None
+        raise SettingsError(f"{setting.env} must be {setting.kind.accepts}, not {raw!r}") from None
 
 
-def _base_url(env: dict[str, str], name: str, default: str) -> str:
-    """An absolute http(s) address that paths are appended to: no query, no fragment, no trailing slash."""
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return default
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-        raise SettingsError(f"{name} must be an http(s) address such as https://portal.example.com, not {raw!r}")
-    return raw.rstrip("/")
-
-
-def _choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str | None:
-    raw = (env.get(name) or "").strip().lower()
-    if raw and raw not in choices:
-        raise SettingsError(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
-    return raw or None
-
-
-def _proxies(env: dict[str, str], name: str) -> tuple[str, ...]:
-    """A comma list of IP addresses or networks (CIDR), or `*` for any peer."""
-    raw = (env.get(name) or "").strip()
-    if raw == "*":
-        return ("*",)
-    found = tuple(item.strip() for item in raw.split(",") if item.strip())
-    for item in found:
-        try:
-            ipaddress.ip_network(item, strict=False) if "/" in item else ipaddress.ip_address(item)
-        except ValueError:
-            raise SettingsError(f"{name} must be a comma list of proxy IP addresses or networks (such as "
-                                f"10.0.0.5,10.1.0.0/16), or *, not {raw!r}") from None
-    return found
-
-
-def _float(env: dict[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, not {raw!r}") from None
-
-
-def resolve_secret_key(settings: Settings) -> Settings:
-    """Settles every secret at start: the token signing key, then the webhook signing secret."""
+def for_start(settings: Settings) -> Settings:
+    """What every command checks and settles before it starts anything: the production
+    requirements, then the secrets (the token signing key, the webhook signing secret)."""
+    check_production(settings)
     return resolve_webhook_secret(_resolve_token_key(settings))
 
 
-def _resolve_token_key(settings: Settings) -> Settings:
-    """Production demands a strong SECRET_KEY; development keeps one in the data directory.
+def check_production(settings: Settings) -> None:
+    """Production runs on real services: a PostgreSQL of its own (DATABASE_URL) and the real
+    payment provider (STRIPE_API_KEY). The embedded ones keep their data in one directory of
+    one machine, and the emulator takes any card: ALLOW_EMBEDDED_SERVICES=1 allows them for a
+    trial, with a warning at every start."""
+    if not settings.production:
+        return
+    missing = [name for name, value in (("DATABASE_URL", settings.database_url),
+                                        ("STRIPE_API_KEY", settings.stripe_api_key)) if not value]
+    if not missing:
+        return
+    if not settings.allow_embedded_services:
+        raise SettingsError(f"production needs {' and '.join(missing)}: without them the gateway would run on the "
+                            "embedded development services (set ALLOW_EMBEDDED_SERVICES=1 for a trial only)")
+    log.warning("PRODUCTION ON DEVELOPMENT SERVICES: %s not set and ALLOW_EMBEDDED_SERVICES=1; the embedded "
+                "PostgreSQL and the payment emulator are for trials, never for customers", " and ".join(missing))
 
-    Keeping the development key on disk means tokens survive a restart of `serve`.
-    """
+
+def _resolve_token_key(settings: Settings) -> Settings:
+    """Production must be given SECRET_KEY (its strength is checked where it is read, in
+    from_env); development keeps one in the data directory, so that tokens survive a
+    restart of `serve`."""
     if settings.secret_key:
-        if settings.production and len(settings.secret_key) < MIN_SECRET_LENGTH:
-            raise SettingsError(
-                f"SECRET_KEY is too weak: use at least {MIN_SECRET_LENGTH} random characters "
-                "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
-            )
         return settings
     if settings.production:
-        raise SettingsError("SECRET_KEY is not set: production needs a random key of at least "
-                            f"{MIN_SECRET_LENGTH} characters")
+        raise SettingsError(f"SECRET_KEY is not set: production needs {StrongSecret().accepts}")
     return settings.with_(secret_key=_kept_secret(settings.data_dir / "secret_key"))
 
 

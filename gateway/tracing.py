@@ -19,17 +19,18 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
+from gateway.setting_kinds import TRUE_WORDS
+
 log = logging.getLogger("gateway.tracing")
 
 INSTRUMENTATION_NAME = "account-gateway"
-_ON = ("1", "true", "yes")
 
 
 def configured(env: Mapping[str, str]) -> bool:
     """Whether the environment asks for traces (the OpenTelemetry variables, or ours)."""
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return False
-    if env.get("GATEWAY_TRACING", "").strip().lower() in _ON:
+    if env.get("GATEWAY_TRACING", "").strip().lower() in TRUE_WORDS:  # checked in settings.SETTINGS
         return True
     exporter = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
     if exporter:

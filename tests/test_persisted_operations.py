@@ -96,12 +96,12 @@ def test_the_cli_prints_hash_and_file(capsys):
     assert len(lines) == len(list(OPERATIONS.glob("*.graphql")))
 
 
-def test_settings_read_from_the_environment():
+def test_settings_read_from_the_environment(tmp_path):
     assert from_env({}).persisted_operations_only is False
     assert from_env({}).operations_dir == DEFAULT_OPERATIONS_DIR
     for raw, expected in (("1", True), ("true", True), ("TRUE", True), ("0", False), ("false", False)):
         assert from_env({"PERSISTED_OPERATIONS_ONLY": raw}).persisted_operations_only is expected
-    assert from_env({"OPERATIONS_DIR": "/srv/ops"}).operations_dir == Path("/srv/ops")
+    assert from_env({"OPERATIONS_DIR": str(tmp_path)}).operations_dir == tmp_path
 
 
 # Over HTTP

@@ -87,7 +87,7 @@ async def test_the_webhook_has_the_same_limit(app_for, settings, db):
     assert await recorded(db) == []
 
 
-@pytest.mark.parametrize("raw", ["0", "-5", "1023", str(64 * 1024 * 1024 + 1), "1MB", "1e6", ""])
+@pytest.mark.parametrize("raw", ["0", "-5", "1023", str(64 * 1024 * 1024 + 1), "1MB", "1e6"])
 def test_max_body_bytes_must_be_a_sane_number_of_bytes(raw):
     with pytest.raises(SettingsError, match=r"^MAX_BODY_BYTES must be an integer from 1024 to 67108864, not "):
         from_env({"MAX_BODY_BYTES": raw})

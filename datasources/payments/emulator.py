@@ -95,12 +95,40 @@ _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Emulator:
-    """A running localstripe child process; `api_base` is its URL."""
+    """A running localstripe child process; `api_base` is its URL.
+
+    One store has one emulator: a second process on the same file would overwrite the first
+    one's writes. So whoever starts one for others to share (`serve`) announces its address
+    next to the store, and `running_for` finds it (`seed` while a `serve` runs).
+    """
 
     def __init__(self, process: subprocess.Popen[bytes], api_base: str, store_path: Path) -> None:
         self.process = process
         self.api_base = api_base
         self.store_path = store_path
+        self._announced = False
+
+    @staticmethod
+    def address_file(store_path: Path) -> Path:
+        return Path(store_path).resolve().with_suffix(".address")
+
+    @classmethod
+    def running_for(cls, store_path: Path) -> str | None:
+        """The address of the emulator announced for this store, if it still runs and answers."""
+        try:
+            pid, api_base = cls.address_file(store_path).read_text().split()
+            os.kill(int(pid), 0)
+            host, port = api_base.removeprefix("http://").rsplit(":", 1)
+            socket.create_connection((host, int(port)), timeout=2).close()
+        except (OSError, ValueError):
+            return None
+        return api_base
+
+    def announce(self) -> None:
+        """Tells later processes using this store where this emulator answers (until it stops)."""
+        path = self.address_file(self.store_path)
+        path.write_text(f"{self.pid} {self.api_base}\n")
+        self._announced = True
 
     @property
     def port(self) -> int:
@@ -155,13 +183,19 @@ class Emulator:
 
     def stop(self) -> None:
         _terminate(self.process)
+        if self._announced:
+            self.address_file(self.store_path).unlink(missing_ok=True)
+            self._announced = False
 
     def restart(self, timeout: float = 15) -> None:
         """Stop (if running) and start again on the same port with the same store, as a
         provider comes back after an outage: clients keep their address."""
+        announced = self._announced
         self.stop()
         again = Emulator.start(self.store_path, timeout=timeout, port=self.port)
         self.process = again.process
+        if announced:
+            self.announce()
 
     def __enter__(self) -> Emulator:
         return self

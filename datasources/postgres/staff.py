@@ -74,6 +74,22 @@ async def grant_role(conn: asyncpg.Connection, account_id: UUID, role: str) -> s
     return previous
 
 
+@dataclass(frozen=True)
+class StaffMember:
+    email: str
+    name: str
+    role: str
+    granted_at: datetime
+
+
+async def list_staff(db: Executor) -> list[StaffMember]:
+    """Every account holding a live staff role, by email."""
+    rows = await db.fetch(
+        "SELECT a.email, a.name, r.role, r.granted_at FROM staff_roles r JOIN accounts a ON a.id = r.account_id"
+        " WHERE r.revoked_at IS NULL ORDER BY a.email")
+    return [StaffMember(**row) for row in rows]
+
+
 async def revoke_role(db: Executor, account_id: UUID) -> str | None:
     """The role revoked; None when the account held none."""
     return await db.fetchval(
