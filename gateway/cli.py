@@ -167,16 +167,24 @@ async def _resources(settings: Settings) -> AsyncIterator[tuple[Database, Paymen
 def _serve(args: argparse.Namespace) -> None:
     settings = _settings(args)
     sock = _bind(args.host, args.port)
+    try:
+        metrics_sock = _bind(settings.metrics_host, settings.metrics_port) if settings.metrics_port else None
+    except CliError:
+        sock.close()
+        raise
     # Until the server runs, a SIGTERM interrupts start-up like Ctrl-C does, and the
     # services started so far are stopped on the way out.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        asyncio.run(_serve_async(settings, sock, args))
+        asyncio.run(_serve_async(settings, sock, metrics_sock, args))
     finally:
         sock.close()
+        if metrics_sock is not None:
+            metrics_sock.close()
 
 
-async def _serve_async(settings: Settings, sock: socket.socket, args: argparse.Namespace) -> None:
+async def _serve_async(settings: Settings, sock: socket.socket, metrics_sock: socket.socket | None,
+                       args: argparse.Namespace) -> None:
     async with embedded_services(settings) as settings:
         async with _resources(settings) as (db, payments):
             await startup.apply_migrations(db)
@@ -184,10 +192,12 @@ async def _serve_async(settings: Settings, sock: socket.socket, args: argparse.N
                 await startup.seed_demo(db, payments)
         log.info("GraphQL at http://%s:%d/graphql%s", args.host, args.port,
                  "" if settings.production else " (GraphiQL in a browser)")
+        if metrics_sock is not None:
+            log.info("metrics at http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
         if args.workers > 1:
-            await workers.supervise(settings, sock, args.workers)
+            await workers.supervise(settings, sock, args.workers, metrics_sock)
         else:
-            await workers.serve_app(settings, sock)
+            await workers.serve_app(settings, sock, metrics_sock)
         log.info("stopped serving; stopping embedded services")
 
 

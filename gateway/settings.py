@@ -69,6 +69,11 @@ class Settings:
     # OpenTelemetry spans (gateway/tracing.py), when the `otel` extra is installed.
     tracing: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # /metrics (gateway/metrics.py): its own listener when a port is given, and a bearer token
+    # it demands when one is given; production without either serves no /metrics.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
+    metrics_token: str = ""
 
     @property
     def production(self) -> bool:
@@ -128,6 +133,9 @@ def from_env(environ: dict[str, str] | None = None, **overrides: object) -> Sett
         log_format=_choice(env, "LOG_FORMAT", ("json", "text")),
         tracing=tracing.configured(env),
         max_body_bytes=_int(env, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, bounds=(1024, MAX_BODY_BYTES_CEILING)),
+        metrics_host=_address(env, "METRICS_HOST", Settings.metrics_host),
+        metrics_port=_int(env, "METRICS_PORT", 0, bounds=(1, 65535)) if env.get("METRICS_PORT") else None,
+        metrics_token=_token(env, "METRICS_TOKEN"),
     )
     return settings.with_(**overrides) if overrides else settings
 
@@ -177,6 +185,26 @@ def _proxies(env: dict[str, str], name: str) -> tuple[str, ...]:
             raise SettingsError(f"{name} must be a comma list of proxy IP addresses or networks (such as "
                                 f"10.0.0.5,10.1.0.0/16), or *, not {raw!r}") from None
     return found
+
+
+def _address(env: dict[str, str], name: str, default: str) -> str:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        return str(ipaddress.ip_address(raw))
+    except ValueError:
+        raise SettingsError(f"{name} must be an IP address to listen on (such as 127.0.0.1 or 0.0.0.0), "
+                            f"not {raw!r}") from None
+
+
+def _token(env: dict[str, str], name: str) -> str:
+    """A bearer token the operator chose: empty, or long enough that guessing is hopeless."""
+    raw = env.get(name) or ""
+    if raw and (len(raw) < MIN_SECRET_LENGTH or not raw.isprintable() or " " in raw):
+        raise SettingsError(f"{name} must be at least {MIN_SECRET_LENGTH} printable characters without spaces "
+                            "(for example: python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+    return raw
 
 
 def _float(env: dict[str, str], name: str, default: float) -> float:
