@@ -3,7 +3,8 @@
 `configure(log_format)` applies `config(log_format)` with logging.config.dictConfig; the CLI
 does it once the settings are read, each worker of `serve --workers` does it again, and
 uvicorn is given the same dictionary as its `log_config`, so it installs no text handlers of
-its own. Every line goes to stdout:
+its own. Request lines go to stdout, every other line to stderr (where a command's own
+output, such as the token `service-token create` prints, stays apart from its log):
 - "json" (production's default): one JSON object a line, by python-json-logger, with
   `time`, `level`, `logger`, `pid` and `message`; a traceback is the `exception` field of
   its line, never lines of its own;
@@ -90,9 +91,9 @@ def config(log_format: str) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"lines": {"()": JsonLines if log_format == "json" else TextLines}},
-        "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "lines",
-                                "stream": "ext://sys.stdout"}},
-        "root": {"level": "INFO", "handlers": ["stdout"]},
+        "handlers": {stream: {"class": "logging.StreamHandler", "formatter": "lines", "stream": f"ext://sys.{stream}"}
+                     for stream in ("stdout", "stderr")},
+        "root": {"level": "INFO", "handlers": ["stderr"]},
         "loggers": {
             # uvicorn's own loggers write through the root's handler (theirs would be text).
             "uvicorn": {"level": "INFO", "handlers": [], "propagate": True},
