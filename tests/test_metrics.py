@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import secrets
 import socket
+import subprocess
 from collections.abc import Callable
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.limits import LimitSettings
 from gateway.metrics import OTHER, OperationLabels
 from gateway.settings import DEFAULT_OPERATIONS_DIR
+from tests.test_serve import clean_env, command, free_port
 
 DASHBOARD = (DEFAULT_OPERATIONS_DIR / "dashboard.graphql").read_text()
 INVOICES = (DEFAULT_OPERATIONS_DIR / "invoices.graphql").read_text()
@@ -203,3 +206,27 @@ async def test_with_a_metrics_token_only_a_scrape_that_sends_it_is_answered(app_
 async def test_with_a_metrics_port_the_public_port_serves_no_metrics(app_for, settings):
     gateway = await app_for(settings.with_(metrics_port=9464))  # the listener itself: tests/test_logs.py
     assert (await gateway.http.get("/metrics")).status_code == 404
+
+
+@pytest.mark.parametrize("name,value", [("METRICS_PORT", "99999"), ("METRICS_PORT", "9464x"),
+                                        ("METRICS_HOST", "metrics.internal"), ("METRICS_TOKEN", "short"),
+                                        ("METRICS_TOKEN", "x" * 40 + " with a space")])
+def test_a_bad_metrics_setting_is_a_one_line_error(tmp_path, name, value):
+    run = subprocess.run([*command(), "serve", "--port", str(free_port()), "--data-dir", str(tmp_path)],
+                         capture_output=True, text=True, env={**clean_env(), name: value}, timeout=60)
+    assert run.returncode == 2
+    [line] = run.stderr.strip().splitlines()
+    assert line.startswith(f"account-gateway: {name} must be")
+    assert not (tmp_path / "postgres").exists()  # nothing was started
+
+
+def test_a_metrics_port_in_use_is_a_one_line_error(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = subprocess.run([*command(), "serve", "--port", str(free_port()), "--data-dir", str(tmp_path)],
+                             capture_output=True, text=True, env={**clean_env(), "METRICS_PORT": str(port)},
+                             timeout=60)
+    assert run.returncode == 2
+    assert run.stderr.strip() == f"account-gateway: cannot listen on 127.0.0.1:{port}: address already in use"
