@@ -23,7 +23,6 @@ import pytest
 
 from tests.conftest import copy_template, drop_database, service_directory
 from tests.test_serve import Served, clean_env, command, free_port, login, stop
-from tests.test_workers import workers_of
 
 ORGANIZATION = "query OrganizationName { viewer { id organization { name } } }"
 
@@ -61,7 +60,8 @@ def start(root: Path, database_url: str, stripe_api_base: str, workers: int) -> 
             up = httpx.get(f"{served.url}/readyz", timeout=1).status_code == 200
         except httpx.TransportError:
             up = False
-        if up and (workers == 1 or len(workers_of(served)) == workers):
+        # every worker up, so that no start-up line comes in between a test's request and its line
+        if up and served.output().count("Application startup complete.") >= workers:
             return Production(served, database_url, workers, f"http://127.0.0.1:{metrics_port}/metrics")
         time.sleep(0.2)
     process.kill()
@@ -99,7 +99,9 @@ def test_a_request_is_one_json_line_with_its_request_fields(production):
     assert response.status_code == 200 and response.headers["x-request-id"] == request_id
     assert lines_naming(production, request_id)
     time.sleep(0.5)  # anything else the request would log (uvicorn's access line) has come by now
-    [line] = production.lines()[before:]
+    new = production.lines()[before:]
+    assert len(new) == 1, "\n".join(new)
+    [line] = new
     record = json.loads(line)
     assert record["logger"] == "gateway.requests" and record["level"] == "info"
     assert record["request_id"] == request_id and record["operation"] == "Ping"
