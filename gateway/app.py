@@ -18,7 +18,7 @@ from gateway.health import healthz, readyz
 from gateway.http import graphql_endpoint
 from gateway.limits import Limiter
 from gateway.mailer import Mailer
-from gateway.metrics import Metrics, metrics_endpoint
+from gateway.metrics import Metrics, metrics_endpoint, on_public_port
 from gateway.request_log import install_handler as install_request_log
 from gateway.tracing import load_tracer
 from gateway.persisted import OperationRegistry
@@ -77,7 +77,7 @@ def create_app(settings: Settings) -> Starlette:
             Route(graphiql.ASSET_PATH + "/{name}", graphiql.asset, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
-            Route("/metrics", metrics_endpoint, methods=["GET"]),
+            *([Route("/metrics", metrics_endpoint, methods=["GET"])] if on_public_port(settings) else []),
             Route("/webhooks/payments", payment_webhook, methods=["POST"]),
             Route("/invoices/{invoice_id}.pdf", invoice_files.invoice_pdf, methods=["GET"]),
             Route("/invoices.zip", invoice_files.invoices_zip, methods=["GET"]),

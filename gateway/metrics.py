@@ -4,9 +4,15 @@
 for each request, and the loaders and the payments client report batches and provider
 calls through it, with spans when the app has a tracer (gateway/tracing.py).
 
-The operation label is bounded: the operations registered from `operations/*.graphql`,
-`anonymous`, and the first OTHER_OPERATIONS_CAP other names clients send; any name after
-those (or one that is not a GraphQL name) is counted as `other`.
+The operation label is bounded by what the gateway knows, never by what clients send: the
+operations registered from `operations/*.graphql`, `anonymous`, and `other` for every other
+name. The operation type (`query`, `mutation`, `subscription`, `unknown` for a document
+that names none) is a label of its own, so `other` queries and mutations stay apart.
+
+Who may scrape: with METRICS_PORT, `/metrics` is served only on that listener
+(METRICS_HOST, loopback by default) and the public port answers 404; with METRICS_TOKEN,
+every scrape must send `Authorization: Bearer <token>` (401 otherwise); in production with
+neither, the public port answers 404. Development without either serves it openly.
 
 Several workers on one port (gateway/workers.py) would each answer a scrape with their own
 figures, so the supervisor gives them one PROMETHEUS_MULTIPROC_DIR: prometheus_client then
@@ -22,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
+import secrets
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
@@ -33,18 +39,20 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from datasources.instrumentation import pool_usage
 from datasources.payments.breaker import BreakerState
 from gateway.persisted import OperationRegistry
 from gateway.request_log import ANONYMOUS, RequestRecord
+from gateway.settings import Settings
 from gateway.tracing import Tracer
 
-OTHER_OPERATIONS_CAP = 100
 OTHER = "other"
-_GRAPHQL_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,99}")
+UNKNOWN_TYPE = "unknown"
 _NOTHING: AbstractContextManager[Any] = nullcontext()
 # Keys per loader batch: one object, a page of members (up to 100), a whole level of a big tenant.
 BATCH_SIZE_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
@@ -59,20 +67,13 @@ SHARE_SECONDS = 1.0
 
 
 class OperationLabels:
-    """Operation names as label values, with the number of distinct values bounded."""
+    """Operation names as label values: the registered ones, `anonymous`, and `other`."""
 
-    def __init__(self, registered: Iterable[str], cap: int = OTHER_OPERATIONS_CAP) -> None:
-        self._registered = frozenset({ANONYMOUS, OTHER, *registered})
-        self._seen: set[str] = set()
-        self._cap = cap
+    def __init__(self, registered: Iterable[str]) -> None:
+        self._registered = frozenset({ANONYMOUS, *registered})
 
     def __call__(self, name: str) -> str:
-        if name in self._registered or name in self._seen:
-            return name
-        if len(self._seen) >= self._cap or not _GRAPHQL_NAME.fullmatch(name):
-            return OTHER
-        self._seen.add(name)
-        return name
+        return name if name in self._registered else OTHER
 
 
 def registered_names(operations: OperationRegistry) -> set[str]:
@@ -95,11 +96,12 @@ class Metrics:
         self.tracing = tracer is not None
         self.operation_label = OperationLabels(registered_names(operations))
         r = self.registry
-        self.requests = Counter("gateway_requests", "GraphQL requests, by operation and outcome.",
-                                ["operation", "outcome"], registry=r)
+        labels = ["operation", "operation_type", "outcome"]
+        self.requests = Counter("gateway_requests", "GraphQL requests, by registered operation (others: 'other'), "
+                                "operation type and outcome.", labels, registry=r)
         self.request_seconds = Histogram("gateway_request_duration_seconds",
-                                         "Time to answer a GraphQL request, by operation and outcome.",
-                                         ["operation", "outcome"], registry=r)
+                                         "Time to answer a GraphQL request, by registered operation (others: "
+                                         "'other'), operation type and outcome.", labels, registry=r)
         self.rate_limited = Counter("gateway_rate_limit_rejections",
                                     "Requests refused as RATE_LIMITED, by kind: query_cost (the viewer's cost "
                                     "budget) or sign_in (the failed sign-in throttles).", ["kind"], registry=r)
@@ -124,12 +126,12 @@ class Metrics:
             self._summed = CollectorRegistry()
             MultiProcessCollector(self._summed, path=_SHARED_DIR)
         # Children by label values: `labels()` takes a lock and builds a key on every call.
-        self._request_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._request_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     # --- the HTTP layer --------------------------------------------------------------
 
     def request_done(self, record: RequestRecord) -> None:
-        key = (self.operation_label(record.operation), record.outcome)
+        key = (self.operation_label(record.operation), record.operation_type or UNKNOWN_TYPE, record.outcome)
         children = self._request_children.get(key)
         if children is None:
             children = self._request_children[key] = (self.requests.labels(*key), self.request_seconds.labels(*key))
@@ -233,7 +235,34 @@ class _SharedFigures:
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    metrics: Metrics | None = getattr(request.app.state, "metrics", None)
+    return _answer(request, request.app.state)
+
+
+def listener_app(app: Starlette) -> Starlette:
+    """The app of the METRICS_PORT listener: `/metrics` of `app`, and nothing else."""
+
+    async def endpoint(request: Request) -> Response:
+        return _answer(request, app.state)
+
+    return Starlette(routes=[Route("/metrics", endpoint, methods=["GET"])])
+
+
+def _answer(request: Request, state: Any) -> Response:
+    metrics: Metrics | None = getattr(state, "metrics", None)
     if metrics is None:  # the lifespan has not run (yet)
         return Response("metrics are not available yet\n", status_code=503, media_type="text/plain")
+    token = state.services.settings.metrics_token
+    if token and not _bearer_matches(request.headers.get("authorization", ""), token):
+        return Response("send the metrics token: Authorization: Bearer <METRICS_TOKEN>\n", status_code=401,
+                        media_type="text/plain", headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
     return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})
+
+
+def _bearer_matches(header: str, token: str) -> bool:
+    scheme, _, presented = header.partition(" ")
+    return scheme.lower() == "bearer" and secrets.compare_digest(presented.strip().encode(), token.encode())
+
+
+def on_public_port(settings: Settings) -> bool:
+    """Whether the public app serves `/metrics` (else it answers 404 there)."""
+    return settings.metrics_port is None and (bool(settings.metrics_token) or not settings.production)

@@ -17,19 +17,18 @@ Outcomes, also the `outcome` label of the metrics:
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from graphql import GraphQLError, OperationDefinitionNode
 
 from gateway.admission import parse_document
+from gateway.logs import PerRecord
 
 log = logging.getLogger("gateway.requests")
 
@@ -40,8 +39,6 @@ _SERVER_FAULTS = frozenset({"INTERNAL_SERVER_ERROR", "DATABASE_UNAVAILABLE", "PR
 _REFUSALS = frozenset({"RATE_LIMITED", "QUERY_TOO_COMPLEX", "GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED",
                        "BAD_REQUEST", "PERSISTED_QUERY_NOT_FOUND", "PERSISTED_QUERY_REQUIRED"})
 _MAX_LOGGED_NAME = 100
-# json.dumps with options builds an encoder per call; one, made once, writes the same text.
-_JSON_LINE = json.JSONEncoder(separators=(",", ":"), default=str)
 
 
 def request_id(header: str | None) -> str:
@@ -124,6 +121,15 @@ class RequestRecord:
             "user_error_codes": self.user_error_codes,
         }
 
+    def summary(self) -> str:
+        """The readable line of development logs."""
+        actual = "-" if self.cost_actual is None else self.cost_actual
+        cost = f" cost={actual}/{self.cost_requested}" if self.cost_requested is not None else ""
+        codes = self.error_codes + self.user_error_codes
+        errors = f" errors={','.join(codes)}" if codes else ""
+        return (f"{self.method} {self.operation[:_MAX_LOGGED_NAME]} {self.outcome} {self.status} "
+                f"{self.duration_seconds * 1000:.1f} ms viewer={self.viewer_id}{cost}{errors} id={self.request_id}")
+
 
 def user_error_codes(data: Any) -> list[str]:
     """The codes of the `userErrors` of a mutation's top-level payloads (nothing deeper: no
@@ -142,31 +148,6 @@ def user_error_codes(data: Any) -> list[str]:
 def write(record: RequestRecord, log_format: str) -> None:
     if log.isEnabledFor(logging.INFO):
         log.info("request", extra={"request": record, "log_format": log_format})
-
-
-class RequestFormatter(logging.Formatter):
-    """Formats any record; a request's record (`extra={"request": RequestRecord}`) as one JSON
-    object or one readable line, as its `log_format` ("json" or "text") says."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        request: RequestRecord | None = getattr(record, "request", None)
-        if getattr(record, "log_format", "text") == "json":
-            line: dict[str, Any] = {
-                "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
-                "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
-            if request is not None:
-                line.update(request.fields())
-            if record.exc_info:
-                line["exception"] = self.formatException(record.exc_info)
-            return _JSON_LINE.encode(line)
-        if request is None:
-            return super().format(record)
-        r = request
-        actual = "-" if r.cost_actual is None else r.cost_actual
-        cost = f" cost={actual}/{r.cost_requested}" if r.cost_requested is not None else ""
-        errors = f" errors={','.join(r.error_codes + r.user_error_codes)}" if r.error_codes or r.user_error_codes else ""
-        return (f"{self.formatTime(record)} {r.method} {r.operation[:_MAX_LOGGED_NAME]} {r.outcome} {r.status} "
-                f"{r.duration_seconds * 1000:.1f} ms viewer={r.viewer_id}{cost}{errors} id={r.request_id}")
 
 
 class _StdoutHandler(logging.StreamHandler):
@@ -191,7 +172,7 @@ def install_handler() -> None:
     if log.handlers:
         return
     handler = _StdoutHandler()
-    handler.setFormatter(RequestFormatter())
+    handler.setFormatter(PerRecord())
     log.addHandler(handler)
     if log.level == logging.NOTSET:
         log.setLevel(logging.INFO)

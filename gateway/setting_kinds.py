@@ -205,6 +205,17 @@ class Proxies:
 
 
 @dataclass(frozen=True)
+class Address:
+    """An IP address to listen on."""
+
+    accepts: str = "an IP address to listen on, such as 127.0.0.1 or 0.0.0.0"
+    bad: tuple[str, ...] = ("localhost:9000", "300.1.1.1")
+
+    def parse(self, raw: str) -> str:
+        return str(ipaddress.ip_address(raw))
+
+
+@dataclass(frozen=True)
 class Origins:
     """A comma list of web origins (scheme://host[:port], no path), e.g. for CORS."""
 

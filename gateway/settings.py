@@ -11,7 +11,7 @@ from pathlib import Path
 
 from gateway import tracing
 from gateway.limits import LimitSettings
-from gateway.setting_kinds import (Choice, Directory, Flag, Integer, Kind, Prefixed, Proxies, Seconds,
+from gateway.setting_kinds import (Address, Choice, Directory, Flag, Integer, Kind, Prefixed, Proxies, Seconds,
                                    StrongSecret, Text, Url)
 
 log = logging.getLogger("gateway.settings")
@@ -74,6 +74,11 @@ class Settings:
     # Production only: run on the embedded PostgreSQL and the payment emulator anyway (a trial).
     allow_embedded_services: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # /metrics (gateway/metrics.py): its own listener when a port is given, and a bearer token
+    # it demands when one is given; production without either serves no /metrics.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
+    metrics_token: str = ""
 
     @property
     def production(self) -> bool:
@@ -188,8 +193,14 @@ SETTINGS: tuple[Setting, ...] = (
             "the registered persisted operations (`*.graphql`)", default_doc="the repository's `operations/`"),
     Setting("PERSISTED_OPERATIONS_ONLY", "persisted_operations_only", Flag(),
             "run registered operations only: any other query text is refused"),
-    Setting("LOG_FORMAT", "log_format", Choice(("json", "text")), "the request log line",
+    Setting("LOG_FORMAT", "log_format", Choice(("json", "text")), "every log line as one JSON object, or readable text",
             default_doc="`json` in production, `text` in development"),
+    Setting("METRICS_HOST", "metrics_host", Address(), "where the `METRICS_PORT` listener binds"),
+    Setting("METRICS_PORT", "metrics_port", Integer(1, 65535),
+            "serve `/metrics` on its own listener at this port instead of the public one",
+            default_doc="unset: `/metrics` on the public port in development, nowhere in production"),
+    Setting("METRICS_TOKEN", "metrics_token", StrongSecret(),
+            "every scrape of `/metrics` must send `Authorization: Bearer <token>`", default_doc="unset: none asked"),
     Setting("GATEWAY_TRACING", "tracing", Flag(),
             "OpenTelemetry spans through a tracer provider set up elsewhere (the OTEL_* variables also "
             "turn tracing on; see Observability)"),

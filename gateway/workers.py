@@ -26,6 +26,7 @@ import os
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -34,8 +35,9 @@ from multiprocessing.process import BaseProcess
 import uvicorn
 from prometheus_client import multiprocess
 
+from gateway import logs
 from gateway.app import create_app
-from gateway.metrics import MULTIPROCESS_DIR_ENV
+from gateway.metrics import MULTIPROCESS_DIR_ENV, listener_app
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway.workers")
@@ -55,18 +57,33 @@ class Server(uvicorn.Server):
         yield
 
 
-async def serve_app(settings: Settings, sock: socket.socket) -> None:
-    """One process's server until SIGTERM or SIGINT, requests in flight answered first."""
+async def serve_app(settings: Settings, sock: socket.socket, metrics_sock: socket.socket | None = None) -> None:
+    """One process's server until SIGTERM or SIGINT, requests in flight answered first; and,
+    on `metrics_sock` (METRICS_PORT), the listener that serves `/metrics` alone."""
     # uvicorn would trust X-Forwarded-For from loopback by default: only the named proxies do.
     proxies = list(settings.forwarded_allow_ips)
-    server = Server(uvicorn.Config(create_app(settings), lifespan="on", log_level="info",
+    app = create_app(settings)
+    # The run's logging configuration, not uvicorn's own text one; the request log stands
+    # for uvicorn's access log (gateway/logs.py).
+    server = Server(uvicorn.Config(app, lifespan="on", log_level="info",
+                                   log_config=logs.config(settings.request_log_format), access_log=False,
                                    timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
                                    proxy_headers=bool(proxies), forwarded_allow_ips=proxies))
+    running = [server.serve(sockets=[sock])]
+    servers = [server]
+    if metrics_sock is not None:
+        servers.append(Server(uvicorn.Config(listener_app(app), lifespan="off", log_config=None, access_log=False,
+                                             proxy_headers=False)))
+        running.append(servers[-1].serve(sockets=[metrics_sock]))
     _tune_garbage_collection()
+    def stop(sig: signal.Signals) -> None:
+        for each in servers:
+            each.handle_exit(sig, None)
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, server.handle_exit, sig, None)
-    await server.serve(sockets=[sock])
+        loop.add_signal_handler(sig, stop, sig)
+    await asyncio.gather(*running)
 
 
 def _tune_garbage_collection() -> None:
@@ -80,14 +97,17 @@ def _tune_garbage_collection() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
-def _worker_main(settings: Settings, sock: socket.socket) -> None:
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s %(name)s[{os.getpid()}]: %(message)s")
-    for noisy in ("stripe", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    asyncio.run(serve_app(settings, sock))
+def _worker_main(settings: Settings, sock: socket.socket, metrics_sock: socket.socket | None) -> None:
+    logs.configure(settings.request_log_format)
+    try:
+        asyncio.run(serve_app(settings, sock, metrics_sock))
+    except Exception:  # noqa: BLE001 - logged in the run's format; multiprocessing would print it as text
+        log.exception("worker pid %d failed", os.getpid())
+        sys.exit(1)
 
 
-async def supervise(settings: Settings, sock: socket.socket, count: int) -> None:
+async def supervise(settings: Settings, sock: socket.socket, count: int,
+                    metrics_sock: socket.socket | None = None) -> None:
     """Runs `count` workers until SIGTERM or SIGINT, replacing any that exits."""
     if not settings.redis_url:
         log.warning("%d workers without REDIS_URL: each process keeps its own rate-limit buckets", count)
@@ -98,7 +118,7 @@ async def supervise(settings: Settings, sock: socket.socket, count: int) -> None
         loop.add_signal_handler(sig, stopping.set)
 
     def start() -> tuple[BaseProcess, float]:
-        process = spawn.Process(target=_worker_main, args=(settings, sock), name="account-gateway-worker")
+        process = spawn.Process(target=_worker_main, args=(settings, sock, metrics_sock), name="account-gateway-worker")
         process.start()
         log.info("started worker pid %d", process.pid)
         return process, time.monotonic()

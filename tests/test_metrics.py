@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import socket
+import subprocess
 from collections.abc import Callable
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.limits import LimitSettings
 from gateway.metrics import OTHER, OperationLabels
 from gateway.settings import DEFAULT_OPERATIONS_DIR
+from tests.test_serve import clean_env, command, free_port
 
 DASHBOARD = (DEFAULT_OPERATIONS_DIR / "dashboard.graphql").read_text()
 INVOICES = (DEFAULT_OPERATIONS_DIR / "invoices.graphql").read_text()
@@ -84,9 +88,10 @@ async def test_outcomes_for_client_mistakes_refusals_and_failures(app_for, setti
     after = await scrape(gateway)
     moved = between(before, after)
 
-    assert moved("gateway_requests_total", operation="WhoAmI", outcome="user_error") == 1
-    # A document that does not parse names no operation.
-    assert moved("gateway_requests_total", operation="anonymous", outcome="refused") == 1
+    # WhoAmI is no registered operation: one of the others.
+    assert moved("gateway_requests_total", operation=OTHER, operation_type="query", outcome="user_error") == 1
+    # A document that does not parse names no operation, nor its type.
+    assert moved("gateway_requests_total", operation="anonymous", operation_type="unknown", outcome="refused") == 1
     assert moved("gateway_requests_total", operation="InvoicesPage", outcome="error") == 1
     assert moved("gateway_requests_total") == 3
     assert moved("gateway_provider_request_errors_total", reason="connection") >= 1
@@ -112,8 +117,8 @@ async def test_rate_limit_rejections_are_counted_by_kind(app_for, settings):
 
     assert moved("gateway_rate_limit_rejections_total", kind="query_cost") == 1
     assert moved("gateway_rate_limit_rejections_total", kind="sign_in") == 1
-    assert moved("gateway_requests_total", operation="Products", outcome="refused") == 1
-    assert moved("gateway_requests_total", operation="WrongLogin", outcome="refused") == 1
+    assert moved("gateway_requests_total", operation=OTHER, operation_type="query", outcome="refused") == 1
+    assert moved("gateway_requests_total", operation=OTHER, operation_type="mutation", outcome="refused") == 1
 
 
 async def test_pool_gauges_show_connections_in_use_and_requests_waiting(gateway, settings):
@@ -147,25 +152,81 @@ async def test_breaker_state_is_exposed(gateway):
     assert "gateway_provider_breaker_rejections_total" in text
 
 
-def test_operation_labels_are_bounded():
-    labels = OperationLabels({"Dashboard"}, cap=3)
+def test_only_registered_operation_names_are_label_values():
+    labels = OperationLabels({"Dashboard"})
     assert labels("Dashboard") == "Dashboard"
     assert labels("anonymous") == "anonymous"
-    assert [labels(name) for name in ("A", "B", "C", "D")] == ["A", "B", "C", OTHER]
-    assert labels("A") == "A"  # still known once the cap is reached
-    assert labels("Dashboard") == "Dashboard"  # registered names never count against it
-    assert OperationLabels(set())("not a name; DROP") == OTHER
-    assert OperationLabels(set())("x" * 101) == OTHER
+    assert [labels(name) for name in ("A", "dashboard", "not a name; DROP", "x" * 101)] == [OTHER] * 4
 
 
-def test_registered_operations_keep_their_label_once_the_cap_is_reached():
-    from gateway.metrics import Metrics
-    from gateway.persisted import OperationRegistry
+async def test_random_operation_names_add_at_most_one_label_value(gateway):
+    before = operation_labels(await scrape(gateway))
+    names = {f"Op{secrets.token_hex(6)}" for _ in range(50)}
+    for i, name in enumerate(names):
+        kind = "mutation" if i % 2 else "query"  # the type is a label of its own
+        body = await gateway.execute(f"{kind} {name} {{ __typename }}")
+        assert "errors" not in body, body
+    after = await scrape(gateway)
+    assert len(operation_labels(after) - before) <= 1
+    assert not names & operation_labels(after)
+    assert total(after, "gateway_requests_total", operation=OTHER) == 50
+    assert {s.labels["operation_type"] for f in text_string_to_metric_families(after) for s in f.samples
+            if s.name == "gateway_requests_total" and s.labels["operation"] == OTHER} == {"query", "mutation"}
+    # the portal's own operations keep their names
+    token = await gateway.login("admin@northwind.example")
+    await gateway.execute(DASHBOARD, token=token)
+    assert "Dashboard" in operation_labels(await scrape(gateway))
 
-    metrics = Metrics(OperationRegistry.from_directory(DEFAULT_OPERATIONS_DIR))
-    for i in range(150):
-        metrics.operation_label(f"Unregistered{i}")
-    assert metrics.operation_label("Unregistered0") == "Unregistered0"
-    assert metrics.operation_label("Unregistered149") == OTHER
-    assert metrics.operation_label("Dashboard") == "Dashboard"
-    assert metrics.operation_label("InvoicesPage") == "InvoicesPage"
+
+def operation_labels(text: str) -> set[str]:
+    return {sample.labels["operation"] for family in text_string_to_metric_families(text)
+            for sample in family.samples if "operation" in sample.labels}
+
+
+async def test_production_serves_no_metrics_on_the_public_port(app_for, settings):
+    gateway = await app_for(settings.with_(env="production"))
+    assert (await gateway.http.get("/metrics")).status_code == 404
+    assert (await gateway.http.get("/metrics", headers={"authorization": "Bearer anything"})).status_code == 404
+
+
+async def test_with_a_metrics_token_only_a_scrape_that_sends_it_is_answered(app_for, settings):
+    token = secrets.token_urlsafe(32)
+    for env in ("production", "development"):
+        gateway = await app_for(settings.with_(env=env, metrics_token=token))
+        for refused in ({}, {"authorization": "Bearer wrong"}, {"authorization": token},
+                        {"authorization": f"Basic {token}"}):
+            response = await gateway.http.get("/metrics", headers=refused)
+            assert response.status_code == 401, (env, refused)
+            assert response.headers["www-authenticate"].startswith("Bearer")
+            assert "gateway_" not in response.text
+        answered = await gateway.http.get("/metrics", headers={"authorization": f"Bearer {token}"})
+        assert answered.status_code == 200 and "gateway_requests_total" in answered.text
+
+
+async def test_with_a_metrics_port_the_public_port_serves_no_metrics(app_for, settings):
+    gateway = await app_for(settings.with_(metrics_port=9464))  # the listener itself: tests/test_logs.py
+    assert (await gateway.http.get("/metrics")).status_code == 404
+
+
+@pytest.mark.parametrize("name,value", [("METRICS_PORT", "99999"), ("METRICS_PORT", "9464x"),
+                                        ("METRICS_HOST", "metrics.internal"), ("METRICS_TOKEN", "short"),
+                                        ("METRICS_TOKEN", "x" * 40 + " with a space")])
+def test_a_bad_metrics_setting_is_a_one_line_error(tmp_path, name, value):
+    run = subprocess.run([*command(), "serve", "--port", str(free_port()), "--data-dir", str(tmp_path)],
+                         capture_output=True, text=True, env={**clean_env(), name: value}, timeout=60)
+    assert run.returncode == 2
+    [line] = run.stderr.strip().splitlines()
+    assert line.startswith(f"account-gateway: {name} must be")
+    assert not (tmp_path / "postgres").exists()  # nothing was started
+
+
+def test_a_metrics_port_in_use_is_a_one_line_error(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = subprocess.run([*command(), "serve", "--port", str(free_port()), "--data-dir", str(tmp_path)],
+                             capture_output=True, text=True, env={**clean_env(), "METRICS_PORT": str(port)},
+                             timeout=60)
+    assert run.returncode == 2
+    assert run.stderr.strip() == f"account-gateway: cannot listen on 127.0.0.1:{port}: address already in use"

@@ -135,7 +135,11 @@ def test_admin_logs_in_and_reads_viewer_over_http(served):
     body = graphql(served, VIEWER, token=token)
     assert body["data"]["viewer"]["organization"]["name"] == "Northwind Studio"
     assert body["data"]["viewer"]["customerNumber"].startswith("C-")
-    assert "seeded the demo organizations" in served.output()
+    output = served.output()
+    assert "seeded the demo organizations" in output
+    # Development logs readable lines, one per request: no uvicorn access line beside the gateway's.
+    assert " POST Login ok 200 " in output and '"POST /graphql HTTP/1.1"' not in output
+    assert not [line for line in output.splitlines() if line.startswith("{")]
 
 
 def test_a_100_mb_body_is_refused_without_being_held(served):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.metrics import MULTIPROCESS_DIR_ENV
+from gateway.settings import DEFAULT_OPERATIONS_DIR
 from tests.conftest import service_directory
 from tests.test_metrics import total
 from tests.test_serve import VIEWER, Served, clean_env, command, free_port, gone, graphql, login, stop
@@ -33,11 +35,12 @@ def workers_of(served: Served) -> list[psutil.Process]:
     return found
 
 
-def start_workers(data_dir: Path, log: Path, count: int) -> Served:
+def start_workers(data_dir: Path, log: Path, count: int, env: dict[str, str] | None = None) -> Served:
     port = free_port()
     with log.open("w") as out:
         process = subprocess.Popen([*command(), "serve", "--port", str(port), "--data-dir", str(data_dir),
-                                    "--workers", str(count)], stdout=out, stderr=subprocess.STDOUT, env=clean_env())
+                                    "--workers", str(count)], stdout=out, stderr=subprocess.STDOUT,
+                                   env={**clean_env(), **(env or {})})
     served = Served(process, f"http://127.0.0.1:{port}", data_dir, log)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -57,7 +60,11 @@ def start_workers(data_dir: Path, log: Path, count: int) -> Served:
 @pytest.fixture(scope="module")
 def served() -> Iterator[Served]:
     with service_directory("workers") as root:
-        served = start_workers(root / "data", root / "serve.log", 2)
+        # COUNTED registered beside the portal's operations: only registered names are labels.
+        operations = root / "operations"
+        shutil.copytree(DEFAULT_OPERATIONS_DIR, operations)
+        (operations / "counted.graphql").write_text(COUNTED)
+        served = start_workers(root / "data", root / "serve.log", 2, {"OPERATIONS_DIR": str(operations)})
         yield served
         if served.process.poll() is None:
             stop(served)

