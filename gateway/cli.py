@@ -22,6 +22,7 @@ from datasources.postgres.database import Database
 from gateway import startup, workers
 from gateway.app import EMULATOR_API_KEY
 from gateway.embedded import embedded_services
+from gateway.persisted import load_operations
 from gateway.settings import Settings, SettingsError, from_env, resolve_secret_key
 from schema import build_schema
 
@@ -169,6 +170,7 @@ async def _resources(settings: Settings) -> AsyncIterator[tuple[Database, Paymen
 
 def _serve(args: argparse.Namespace) -> None:
     settings = _settings(args)
+    load_operations(settings)  # a bad operation or manifest stops here, before anything starts
     sock = _bind(args.host, args.port)
     # Until the server runs, a SIGTERM interrupts start-up like Ctrl-C does, and the
     # services started so far are stopped on the way out.

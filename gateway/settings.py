@@ -64,6 +64,8 @@ class Settings:
     # Persisted operations: the registered `*.graphql` files, and whether only they may run.
     operations_dir: Path = DEFAULT_OPERATIONS_DIR
     persisted_operations_only: bool = False
+    # A manifest client tooling writes (graphql-codegen's persisted-documents.json): more registered operations.
+    persisted_operations_manifest: Path | None = None
     # The request log line: "json" or "text"; None: JSON in production, text in development.
     log_format: str | None = None
     # OpenTelemetry spans (gateway/tracing.py), when the `otel` extra is installed.
@@ -124,6 +126,8 @@ def from_env(environ: dict[str, str] | None = None, **overrides: object) -> Sett
             sign_in_window_seconds=_float(env, "SIGN_IN_WINDOW_SECONDS", LimitSettings.sign_in_window_seconds),
         ),
         operations_dir=Path(env.get("OPERATIONS_DIR") or DEFAULT_OPERATIONS_DIR),
+        persisted_operations_manifest=Path(env["PERSISTED_OPERATIONS_MANIFEST"])
+        if env.get("PERSISTED_OPERATIONS_MANIFEST") else None,
         persisted_operations_only=env.get("PERSISTED_OPERATIONS_ONLY", "0").strip().lower() in ("1", "true", "yes"),
         log_format=_choice(env, "LOG_FORMAT", ("json", "text")),
         tracing=tracing.configured(env),

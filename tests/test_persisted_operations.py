@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from graphql import parse, print_ast
+
 from gateway import persisted
 from gateway.admission import parse_document
 from gateway.persisted import OperationRegistry
+from gateway.printed import printed_forms, stable_print
 from gateway.settings import DEFAULT_OPERATIONS_DIR, from_env
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -56,18 +59,36 @@ async def get_hash(gateway, digest: str, variables: dict | None = None, *, token
 # The registry
 
 
-def test_the_registry_holds_every_operation_file_by_the_hash_of_its_exact_text():
+def test_the_registry_holds_every_operation_file_by_its_printed_forms_and_exact_text():
     registry = OperationRegistry.from_directory(OPERATIONS)
     files = sorted(OPERATIONS.glob("*.graphql"))
-    assert len(registry) == len(files) > 0
-    assert registry.hashes() == sorted(hashlib.sha256(f.read_bytes()).hexdigest() for f in files)
+    expected = {}
     for file in files:
-        digest = hashlib.sha256(file.read_bytes()).hexdigest()
-        assert registry.get(digest) == file.read_bytes().decode("utf-8")
-        assert registry.get(digest.upper()) == registry.get(digest)
-        assert registry.file(digest) == file.name
+        text = file.read_bytes().decode("utf-8")
+        forms = {text, *printed_forms(parse(text))}
+        assert stable_print(parse(text)) in forms and print_ast(parse(text)) in forms
+        expected.update({sha(form): (form, file.name) for form in forms})
+    assert registry.hashes() == sorted(expected) and len(registry) == len(expected) >= 3 * len(files)
+    for digest, (text, name) in expected.items():
+        assert registry.get(digest) == text  # a hash runs the very text it is the hash of
+        assert registry.get(digest.upper()) == registry.get(f"sha256:{digest}") == text
+        assert registry.file(digest) == name
         assert registry.is_registered(digest)
+    assert registry.form(sha(text_of("dashboard.graphql"))) == "file"
     assert registry.get("0" * 64) is None
+
+
+def test_reformatting_an_operation_keeps_its_printed_hashes_and_reordering_its_stable_one():
+    """Comments and layout change the file's bytes, not what a client tool hashes; field order
+    changes graphql-js `print` but not graphql-codegen's stable print."""
+    text = text_of("payInvoice.graphql")
+    reformatted = "# another comment\n" + text.replace("    paymentPending\n", "    paymentPending,\n\n")
+    reordered = text.replace("    paymentPending\n    declineReason\n", "    declineReason\n    paymentPending\n")
+    assert len({text, reformatted, reordered}) == 3
+    original, *changed = (set(OperationRegistry.from_texts({"op.graphql": t}).hashes())
+                          for t in (text, reformatted, reordered))
+    assert original - changed[0] == {sha(text)}
+    assert original & changed[1] == {sha(stable_print(parse(text)))}
 
 
 def test_a_missing_directory_registers_nothing(tmp_path):
@@ -88,12 +109,14 @@ def test_learned_operations_are_bounded_least_recently_used_first():
     assert sha(a) not in registry.hashes()  # learned, never registered
 
 
-def test_the_cli_prints_hash_and_file(capsys):
+def test_the_cli_prints_hash_file_and_form(capsys):
     assert persisted.main([str(OPERATIONS)]) == 0
     lines = capsys.readouterr().out.splitlines()
     dashboard = sha(text_of("dashboard.graphql"))
-    assert f"{dashboard} {OPERATIONS / 'dashboard.graphql'}" in lines
-    assert len(lines) == len(list(OPERATIONS.glob("*.graphql")))
+    assert f"{dashboard} {OPERATIONS / 'dashboard.graphql'} file" in lines
+    codegen = sha(stable_print(parse(text_of("login.graphql"))))
+    assert f"{codegen} {OPERATIONS / 'login.graphql'} graphql-js 17 stable print (graphql-codegen)" in lines
+    assert len(lines) == len(OperationRegistry.from_directory(OPERATIONS))
 
 
 def test_settings_read_from_the_environment():
@@ -102,6 +125,8 @@ def test_settings_read_from_the_environment():
     for raw, expected in (("1", True), ("true", True), ("TRUE", True), ("0", False), ("false", False)):
         assert from_env({"PERSISTED_OPERATIONS_ONLY": raw}).persisted_operations_only is expected
     assert from_env({"OPERATIONS_DIR": "/srv/ops"}).operations_dir == Path("/srv/ops")
+    assert from_env({}).persisted_operations_manifest is None
+    assert from_env({"PERSISTED_OPERATIONS_MANIFEST": "/srv/pd.json"}).persisted_operations_manifest == Path("/srv/pd.json")
 
 
 # Over HTTP
