@@ -98,7 +98,7 @@ class OperationRegistry:
         return text
 
     def is_registered(self, sha256: str) -> bool:
-        """Registered at start (from the directory), as opposed to learned from a client."""
+        """Registered at start (from the directory or the manifest), as opposed to learned from a client."""
         return document_key(sha256) in self._operations
 
     def hashes(self) -> list[str]:
