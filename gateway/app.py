@@ -21,7 +21,7 @@ from gateway.mailer import Mailer
 from gateway.metrics import Metrics, metrics_endpoint, on_public_port
 from gateway.request_log import install_handler as install_request_log
 from gateway.tracing import load_tracer
-from gateway.persisted import OperationRegistry
+from gateway.persisted import load_operations
 from gateway.ratelimit import LocalBuckets, RedisBuckets
 from gateway.services import Services, resolver_config
 from gateway.settings import Settings
@@ -36,7 +36,7 @@ def create_app(settings: Settings) -> Starlette:
     """`settings.database_url` must be set: the CLI starts embedded services before this."""
     assert settings.database_url, "create_app needs a database_url"
     assert settings.secret_key, "create_app needs a secret_key"
-    operations = OperationRegistry.from_directory(settings.operations_dir)  # once, at app start
+    operations = load_operations(settings)  # once, at app start
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -23,6 +23,7 @@ from datasources.postgres.database import Database
 from gateway import logs, startup, workers
 from gateway.app import EMULATOR_API_KEY
 from gateway.embedded import embedded_services
+from gateway.persisted import load_operations
 from gateway.settings import Settings, SettingsError, for_start, from_env
 from gateway.settings_doc import environment_help
 from schema import build_schema
@@ -205,6 +206,7 @@ async def _resources(settings: Settings) -> AsyncIterator[tuple[Database, Paymen
 
 def _serve(args: argparse.Namespace) -> None:
     settings = _settings(args)
+    load_operations(settings)  # a bad operation or manifest stops here, before anything starts
     sock = _bind(args.host, args.port)
     try:
         metrics_sock = _bind(settings.metrics_host, settings.metrics_port) if settings.metrics_port else None

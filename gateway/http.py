@@ -31,7 +31,7 @@ from gateway.bodies import BodyTooLarge, InvalidJSON, load_json
 from gateway.cost import actual_cost
 from gateway.errors import format_error, is_request_error
 from gateway.metrics import Metrics
-from gateway.persisted import sha256_hex
+from gateway.persisted import document_key, sha256_hex
 from gateway.request_log import ANONYMOUS, RequestRecord, describe_operation, request_id, user_error_codes
 from gateway.services import Services
 from loaders import create_loaders
@@ -110,7 +110,10 @@ def _json_object(raw: Any, name: str) -> dict[str, Any] | None:
 
 
 def _persisted_hash(extensions: dict[str, Any] | None) -> str | None:
-    """Apollo's `{"persistedQuery": {"version": 1, "sha256Hash": "<hex>"}}`, or None without it."""
+    """Apollo's `{"persistedQuery": {"version": 1, "sha256Hash": "<hex>"}}`, or None without it.
+
+    The hash may carry the GraphQL-over-HTTP spec's `sha256:` prefix.
+    """
     if not extensions or extensions.get("persistedQuery") is None:
         return None
     persisted = extensions["persistedQuery"]
@@ -121,7 +124,7 @@ def _persisted_hash(extensions: dict[str, Any] | None) -> str | None:
     digest = persisted.get("sha256Hash")
     if not isinstance(digest, str) or not digest:
         raise BadRequest("'extensions.persistedQuery.sha256Hash' must be a non-empty string.")
-    return digest.lower()
+    return document_key(digest)  # graphql-codegen 6 sends "sha256:<hex>"
 
 
 def params_from(data: Any) -> GraphQLParams:

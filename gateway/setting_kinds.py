@@ -189,6 +189,20 @@ class Directory:
 
 
 @dataclass(frozen=True)
+class File:
+    """An existing file (read at start)."""
+
+    accepts: str = "an existing file"
+    bad: tuple[str, ...] = ("/nonexistent/persisted-documents.json", "/")
+
+    def parse(self, raw: str) -> Path:
+        path = Path(raw).expanduser()
+        if not path.is_file():
+            raise ValueError(raw)
+        return path
+
+
+@dataclass(frozen=True)
 class Proxies:
     """A comma list of IP addresses or networks (CIDR), or `*` for any peer."""
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from gateway import tracing
 from gateway.limits import LimitSettings
-from gateway.setting_kinds import (Address, Choice, Directory, Flag, Integer, Kind, Prefixed, Proxies, Seconds,
+from gateway.setting_kinds import (Address, Choice, Directory, File, Flag, Integer, Kind, Prefixed, Proxies, Seconds,
                                    StrongSecret, Text, Url)
 
 log = logging.getLogger("gateway.settings")
@@ -67,6 +67,8 @@ class Settings:
     # Persisted operations: the registered `*.graphql` files, and whether only they may run.
     operations_dir: Path = DEFAULT_OPERATIONS_DIR
     persisted_operations_only: bool = False
+    # A manifest client tooling writes (graphql-codegen's persisted-documents.json): more registered operations.
+    persisted_operations_manifest: Path | None = None
     # The request log line: "json" or "text"; None: JSON in production, text in development.
     log_format: str | None = None
     # OpenTelemetry spans (gateway/tracing.py), when the `otel` extra is installed.
@@ -191,6 +193,9 @@ SETTINGS: tuple[Setting, ...] = (
             "the largest request body (GraphQL and webhooks); larger is 413"),
     Setting("OPERATIONS_DIR", "operations_dir", Directory(exists=True),
             "the registered persisted operations (`*.graphql`)", default_doc="the repository's `operations/`"),
+    Setting("PERSISTED_OPERATIONS_MANIFEST", "persisted_operations_manifest", File(),
+            "a client tool's manifest of persisted operations (graphql-codegen's `persisted-documents.json` "
+            "or Apollo's), registered beside `OPERATIONS_DIR`", default_doc="unset: the folder alone"),
     Setting("PERSISTED_OPERATIONS_ONLY", "persisted_operations_only", Flag(),
             "run registered operations only: any other query text is refused"),
     Setting("LOG_FORMAT", "log_format", Choice(("json", "text")), "every log line as one JSON object, or readable text",

@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from graphql import OperationDefinitionNode, OperationType, parse
 
 from datasources.payments.client import PaymentsClient
 from datasources.payments.emulator import Emulator
@@ -33,6 +34,16 @@ from gateway.app import EMULATOR_API_KEY, create_app
 from gateway.settings import Settings
 
 DEMO_PASSWORD = "demo-password"
+OPERATIONS = Path(__file__).resolve().parents[1] / "operations"
+
+
+def screens() -> list[str]:
+    """The portal's screens: the query operations of operations/ by file stem (the rest are mutations)."""
+    return sorted(path.stem for path in OPERATIONS.glob("*.graphql")
+                  if all(isinstance(d, OperationDefinitionNode) and d.operation == OperationType.QUERY
+                         for d in parse(path.read_text()).definitions))
+
+
 LOGIN = """
 mutation Login($email: String!, $password: String!) {
   login(input: {email: $email, password: $password}) { token userErrors { field message code } }

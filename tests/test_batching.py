@@ -11,6 +11,7 @@ from graphql import parse, validate
 from datasources.postgres.database import Database
 from loaders import create_loaders
 from schema import build_schema
+from tests.conftest import screens
 
 OPERATIONS = Path(__file__).resolve().parents[1] / "operations"
 DASHBOARD = (OPERATIONS / "dashboard.graphql").read_text()
@@ -23,7 +24,7 @@ def test_every_named_operation_validates_against_the_schema():
         assert validate(schema, parse(path.read_text())) == [], path.name
 
 
-@pytest.mark.parametrize("operation", sorted(p.stem for p in OPERATIONS.glob("*.graphql")))
+@pytest.mark.parametrize("operation", screens())
 async def test_every_named_operation_answers_an_admin_without_errors(gateway, operation):
     token = await gateway.login("admin@northwind.example")
     body = await gateway.execute((OPERATIONS / f"{operation}.graphql").read_text(), token=token)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from schema.execution import LevelExecutor
+from tests.conftest import screens
 
 OPERATIONS = Path(__file__).resolve().parents[1] / "operations"
 
@@ -73,7 +74,7 @@ async def ids(gateway, token) -> dict:
     return {"id": viewer["organization"]["id"], "ids": [viewer["id"], viewer["organization"]["id"], "bm9wZQ=="]}
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in OPERATIONS.glob("*.graphql")))
+@pytest.mark.parametrize("name", screens())
 async def test_every_portal_operation_answers_the_same_by_levels(gateway, admin, name):
     query = (OPERATIONS / f"{name}.graphql").read_text()
     levels, core, used = await both(gateway, query, {}, admin)
