@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,6 +22,10 @@ MAX_BODY_BYTES_CEILING = 64 << 20  # past this the limit no longer protects the 
 DEFAULT_PORTAL_URL = "https://portal.account-gateway.example"
 # The portal's named operations, registered as persisted operations at start.
 DEFAULT_OPERATIONS_DIR = Path(__file__).resolve().parents[1] / "operations"
+# Okta's ceiling for its refresh token grace period: longer and a stolen token gets a real window.
+MAX_REFRESH_REUSE_GRACE_SECONDS = 60
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_HOST = re.compile(r"[a-z0-9.-]+|[0-9a-f:.]+")  # a DNS name or IPv4 address, or an IPv6 one (urlsplit lower-cases)
 
 
 class SettingsError(Exception):
@@ -41,6 +46,9 @@ class Settings:
     # Access tokens are short-lived; clients keep signed in by trading their refresh token.
     token_ttl_seconds: int = 15 * 60
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    # A refresh token traded in this recently gets the same successor again (two tabs, a lost
+    # answer) instead of ending the session as reuse; 0 turns the grace off.
+    refresh_reuse_grace_seconds: int = 10
     provider_timeout_seconds: float = 10.0
     provider_max_retries: int = 2
     provider_breaker_failures: int = 5
@@ -69,6 +77,8 @@ class Settings:
     # OpenTelemetry spans (gateway/tracing.py), when the `otel` extra is installed.
     tracing: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # Web origins (scheme://host[:port]) whose pages may call the API from a browser; ("*",): any.
+    cors_origins: tuple[str, ...] = ()
 
     @property
     def production(self) -> bool:
@@ -98,6 +108,8 @@ def from_env(environ: dict[str, str] | None = None, **overrides: object) -> Sett
         smtp_url=env.get("SMTP_URL") or None,
         token_ttl_seconds=_int(env, "TOKEN_TTL_SECONDS", Settings.token_ttl_seconds),
         refresh_token_ttl_seconds=_int(env, "REFRESH_TOKEN_TTL_SECONDS", Settings.refresh_token_ttl_seconds),
+        refresh_reuse_grace_seconds=_int(env, "REFRESH_REUSE_GRACE_SECONDS", Settings.refresh_reuse_grace_seconds,
+                                         bounds=(0, MAX_REFRESH_REUSE_GRACE_SECONDS)),
         provider_timeout_seconds=_float(env, "PROVIDER_TIMEOUT_SECONDS", 10.0),
         provider_max_retries=_int(env, "PROVIDER_MAX_RETRIES", 2),
         provider_breaker_failures=_int(env, "PROVIDER_BREAKER_FAILURES", 5),
@@ -128,6 +140,7 @@ def from_env(environ: dict[str, str] | None = None, **overrides: object) -> Sett
         log_format=_choice(env, "LOG_FORMAT", ("json", "text")),
         tracing=tracing.configured(env),
         max_body_bytes=_int(env, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, bounds=(1024, MAX_BODY_BYTES_CEILING)),
+        cors_origins=_origins(env, "CORS_ORIGINS", production=gateway_env == "production"),
     )
     return settings.with_(**overrides) if overrides else settings
 
@@ -177,6 +190,35 @@ def _proxies(env: dict[str, str], name: str) -> tuple[str, ...]:
             raise SettingsError(f"{name} must be a comma list of proxy IP addresses or networks (such as "
                                 f"10.0.0.5,10.1.0.0/16), or *, not {raw!r}") from None
     return found
+
+
+def _origins(env: dict[str, str], name: str, *, production: bool) -> tuple[str, ...]:
+    """A comma list of web origins, written as a browser sends them in `Origin` (lower case, no
+    default port), or `*` for any origin outside production."""
+    raw = (env.get(name) or "").strip()
+    if raw == "*":
+        if production:
+            raise SettingsError(f"{name}=* is refused in production: name the origins of your web clients, "
+                                "such as https://portal.example.com")
+        return ("*",)
+    found = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        parts = urlsplit(item)
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if (parts.scheme.lower() not in _DEFAULT_PORTS or not _HOST.fullmatch(parts.hostname or "") or port == -1
+                or parts.username
+                or parts.password or parts.path or parts.query or parts.fragment or item.endswith(("?", "#"))):
+            raise SettingsError(f"{name} must be a comma list of origins such as https://portal.example.com or "
+                                f"http://localhost:5173 (scheme, host and port; no path), not {item!r}")
+        scheme = parts.scheme.lower()
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        found.append(f"{scheme}://{host}" + (f":{port}" if port not in (None, _DEFAULT_PORTS[scheme]) else ""))
+    return tuple(dict.fromkeys(found))
 
 
 def _float(env: dict[str, str], name: str, default: float) -> float:
