@@ -9,8 +9,10 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import jwt
+import pytest
 
 from gateway.limits import LimitSettings
+from gateway.settings import SettingsError, from_env
 from tests.conftest import DEMO_PASSWORD
 
 LOGIN = """
@@ -305,3 +307,15 @@ async def test_guessing_refresh_tokens_is_throttled_per_address(app_for, setting
         codes.append(body["errors"][0]["extensions"]["code"] if body.get("errors")
                      else body["data"]["refreshToken"]["userErrors"][0]["code"])
     assert codes == ["INVALID_REFRESH_TOKEN"] * 5 + ["RATE_LIMITED"] * 2
+
+
+def test_the_reuse_grace_is_read_from_the_environment():
+    assert from_env({}).refresh_reuse_grace_seconds == 10
+    assert from_env({"REFRESH_REUSE_GRACE_SECONDS": "0"}).refresh_reuse_grace_seconds == 0
+    assert from_env({"REFRESH_REUSE_GRACE_SECONDS": "60"}).refresh_reuse_grace_seconds == 60
+
+
+@pytest.mark.parametrize("raw", ["-1", "61", "3600", "ten", "1.5", ""])
+def test_the_reuse_grace_must_be_a_few_seconds(raw):
+    with pytest.raises(SettingsError, match=r"^REFRESH_REUSE_GRACE_SECONDS must be an integer from 0 to 60, not "):
+        from_env({"REFRESH_REUSE_GRACE_SECONDS": raw})
