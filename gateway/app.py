@@ -14,6 +14,7 @@ from datasources.payments.client import PaymentsClient
 from datasources.postgres.database import Database
 from gateway import graphiql, invoice_files
 from gateway.bodies import BodyLimit
+from gateway.cors import cors_middleware
 from gateway.health import healthz, readyz
 from gateway.http import graphql_endpoint
 from gateway.limits import Limiter
@@ -82,6 +83,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/invoices/{invoice_id}.pdf", invoice_files.invoice_pdf, methods=["GET"]),
             Route("/invoices.zip", invoice_files.invoices_zip, methods=["GET"]),
         ],
-        middleware=[Middleware(BodyLimit, max_bytes=settings.max_body_bytes)],
+        # CORS outermost: a page can read the refusals of the layers inside too (the body limit's 413).
+        middleware=[*cors_middleware(settings.cors_origins), Middleware(BodyLimit, max_bytes=settings.max_body_bytes)],
         lifespan=lifespan,
     )

@@ -31,6 +31,7 @@ DEFAULT_QUERY = """\
 mutation {
   login(input: {email: "admin@northwind.example", password: "demo-password"}) {
     token
+    expiresAt
     userErrors { field message code }
   }
 }

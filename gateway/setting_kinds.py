@@ -229,21 +229,36 @@ class Address:
         return str(ipaddress.ip_address(raw))
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_HOST = re.compile(r"[a-z0-9.-]+|[0-9a-f:.]+")  # a DNS name or IPv4 address, or an IPv6 one (urlsplit lower-cases)
+
+
 @dataclass(frozen=True)
 class Origins:
-    """A comma list of web origins (scheme://host[:port], no path), e.g. for CORS."""
+    """A comma list of web origins (scheme://host[:port], no path), written as a browser sends
+    them in `Origin` (lower case, no default port); `*` for any (production refuses it)."""
 
-    accepts: str = "a comma list of origins such as https://portal.example.com,http://localhost:5173"
-    bad: tuple[str, ...] = ("portal.example.com", "https://portal.example.com/app")
+    accepts: str = ("a comma list of origins such as https://portal.example.com,http://localhost:5173 "
+                    "(scheme, host and port; no path), or *")
+    bad: tuple[str, ...] = ("portal.example.com", "https://portal.example.com/app", "ftp://x.example",
+                            "https://user@x.example", "https://x.example:99999")
 
     def parse(self, raw: str) -> tuple[str, ...]:
-        found = tuple(item.strip().rstrip("/") for item in raw.split(",") if item.strip())
-        for origin in found:
-            parts = urlsplit(origin)
-            parts.port  # noqa: B018  (a port that is not a number raises here)
-            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query:
-                raise ValueError(raw)
-        return found
+        if raw == "*":
+            return ("*",)
+        found = []
+        for item in (part.strip() for part in raw.split(",")):
+            if not item:
+                continue
+            parts = urlsplit(item)
+            port = parts.port  # a port that is not a number, or out of range, raises ValueError here
+            scheme = parts.scheme.lower()
+            if (scheme not in _DEFAULT_PORTS or not _HOST.fullmatch(parts.hostname or "") or parts.username
+                    or parts.password or parts.path or parts.query or parts.fragment or item.endswith(("?", "#"))):
+                raise ValueError(item)
+            host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+            found.append(f"{scheme}://{host}" + (f":{port}" if port not in (None, _DEFAULT_PORTS[scheme]) else ""))
+        return tuple(dict.fromkeys(found))
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from gateway import tracing
 from gateway.limits import LimitSettings
-from gateway.setting_kinds import (Address, Choice, Directory, File, Flag, Integer, Kind, Prefixed, Proxies, Seconds,
+from gateway.setting_kinds import (Address, Choice, Directory, File, Flag, Integer, Kind, Origins, Prefixed, Proxies,
+                                   Seconds,
                                    StrongSecret, Text, Url)
 
 log = logging.getLogger("gateway.settings")
@@ -24,6 +25,8 @@ MAX_BODY_BYTES_CEILING = 64 << 20  # past this the limit no longer protects the 
 DEFAULT_PORTAL_URL = "https://portal.account-gateway.example"
 # The portal's named operations, registered as persisted operations at start.
 DEFAULT_OPERATIONS_DIR = Path(__file__).resolve().parents[1] / "operations"
+# Okta's ceiling for its refresh token grace period: longer and a stolen token gets a real window.
+MAX_REFRESH_REUSE_GRACE_SECONDS = 60
 
 
 class SettingsError(Exception):
@@ -44,6 +47,9 @@ class Settings:
     # Access tokens are short-lived; clients keep signed in by trading their refresh token.
     token_ttl_seconds: int = 15 * 60
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    # A refresh token traded in this recently gets the same successor again (two tabs, a lost
+    # answer) instead of ending the session as reuse; 0 turns the grace off.
+    refresh_reuse_grace_seconds: int = 10
     provider_timeout_seconds: float = 10.0
     provider_max_retries: int = 2
     provider_breaker_failures: int = 5
@@ -81,6 +87,8 @@ class Settings:
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None
     metrics_token: str = ""
+    # Web origins (scheme://host[:port]) whose pages may call the API from a browser; ("*",): any.
+    cors_origins: tuple[str, ...] = ()
 
     @property
     def production(self) -> bool:
@@ -152,6 +160,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TOKEN_TTL_SECONDS", "token_ttl_seconds", Integer(60, 24 * 3600), "bearer token lifetime"),
     Setting("REFRESH_TOKEN_TTL_SECONDS", "refresh_token_ttl_seconds", Integer(300, 365 * 24 * 3600),
             "refresh token lifetime, counted again at each rotation"),
+    Setting("REFRESH_REUSE_GRACE_SECONDS", "refresh_reuse_grace_seconds", Integer(0, MAX_REFRESH_REUSE_GRACE_SECONDS),
+            "a just-rotated refresh token presented again within this many seconds returns the same successor "
+            "(two tabs, a retried request) instead of ending the session; 0: never"),
     Setting("PROVIDER_TIMEOUT_SECONDS", "provider_timeout_seconds", Seconds(120),
             "time box for every payment provider request, its retries included"),
     Setting("PROVIDER_MAX_RETRIES", "provider_max_retries", Integer(0, 10),
@@ -178,6 +189,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("REDIS_KEY_PREFIX", "redis_key_prefix", Text(r"\S{1,200}", "text without spaces, at most 200 "
                                                          "characters", ("two words", "x" * 201)),
             "where the buckets' keys start in Redis (deployments sharing one Redis keep apart)"),
+    Setting("CORS_ORIGINS", "cors_origins", Origins(),
+            "web origins whose pages may call the API from a browser (`*`: any, refused in production)",
+            default_doc="unset: no CORS"),
     Setting("FORWARDED_ALLOW_IPS", "forwarded_allow_ips", Proxies(),
             "proxies whose `X-Forwarded-For` gives the client address", default_doc="unset: forwarded headers ignored"),
     Setting("MAX_QUERY_COST", "limits.max_query_cost", Integer(1, 10**12), "the most one query may cost"),
@@ -257,6 +271,9 @@ def check_production(settings: Settings) -> None:
     trial, with a warning at every start."""
     if not settings.production:
         return
+    if settings.cors_origins == ("*",):
+        raise SettingsError("CORS_ORIGINS=* is refused in production: name the origins of your web clients, "
+                            "such as https://portal.example.com")
     missing = [name for name, value in (("DATABASE_URL", settings.database_url),
                                         ("STRIPE_API_KEY", settings.stripe_api_key)) if not value]
     if not missing:

@@ -20,6 +20,8 @@ class Config:
     secret_key: str
     token_ttl_seconds: int
     refresh_token_ttl_seconds: int
+    # How long a traded-in refresh token still gets its successor again; 0: never.
+    refresh_reuse_grace_seconds: int
     help_center_url: str
     portal_url: str  # no trailing slash
 

@@ -31,7 +31,7 @@ from resolvers import organizations as resolve_organizations
 from resolvers.attempts import check_password, give_back_attempt, hash_new_password, take_attempt
 from resolvers.context import Context
 from resolvers.permissions import viewer_membership
-from resolvers.sessions import start_session
+from resolvers.sessions import SessionTokens, start_session
 from resolvers.user_errors import Problem
 from resolvers.writes import (NOT_FOUND, OnBehalf, after_write, audit_refusal, audit_success, claim_key,
                               complete_key, key_problem, require_change, require_change_in, send_mail)
@@ -84,8 +84,7 @@ class InvitationChange:
 @dataclass(frozen=True)
 class AcceptResult:
     account: Account | None = None
-    token: str | None = None
-    refresh_token: str | None = None
+    tokens: SessionTokens | None = None
     problems: list[Problem] = field(default_factory=list)
 
 
@@ -400,12 +399,11 @@ async def accept_invitation(ctx: Context, token: str, name: str | None, password
                                action="member.join", target=invitation.email,
                                details={"invitationId": invitation.id, "role": invitation.role,
                                         "accountCreated": created})
-            bearer, refresh_token = await start_session(ctx, conn, account_id)
+            signed_in = await start_session(ctx, conn, account_id)
     except _Refused as refused:
         return AcceptResult(problems=refused.problems)
     after_write(ctx)
-    return AcceptResult(account=await ctx.loaders.accounts.account.load(account_id), token=bearer,
-                        refresh_token=refresh_token)
+    return AcceptResult(account=await ctx.loaders.accounts.account.load(account_id), tokens=signed_in)
 
 
 async def _joining_account(ctx: Context, conn: asyncpg.Connection, email: str, name: str,

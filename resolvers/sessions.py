@@ -3,7 +3,9 @@
 `login` opens a session and hands out a short-lived access token (a JWT naming the session)
 and a refresh token. `refresh` trades a refresh token for a new pair within the same session:
 each refresh token works once, and presenting a used one again ends the session, which ends
-every token of its chain (see datasources/postgres/refresh_tokens.py).
+every token of its chain (see datasources/postgres/refresh_tokens.py) — unless it was traded
+in moments ago (the reuse grace) and what it was traded for is still unused: then the client
+raced itself or lost the answer, and gets the same successor again.
 """
 
 from __future__ import annotations
@@ -14,8 +16,6 @@ from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
 from auth import refresh_tokens, tokens
-from auth.viewer import NOT_AUTHENTICATED
-from datasources.errors import Unauthenticated
 from datasources.postgres import accounts, sessions
 from datasources.postgres import refresh_tokens as stored_refresh_tokens
 from datasources.postgres.accounts import Account
@@ -27,45 +27,51 @@ from resolvers.writes import require_change, require_own_change
 
 MAX_EMAIL_LENGTH = 320
 MAX_PASSWORD_LENGTH = 1024
-# One message for every refused refresh token (unknown, expired, revoked, reused).
-REFRESH_REFUSED = "The refresh token is not valid: sign in again."
+# One answer for a wrong password and an unknown email: it must not tell which accounts exist.
+INVALID_CREDENTIALS = Problem((), "The email or password is not correct.", "INVALID_CREDENTIALS")
+# One answer for every refused refresh token (unknown, expired, revoked, reused).
+INVALID_REFRESH_TOKEN = Problem(("input", "refreshToken"), "The refresh token is not valid: sign in again.",
+                                "INVALID_REFRESH_TOKEN")
+
+
+@dataclass(frozen=True)
+class SessionTokens:
+    """What a client keeps to stay signed in, with when each part expires."""
+
+    token: str
+    expires_at: datetime
+    refresh_token: str
+    refresh_token_expires_at: datetime
+
+    @property
+    def session_expires_at(self) -> datetime:
+        # The session must outlive both: the access token for its requests, the refresh token
+        # for the next rotation (and so that ending "all sessions" still finds it).
+        return max(self.expires_at, self.refresh_token_expires_at)
 
 
 @dataclass(frozen=True)
 class LoginResult:
-    token: str | None = None
-    refresh_token: str | None = None
+    tokens: SessionTokens | None = None
     account: Account | None = None
     problems: list[Problem] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class RefreshResult:
-    token: str | None = None
-    refresh_token: str | None = None
+    tokens: SessionTokens | None = None
     problems: list[Problem] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class _Credentials:
-    """A new access token and refresh token for one session, not yet stored."""
-
-    token: str
-    refresh_token: str
-    refresh_hash: bytes
-    refresh_expires_at: datetime
-    # The session must outlive both: the access token for its requests, the refresh token for
-    # the next rotation (and so that ending "all sessions" still finds it).
-    session_expires_at: datetime
-
-
-def _credentials(ctx: Context, session_id: UUID, account_id: UUID) -> _Credentials:
+def _issue(ctx: Context, session_id: UUID, account_id: UUID, refresh_token: str,
+           refresh_expires_at: datetime | None = None) -> SessionTokens:
+    """A new access token for the session, with `refresh_token` (expiring after the configured
+    lifetime, or at `refresh_expires_at` for one issued before)."""
     token, claims = tokens.issue(ctx.config.secret_key, session_id=session_id, account_id=account_id,
                                  ttl_seconds=ctx.config.token_ttl_seconds)
-    refresh, refresh_hash = refresh_tokens.new()
-    refresh_expires_at = datetime.now(timezone.utc) + timedelta(seconds=ctx.config.refresh_token_ttl_seconds)
-    return _Credentials(token, refresh, refresh_hash, refresh_expires_at,
-                        max(claims.expires_at, refresh_expires_at))
+    if refresh_expires_at is None:
+        refresh_expires_at = datetime.now(timezone.utc) + timedelta(seconds=ctx.config.refresh_token_ttl_seconds)
+    return SessionTokens(token, claims.expires_at, refresh_token, refresh_expires_at)
 
 
 async def login(ctx: Context, email: str, password: str) -> LoginResult:
@@ -78,23 +84,25 @@ async def login(ctx: Context, email: str, password: str) -> LoginResult:
     # Checked even for an unknown email, so that both failures take the same time.
     valid = await check_password(ctx, email, credentials.password_hash if credentials else None, password)
     if credentials is None or not valid:
-        raise Unauthenticated(NOT_AUTHENTICATED)
+        return LoginResult(problems=[INVALID_CREDENTIALS])
     async with ctx.db.transaction() as conn:
-        token, refresh_token = await start_session(ctx, conn, credentials.account_id)
+        issued = await start_session(ctx, conn, credentials.account_id)
     account = await ctx.loaders.accounts.account.load(credentials.account_id)
-    return LoginResult(token=token, refresh_token=refresh_token, account=account)
+    return LoginResult(tokens=issued, account=account)
 
 
-async def start_session(ctx: Context, conn: Executor, account_id: UUID) -> tuple[str, str]:
+async def start_session(ctx: Context, conn: Executor, account_id: UUID) -> SessionTokens:
     """A new server-side session of the account: its bearer token and first refresh token.
 
     `conn` is the caller's transaction, so the session exists only if the change commits.
     """
     session_id = uuid.uuid4()
-    issued = _credentials(ctx, session_id, account_id)
+    refresh_token, refresh_hash = refresh_tokens.new()
+    issued = _issue(ctx, session_id, account_id, refresh_token)
     await sessions.create_session(conn, session_id, account_id, issued.session_expires_at)
-    await _store_refresh_token(conn, session_id, issued)
-    return issued.token, issued.refresh_token
+    await stored_refresh_tokens.insert_refresh_token(conn, session_id=session_id, token_hash=refresh_hash,
+                                                     expires_at=issued.refresh_token_expires_at)
+    return issued
 
 
 def _validate(email: str, password: str) -> list[Problem]:
@@ -106,18 +114,13 @@ def _validate(email: str, password: str) -> list[Problem]:
     return problems
 
 
-async def _store_refresh_token(db: Executor, session_id: UUID, issued: _Credentials,
-                               parent_id: UUID | None = None) -> None:
-    await stored_refresh_tokens.insert_refresh_token(db, session_id=session_id, token_hash=issued.refresh_hash,
-                                                     expires_at=issued.refresh_expires_at, parent_id=parent_id)
-
-
 async def refresh(ctx: Context, presented: str) -> RefreshResult:
     """A new access token and refresh token for the session of `presented`, which is used up.
 
-    Refused (UNAUTHENTICATED, one message whatever the reason): an unknown token, an expired
-    one, one whose session has ended, and a used one; a used one also ends its session, since
-    either its owner or whoever copied it is replaying it, and there is no telling which.
+    Refused (INVALID_REFRESH_TOKEN, one message whatever the reason): an unknown token, an
+    expired one, one whose session has ended, and a used one; a used one also ends its
+    session, since either its owner or whoever copied it is replaying it, and there is no
+    telling which. Except within the reuse grace: see `_handed_out_again`.
     """
     await require_change(ctx, "refreshToken")
     if not presented:
@@ -129,27 +132,47 @@ async def refresh(ctx: Context, presented: str) -> RefreshResult:
     # One transaction, the presented token locked first: of concurrent requests with one
     # token, exactly one trades it in; the others then find it used.
     async with ctx.db.transaction() as conn:
-        found = await stored_refresh_tokens.lock_presented(conn, refresh_tokens.hash_token(presented))
-        issued = await _rotate(ctx, conn, found) if found else None
+        found = await stored_refresh_tokens.lock_presented(conn, refresh_tokens.hash_token(presented),
+                                                           ctx.config.refresh_reuse_grace_seconds)
+        issued = await _trade(ctx, conn, presented, found) if found else None
     if issued is None:
-        raise Unauthenticated(REFRESH_REFUSED)
+        return RefreshResult(problems=[INVALID_REFRESH_TOKEN])
     await give_back_attempt(ctx)
-    return RefreshResult(token=issued.token, refresh_token=issued.refresh_token)
+    return RefreshResult(tokens=issued)
 
 
-async def _rotate(ctx: Context, conn: Executor,
-                  found: stored_refresh_tokens.PresentedToken) -> _Credentials | None:
+async def _trade(ctx: Context, conn: Executor, presented: str,
+                 found: stored_refresh_tokens.PresentedToken) -> SessionTokens | None:
     if found.used:
-        # Committed although the request fails: ending the chain is the point of noticing reuse.
-        await sessions.revoke_session(conn, found.session_id)
-        return None
+        again = await _handed_out_again(ctx, conn, presented, found) if found.just_used else None
+        if again is None:
+            # Committed although the request is refused: ending the chain is the point of noticing reuse.
+            await sessions.revoke_session(conn, found.session_id)
+        return again
     if not found.usable:
         return None
-    issued = _credentials(ctx, found.session_id, found.account_id)
+    successor, successor_hash = refresh_tokens.successor(ctx.config.secret_key, presented)
+    issued = _issue(ctx, found.session_id, found.account_id, successor)
     if not await sessions.extend_session(conn, found.session_id, issued.session_expires_at):
         return None  # the session ended while this request waited for it
     await stored_refresh_tokens.mark_used(conn, found.id)
-    await _store_refresh_token(conn, found.session_id, issued, parent_id=found.id)
+    await stored_refresh_tokens.insert_refresh_token(conn, session_id=found.session_id, token_hash=successor_hash,
+                                                     expires_at=issued.refresh_token_expires_at, parent_id=found.id)
+    return issued
+
+
+async def _handed_out_again(ctx: Context, conn: Executor, presented: str,
+                            found: stored_refresh_tokens.PresentedToken) -> SessionTokens | None:
+    """For a token traded in within the reuse grace: the same successor again, with a new access
+    token, as long as that successor is unused and its session live. None when the client has
+    moved on (the successor was traded in too: this is an older token) or it cannot be found."""
+    successor, successor_hash = refresh_tokens.successor(ctx.config.secret_key, presented)
+    stored = await stored_refresh_tokens.lock_successor(conn, found.id, successor_hash)
+    if stored is None or not stored.usable:
+        return None
+    issued = _issue(ctx, found.session_id, found.account_id, successor, stored.expires_at)
+    if not await sessions.extend_session(conn, found.session_id, issued.session_expires_at):
+        return None
     return issued
 
 

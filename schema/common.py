@@ -48,6 +48,14 @@ class UserErrorCode(Enum):
     EMAIL_NOT_CHANGEABLE = strawberry.enum_value("EMAIL_NOT_CHANGEABLE", description="The email can only be changed by support.")
     WRONG_PASSWORD = strawberry.enum_value("WRONG_PASSWORD", description="The current password is not correct.")
     WEAK_PASSWORD = strawberry.enum_value("WEAK_PASSWORD", description="The new password is too short or too easy to guess.")
+    INVALID_CREDENTIALS = strawberry.enum_value(
+        "INVALID_CREDENTIALS",
+        description="`login`: the email or the password is not correct (the same answer for both, and for an "
+                    "email without an account).")
+    INVALID_REFRESH_TOKEN = strawberry.enum_value(
+        "INVALID_REFRESH_TOKEN",
+        description="`refreshToken`: the refresh token is unknown, expired, ended by `logout`, or was used before "
+                    "(the same answer for each); sign in again.")
 
 
 @strawberry.type(description="An expected failure of a mutation, tied to the input field that caused it.")

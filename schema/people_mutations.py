@@ -7,6 +7,7 @@ wrong type or unknown, is told NOT_FOUND, the same for all so that nothing's exi
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import strawberry
@@ -17,6 +18,7 @@ from resolvers.organizations import MEMBER_PREFIX
 from schema.account import Account, OrganizationRole
 from schema.common import Info, UserError, node_uuid, user_errors
 from schema.organization import Invitation, Member, Organization
+from schema.sessions import EXPIRES_AT, REFRESH_TOKEN_EXPIRES_AT, signed_in
 
 
 # --- inviteMembers -----------------------------------------------------------------------------
@@ -145,14 +147,15 @@ class AcceptInvitationPayload:
         description="INVITATION_NOT_PENDING for an unknown, used, revoked or expired token; "
                     "IN_ANOTHER_ORGANIZATION; WRONG_PASSWORD for an existing account; REQUIRED name and "
                     "WEAK_PASSWORD for a new one.")
+    expires_at: datetime | None = strawberry.field(description=EXPIRES_AT)
+    refresh_token_expires_at: datetime | None = strawberry.field(description=REFRESH_TOKEN_EXPIRES_AT)
 
 
 async def accept_invitation(info: Info, input: Annotated[AcceptInvitationInput, strawberry.argument(
         description="Token, name and password.")]) -> AcceptInvitationPayload:
     result = await resolve.accept_invitation(info.context, input.token, input.name, input.password)
     return AcceptInvitationPayload(account=Account.from_record(result.account) if result.account else None,
-                                   token=result.token, refresh_token=result.refresh_token,
-                                   user_errors=user_errors(result.problems))
+                                   **signed_in(result.tokens), user_errors=user_errors(result.problems))
 
 
 # --- removeMember, changeMemberRole -------------------------------------------------------------

@@ -50,6 +50,13 @@ mutation Login($email: String!, $password: String!) {
 }
 """
 
+def login_outcome(response) -> str:
+    """A refused login's code: its user error's, or the top-level error's (RATE_LIMITED)."""
+    body = response.json()
+    if body.get("errors"):
+        return body["errors"][0]["extensions"]["code"]
+    return body["data"]["login"]["userErrors"][0]["code"]
+
 
 @dataclass(frozen=True)
 class TestServices:
@@ -184,7 +191,7 @@ class Gateway:
 
     async def login(self, email: str, password: str = DEMO_PASSWORD) -> str:
         body = await self.execute(LOGIN, {"email": email, "password": password})
-        assert "errors" not in body, json.dumps(body)
+        assert "errors" not in body and body["data"]["login"]["userErrors"] == [], json.dumps(body)
         return body["data"]["login"]["token"]
 
 

@@ -59,8 +59,9 @@ async def test_login_is_case_insensitive_on_email(gateway):
 ])
 async def test_wrong_password_and_unknown_email_fail_the_same_way(gateway, email, password):
     body = await gateway.execute(LOGIN, {"email": email, "password": password})
-    assert body["data"] is None
-    assert_unauthenticated(body)
+    assert "errors" not in body
+    assert body["data"]["login"] == {"token": None, "userErrors": [
+        {"field": None, "message": "The email or password is not correct.", "code": "INVALID_CREDENTIALS"}]}
 
 
 async def test_login_with_malformed_input_returns_user_errors(gateway):

@@ -5,17 +5,21 @@ Opt-in: the browser test runs where `/usr/bin/chromium` and `/usr/bin/chromedriv
 skips, saying which is missing, where they are not. It follows the README's "A first query":
 run the `login` mutation in GraphiQL, put the token in the Headers pane, run the README's query
 and read the answer in the result pane. GraphiQL's files come from the gateway itself: the
-browser may fetch nothing from anywhere else.
+browser may fetch nothing from anywhere else. And a web front end on another origin calls the
+API with fetch(): allowed through CORS_ORIGINS, refused by the browser otherwise.
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -74,13 +78,42 @@ async def test_production_serves_neither_graphiql_nor_its_files(app_for, setting
     assert (await production.http.get(f"{graphiql.ASSET_PATH}/graphiql.min.js")).status_code == 404
 
 
+@dataclass(frozen=True)
+class Pages:
+    """Two web front ends on origins of their own: one named in CORS_ORIGINS, one not."""
+
+    allowed: str
+    refused: str
+
+
+class _QuietPages(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
 @pytest.fixture(scope="module")
-def served() -> Iterator[Served]:
+def pages(tmp_path_factory) -> Iterator[Pages]:
     reason = _missing_browser()
-    if reason:  # before starting a server the test would not use
+    if reason:  # before starting servers the tests would not use
         pytest.skip(reason)
+    root = tmp_path_factory.mktemp("front-end")
+    (root / "index.html").write_text("<!doctype html><title>Portal front end</title>")
+    servers = [ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietPages, directory=str(root)))
+               for _ in range(2)]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield Pages(*(f"http://127.0.0.1:{server.server_address[1]}" for server in servers))
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+
+
+@pytest.fixture(scope="module")
+def served(pages: Pages) -> Iterator[Served]:
     with service_directory("browser") as root:
-        served = start(root / "data", root / "serve.log")
+        served = start(root / "data", root / "serve.log", {"CORS_ORIGINS": pages.allowed})
         try:
             yield served
         finally:
@@ -176,3 +209,28 @@ def test_graphiql_signs_in_and_runs_the_readme_query(served, browser):
     loaded = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert {url.rsplit("/", 1)[1] for url in loaded if "/graphiql/static/" in url} == set(graphiql.ASSETS)
     assert [url for url in loaded if not url.startswith(served.url)] == []
+
+
+# What a web front end does: POST a query with its bearer token, and read the answer and a header.
+FETCH = """
+const [url, token, done] = arguments;
+fetch(url, {method: "POST", body: JSON.stringify({query: "{ viewer { email } }"}),
+            headers: {"content-type": "application/json", "authorization": "Bearer " + token}})
+  .then(r => r.json().then(body => done({status: r.status, requestId: r.headers.get("x-request-id"), body})))
+  .catch(e => done({error: String(e)}));
+"""
+
+
+@needs_chromium
+def test_a_page_on_an_allowed_origin_calls_the_api(served, pages, browser):
+    token = login(served, ADMIN)
+    browser.set_script_timeout(WAIT_SECONDS)
+    browser.get(f"{pages.allowed}/")
+    answer = browser.execute_async_script(FETCH, f"{served.url}/graphql", token)
+    assert answer.get("status") == 200, answer
+    assert answer["body"]["data"] == {"viewer": {"email": ADMIN}}
+    assert re.fullmatch(r"[0-9a-f]{32}", answer["requestId"] or "")  # an exposed header the page can read
+
+    browser.get(f"{pages.refused}/")
+    refused = browser.execute_async_script(FETCH, f"{served.url}/graphql", token)
+    assert refused == {"error": "TypeError: Failed to fetch"}

@@ -16,8 +16,8 @@ sits with the rest of their mutation's tests are listed here, each tested there 
   tests/test_billing_mutations.py::test_concurrent_balance_payments_with_the_same_key_pay_once
 - acceptInvitation, one token:
   tests/test_people_mutations.py::test_two_concurrent_accepts_of_one_invitation_make_one_account_and_one_membership
-- refreshToken, one refresh token (one wins, the reuse ends the session):
-  tests/test_refresh_tokens.py::test_of_concurrent_refreshes_with_one_token_exactly_one_succeeds
+- refreshToken, one refresh token (one rotation; every request gets its one successor):
+  tests/test_refresh_tokens.py::test_concurrent_refreshes_with_one_token_all_get_the_same_successor
 - grantCredits, one key: below
 - a provider webhook event: tests/test_webhooks.py::test_concurrent_deliveries_of_one_event_apply_it_once
 """
@@ -118,7 +118,7 @@ async def test_wrong_passwords_for_one_account_at_once_are_limited_like_in_turn(
 
     burst, sequence, gateway = await burst_and_sequence(
         app_for, settings, store, sign_in_limits(sign_in_attempts=5), prepare)
-    assert burst == sequence == {"UNAUTHENTICATED": 5, "RATE_LIMITED": BURST - 5}
+    assert burst == sequence == {"INVALID_CREDENTIALS": 5, "RATE_LIMITED": BURST - 5}
     assert outcome(await login(gateway, MEMBER, DEMO_PASSWORD)) == "RATE_LIMITED"  # until the bucket drains
     assert outcome(await login(gateway, "member2@northwind.example", DEMO_PASSWORD)) == "OK"  # others are not
 
@@ -129,7 +129,7 @@ async def test_one_address_guessing_many_accounts_at_once_is_limited_like_in_tur
 
     burst, sequence, gateway = await burst_and_sequence(
         app_for, settings, store, sign_in_limits(sign_in_attempts_per_address=5), prepare)
-    assert burst == sequence == {"UNAUTHENTICATED": 5, "RATE_LIMITED": BURST - 5}
+    assert burst == sequence == {"INVALID_CREDENTIALS": 5, "RATE_LIMITED": BURST - 5}
     assert outcome(await login(gateway, MEMBER, DEMO_PASSWORD)) == "RATE_LIMITED"
 
 
@@ -156,7 +156,7 @@ async def test_guessed_refresh_tokens_at_once_are_limited_like_in_turn(app_for, 
 
     burst, sequence, _ = await burst_and_sequence(
         app_for, settings, store, sign_in_limits(sign_in_attempts_per_address=5), prepare)
-    assert burst == sequence == {"UNAUTHENTICATED": 5, "RATE_LIMITED": BURST - 5}
+    assert burst == sequence == {"INVALID_REFRESH_TOKEN": 5, "RATE_LIMITED": BURST - 5}
 
 
 async def test_guessed_invitation_tokens_at_once_are_limited_like_in_turn(app_for, settings, store):

@@ -51,7 +51,9 @@ mutation Revoke($input: RevokeInvitationInput!) {{
 """
 ACCEPT = f"""
 mutation Accept($input: AcceptInvitationInput!) {{
-  acceptInvitation(input: $input) {{ token refreshToken account {{ id email name }} {USER_ERRORS} }}
+  acceptInvitation(input: $input) {{
+    token refreshToken expiresAt refreshTokenExpiresAt account {{ id email name }} {USER_ERRORS}
+  }}
 }}
 """
 REMOVE = f"""
@@ -316,11 +318,20 @@ async def test_the_accepted_sign_in_stays_signed_in_with_its_refresh_token(gatew
     await invite(gateway, admin, "stays@example.com")
     payload = await accept(gateway, await mailed_token(db, "stays@example.com"), name="Stay Put")
     assert payload["userErrors"] == [] and payload["refreshToken"]
+    # When each expires, as `login` says it: 15 minutes and 30 days.
+    issued = {key: datetime.fromisoformat(payload[key]) - datetime.now(timezone.utc)
+              for key in ("expiresAt", "refreshTokenExpiresAt")}
+    assert abs(issued["expiresAt"] - timedelta(minutes=15)) < timedelta(minutes=1)
+    assert abs(issued["refreshTokenExpiresAt"] - timedelta(days=30)) < timedelta(minutes=1)
     renewed = data_of(await gateway.execute(REFRESH, {"refreshToken": payload["refreshToken"]}), "refreshToken")
     assert renewed["userErrors"] == [] and renewed["token"] and renewed["refreshToken"] != payload["refreshToken"]
     assert data_of(await gateway.execute(VIEWER, token=renewed["token"]), "viewer")["email"] == "stays@example.com"
-    replayed = await gateway.execute(REFRESH, {"refreshToken": payload["refreshToken"]})  # works once
-    assert [e["extensions"]["code"] for e in replayed["errors"]] == ["UNAUTHENTICATED"]
+    again = data_of(await gateway.execute(REFRESH, {"refreshToken": renewed["refreshToken"]}), "refreshToken")
+    assert again["userErrors"] == []
+    # Its successor traded in too, the first refresh token is spent: presenting it ends the session.
+    replayed = data_of(await gateway.execute(REFRESH, {"refreshToken": payload["refreshToken"]}), "refreshToken")
+    assert [e["code"] for e in replayed["userErrors"]] == ["INVALID_REFRESH_TOKEN"]
+    assert (await gateway.execute(VIEWER, token=again["token"]))["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
 async def test_a_new_account_needs_a_name_and_a_strong_enough_password(gateway, admin, db):
@@ -329,6 +340,7 @@ async def test_a_new_account_needs_a_name_and_a_strong_enough_password(gateway, 
     payload = await accept(gateway, token, name=" ", password="short")
     assert sorted(codes(payload)) == ["REQUIRED", "WEAK_PASSWORD"]
     assert payload["token"] is None and payload["refreshToken"] is None and payload["account"] is None
+    assert payload["expiresAt"] is None and payload["refreshTokenExpiresAt"] is None
     assert await db.fetchval("SELECT count(*) FROM accounts WHERE email = 'weak@example.com'") == 0
     assert (await accept(gateway, token))["userErrors"] == []  # the invitation stayed pending
 
