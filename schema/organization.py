@@ -26,7 +26,7 @@ from resolvers.permissions import require, viewer_membership
 from schema import billing, credits
 from schema.billing import BillingInfo, InvoiceConnection, PaymentMethod
 from schema.common import Info, by_uuid, node_uuid, resolve_visible
-from schema.credits import CreditPool
+from schema.credits import CloudCreditPool
 from schema.levels import level_resolver
 from schema.references import AccountRef, RoleRef, accounts_at, role_enum, visible_account_node
 from schema.license import License
@@ -237,7 +237,7 @@ class Organization(relay.Node):
 
     @strawberry.field(description="The cloud-credit pool: balance, grants, usage, members' access, pending "
                                   f"requests. For {who('Organization.creditPool')}.")
-    async def credit_pool(self, info: Info) -> CreditPool | None:
+    async def credit_pool(self, info: Info) -> CloudCreditPool | None:
         await require(info.context, "Organization.creditPool", self.record.id)
         return await credits.credit_pool(info, self.record.id)
 
