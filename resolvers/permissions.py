@@ -108,6 +108,16 @@ async def viewer_membership(ctx: Context) -> Membership | None:
     return await ctx.loaders.accounts.membership.load(require_account(ctx.viewer))
 
 
+async def manages(ctx: Context, organization_id: UUID) -> bool:
+    """Whether the viewer is an OWNER or ADMIN of this organization: the one rule for the
+    customers' own changes (`resolvers.writes.require_manager_of`) and `viewerCanManage…`.
+    Staff and services change organizations only through the staff mutations of the table."""
+    if ctx.viewer.account_id is None or ctx.viewer.service is not None:
+        return False
+    mine = await viewer_membership(ctx)
+    return mine is not None and mine.organization_id == organization_id and mine.role in MANAGERS
+
+
 async def is_member_of(ctx: Context, organization_id: UUID) -> bool:
     mine = await viewer_membership(ctx)
     return mine is not None and mine.organization_id == organization_id

@@ -20,7 +20,7 @@ from auth.viewer import require_account
 from datasources.errors import Forbidden, NotFound
 from datasources.postgres import audit, idempotency, outbox
 from resolvers.context import Context
-from resolvers.permissions import MANAGERS, viewer_membership
+from resolvers.permissions import manages, viewer_membership
 from resolvers.user_errors import Problem
 
 MAX_KEY_LENGTH = 200
@@ -37,7 +37,7 @@ async def require_manager_of(ctx: Context, organization_id: UUID) -> UUID:
     mine = await viewer_membership(ctx)
     if mine is None or mine.organization_id != organization_id:
         raise NotFound(NOT_FOUND)
-    if mine.role not in MANAGERS:
+    if not await manages(ctx, organization_id):
         raise Forbidden("Only the organization's OWNER or ADMIN can do this.")
     return actor
 

@@ -22,7 +22,7 @@ from datasources.postgres import organizations as records
 from resolvers import accounts as resolve_accounts
 from resolvers import organizations as resolve
 from auth.access import who
-from resolvers.permissions import require, viewer_membership
+from resolvers.permissions import manages, may, require, viewer_membership
 from schema import billing, credits
 from schema.billing import BillingInfo, InvoiceConnection, PaymentMethod
 from schema.common import Info, by_uuid, node_uuid, resolve_visible
@@ -178,6 +178,28 @@ def _filter_uuid(raw: strawberry.ID | None, type_name: str) -> UUID | None:
     return found
 
 
+def _viewer_can_read(coordinate: str, what: str):
+    """`viewerCanRead…`: the access table's answer for `coordinate`, so a client asks before it
+    selects and a MEMBER's dashboard meets no FORBIDDEN."""
+    async def resolve(root: Organization, info: Info) -> bool:
+        return await may(info.context, coordinate, root.record.id)
+
+    return strawberry.field(resolver=resolve, description=(
+        f"Whether the viewer may read {what} here (when false, selecting them answers null with FORBIDDEN). True for "
+        f"{who(coordinate)}."))
+
+
+def _viewer_can_manage(what: str, mutations: str):
+    """`viewerCanManage…`: the rule every customer mutation applies (`resolvers.writes.require_manager_of`)."""
+    async def resolve(root: Organization, info: Info) -> bool:
+        return await manages(info.context, root.record.id)
+
+    return strawberry.field(resolver=resolve, description=(
+        f"Whether the viewer may change {what} here ({mutations}; otherwise FORBIDDEN). True for the "
+        "organization's OWNER and ADMINs; staff and services change organizations only through the "
+        "`staff` mutations."))
+
+
 @strawberry.type(description="A customer company: its members share licenses, credits and billing.")
 class Organization(relay.Node):
     id: relay.NodeID[str]
@@ -192,6 +214,24 @@ class Organization(relay.Node):
     async def viewer_role(self, info: Info) -> RoleRef | None:
         mine = await viewer_membership(info.context)
         return role_enum(mine.role) if mine and mine.organization_id == self.record.id else None
+
+    viewer_can_read_members: bool = _viewer_can_read(
+        "Organization.members", "`members` and `invitations`")
+    viewer_can_read_audit_log: bool = _viewer_can_read("Organization.auditLog", "`auditLog`")
+    viewer_can_read_licenses: bool = _viewer_can_read(
+        "Organization.licenses", "`licenses` (with all their seats) and `subscriptions`")
+    viewer_can_read_credits: bool = _viewer_can_read("Organization.creditPool", "`creditPool`")
+    viewer_can_read_billing: bool = _viewer_can_read(
+        "Organization.invoices", "`invoices`, `outstandingBalance`, `paymentMethods` and `billingInfo`")
+    viewer_can_manage_members: bool = _viewer_can_manage(
+        "members and invitations", "`inviteMembers`, `resendInvitation`, `revokeInvitation`, `removeMember`, "
+        "`changeMemberRole`")
+    viewer_can_manage_licenses: bool = _viewer_can_manage(
+        "seats and subscriptions", "`allocateLicense`, `revokeLicense`, `setSubscriptionAutoRenew`")
+    viewer_can_manage_credits: bool = _viewer_can_manage("members' credit access", "`setCreditAccess`")
+    viewer_can_manage_billing: bool = _viewer_can_manage(
+        "billing", "`payInvoice`, `payOutstandingBalance`, `addPaymentMethod`, `setDefaultPaymentMethod`, "
+        "`removePaymentMethod`, `updateBillingInfo`")
 
     @strawberry.field(description="Members and pending invitees, by email. For "
                                   f"{who('Organization.members')}.")
