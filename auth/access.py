@@ -72,7 +72,7 @@ ROWS: tuple[Row, ...] = (
          (MANAGER, "SUPPORT", "BILLING", "ADMIN_TOOLING", "accounts:read"),
          ("Organization.licenses", "Organization.subscriptions", "Organization.creditPool", "License.allocations",
           "Staff.licensesExpiring", "Staff.seatUtilization", "Staff.creditUsage",
-          "License", "LicenseAllocation", "Subscription", "CreditGrant", "CreditUsage", "CreditRequest")),
+          "License", "LicenseAllocation", "Subscription", "CloudCredit", "CloudCreditUsage", "CloudCreditRequest")),
     _row("billing", "Invoices and their PDF links, the invoice archive link, cards, billing details and balances.",
          (MANAGER, "BILLING", "ADMIN_TOOLING", "billing:read"),
          ("Organization.invoices", "Organization.outstandingBalance", "Organization.paymentMethods",

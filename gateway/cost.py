@@ -34,8 +34,8 @@ LIST_BOUNDS = {
     ("SetCreditAccessPayload", "members"): seats.MAX_ACCOUNTS,
     ("InviteMembersPayload", "results"): people.MAX_INVITATIONS,
     ("PayOutstandingBalancePayload", "invoices"): MAX_PAGE,
-    ("CreditPool", "members"): MAX_PAGE,
-    ("CreditPool", "pendingRequests"): MAX_PAGE,
+    ("CloudCreditPool", "members"): MAX_PAGE,
+    ("CloudCreditPool", "pendingRequests"): MAX_PAGE,
 }
 SIZED_BY_ARGUMENT = {("Query", "nodes"): "ids"}
 _SIZING_ARGUMENTS = frozenset(SIZED_BY_ARGUMENT.values())

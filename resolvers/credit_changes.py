@@ -164,6 +164,6 @@ async def request_credits(ctx: Context, amount: int, note: str) -> RequestResult
                                  f"{organization}.\n{reason}\nYou can change their credit access or add credits "
                                  "in the Organization menu, under Cloud credits.\n")
         await audit_success(conn, ctx, organization_id=mine.organization_id, action=REQUEST,
-                            target=f"CreditRequest:{request.id}", details={"amount": amount})
+                            target=f"CloudCreditRequest:{request.id}", details={"amount": amount})
     after_write(ctx)
     return RequestResult(request=request)

@@ -171,7 +171,7 @@ async def _if_visible(ctx: Context, type_name: str, found: O | None) -> O | None
 
 
 async def visible_grant(ctx: Context, grant_id: UUID) -> GrantBalance | None:
-    grant = await _if_visible(ctx, "CreditGrant", await ctx.loaders.credits.grant.load(grant_id))
+    grant = await _if_visible(ctx, "CloudCredit", await ctx.loaders.credits.grant.load(grant_id))
     if grant is None:
         return None
     pool = await pool_balance(ctx, grant.organization_id)
@@ -179,8 +179,8 @@ async def visible_grant(ctx: Context, grant_id: UUID) -> GrantBalance | None:
 
 
 async def visible_usage(ctx: Context, usage_id: UUID) -> data.Usage | None:
-    return await _if_visible(ctx, "CreditUsage", await ctx.loaders.credits.usage.load(usage_id))
+    return await _if_visible(ctx, "CloudCreditUsage", await ctx.loaders.credits.usage.load(usage_id))
 
 
 async def visible_request(ctx: Context, request_id: UUID) -> data.CreditRequest | None:
-    return await _if_visible(ctx, "CreditRequest", await ctx.loaders.credits.request.load(request_id))
+    return await _if_visible(ctx, "CloudCreditRequest", await ctx.loaders.credits.request.load(request_id))

@@ -104,6 +104,18 @@ class GatewaySchema(strawberry.Schema):
         # Per schema (its rules, its types); bounded like the parse cache.
         self._validated = lru_cache(maxsize=256)(self._validation_errors)
 
+    def as_str(self) -> str:
+        """The SDL with its roots always declared. strawberry (like graphql-js) leaves the
+        `schema` block out when the roots have the conventional names; a reader then takes any
+        type named `Subscription` (ours is the domain's) for the subscription root."""
+        printed = super().as_str()
+        if printed.startswith("schema"):
+            return printed
+        roots = (("query", self._schema.query_type), ("mutation", self._schema.mutation_type),
+                 ("subscription", self._schema.subscription_type))
+        block = "\n".join(f"  {operation}: {root.name}" for operation, root in roots if root is not None)
+        return f"schema {{\n{block}\n}}\n\n{printed}"
+
     def _validation_errors(self, query: str) -> list[GraphQLError]:
         return validate_document(self._schema, parse_document(query), self.validation_rules)
 

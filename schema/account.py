@@ -15,7 +15,7 @@ from resolvers import accounts as resolve
 from resolvers import entitlements as resolve_entitlements
 from schema import credits
 from schema.common import Info, by_uuid, resolve_visible
-from schema.credits import CreditAccess
+from schema.credits import CloudCreditAccess
 from schema.levels import level_resolver, one
 from schema.license import License
 from schema.product import Product
@@ -43,7 +43,7 @@ async def _licenses(accounts: Sequence[Account], info: Info) -> list[list[Licens
     return [[License.from_record(lic) for lic in licenses] for licenses in held]
 
 
-async def _credit_accesses(accounts: Sequence[Account], info: Info) -> list[CreditAccess]:
+async def _credit_accesses(accounts: Sequence[Account], info: Info) -> list[CloudCreditAccess]:
     return await credits.credit_accesses(info, [a.uuid for a in accounts])
 
 
@@ -92,7 +92,7 @@ class Account(relay.Node):
     @strawberry.field(description="Cloud-credit access: DISABLED, UNLIMITED, or a QUOTA, with what was used "
                                   "and what is left to spend now.")
     @level_resolver(_credit_accesses)
-    async def credit_access(self, info: Info) -> CreditAccess:
+    async def credit_access(self, info: Info) -> CloudCreditAccess:
         return await one(_credit_accesses, self, info)
 
     @classmethod

@@ -106,16 +106,28 @@ def by_uuid(find: Callable[[Context, UUID], Awaitable[R | None]]) -> Callable[[C
     return by_raw
 
 
-def node_id_of(raw: str | None, type_name: str) -> str | None:
-    """The object id inside a global ID of `type_name`; None for a malformed ID or another type's,
-    which callers answer exactly as for an unknown object."""
-    if raw is None:
-        return None
+# Types renamed after clients could store their IDs (the README's changelog): an ID naming the
+# former type finds the same object, wherever an ID is read.
+FORMER_TYPE_NAMES = {"CreditGrant": "CloudCredit", "CreditUsage": "CloudCreditUsage",
+                     "CreditRequest": "CloudCreditRequest"}
+
+
+def global_id_of(raw: str) -> relay.GlobalID | None:
+    """The type and object id inside a global ID, a former type name read as today's; None for
+    a malformed ID."""
     try:
         global_id = relay.GlobalID.from_id(raw)
     except ValueError:  # strawberry's GlobalIDValueError included
         return None
-    return global_id.node_id if global_id.type_name == type_name else None
+    renamed = FORMER_TYPE_NAMES.get(global_id.type_name)
+    return relay.GlobalID(renamed, global_id.node_id) if renamed else global_id
+
+
+def node_id_of(raw: str | None, type_name: str) -> str | None:
+    """The object id inside a global ID of `type_name`; None for a malformed ID or another type's,
+    which callers answer exactly as for an unknown object."""
+    global_id = global_id_of(raw) if raw is not None else None
+    return global_id.node_id if global_id is not None and global_id.type_name == type_name else None
 
 
 def node_uuid(raw: str | None, type_name: str) -> UUID | None:

@@ -8,14 +8,14 @@ import strawberry
 
 from resolvers import credit_changes as resolve
 from schema.common import Info, UserError, node_uuid, user_errors
-from schema.credits import CreditAccessMode, CreditRequest, MemberCredit
+from schema.credits import CloudCreditAccessMode, CloudCreditRequest, CloudCreditMember
 from schema.references import account_node
 
 
 @strawberry.input(description="New credit access for members of the viewer's organization.")
 class SetCreditAccessInput:
     account_ids: list[strawberry.ID] = strawberry.field(description="The members to change, 1 to 100.")
-    mode: CreditAccessMode = strawberry.field(description="Their new access.")
+    mode: CloudCreditAccessMode = strawberry.field(description="Their new access.")
     quota: int | None = strawberry.field(
         default=None, description="For QUOTA: the ceiling in credits, 0 or more. Leave it out for DISABLED and "
                                   "UNLIMITED.")
@@ -24,7 +24,7 @@ class SetCreditAccessInput:
 @strawberry.type(description="The result of `setCreditAccess`. Each member named got the new access and, when it "
                              "changed, an email saying so.")
 class SetCreditAccessPayload:
-    members: list[MemberCredit] = strawberry.field(
+    members: list[CloudCreditMember] = strawberry.field(
         description="The members named that belong to the organization, with their access now, in input order.")
     user_errors: list[UserError] = strawberry.field(
         description="Per account (field [\"input\", \"accountIds\", \"<index>\"]): NOT_IN_ORGANIZATION. For the "
@@ -39,7 +39,7 @@ class RequestCreditsInput:
 
 @strawberry.type(description="The result of `requestCredits`. The organization's OWNER and ADMINs were emailed.")
 class RequestCreditsPayload:
-    request: CreditRequest | None = strawberry.field(description="The request, pending until an admin answers it.")
+    request: CloudCreditRequest | None = strawberry.field(description="The request, pending until an admin answers it.")
     user_errors: list[UserError] = strawberry.field(description="INVALID amount or note.")
 
 
@@ -50,7 +50,7 @@ async def set_credit_access(
                                              input.mode.value, input.quota)
     accounts = await info.context.loaders.accounts.account.load_many(result.account_ids)
     return SetCreditAccessPayload(
-        members=[MemberCredit(account=account_node(a), organization_id=result.organization_id)
+        members=[CloudCreditMember(account=account_node(a), organization_id=result.organization_id)
                  for a in accounts if a is not None],
         user_errors=user_errors(result.problems))
 
@@ -59,7 +59,7 @@ async def request_credits(
     info: Info, input: Annotated[RequestCreditsInput, strawberry.argument(description="Amount and note.")]
 ) -> RequestCreditsPayload:
     result = await resolve.request_credits(info.context, input.amount, input.note)
-    return RequestCreditsPayload(request=CreditRequest.from_record(result.request) if result.request else None,
+    return RequestCreditsPayload(request=CloudCreditRequest.from_record(result.request) if result.request else None,
                                  user_errors=user_errors(result.problems))
 
 

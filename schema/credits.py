@@ -20,7 +20,7 @@ from schema.references import AccountRef, account_node, accounts_at, visible_acc
 
 
 @strawberry.enum(description="How a member may spend the organization's credits.")
-class CreditAccessMode(Enum):
+class CloudCreditAccessMode(Enum):
     DISABLED = strawberry.enum_value("DISABLED", description="May not spend credits.")
     UNLIMITED = strawberry.enum_value(
         "UNLIMITED", description="May spend whatever the pool holds; the default.")
@@ -30,8 +30,8 @@ class CreditAccessMode(Enum):
 
 
 @strawberry.type(description="What one member may spend of the organization's credits.")
-class CreditAccess:
-    mode: CreditAccessMode = strawberry.field(description="How the member may spend credits.")
+class CloudCreditAccess:
+    mode: CloudCreditAccessMode = strawberry.field(description="How the member may spend credits.")
     limit: int | None = strawberry.field(description="The member's total ceiling; null unless mode is QUOTA.")
     used: int = strawberry.field(description="Credits this member has used in the organization, in total.")
     remaining: int = strawberry.field(
@@ -39,13 +39,13 @@ class CreditAccess:
                     "for QUOTA the smaller of limit minus used and the pool balance. Never below 0.")
 
     @classmethod
-    def from_summary(cls, summary: resolve.AccessSummary) -> "CreditAccess":
-        return cls(mode=CreditAccessMode(summary.mode), limit=summary.limit, used=summary.used,
+    def from_summary(cls, summary: resolve.AccessSummary) -> "CloudCreditAccess":
+        return cls(mode=CloudCreditAccessMode(summary.mode), limit=summary.limit, used=summary.used,
                    remaining=summary.remaining)
 
 
 @strawberry.type(description="Credits given to an organization: bought, promotional or granted by the vendor.")
-class CreditGrant(relay.Node):
+class CloudCredit(relay.Node):
     id: relay.NodeID[str]
     amount: int = strawberry.field(description="Credits granted.")
     source: str = strawberry.field(description="Where the credits came from, e.g. \"PURCHASE\" or \"PROMOTION\".")
@@ -57,7 +57,7 @@ class CreditGrant(relay.Node):
     expired: bool = strawberry.field(description="Whether the grant has expired; its credits no longer count.")
 
     @classmethod
-    def from_balance(cls, found: resolve.GrantBalance) -> "CreditGrant":
+    def from_balance(cls, found: resolve.GrantBalance) -> "CloudCredit":
         grant = found.grant
         return cls(id=str(grant.id), amount=grant.amount, source=grant.source, granted_at=grant.granted_at,
                    expires_at=grant.expires_at, remaining=found.remaining, expired=found.expired)
@@ -68,7 +68,7 @@ class CreditGrant(relay.Node):
 
 
 @strawberry.type(description="Credits spent by a member, e.g. on a cloud render job.")
-class CreditUsage(relay.Node):
+class CloudCreditUsage(relay.Node):
     id: relay.NodeID[str]
     amount: int = strawberry.field(description="Credits used.")
     description: str = strawberry.field(description="What they were used for.")
@@ -76,7 +76,7 @@ class CreditUsage(relay.Node):
     account_id: strawberry.Private[UUID | None]
 
     @classmethod
-    def from_record(cls, usage: records.Usage) -> "CreditUsage":
+    def from_record(cls, usage: records.Usage) -> "CloudCreditUsage":
         return cls(id=str(usage.id), amount=usage.amount, description=usage.description, used_at=usage.used_at,
                    account_id=usage.account_id)
 
@@ -91,7 +91,7 @@ class CreditUsage(relay.Node):
 
 
 @strawberry.type(description="A member's request for more credits, for the organization's admins to answer.")
-class CreditRequest(relay.Node):
+class CloudCreditRequest(relay.Node):
     id: relay.NodeID[str]
     amount: int = strawberry.field(description="Credits asked for.")
     note: str = strawberry.field(description="The member's reason; may be empty.")
@@ -100,7 +100,7 @@ class CreditRequest(relay.Node):
     account_id: strawberry.Private[UUID]
 
     @classmethod
-    def from_record(cls, request: records.CreditRequest) -> "CreditRequest":
+    def from_record(cls, request: records.CreditRequest) -> "CloudCreditRequest":
         return cls(id=str(request.id), amount=request.amount, note=request.note,
                    requested_at=request.requested_at, resolved_at=request.resolved_at,
                    account_id=request.account_id)
@@ -116,23 +116,23 @@ class CreditRequest(relay.Node):
 
 
 @strawberry.type(description="A page of an organization's credit usage.")
-class CreditUsageConnection(Connection[CreditUsage]):
+class CloudCreditUsageConnection(Connection[CloudCreditUsage]):
     pass
 
 
 @strawberry.type(description="One member of the organization with their credit access and usage.")
-class MemberCredit:
+class CloudCreditMember:
     account: AccountRef = strawberry.field(description="The member.")
     organization_id: strawberry.Private[UUID]
 
     @strawberry.field(description="The member's access: mode, limit, usage and what they can still spend.")
-    async def access(self, info: Info) -> CreditAccess:
+    async def access(self, info: Info) -> CloudCreditAccess:
         summary = await resolve.member_access(info.context, UUID(self.account.id), self.organization_id)
-        return CreditAccess.from_summary(summary)
+        return CloudCreditAccess.from_summary(summary)
 
 
 @strawberry.type(description="An organization's credits: grants minus usage, shared by its members.")
-class CreditPool:
+class CloudCreditPool:
     organization_id: strawberry.Private[UUID]
 
     async def _balance(self, info: Info) -> resolve.PoolBalance:
@@ -152,44 +152,44 @@ class CreditPool:
         return (await self._balance(info)).used
 
     @strawberry.field(description="Every grant, expired ones included, soonest expiry first (never-expiring last).")
-    async def grants(self, info: Info) -> list[CreditGrant]:
-        return [CreditGrant.from_balance(g) for g in (await self._balance(info)).grants]
+    async def grants(self, info: Info) -> list[CloudCredit]:
+        return [CloudCredit.from_balance(g) for g in (await self._balance(info)).grants]
 
     @strawberry.field(description="What the credits were used for, newest first.")
     async def usage(self, info: Info, first: First = None, after: After = None, last: Last = None,
-                    before: Before = None) -> CreditUsageConnection:
+                    before: Before = None) -> CloudCreditUsageConnection:
         slice = slice_of(first, after, last, before)
         page = await resolve.usage_page(info.context, self.organization_id, slice)
-        return CreditUsageConnection.from_page(page, CreditUsage.from_record, slice)
+        return CloudCreditUsageConnection.from_page(page, CloudCreditUsage.from_record, slice)
 
     @strawberry.field(description="Every member of the organization with their credit access; owner, "
                                   "admins, then members, each by email.")
-    async def members(self, info: Info) -> list[MemberCredit]:
+    async def members(self, info: Info) -> list[CloudCreditMember]:
         found = await resolve.members(info.context, self.organization_id)
-        return [MemberCredit(account=account_node(a), organization_id=self.organization_id) for a in found]
+        return [CloudCreditMember(account=account_node(a), organization_id=self.organization_id) for a in found]
 
     @strawberry.field(description="Requests for more credits not yet answered, oldest first.")
-    async def pending_requests(self, info: Info) -> list[CreditRequest]:
+    async def pending_requests(self, info: Info) -> list[CloudCreditRequest]:
         found = await resolve.pending_requests(info.context, self.organization_id)
-        return [CreditRequest.from_record(r) for r in found]
+        return [CloudCreditRequest.from_record(r) for r in found]
 
 
-async def credit_access(info: Info, account_id: UUID) -> CreditAccess:
+async def credit_access(info: Info, account_id: UUID) -> CloudCreditAccess:
     """For `Account.creditAccess`; the caller has checked that the viewer may see the account."""
     [access] = await credit_accesses(info, [account_id])
     return access
 
 
-async def credit_accesses(info: Info, account_ids: Sequence[UUID]) -> list[CreditAccess]:
+async def credit_accesses(info: Info, account_ids: Sequence[UUID]) -> list[CloudCreditAccess]:
     """For `Account.creditAccess`; the caller has checked that the viewer may see the accounts."""
-    return [CreditAccess.from_summary(s) for s in await resolve.credit_accesses(info.context, account_ids)]
+    return [CloudCreditAccess.from_summary(s) for s in await resolve.credit_accesses(info.context, account_ids)]
 
 
-async def credit_pool(info: Info, organization_id: UUID) -> CreditPool:
+async def credit_pool(info: Info, organization_id: UUID) -> CloudCreditPool:
     """For `Organization.creditPool`; the caller has checked the access table.
     Each field loads only what it needs."""
-    return CreditPool(organization_id=organization_id)
+    return CloudCreditPool(organization_id=organization_id)
 
 
 # For `node(id:)` and `nodes(ids:)`: each resolves only for whoever the access table lets see it.
-NODE_TYPES = (CreditGrant, CreditUsage, CreditRequest)
+NODE_TYPES = (CloudCredit, CloudCreditUsage, CloudCreditRequest)

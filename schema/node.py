@@ -6,11 +6,10 @@ import asyncio
 
 import strawberry
 from strawberry import relay
-from strawberry.relay.types import GlobalIDValueError
 
 from datasources.errors import BadUserInput
 from schema import account, billing, credits, license, organization, product, subscription
-from schema.common import Info
+from schema.common import Info, global_id_of
 
 MAX_NODES = 100
 # Every type that implements Node, by name: `node(id:)` dispatches on the type named in the ID.
@@ -22,12 +21,9 @@ NODE_TYPES: dict[str, type[relay.Node]] = {
 
 
 async def resolve_node(info: Info, id: strawberry.ID) -> relay.Node | None:
-    try:
-        global_id = relay.GlobalID.from_id(id)
-    except GlobalIDValueError:
-        return None
-    node_type = NODE_TYPES.get(global_id.type_name)
-    if node_type is None:
+    global_id = global_id_of(id)
+    node_type = NODE_TYPES.get(global_id.type_name) if global_id else None
+    if global_id is None or node_type is None:
         return None
     [found] = await node_type.resolve_nodes(info=info, node_ids=[global_id.node_id])
     return found

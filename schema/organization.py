@@ -22,11 +22,11 @@ from datasources.postgres import organizations as records
 from resolvers import accounts as resolve_accounts
 from resolvers import organizations as resolve
 from auth.access import who
-from resolvers.permissions import require, viewer_membership
+from resolvers.permissions import may, require, viewer_membership
 from schema import billing, credits
 from schema.billing import BillingInfo, InvoiceConnection, PaymentMethod
 from schema.common import Info, by_uuid, node_uuid, resolve_visible
-from schema.credits import CreditPool
+from schema.credits import CloudCreditPool
 from schema.levels import level_resolver
 from schema.references import AccountRef, RoleRef, accounts_at, role_enum, visible_account_node
 from schema.license import License
@@ -178,6 +178,28 @@ def _filter_uuid(raw: strawberry.ID | None, type_name: str) -> UUID | None:
     return found
 
 
+def _viewer_can_read(coordinate: str, what: str):
+    """`viewerCanRead…`: the access table's answer for `coordinate`, so a client asks before it
+    selects and a MEMBER's dashboard meets no FORBIDDEN."""
+    async def resolve(root: Organization, info: Info) -> bool:
+        return await may(info.context, coordinate, root.record.id)
+
+    return strawberry.field(resolver=resolve, description=(
+        f"Whether the viewer may read {what} here (when false, selecting them answers null with FORBIDDEN). True for "
+        f"{who(coordinate)}."))
+
+
+def _viewer_can_manage(what: str, mutations: tuple[str, ...]):
+    """`viewerCanManage…`: the access table's rows of these mutations, in this organization."""
+    async def resolve(root: Organization, info: Info) -> bool:
+        return all([await may(info.context, mutation, root.record.id) for mutation in mutations])
+
+    named = ", ".join(f"`{m}`" for m in mutations)
+    return strawberry.field(resolver=resolve, description=(
+        f"Whether the viewer may change {what} here ({named}; otherwise FORBIDDEN). True for "
+        f"{' and '.join(dict.fromkeys(who(m) for m in mutations))}."))
+
+
 @strawberry.type(description="A customer company: its members share licenses, credits and billing.")
 class Organization(relay.Node):
     id: relay.NodeID[str]
@@ -192,6 +214,24 @@ class Organization(relay.Node):
     async def viewer_role(self, info: Info) -> RoleRef | None:
         mine = await viewer_membership(info.context)
         return role_enum(mine.role) if mine and mine.organization_id == self.record.id else None
+
+    viewer_can_read_members: bool = _viewer_can_read(
+        "Organization.members", "`members` and `invitations`")
+    viewer_can_read_audit_log: bool = _viewer_can_read("Organization.auditLog", "`auditLog`")
+    viewer_can_read_licenses: bool = _viewer_can_read(
+        "Organization.licenses", "`licenses` (with all their seats) and `subscriptions`")
+    viewer_can_read_credits: bool = _viewer_can_read("Organization.creditPool", "`creditPool`")
+    viewer_can_read_billing: bool = _viewer_can_read(
+        "Organization.invoices", "`invoices`, `outstandingBalance`, `paymentMethods` and `billingInfo`")
+    viewer_can_manage_members: bool = _viewer_can_manage(
+        "members and invitations", ("inviteMembers", "resendInvitation", "revokeInvitation", "removeMember",
+                                    "changeMemberRole"))
+    viewer_can_manage_licenses: bool = _viewer_can_manage(
+        "seats and subscriptions", ("allocateLicense", "revokeLicense", "setSubscriptionAutoRenew"))
+    viewer_can_manage_credits: bool = _viewer_can_manage("members' credit access", ("setCreditAccess",))
+    viewer_can_manage_billing: bool = _viewer_can_manage(
+        "billing", ("payInvoice", "payOutstandingBalance", "addPaymentMethod", "setDefaultPaymentMethod",
+                    "removePaymentMethod", "updateBillingInfo"))
 
     @strawberry.field(description="Members and pending invitees, by email. For "
                                   f"{who('Organization.members')}.")
@@ -237,7 +277,7 @@ class Organization(relay.Node):
 
     @strawberry.field(description="The cloud-credit pool: balance, grants, usage, members' access, pending "
                                   f"requests. For {who('Organization.creditPool')}.")
-    async def credit_pool(self, info: Info) -> CreditPool | None:
+    async def credit_pool(self, info: Info) -> CloudCreditPool | None:
         await require(info.context, "Organization.creditPool", self.record.id)
         return await credits.credit_pool(info, self.record.id)
 

@@ -105,7 +105,7 @@ class SeatUtilizationConnection(Connection[SeatUtilization]):
 
 
 @strawberry.type(description="An organization's cloud-credit usage over a period.")
-class OrganizationCreditUsage:
+class OrganizationCloudCreditUsage:
     used: int = strawberry.field(description="Credits used in the period.")
     uses: int = strawberry.field(description="How many uses that was.")
     organization_id: strawberry.Private[object]
@@ -116,7 +116,7 @@ class OrganizationCreditUsage:
 
 
 @strawberry.type(description="A page of the credit-usage report, most used first.")
-class OrganizationCreditUsageConnection(Connection[OrganizationCreditUsage]):
+class OrganizationCloudCreditUsageConnection(Connection[OrganizationCloudCreditUsage]):
     pass
 
 
@@ -223,14 +223,14 @@ class Staff:
         from_: Annotated[datetime, strawberry.argument(name="from", description="Start of the period (included).")],
         to: Annotated[datetime, strawberry.argument(description="End of the period (excluded).")],
         first: First = None, after: After = None, last: Last = None, before: Before = None,
-    ) -> OrganizationCreditUsageConnection:
+    ) -> OrganizationCloudCreditUsageConnection:
         slice = slice_of(first, after, last, before)
         require_everywhere(info.context, "Staff.creditUsage")
         if to <= from_:
             raise BadUserInput("`to` must be after `from`.")
         page = await info.context.loaders.staff.credit_usage.load((from_, to, slice))
-        return OrganizationCreditUsageConnection.from_page(
-            page, lambda c: OrganizationCreditUsage(used=c.used, uses=c.uses, organization_id=c.organization_id),
+        return OrganizationCloudCreditUsageConnection.from_page(
+            page, lambda c: OrganizationCloudCreditUsage(used=c.used, uses=c.uses, organization_id=c.organization_id),
             slice)
 
 

@@ -51,9 +51,9 @@ OBJECTS = {
     "LicenseAllocation": ("LicenseAllocation", f"{demo_id('license', 'northwind', 'LUMEN-RENDER')}:"
                                                f"{demo_id('account', 'owner@northwind.example')}"),
     "Subscription": ("Subscription", demo_id("subscription", "northwind", "LUMEN-RENDER")),
-    "CreditGrant": ("CreditGrant", demo_id("grant", "northwind", "annual")),
-    "CreditUsage": ("CreditUsage", demo_id("usage", "northwind", "1", "0")),
-    "CreditRequest": ("CreditRequest", demo_id("credit-request", "northwind")),
+    "CloudCredit": ("CloudCredit", demo_id("grant", "northwind", "annual")),
+    "CloudCreditUsage": ("CloudCreditUsage", demo_id("usage", "northwind", "1", "0")),
+    "CloudCreditRequest": ("CloudCreditRequest", demo_id("credit-request", "northwind")),
 }
 # Lumen Render: 4 seats, one of them member1's, who sees only that one.
 LUMEN = demo_id("license", "northwind", "LUMEN-RENDER")

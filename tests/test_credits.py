@@ -37,7 +37,7 @@ from resolvers.context import Context
 from schema import build_schema, credits
 from schema.account import Account
 from schema.common import Info
-from schema.credits import CreditAccess, CreditGrant, CreditRequest, CreditUsage
+from schema.credits import CloudCreditAccess, CloudCredit, CloudCreditRequest, CloudCreditUsage
 
 NORTHWIND, GLOBEX = "northwind.example", "globex.example"
 GRANTED = 10_000 + 2_000
@@ -53,11 +53,11 @@ class HarnessQuery:
     """The two entry points the lead wires into Account and Organization, callable directly."""
 
     @strawberry.field
-    async def credit_access(self, info: Info, account_id: strawberry.ID) -> CreditAccess:
+    async def credit_access(self, info: Info, account_id: strawberry.ID) -> CloudCreditAccess:
         return await credits.credit_access(info, UUID(account_id))
 
     @strawberry.field
-    async def credit_pool(self, info: Info, organization_id: strawberry.ID) -> credits.CreditPool:
+    async def credit_pool(self, info: Info, organization_id: strawberry.ID) -> credits.CloudCreditPool:
         return await credits.credit_pool(info, UUID(organization_id))
 
 
@@ -244,7 +244,7 @@ async def test_expired_grant_counts_only_for_the_usage_made_while_it_was_live(
         reader, expires_days_ago, amount, lapsed, balance):
     grant_id = await reader.grant(NORTHWIND, amount, granted_days_ago=100, expires_in_days=-expires_days_ago)
     pool = await reader.pool(person("owner"))
-    expired = next(g for g in pool["grants"] if g["id"] == relay_id("CreditGrant", grant_id))
+    expired = next(g for g in pool["grants"] if g["id"] == relay_id("CloudCredit", grant_id))
     assert (expired["expired"], expired["remaining"]) == (True, lapsed)
     assert pool["grants"][0] == expired  # soonest expiry first
     assert (pool["granted"], pool["used"], pool["balance"]) == (GRANTED + amount, USED, balance)
@@ -330,7 +330,7 @@ async def usage_page(reader: Credits, **arguments: Any) -> dict[str, Any]:
 
 async def test_usage_pages_forward_newest_first(reader, db):
     org = await reader.organization_id(NORTHWIND)
-    expected = [relay_id("CreditUsage", r["id"]) for r in await db.fetch(
+    expected = [relay_id("CloudCreditUsage", r["id"]) for r in await db.fetch(
         "SELECT id FROM credit_usage WHERE organization_id = $1 ORDER BY used_at DESC, id DESC", org)]
     seen, after, pages = [], None, 0
     while True:
@@ -387,8 +387,8 @@ async def credit_record_ids(db: asyncpg.Connection, domain: str) -> dict[type, U
     org = await db.fetchval("SELECT m.organization_id FROM memberships m JOIN accounts a ON a.id = m.account_id"
                             " WHERE a.email = $1", f"owner@{domain}")
     return {table_type: await db.fetchval(f"SELECT id FROM {table} WHERE organization_id = $1 LIMIT 1", org)
-            for table_type, table in ((CreditGrant, "credit_grants"), (CreditUsage, "credit_usage"),
-                                      (CreditRequest, "credit_requests"))}
+            for table_type, table in ((CloudCredit, "credit_grants"), (CloudCreditUsage, "credit_usage"),
+                                      (CloudCreditRequest, "credit_requests"))}
 
 
 async def resolve_node(reader: Credits, email: str, node_type: type, raw: str) -> Any:
@@ -404,11 +404,12 @@ async def test_no_credit_record_of_another_organization_by_id(reader, db, viewer
 
 async def test_managers_open_their_credit_records_by_id_members_do_not(reader, db):
     ids = await credit_record_ids(db, NORTHWIND)
-    grant = await resolve_node(reader, person("admin"), CreditGrant, str(ids[CreditGrant]))
-    assert isinstance(grant, CreditGrant) and grant.amount in (2_000, 10_000)
+    grant = await resolve_node(reader, person("admin"), CloudCredit, str(ids[CloudCredit]))
+    assert isinstance(grant, CloudCredit) and grant.amount in (2_000, 10_000)
     assert grant.remaining == (0 if grant.amount == 2_000 else BALANCE)
-    assert isinstance(await resolve_node(reader, person("owner"), CreditUsage, str(ids[CreditUsage])), CreditUsage)
-    request = await resolve_node(reader, person("admin"), CreditRequest, str(ids[CreditRequest]))
+    usage = await resolve_node(reader, person("owner"), CloudCreditUsage, str(ids[CloudCreditUsage]))
+    assert isinstance(usage, CloudCreditUsage)
+    request = await resolve_node(reader, person("admin"), CloudCreditRequest, str(ids[CloudCreditRequest]))
     assert (request.amount, request.resolved_at) == (1_000, None)
     # The requester too: credit records by id are for the organization's managers.
     for node_type, raw in ids.items():
@@ -525,7 +526,7 @@ async def test_graphql_dashboard_statements_do_not_grow_with_members(app_for, se
 async def test_graphql_no_credit_record_of_another_organization_by_node_id(gateway, db):
     require_wired()
     from schema.node import NODE_TYPES
-    if not {"CreditGrant", "CreditUsage", "CreditRequest"} <= set(NODE_TYPES):
+    if not {"CloudCredit", "CloudCreditUsage", "CloudCreditRequest"} <= set(NODE_TYPES):
         pytest.skip("the credit types are not registered with node(id:) yet")
     northwind_admin = await gateway.login(person("admin"))
     for node_type, raw in (await credit_record_ids(db, GLOBEX)).items():
@@ -534,4 +535,21 @@ async def test_graphql_no_credit_record_of_another_organization_by_node_id(gatew
     for node_type, raw in (await credit_record_ids(db, NORTHWIND)).items():
         body = await gateway.execute(NODE, {"id": relay_id(node_type.__name__, raw)}, token=northwind_admin)
         assert body["data"]["node"]["__typename"] == node_type.__name__
+
+
+FORMER_NAMES = {"CloudCredit": "CreditGrant", "CloudCreditUsage": "CreditUsage", "CloudCreditRequest": "CreditRequest"}
+
+
+async def test_graphql_ids_stored_under_the_former_credit_type_names_still_resolve(gateway, db):
+    """The credit types were renamed (CreditGrant is CloudCredit, ...); IDs clients stored before
+    name the old types and keep finding the same objects, for the same viewers only."""
+    northwind_admin = await gateway.login(person("admin"))
+    for node_type, raw in (await credit_record_ids(db, NORTHWIND)).items():
+        former, today = relay_id(FORMER_NAMES[node_type.__name__], raw), relay_id(node_type.__name__, raw)
+        body = await gateway.execute(NODE, {"id": former}, token=northwind_admin)
+        assert body["data"]["node"] == {"__typename": node_type.__name__, "id": today}, body
+    for node_type, raw in (await credit_record_ids(db, GLOBEX)).items():
+        body = await gateway.execute(NODE, {"id": relay_id(FORMER_NAMES[node_type.__name__], raw)},
+                                     token=northwind_admin)
+        assert body["data"]["node"] is None and "errors" not in body
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import graphql
 from graphql import GraphQLEnumType, GraphQLInputObjectType, GraphQLInterfaceType, GraphQLObjectType
 
 from schema import build_schema
@@ -64,3 +65,22 @@ def test_every_mutation_takes_one_input_and_returns_a_payload_with_user_errors()
                 or "userErrors" not in payload.fields):
             wrong.append(name)
     assert wrong == []
+
+
+ROOTS = "query Roots { __schema { queryType { name } mutationType { name } subscriptionType { name } } }"
+
+
+async def test_the_committed_schema_declares_the_roots_the_server_serves(gateway):
+    """graphql-js, graphql-inspector and codegen read the roots from the file: without a `schema`
+    block they took the domain type `Subscription` for the subscription root."""
+    committed = graphql.build_schema(SCHEMA_FILE.read_text())
+    live = (await gateway.execute(ROOTS))["data"]["__schema"]
+
+    def name(root: GraphQLObjectType | None) -> dict[str, str] | None:
+        return {"name": root.name} if root else None
+
+    assert {"queryType": name(committed.query_type), "mutationType": name(committed.mutation_type),
+            "subscriptionType": name(committed.subscription_type)} == live
+    # What a client that validates against the file is told, the server says too.
+    subscription = graphql.parse("subscription S { status }")
+    assert graphql.validate(committed, subscription)

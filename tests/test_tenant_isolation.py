@@ -71,7 +71,7 @@ async def globex_ids(gateway, db) -> set[str]:
     ids = await all_ids_of(gateway, "admin@globex.example")
     kinds = {base64.b64decode(i).decode().split(":")[0] for i in ids}
     assert kinds >= {"Account", "Organization", "Member", "Invitation", "License", "LicenseAllocation",
-                     "Subscription", "AuditLogEntry", "CreditGrant", "CreditUsage", "CreditRequest", "Invoice",
+                     "Subscription", "AuditLogEntry", "CloudCredit", "CloudCreditUsage", "CloudCreditRequest", "Invoice",
                      "PaymentMethod"}, kinds
     return ids
 

@@ -64,7 +64,7 @@ async def test_every_wrong_part_of_one_variable_is_named(gateway):
     messages = sorted(e["message"].split(": ", 1)[1] for e in body["errors"])
     assert messages == sorted([
         "'SetCreditAccessInput' has no field 'extra'.",
-        "expected a value of enum 'CreditAccessMode'.",
+        "expected a value of enum 'CloudCreditAccessMode'.",
         "expected a value of type 'ID'.",
         "expected a value of type 'ID'.",
         "expected a value of type 'Int'.",

@@ -128,7 +128,7 @@ SCALARS: dict[str, dict[str, str]] = {
                           f" ELSE greatest(0, {{t}}.quantity - {_ALLOCATED}) END"},
     # resolvers.credits.credit_accesses and spendable, but for `remaining` (the pool's settled
     # balance, which stays in Python): the row of the `creditAccess` relation below.
-    "CreditAccess": {"mode": "{t}.mode", "limit": "{t}.quota", "used": "{t}.used"},
+    "CloudCreditAccess": {"mode": "{t}.mode", "limit": "{t}.quota", "used": "{t}.used"},
     # schema.organization.Member.from_record over a row of member_rows; the id is
     # resolvers.organizations.member_node_id ("a." account, "i." invitation).
     "Member": {

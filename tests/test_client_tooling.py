@@ -1,0 +1,99 @@
+"""The tools client developers point at the contract, run as they run them: graphql-inspector
+compares the committed `schema.graphql` with what the running `serve` introspects, and
+graphql-codegen's typescript plugins generate from `schema.graphql` and `operations/`.
+
+The npm packages (exact versions in tests/client_tooling/package.json) are installed once
+into a cache directory outside the repository (~/.cache/account-gateway-client-tooling, or
+CLIENT_TOOLING_DIR); the first install takes about 30 s, later runs reuse it. Without node
+and npm, or without the registry, the tests skip and say why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import graphql
+import pytest
+
+from tests.conftest import service_directory
+from tests.test_serve import Served, start, stop
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = Path(__file__).parent / "client_tooling" / "package.json"
+
+
+@pytest.fixture(scope="module")
+def tools() -> Path:
+    """The directory whose node_modules/.bin holds the tools, installed on first use."""
+    if not (shutil.which("node") and shutil.which("npm")):
+        pytest.skip("node and npm are needed to run graphql-inspector and graphql-codegen")
+    workdir = Path(os.environ.get("CLIENT_TOOLING_DIR", Path.home() / ".cache" / "account-gateway-client-tooling"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    wanted = PACKAGE.read_text()
+    installed = workdir / "package.json"
+    fresh = installed.exists() and installed.read_text() == wanted
+    if not (fresh and (workdir / "node_modules" / ".bin" / "graphql-inspector").exists()
+            and (workdir / "node_modules" / ".bin" / "graphql-codegen").exists()):
+        installed.write_text(wanted)
+        try:
+            done = subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund"], cwd=workdir,
+                                  capture_output=True, text=True, timeout=300)
+        except subprocess.TimeoutExpired:
+            pytest.skip("npm install of the client tools took over 300 s (registry unreachable?)")
+        if done.returncode != 0:
+            pytest.skip(f"npm install of the client tools failed (registry unreachable?): {done.stderr.strip()[:300]}")
+    return workdir
+
+
+def _run(tools: Path, tool: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(tools / "node_modules" / ".bin" / tool), *args], cwd=tools,
+                          capture_output=True, text=True, timeout=180)
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[Served]:
+    with service_directory("client-tooling") as root:
+        served = start(root / "data", root / "serve.log")
+        try:
+            yield served
+        finally:
+            if served.process.poll() is None:
+                stop(served)
+
+
+# graphql-tools (under graphql-inspector, codegen and graphql-config) fills every root the
+# `schema` block leaves out with the type of the conventional name, so the domain type
+# `Subscription` is read as the subscription root until the block names a real one (issue 17's
+# root, e.g. `SubscriptionRoot`), or the domain type is renamed. strict: this test must start
+# failing as an xfail (that is, passing) the day that is done, and then the marker goes.
+@pytest.mark.xfail(strict=True, reason="graphql-tools adds `subscription: Subscription` to a schema block "
+                   "without a subscription root (@graphql-tools/merge mergeGraphQLTypes)")
+def test_graphql_inspector_finds_no_change_between_the_committed_schema_and_the_live_one(tools, served):
+    diff = _run(tools, "graphql-inspector", "diff", str(ROOT / "schema.graphql"), f"{served.url}/graphql")
+    output = diff.stdout + diff.stderr
+    assert diff.returncode == 0, output
+    assert "No changes detected" in output, output
+
+
+def test_graphql_codegen_generates_typescript_from_the_schema_and_every_operation(tools, tmp_path):
+    generated = tmp_path / "operations.ts"
+    config = tmp_path / "codegen.json"
+    config.write_text(json.dumps({
+        "schema": str(ROOT / "schema.graphql"),
+        "documents": str(ROOT / "operations" / "*.graphql"),
+        "generates": {str(generated): {"plugins": ["typescript", "typescript-operations"]}},
+    }))
+    run = _run(tools, "graphql-codegen", "--config", str(config))
+    assert run.returncode == 0, run.stdout + run.stderr
+    text = generated.read_text()
+    # One result type per operation of the folder, named as codegen names them.
+    for path in sorted((ROOT / "operations").glob("*.graphql")):
+        for operation in graphql.parse(path.read_text()).definitions:
+            if isinstance(operation, graphql.OperationDefinitionNode):
+                name = operation.name.value + operation.operation.value.capitalize()
+                assert f"export type {name} = " in text, (path.name, name)
