@@ -15,6 +15,7 @@ from datasources.postgres.database import Database
 from gateway import graphiql, invoice_files
 from gateway.bodies import BodyLimit
 from gateway.cors import cors_middleware
+from gateway.request_log import OtherRequests
 from gateway.health import healthz, readyz
 from gateway.http import graphql_endpoint
 from gateway.limits import Limiter
@@ -84,6 +85,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/invoices.zip", invoice_files.invoices_zip, methods=["GET"]),
         ],
         # CORS outermost: a page can read the refusals of the layers inside too (the body limit's 413).
-        middleware=[*cors_middleware(settings.cors_origins), Middleware(BodyLimit, max_bytes=settings.max_body_bytes)],
+        middleware=[Middleware(OtherRequests, log_format=settings.request_log_format),
+                    *cors_middleware(settings.cors_origins), Middleware(BodyLimit, max_bytes=settings.max_body_bytes)],
         lifespan=lifespan,
     )

@@ -227,6 +227,7 @@ async def _graphql(request: Request) -> Response:
         if metrics is not None:
             metrics.request_done(record)
         request_log.write(record, services.settings.request_log_format)
+        setattr(request.state, request_log.LOGGED, True)
 
 
 async def _answer(request: Request, services: Services, record: RequestRecord) -> Response:

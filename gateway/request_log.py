@@ -150,6 +150,44 @@ def write(record: RequestRecord, log_format: str) -> None:
         log.info("request", extra={"request": record, "log_format": log_format})
 
 
+class OtherRequests:
+    """One line for each request the GraphQL endpoint does not log itself (health checks, the
+    metrics scrape, invoice files, webhook deliveries, GraphiQL): uvicorn's access log is off,
+    so that each request has exactly one line. The path is logged without its query string,
+    which holds a signed link's signature."""
+
+    def __init__(self, app: Any, log_format: str) -> None:
+        self.app = app
+        self.log_format = log_format
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or ())
+        record = RequestRecord(request_id(headers.get(b"x-request-id", b"").decode("latin-1") or None),
+                               scope["method"])
+        record.operation = scope["path"]
+        state = scope.setdefault("state", {})
+
+        async def sending(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                record.status = message["status"]
+            await send(message)
+
+        record.status = 500  # until a response starts
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            if not state.get(LOGGED):
+                record.outcome = "ok" if record.status < 400 else "refused" if record.status < 500 else "error"
+                record.finish()
+                write(record, self.log_format)
+
+
+LOGGED = "gateway.request_logged"  # set in the request's state by whoever wrote its line
+
+
 class _StdoutHandler(logging.StreamHandler):
     """Writes to whatever sys.stdout is at the time (as logging's last-resort handler does
     for stderr), so a redirected stdout is honoured."""

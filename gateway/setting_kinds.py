@@ -247,7 +247,7 @@ class Origins:
         if raw == "*":
             return ("*",)
         found = []
-        for item in (part.strip() for part in raw.split(",")):
+        for item in (part.strip().removesuffix("/") for part in raw.split(",")):
             if not item:
                 continue
             parts = urlsplit(item)
@@ -273,16 +273,19 @@ class StrongSecret:
 
     @property
     def accepts(self) -> str:
-        return (f"a random key: at least {self.length} characters, no repeated pattern, at least {self.bits} bits "
+        return (f"a random key: at least {self.length} characters, no spaces, no repeated pattern, at least {self.bits} bits "
                 "by the README's estimate (for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')")
 
     @property
     def bad(self) -> tuple[str, ...]:
-        return ("short", "a" * 48, "changeme-" * 4, "0123456789abcdef" * 2, "aAbB" * 4 + "a" * 16 + "b" * 16)
+        return ("short", "a" * 48, "changeme-" * 4, "0123456789abcdef" * 2, "aAbB" * 4 + "a" * 16 + "b" * 16,
+                "x" * 40 + " with a space")
 
     def parse(self, raw: str) -> str:
         periodic = any(raw[p:] == raw[:-p] for p in range(1, len(raw) // 2 + 1))
-        if len(raw) < self.length or periodic or estimated_bits(raw) < self.bits:
+        # No spaces or controls: a key or token goes into headers and shell variables as one word.
+        if len(raw) < self.length or periodic or not raw.isprintable() or any(c.isspace() for c in raw) \
+                or estimated_bits(raw) < self.bits:
             raise ValueError(raw)
         return raw
 

@@ -244,6 +244,9 @@ def from_env(environ: Mapping[str, str] | None = None, **overrides: object) -> S
     top = {attr: value for attr, value in read.items() if not attr.startswith("limits.")}
     settings = Settings(**top, limits=LimitSettings(**limits))
     settings = settings.with_(tracing=tracing.configured(env))
+    if settings.production and settings.cors_origins == ("*",):  # the one rule across two settings
+        raise SettingsError("CORS_ORIGINS=* is refused in production: name the origins of your web clients, "
+                            "such as https://portal.example.com")
     return settings.with_(**overrides) if overrides else settings
 
 
@@ -271,9 +274,6 @@ def check_production(settings: Settings) -> None:
     trial, with a warning at every start."""
     if not settings.production:
         return
-    if settings.cors_origins == ("*",):
-        raise SettingsError("CORS_ORIGINS=* is refused in production: name the origins of your web clients, "
-                            "such as https://portal.example.com")
     missing = [name for name, value in (("DATABASE_URL", settings.database_url),
                                         ("STRIPE_API_KEY", settings.stripe_api_key)) if not value]
     if not missing:

@@ -97,3 +97,20 @@ async def test_a_service_tokens_requests_are_logged_as_the_service(app_for, sett
     assert body["data"]["staff"] == {"service": "licensing-dashboard"}
     [line] = request_lines(capsys.readouterr().out)
     assert line["viewer_id"] == f"service:{service_id}"
+
+
+async def test_requests_outside_graphql_get_one_line_each_without_their_query_string(app_for, settings, capsys):
+    """uvicorn's access log is off: health checks, files and webhooks are logged here, once."""
+    gateway = await app_for(settings.with_(env="production"))
+    capsys.readouterr()
+    answers = [await gateway.http.get("/healthz", headers={"x-request-id": "probe-1"}),
+               await gateway.http.get("/invoices/in_x.pdf?expires=1&signature=secret-part"),
+               await gateway.http.post("/webhooks/payments", content=b"{}"),
+               await gateway.http.post("/graphql", json={"query": "{ __typename }"})]
+    lines = request_lines(capsys.readouterr().out)
+    assert [(line["method"], line["operation"], line["status"]) for line in lines] == [
+        ("GET", "/healthz", 200), ("GET", "/invoices/in_x.pdf", 403),
+        ("POST", "/webhooks/payments", answers[2].status_code), ("POST", "anonymous", 200)]
+    assert [a.status_code for a in answers[:2]] == [200, 403] and answers[2].status_code >= 400
+    assert lines[0]["request_id"] == "probe-1" and lines[0]["outcome"] == "ok"
+    assert lines[1]["outcome"] == "refused" and "secret-part" not in str(lines)
