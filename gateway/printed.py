@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from graphql import DocumentNode, print_ast
 from graphql.language import ast
-from graphql.language.printer import PrintBuffer, join, print_doc_ast_reducer, render
+from graphql.language.printer import join, print_doc_ast_reducer, render
 from graphql.language.reducer import reduce
 
 NodeT = TypeVar("NodeT", bound=ast.Node)

@@ -21,9 +21,13 @@ LATEST = datetime(9999, 1, 1, tzinfo=timezone.utc)  # excluded
 RANGE = f"from {EARLIEST.date().isoformat()} up to, not including, {LATEST.date().isoformat()} (UTC)"
 
 
-def _refused(type_name: str, why: str) -> GraphQLError:
-    # Never the value itself: it may be anything, and the message goes back to the client.
-    return GraphQLError(f"{type_name} takes {why}, {RANGE}.")
+class ScalarRefusal(GraphQLError):
+    """A value this gateway's scalar refuses, told without the value (it may be anything, and
+    the message goes back to the client): variable errors keep this message as it is."""
+
+
+def _refused(type_name: str, why: str) -> ScalarRefusal:
+    return ScalarRefusal(f"{type_name} takes {why}, {RANGE}.")
 
 
 def parse_datetime(value: Any) -> datetime:

@@ -30,6 +30,8 @@ from graphql import (
 )
 from graphql.pyutils import did_you_mean, suggestion_list
 
+from schema.scalars import ScalarRefusal
+
 MAX_PROBLEMS = 50  # as graphql-core's own cap: a long list of bad items is not a long answer
 _NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,63}")
 
@@ -98,8 +100,12 @@ def _problems(value: Any, type_: GraphQLInputType, path: Path, hide_suggestions:
     if isinstance(type_, GraphQLInputObjectType):
         yield from _object_problems(value, type_, path, hide_suggestions, budget)
         return
-    if not _coerces(value, type_):
+    refused = _refusal(value, type_)
+    if refused is not None:
         budget[0] -= 1
+        if isinstance(refused, ScalarRefusal):  # our own scalars say why, without the value
+            yield path, refused.message
+            return
         kind = "enum" if isinstance(type_, GraphQLEnumType) else "type"
         hint = ""
         if isinstance(type_, GraphQLEnumType) and isinstance(value, str) and not hide_suggestions:
@@ -133,8 +139,11 @@ def _object_problems(value: Any, type_: GraphQLInputObjectType, path: Path, hide
             yield path, f"exactly one field of '{type_}' must be given, and not null."
 
 
-def _coerces(value: Any, type_: GraphQLInputType) -> bool:
+def _refusal(value: Any, type_: GraphQLInputType) -> Exception | None:
+    """None when the value fits; else the scalar's own exception (kept only when it is a
+    ScalarRefusal: graphql-core's own scalars repeat the value in theirs)."""
     try:
-        return type_.coerce_input_value(value) is not Undefined  # type: ignore[union-attr]
-    except Exception:  # noqa: BLE001 - a scalar's own refusal, whatever its type: the value does not fit
-        return False
+        fits = type_.coerce_input_value(value) is not Undefined  # type: ignore[union-attr]
+    except Exception as exc:  # noqa: BLE001 - a scalar's own refusal, whatever its type: the value does not fit
+        return exc
+    return None if fits else ValueError()

@@ -35,8 +35,17 @@ def _outcome(call):
         except Exception as exc:  # noqa: BLE001 - the exception is the outcome compared
             return type(exc).__name__, str(exc)
         return (type(result).__name__, result.data, result.extensions,
-                [error.formatted for error in result.errors or ()])
+                [_without_variable_wording(error.formatted) for error in result.errors or ()])
     return run()
+
+
+def _without_variable_wording(error: dict) -> dict:
+    """A variable's coercion error names the variable in both; the wording is the gateway's own
+    on purpose (no value repeated: tests/test_variable_errors.py), so only the name is compared."""
+    message = error["message"]
+    if message.startswith("Variable '$"):
+        return {**error, "message": message.split("'")[1]}
+    return error
 
 
 @pytest.mark.parametrize("production", [False, True])
