@@ -41,6 +41,15 @@ _REFUSALS = frozenset({"RATE_LIMITED", "QUERY_TOO_COMPLEX", "GRAPHQL_PARSE_FAILE
 _MAX_LOGGED_NAME = 100
 
 
+def loggable(text: str) -> str:
+    """Client-chosen text (an operation name, a path) as a log line may hold it: on one line
+    (a newline could forge a line of its own) and encodable (a lone surrogate breaks the text
+    handler and strict JSON parsers). Anything but printable ASCII is written as an escape."""
+    if text.isascii() and text.isprintable():
+        return text
+    return text.encode("unicode_escape").decode("ascii")
+
+
 def request_id(header: str | None) -> str:
     """The client's X-Request-Id when it is a sane token, so its logs and ours join; else a new one."""
     if header and _SANE_REQUEST_ID.fullmatch(header):
@@ -109,7 +118,7 @@ class RequestRecord:
         return {
             "request_id": self.request_id,
             "method": self.method,
-            "operation": self.operation[:_MAX_LOGGED_NAME],
+            "operation": loggable(self.operation[:_MAX_LOGGED_NAME]),
             "operation_type": self.operation_type,
             "viewer_id": self.viewer_id,
             "status": self.status,
@@ -127,7 +136,7 @@ class RequestRecord:
         cost = f" cost={actual}/{self.cost_requested}" if self.cost_requested is not None else ""
         codes = self.error_codes + self.user_error_codes
         errors = f" errors={','.join(codes)}" if codes else ""
-        return (f"{self.method} {self.operation[:_MAX_LOGGED_NAME]} {self.outcome} {self.status} "
+        return (f"{self.method} {loggable(self.operation[:_MAX_LOGGED_NAME])} {self.outcome} {self.status} "
                 f"{self.duration_seconds * 1000:.1f} ms viewer={self.viewer_id}{cost}{errors} id={self.request_id}")
 
 

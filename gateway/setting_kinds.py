@@ -25,6 +25,11 @@ def _number_text(value: float) -> str:
     return str(int(value)) if value == int(value) else f"{value:g}"
 
 
+_INTEGER = re.compile(r"-?[0-9]+")
+_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+MIN_SECONDS = 0.001
+
+
 @dataclass(frozen=True)
 class Integer:
     low: int
@@ -36,9 +41,12 @@ class Integer:
 
     @property
     def bad(self) -> tuple[str, ...]:
-        return (str(self.low - 1), str(self.high + 1), "ten", "1.5")
+        return (str(self.low - 1), str(self.high + 1), "ten", "1.5", "1_000", "\u0669\u0660\u0660")
 
     def parse(self, raw: str) -> int:
+        # Plain ASCII digits: int() also takes "1_000" and other scripts' digits ("٩٠٠").
+        if not _INTEGER.fullmatch(raw):
+            raise ValueError(raw)
         value = int(raw)
         if not self.low <= value <= self.high:
             raise ValueError(raw)
@@ -55,17 +63,21 @@ class Seconds:
     @property
     def accepts(self) -> str:
         off = "0 (no limit) or " if self.zero_is_off else ""
-        return f"{off}a number greater than 0 and at most {_number_text(self.high)}"
+        return f"{off}a number from {MIN_SECONDS} to {_number_text(self.high)}"
 
     @property
     def bad(self) -> tuple[str, ...]:
-        return (*(() if self.zero_is_off else ("0",)), "-5", str(self.high * 2), "soon", "nan")
+        return (*(() if self.zero_is_off else ("0",)), "-5", str(self.high * 2), "soon", "nan", "1e-320",
+                "0.0001")
 
     def parse(self, raw: str) -> float | None:
+        # Decimal notation, to the millisecond: float() also takes "1e-320", "inf" and "1_0".
+        if not _DECIMAL.fullmatch(raw):
+            raise ValueError(raw)
         value = float(raw)
         if self.zero_is_off and value == 0:
             return None
-        if not 0 < value <= self.high:  # also refuses nan
+        if not MIN_SECONDS <= value <= self.high:
             raise ValueError(raw)
         return value
 
@@ -118,6 +130,11 @@ class Url:
     @property
     def bad(self) -> tuple[str, ...]:
         return ("example.com", f"gopher://{urlsplit(self.example).hostname or 'example.com'}")
+
+    def shown(self, raw: str) -> str:
+        """The value as an error message may repeat it: without a password in it."""
+        head, at, tail = raw.rpartition("@")
+        return f"{head.split('://', 1)[0]}://…@{tail}" if at and "://" in head else raw
 
     def parse(self, raw: str) -> str:
         try:

@@ -257,7 +257,8 @@ def _parse(setting: Setting, raw: str) -> object:
         refused = getattr(setting.kind, "refused", None)
         if refused:
             raise SettingsError(f"{setting.env} {refused}: use {setting.kind.accepts}") from None
-        raise SettingsError(f"{setting.env} must be {setting.kind.accepts}, not {raw!r}") from None
+        shown = getattr(setting.kind, "shown", lambda value: value)(raw)
+        raise SettingsError(f"{setting.env} must be {setting.kind.accepts}, not {shown!r}") from None
 
 
 def for_start(settings: Settings) -> Settings:

@@ -41,10 +41,15 @@ def require_staff_reader(ctx: Context) -> None:
     require_everywhere(ctx, "Query.staff")
 
 
+# Letters and symbols that render as nothing: Hangul fillers, the blank Braille pattern, the
+# musical null notehead (Unicode's own "invisible" lookalikes, as named in its confusables notes).
+_BLANK_LOOKALIKES = frozenset("\u115f\u1160\u3164\uffa0\u2800\U0001d159\u180e")
+
+
 def _blank(char: str) -> bool:
-    # Spaces, controls and format characters (zero-width space, joiners, BOM): nothing a reader
-    # of the audit log sees.
-    return unicodedata.category(char)[0] in "ZC"
+    # Spaces, controls and format characters (zero-width space, joiners, BOM), and the blank
+    # lookalikes: nothing a reader of the audit log sees.
+    return unicodedata.category(char)[0] in "ZC" or char in _BLANK_LOOKALIKES
 
 
 def _reason(reason: str) -> tuple[str, Problem | None]:
@@ -53,7 +58,7 @@ def _reason(reason: str) -> tuple[str, Problem | None]:
     kept = [i for i, char in enumerate(reason) if not _blank(char)]
     reason = reason[kept[0]:kept[-1] + 1] if kept else ""
     # A refused reason is not kept: the audit entry of the refusal records none.
-    if not any(unicodedata.category(char)[0] in "LNPS" for char in reason):
+    if not any(unicodedata.category(char)[0] in "LNPS" and not _blank(char) for char in reason):
         return "", Problem(("input", "reason"), "Give the reason for this change; the customer sees it in "
                                                 "their audit log.", "REQUIRED")
     if len(reason) > MAX_REASON_LENGTH:

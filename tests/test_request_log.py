@@ -114,3 +114,15 @@ async def test_requests_outside_graphql_get_one_line_each_without_their_query_st
     assert [a.status_code for a in answers[:2]] == [200, 403] and answers[2].status_code >= 400
     assert lines[0]["request_id"] == "probe-1" and lines[0]["outcome"] == "ok"
     assert lines[1]["outcome"] == "refused" and "secret-part" not in str(lines)
+
+
+async def test_a_client_chosen_name_cannot_break_or_forge_a_log_line(gateway, capsys):
+    capsys.readouterr()
+    body = json.dumps({"query": "query Q { __typename }", "operationName": "a\ud800b"})  # escaped as \\ud800
+    await gateway.http.post("/graphql", content=body, headers={"content-type": "application/json"})
+    await gateway.http.get("/invoices/x%0a2026-12-02 10:00:00,000 POST Login ok 200 viewer=admin.pdf")
+    captured = capsys.readouterr()
+    assert "Logging error" not in captured.err and "UnicodeEncodeError" not in captured.err
+    lines = [line for line in captured.out.splitlines() if line.strip()]
+    assert len(lines) == 2, lines
+    assert "a\\ud800b" in lines[0] and "x\\n2026-12-02" in lines[1]

@@ -56,8 +56,8 @@ def test_the_defaults_are_the_settings_defaults():
 
 @pytest.mark.parametrize("env,args,starts", [
     ({"DB_POOL_MAX_SIZE": "0"}, (), "account-gateway: DB_POOL_MAX_SIZE must be an integer from 1 to 1000, not '0'"),
-    ({"PROVIDER_TIMEOUT_SECONDS": "0"}, (), "account-gateway: PROVIDER_TIMEOUT_SECONDS must be a number greater "
-                                            "than 0"),
+    ({"PROVIDER_TIMEOUT_SECONDS": "0"}, (), "account-gateway: PROVIDER_TIMEOUT_SECONDS must be a number from "
+                                            "0.001 to 120"),
     ({"TOKEN_TTL_SECONDS": "-5"}, (), "account-gateway: TOKEN_TTL_SECONDS must be an integer from 60 to 86400"),
     ({"SMTP_URL": "http://mail"}, (), "account-gateway: SMTP_URL must be an smtp:// or smtps:// address"),
     ({}, ("--port", "99999"), "account-gateway serve: argument --port: a port from 1 to 65535, not '99999'"),

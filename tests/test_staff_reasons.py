@@ -26,6 +26,8 @@ BLANK_REASONS = {
     "no-break and ideographic spaces": "\u00a0\u3000",
     "line breaks and tabs": "\n\t\r\n",
     "soft hyphen": "\u00ad",
+    "Hangul fillers and blank Braille": "\u3164\u2800\u115f\uffa0",
+    "musical null notehead": "\U0001d159",
 }
 
 
