@@ -21,6 +21,9 @@ DEFAULT_HELP_CENTER_URL = "https://support.account-gateway.example/hc"
 # A request body may be at most this large (GraphQL and webhooks alike); bigger ones get 413.
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 MAX_BODY_BYTES_CEILING = 64 << 20  # past this the limit no longer protects the memory of a process
+# A request's start line and headers; browsers send a few KiB, large cookies tens; more is 431.
+DEFAULT_MAX_HEADER_BYTES = 64 << 10
+MAX_HEADER_BYTES_CEILING = 1 << 20  # no real client sends a megabyte of headers
 # Where the customer portal runs: links in mail (an invitation's accept page) point there.
 DEFAULT_PORTAL_URL = "https://portal.account-gateway.example"
 # The portal's named operations, registered as persisted operations at start.
@@ -82,6 +85,7 @@ class Settings:
     # Production only: run on the embedded PostgreSQL and the payment emulator anyway (a trial).
     allow_embedded_services: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     # /metrics (gateway/metrics.py): its own listener when a port is given, and a bearer token
     # it demands when one is given; production without either serves no /metrics.
     metrics_host: str = "127.0.0.1"
@@ -205,6 +209,8 @@ SETTINGS: tuple[Setting, ...] = (
             "the sign-in throttles' window"),
     Setting("MAX_BODY_BYTES", "max_body_bytes", Integer(1024, MAX_BODY_BYTES_CEILING),
             "the largest request body (GraphQL and webhooks); larger is 413"),
+    Setting("MAX_HEADER_BYTES", "max_header_bytes", Integer(1024, MAX_HEADER_BYTES_CEILING),
+            "the largest request head (start line and headers); larger is 431 and the connection closed"),
     Setting("OPERATIONS_DIR", "operations_dir", Directory(exists=True),
             "the registered persisted operations (`*.graphql`)", default_doc="the repository's `operations/`"),
     Setting("PERSISTED_OPERATIONS_MANIFEST", "persisted_operations_manifest", File(),

@@ -37,6 +37,7 @@ from prometheus_client import multiprocess
 
 from gateway import logs
 from gateway.app import create_app
+from gateway.heads import head_limited
 from gateway.metrics import MULTIPROCESS_DIR_ENV, listener_app
 from gateway.settings import Settings
 
@@ -65,14 +66,15 @@ async def serve_app(settings: Settings, sock: socket.socket, metrics_sock: socke
     app = create_app(settings)
     # The run's logging configuration, not uvicorn's own text one; the request log stands
     # for uvicorn's access log (gateway/logs.py).
-    server = Server(uvicorn.Config(app, lifespan="on", log_level="info",
+    server = Server(uvicorn.Config(app, http=head_limited(settings.max_header_bytes), lifespan="on", log_level="info",
                                    log_config=logs.config(settings.request_log_format), access_log=False,
                                    timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
                                    proxy_headers=bool(proxies), forwarded_allow_ips=proxies))
     running = [server.serve(sockets=[sock])]
     servers = [server]
     if metrics_sock is not None:
-        servers.append(Server(uvicorn.Config(listener_app(app), lifespan="off", log_config=None, access_log=False,
+        servers.append(Server(uvicorn.Config(listener_app(app), http=head_limited(settings.max_header_bytes),
+                                             lifespan="off", log_config=None, access_log=False,
                                              proxy_headers=False)))
         running.append(servers[-1].serve(sockets=[metrics_sock]))
     _tune_garbage_collection()

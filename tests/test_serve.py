@@ -164,6 +164,74 @@ def test_a_100_mb_body_is_refused_without_being_held(served):
     assert graphql(served, "{ __typename }")["data"] == {"__typename": "Query"}
 
 
+TYPENAME_GET = b"GET /graphql?query=%7B__typename%7D HTTP/1.1\r\nhost: gateway\r\n"
+TYPENAME_POST = b'{"query": "{ __typename }"}'
+
+
+def read_response(reader) -> tuple[int, bytes]:
+    """One HTTP/1.1 response with a Content-Length from a socket's file: its status and body."""
+    status = int(reader.readline().split()[1])
+    length = 0
+    while (line := reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    return status, reader.read(length)
+
+
+def answered(response: tuple[int, bytes]) -> bool:
+    status, body = response
+    return status == 200 and json.loads(body)["data"] == {"__typename": "Query"}
+
+
+def typename_post(extra: bytes = b"") -> bytes:
+    return (b"POST /graphql HTTP/1.1\r\nhost: gateway\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\n" % len(TYPENAME_POST) + extra + b"\r\n" + TYPENAME_POST)
+
+
+def test_a_2_mb_header_is_refused_with_431_without_being_held(served):
+    process = psutil.Process(served.process.pid)  # one worker: the app runs in this process
+    before = process.memory_info().rss
+    with socket.create_connection(("127.0.0.1", int(served.url.rsplit(":", 1)[1])), timeout=10) as sock:
+        sock.sendall(TYPENAME_GET + b"x-big: ")
+        for _ in range(32):  # the head is never finished: a server that buffers it holds all 2 MB now
+            sock.sendall(b"a" * (1 << 16))
+        held = process.memory_info().rss - before
+        status, body = read_response(sock.makefile("rb"))
+        assert sock.recv(1) == b"", "the connection is closed after the 431"
+    assert status == 431 and b"limit of 65536 bytes" in body
+    assert held < 1 << 20, f"RSS grew by {held / 2**20:.1f} MiB while a 2 MB header was being sent"
+    assert graphql(served, "{ __typename }")["data"] == {"__typename": "Query"}
+
+
+def test_headers_just_under_the_limit_are_answered(served):
+    # the request line and headers come to ~65,300 bytes of the 65,536 allowed
+    headers = {f"x-pad-{n}": "p" * 8000 for n in range(8)} | {"cookie": "c=" + "k" * 1000}
+    response = httpx.get(f"{served.url}/graphql", params={"query": "{ __typename }"}, headers=headers, timeout=10)
+    assert response.status_code == 200, response.text
+    assert response.json()["data"] == {"__typename": "Query"}
+
+
+def test_keep_alive_and_pipelined_requests_each_get_the_whole_header_limit(served):
+    near_limit = b"x-pad: " + b"p" * 60_000 + b"\r\n"
+    with socket.create_connection(("127.0.0.1", int(served.url.rsplit(":", 1)[1])), timeout=10) as sock:
+        reader = sock.makefile("rb")
+        for _ in range(2):  # one after another on one connection
+            sock.sendall(TYPENAME_GET + near_limit + b"\r\n")
+            assert answered(read_response(reader))
+        # pipelined: a body, then a near-limit head, arriving in one piece
+        sock.sendall(typename_post() + TYPENAME_GET + near_limit + b"\r\n" + typename_post(near_limit))
+        for _ in range(3):
+            assert answered(read_response(reader))
+        # pipelined behind a request being answered: that one is answered, then 431 and closed
+        sock.sendall(typename_post() + TYPENAME_GET + b"x-big: ")
+        for _ in range(32):
+            sock.sendall(b"a" * (1 << 16))
+        assert answered(read_response(reader))
+        assert read_response(reader)[0] == 431
+        assert reader.read(1) == b""
+
+
 def test_head_answers_headers_only(served):
     get = httpx.get(f"{served.url}/graphql", params={"query": "{ __typename }"}, timeout=10)
     head = httpx.head(f"{served.url}/graphql", params={"query": "{ __typename }"}, timeout=10)
