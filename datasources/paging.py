@@ -93,7 +93,7 @@ class Slice:
             raise BadUserInput("Use `first` with `after`, and `last` with `before`.")
         size = last if last is not None else first
         if size is not None and not 0 <= size <= MAX_PAGE:
-            raise BadUserInput(f"`first` and `last` take 0 to {MAX_PAGE}, got {size}.")
+            raise BadUserInput(f"`first` and `last` take 0 to {MAX_PAGE}.")
         if last is not None or (before is not None and first is None):
             return cls(limit=DEFAULT_PAGE if last is None else last, after=before, backward=True)
         return cls(limit=DEFAULT_PAGE if first is None else first, after=after)

@@ -59,8 +59,8 @@ class ArchiveRange:
             raise BadUserInput("`to` must not be before `from`.")
         days = (last - first).days + 1
         if days > MAX_ARCHIVE_DAYS:
-            raise BadUserInput(f"An invoice archive covers at most {MAX_ARCHIVE_DAYS} days; this range has "
-                               f"{days}. Ask for one year or less at a time.")
+            raise BadUserInput(f"An invoice archive covers at most {MAX_ARCHIVE_DAYS} days. "
+                               "Ask for one year or less at a time.")
         return cls(first, last)
 
     def criteria(self) -> billing.InvoiceCriteria:

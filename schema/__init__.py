@@ -8,12 +8,13 @@ from inspect import isawaitable
 from typing import Annotated, Any
 
 import strawberry
-from graphql import ASTValidationRule, GraphQLError, NoSchemaIntrospectionCustomRule, execute, specified_rules
+from graphql import (ASTValidationRule, GraphQLError, NoSchemaIntrospectionCustomRule, ValuesOfCorrectTypeRule, execute,
+                     specified_rules)
 from strawberry import relay
 from strawberry.schema.config import StrawberryConfig
 from strawberry.exceptions import MissingQueryError
 from strawberry.execution import optimized_is_awaitable
-from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
+from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES, validate_document
 from strawberry.types import ExecutionContext, ExecutionResult
@@ -23,6 +24,7 @@ from strawberry.utils.operation import get_operation_type
 
 from resolvers import accounts as resolve_accounts
 from schema import node, variable_errors
+from schema.literal_errors import values_of_correct_type_rule
 from schema.mutations import Mutation
 from schema.account import Account
 from schema.node import NODE_TYPES
@@ -33,7 +35,7 @@ from schema.common import Info
 from schema.execution import LevelExecutor
 from schema.documents import parse_document
 from schema.scalars import SCALAR_MAP
-from schema.extensions import RequireOperationName, SelectionLimitsRule, require_operation_name
+from schema.extensions import RequireOperationName, SelectionLimitsRule, ValidationRules, require_operation_name
 
 MAX_DEPTH = 15
 MAX_ALIASES = 30
@@ -95,10 +97,13 @@ class GatewaySchema(strawberry.Schema):
                  hide_suggestions: bool = False, **kwargs: Any) -> None:
         if kwargs.get("extensions"):
             raise TypeError("GatewaySchema.execute runs no SchemaExtension: pass validation_rules instead")
+        # The spec's rules, with values written in the document checked without repeating them.
+        literal_rule = values_of_correct_type_rule(hide_suggestions=hide_suggestions)
+        self.validation_rules = (*(literal_rule if rule is ValuesOfCorrectTypeRule else rule for rule in specified_rules),
+                                 *validation_rules)
         extensions: list[Callable[[], SchemaExtension]] = [
-            RequireOperationName, lambda: AddValidationRules(list(validation_rules))]
+            RequireOperationName, lambda: ValidationRules(self.validation_rules)]
         super().__init__(*args, extensions=extensions, **kwargs)
-        self.validation_rules = (*specified_rules, *validation_rules)
         # Production: no "Did you mean ...?" that would map out the schema introspection hides.
         self.hide_suggestions = hide_suggestions
         # Per schema (its rules, its types); bounded like the parse cache.

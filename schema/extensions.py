@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
-from graphql import (DirectiveNode, DocumentNode, FieldNode, GraphQLError, OperationDefinitionNode, SelectionSetNode,
+from graphql import (ASTValidationRule, DirectiveNode, DocumentNode, FieldNode, GraphQLError, OperationDefinitionNode, SelectionSetNode,
                      ValidationContext, ValidationRule)
 from strawberry.extensions import SchemaExtension
 
@@ -22,6 +22,18 @@ class RequireOperationName(SchemaExtension):
         context = self.execution_context
         if context.graphql_document is not None:
             require_operation_name(context.graphql_document, context._provided_operation_name)  # noqa: SLF001
+
+
+class ValidationRules(SchemaExtension):
+    """Validates with exactly these rules: strawberry's AddValidationRules can only add to the
+    spec's, and the gateway replaces one of them (schema/literal_errors.py)."""
+
+    def __init__(self, rules: Sequence[type[ASTValidationRule]]) -> None:
+        self.rules = tuple(rules)
+
+    def on_operation(self) -> Iterator[None]:
+        self.execution_context.validation_rules = self.rules
+        yield
 
 
 def require_operation_name(document: DocumentNode, operation_name: str | None) -> None:

@@ -31,5 +31,5 @@ async def resolve_node(info: Info, id: strawberry.ID) -> relay.Node | None:
 
 async def resolve_nodes(info: Info, ids: list[strawberry.ID]) -> list[relay.Node | None]:
     if len(ids) > MAX_NODES:
-        raise BadUserInput(f"nodes(ids:) takes at most {MAX_NODES} IDs, got {len(ids)}.")
+        raise BadUserInput(f"nodes(ids:) takes at most {MAX_NODES} IDs.")
     return list(await asyncio.gather(*(resolve_node(info, i) for i in ids)))

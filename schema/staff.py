@@ -185,7 +185,7 @@ class Staff:
         slice = slice_of(first, after, last, before)
         require_everywhere(info.context, "Staff.licensesExpiring")
         if not 1 <= within_days <= MAX_EXPIRY_DAYS:
-            raise BadUserInput(f"`withinDays` takes 1 to {MAX_EXPIRY_DAYS}, got {within_days}.")
+            raise BadUserInput(f"`withinDays` takes 1 to {MAX_EXPIRY_DAYS}.")
         page = await info.context.loaders.staff.licenses_expiring.load((within_days, slice))
         return ExpiringLicenseConnection.from_page(
             page, lambda lic: ExpiringLicense(license=License.from_record(lic)), slice)

@@ -10,12 +10,10 @@ come only when asked for (development).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from graphql import (
-    GraphQLEnumType,
     GraphQLError,
     GraphQLInputObjectType,
     GraphQLInputType,
@@ -28,14 +26,12 @@ from graphql import (
     print_ast,
     type_from_ast,
 )
-from graphql.pyutils import did_you_mean, suggestion_list
 
+from schema import value_reasons as why
 from schema.scalars import ScalarRefusal
 
 MAX_PROBLEMS = 50  # as graphql-core's own cap: a long list of bad items is not a long answer
-_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,63}")
-
-Path = tuple[str | int, ...]
+Path = why.Path
 
 
 def rebuilt(schema: GraphQLSchema, errors: Sequence[GraphQLError], variables: dict[str, Any] | None,
@@ -56,7 +52,7 @@ def rebuilt(schema: GraphQLSchema, errors: Sequence[GraphQLError], variables: di
         problems = [] if type_ is None else list(_problems((variables or {}).get(name, Undefined), type_, (),
                                                            hide_suggestions, [MAX_PROBLEMS]))
         for path, reason in problems or [((), f"expected a value of type '{print_ast(node.type)}'.")]:
-            answer.append(GraphQLError(f"Variable '${name}' has an invalid value{_where(path)}: {reason}", node))
+            answer.append(GraphQLError(f"Variable '${name}' has an invalid value{why.where(path)}: {reason}", node))
     return answer
 
 
@@ -70,12 +66,6 @@ def _coerced_variable(error: GraphQLError) -> VariableDefinitionNode | None:
     return None
 
 
-def _where(path: Path) -> str:
-    if not path:
-        return ""
-    return " at " + "".join(f"[{key}]" if isinstance(key, int) else f".{key}" for key in path)
-
-
 def _problems(value: Any, type_: GraphQLInputType, path: Path, hide_suggestions: bool,
               budget: list[int]) -> Iterator[tuple[Path, str]]:
     """(where, why) for each part of `value` that `type_` does not accept, as graphql-core decides."""
@@ -84,8 +74,7 @@ def _problems(value: Any, type_: GraphQLInputType, path: Path, hide_suggestions:
     if isinstance(type_, GraphQLNonNull):
         if value is Undefined or value is None:
             budget[0] -= 1
-            yield path, f"expected a value of non-null type '{type_}', " + (
-                "none was given." if value is Undefined else "not null.")
+            yield path, why.non_null(type_, given=value is None)
             return
         yield from _problems(value, type_.of_type, path, hide_suggestions, budget)
         return
@@ -106,18 +95,14 @@ def _problems(value: Any, type_: GraphQLInputType, path: Path, hide_suggestions:
         if isinstance(refused, ScalarRefusal):  # our own scalars say why, without the value
             yield path, refused.message
             return
-        kind = "enum" if isinstance(type_, GraphQLEnumType) else "type"
-        hint = ""
-        if isinstance(type_, GraphQLEnumType) and isinstance(value, str) and not hide_suggestions:
-            hint = did_you_mean(suggestion_list(value, list(type_.values)), "the enum value")
-        yield path, f"expected a value of {kind} '{type_}'.{hint}"
+        yield path, why.leaf(type_, value, hide_suggestions)
 
 
 def _object_problems(value: Any, type_: GraphQLInputObjectType, path: Path, hide_suggestions: bool,
                      budget: list[int]) -> Iterator[tuple[Path, str]]:
     if not isinstance(value, dict):
         budget[0] -= 1
-        yield path, f"expected an object of type '{type_}'."
+        yield path, why.not_an_object(type_)
         return
     fields = type_.fields
     for name, field in fields.items():
@@ -125,18 +110,16 @@ def _object_problems(value: Any, type_: GraphQLInputObjectType, path: Path, hide
             yield from _problems(value[name], field.type, (*path, name), hide_suggestions, budget)
         elif is_required_input_field(field) and budget[0] > 0:
             budget[0] -= 1
-            yield path, f"the required field '{name}' of '{type_}' was not given."
+            yield path, why.missing_field(type_, name)
     for key in value:
         if key not in fields and budget[0] > 0:
             budget[0] -= 1
-            named = f"'{key}'" if isinstance(key, str) and _NAME.fullmatch(key) else "of that name"
-            hint = "" if hide_suggestions or named[0] != "'" else did_you_mean(suggestion_list(key, list(fields)))
-            yield path, f"'{type_}' has no field {named}.{hint}"
+            yield path, why.unknown_field(type_, key, fields, hide_suggestions)
     if type_.is_one_of and budget[0] > 0:
         given = [name for name in fields if name in value]
         if len(given) != 1 or value[given[0]] is None:
             budget[0] -= 1
-            yield path, f"exactly one field of '{type_}' must be given, and not null."
+            yield path, why.one_of(type_)
 
 
 def _refusal(value: Any, type_: GraphQLInputType) -> Exception | None:

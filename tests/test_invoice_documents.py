@@ -257,7 +257,7 @@ async def test_archive_holds_one_pdf_per_invoice_in_the_range_named_by_number(ga
 
 @pytest.mark.parametrize(("first", "last", "message"), [
     ("2026-03-01", "2026-02-28", "`to` must not be before `from`."),
-    ("2024-01-01", "2025-01-01", "An invoice archive covers at most 366 days; this range has 367."),
+    ("2024-01-01", "2025-01-01", "An invoice archive covers at most 366 days."),
 ])
 async def test_a_bad_archive_range_is_a_clear_error(gateway, first, last, message):
     body = await gateway.execute(ARCHIVE, {"from": first, "to": last}, token=await gateway.login(NORTHWIND_ADMIN))

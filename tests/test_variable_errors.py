@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.test_staff import make_staff
+
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 PROBE = "hunter2-Sup3rSecret"  # a password-like value: it must never come back
 ROLE = "mutation($i: ChangeMemberRoleInput!) { changeMemberRole(input: $i) { userErrors { code } } }"
@@ -78,3 +80,105 @@ async def test_production_validation_suggests_nothing_either(app_for, settings):
     for query in (literal, "{ viewer { nme } }", 'mutation { login(input: {email: "a", pasword: "b"}) { token } }'):
         body = (await gateway.post(query)).json()
         assert body["errors"] and all("Did you mean" not in e["message"] for e in body["errors"]), body
+
+
+# --- values written in the document ----------------------------------------------------------------
+WRONG = "s3cr3t-Wr0ngValue"  # the value that does not fit: it must not come back either
+NUMBER = "98765432109"
+STAFF = "literal-values-staff@vendor.example"  # a wrong number: the gateway's own messages once said "got <number>"
+
+
+def _login(email: str = '"a@b.example"', extra: str = "") -> str:
+    return f'mutation {{ login(input: {{email: {email}, password: "{PROBE}"{extra}}}) {{ token }} }}'
+
+
+def _org(field: str) -> str:
+    return f"{{ viewer {{ organization {{ {field} }} }} }}"
+
+
+# name: (document, what every message must say, the suggestion development adds)
+LITERAL_CASES = {
+    "Int given a string": (_org(f'members(first: "{WRONG}") {{ totalCount }}'),
+                           "Argument 'first' has an invalid value: expected a value of type 'Int'.", None),
+    "Int out of range": (_org(f"members(first: {NUMBER}) {{ totalCount }}"),
+                         "Argument 'first' has an invalid value: expected a value of type 'Int'.", None),
+    "String given a number": (_login(email=NUMBER), "at .email: expected a value of type 'String'.", None),
+    "String given an object": (_login(email=f'{{nested: "{WRONG}"}}'),
+                               "at .email: expected a value of type 'String'.", None),
+    "Boolean given a string": (_login().replace(") {", f') @include(if: "{WRONG}") {{', 1),
+                               "Argument 'if' has an invalid value: expected a value of type 'Boolean'.", None),
+    "ID given a float": (f"{{ node(id: {NUMBER}.5) {{ id }} }}",
+                         "Argument 'id' has an invalid value: expected a value of type 'ID'.", None),
+    "Date not a day": (_org(f'invoicesArchiveUrl(from: "{WRONG}", to: "2026-01-31")'),
+                       "Argument 'from' has an invalid value: Date takes an ISO 8601 calendar day", None),
+    "DateTime not a moment": (_org(f'invoices(filter: {{issuedFrom: "{WRONG}"}}) {{ totalCount }}'),
+                              "at .issuedFrom: DateTime takes an ISO 8601 string", None),
+    "enum given a name": ('mutation { changeMemberRole(input: {accountId: "x", role: ADMN}) '
+                          "{ userErrors { code } } }",
+                          "at .role: expected a value of enum 'OrganizationRole'.",
+                          "Did you mean the enum value 'ADMIN'?"),
+    "enum given a string": ('mutation { changeMemberRole(input: {accountId: "x", role: "' + WRONG + '"}) '
+                            "{ userErrors { code } } }",
+                            "at .role: expected a value of enum 'OrganizationRole'.", None),
+    "unknown input field": (_login(extra=f', pasword: "{WRONG}"'), "'LoginInput' has no field 'pasword'.",
+                            "Did you mean 'password'?"),
+    "missing required field": (f'mutation {{ login(input: {{password: "{PROBE}"}}) {{ token }} }}',
+                               "the required field 'email' of 'LoginInput' was not given.", None),
+    "null for non-null": (_login(email="null"), "at .email: expected a value of non-null type 'String!', not null.",
+                          None),
+    "not an object": (f'mutation {{ login(input: "{WRONG}") {{ token }} }}',
+                      "Argument 'input' has an invalid value: expected an object of type 'LoginInput'.", None),
+    "wrong list item": ('mutation { setCreditAccess(input: {accountIds: ["QWNjb3VudDox", ' + NUMBER + '.5], '
+                        'mode: UNLIMITED, quota: null}) { userErrors { code } } }',
+                        "at .accountIds[1]: expected a value of type 'ID'.", None),
+    "variable default": (f'query($n: Int = "{WRONG}") {{ viewer {{ id }} }}',
+                         "The default value of variable '$n' has an invalid value: expected a value of type 'Int'.",
+                         None),
+}
+
+
+@pytest.mark.parametrize("env", ["production", "development"])
+async def test_literal_value_errors_never_echo_values(app_for, settings, env):
+    gateway = await app_for(settings.with_(env=env))
+    for name, (query, expected, suggestion) in LITERAL_CASES.items():
+        response = await gateway.post(query, accept=GRAPHQL_RESPONSE)
+        assert response.status_code == 400, (name, response.text)
+        body = response.json()
+        assert "data" not in body, name
+        for secret in (PROBE, WRONG, NUMBER, "ADMN", "found"):
+            assert secret not in response.text, (name, secret, response.text)
+        messages = [error["message"] for error in body["errors"]]
+        assert all(error["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED" for error in body["errors"]), name
+        assert all(error.get("locations") for error in body["errors"]), (name, body)
+        assert any(expected in message for message in messages), (name, messages)
+        if env == "production" or suggestion is None:
+            assert not any("Did you mean" in message for message in messages), (name, messages)
+        else:
+            assert any(suggestion in message for message in messages), (name, messages)
+
+
+async def test_each_wrong_part_of_a_literal_is_one_error_where_it_was_written(gateway):
+    query = ('mutation { setCreditAccess(input: {accountIds: [1.5, {x: "' + PROBE + '"}], mode: "' + WRONG
+             + '", quota: "' + PROBE + '", extra: "' + PROBE + '"}) { userErrors { code } } }')
+    body = (await gateway.post(query)).json()
+    found = sorted((e["locations"][0]["column"], e["message"].split(": ", 1)[1]) for e in body["errors"])
+    column = query.index
+    assert found == sorted([
+        (column("1.5") + 1, "expected a value of type 'ID'."),
+        (column("{x:") + 1, "expected a value of type 'ID'."),
+        (column(f'"{WRONG}"') + 1, "expected a value of enum 'CloudCreditAccessMode'."),
+        (column("extra:") + 1, "'SetCreditAccessInput' has no field 'extra'."),
+        (column(f'"{PROBE}", extra') + 1, "expected a value of type 'Int'."),
+    ]), found
+    assert PROBE not in str(body) and WRONG not in str(body)
+
+
+@pytest.mark.parametrize(("document", "allowed"), [
+    ("{ staff { organizations(first: 101) { totalCount } } }", "`first` and `last` take 0 to 100."),
+    ("{ staff { licensesExpiring(withinDays: 2147483647) { totalCount } } }", "`withinDays` takes 1 to"),
+])
+async def test_the_gateways_own_range_errors_say_the_range_not_the_value(gateway, db, document, allowed):
+    await make_staff(db, "SUPPORT", STAFF)
+    body = (await gateway.post(document, token=await gateway.login(STAFF))).json()
+    assert allowed in body["errors"][0]["message"], body
+    assert "101" not in str(body["errors"]) and "2147483647" not in str(body["errors"]), body

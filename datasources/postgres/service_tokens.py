@@ -40,7 +40,7 @@ async def create(db: Executor, *, name: str, scopes: tuple[str, ...], token_hash
             f"INSERT INTO service_tokens (id, name, scopes, token_hash) VALUES ($1, $2, $3, $4)"
             f" RETURNING {_COLUMNS}", uuid.uuid4(), name, list(scopes), token_hash)
     except asyncpg.UniqueViolationError:
-        raise BadUserInput(f"A live service token is already named {name!r}; revoke it or pick another name.") from None
+        raise BadUserInput("A live service token already has this name; revoke it or pick another name.") from None
     except asyncpg.CheckViolationError:
         raise BadUserInput("A service token name has 1 to 63 characters: lower-case letters, digits, '.', '_' "
                            "and '-', starting with a letter or digit.") from None
