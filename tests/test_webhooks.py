@@ -287,7 +287,8 @@ async def test_a_timestamp_in_the_future_is_refused(hooked, db):
     assert [r[1] for r in await recorded(db)] == ["invoice.paid"]
 
 
-@pytest.mark.parametrize("created", [10**12, 10**30, -(10**12), 0, 1_000_000_000, "future"])
+@pytest.mark.parametrize("created", [10**12, 10**30, -(10**12), 0, 1_000_000_000, "future", None, 1.7e9, True,
+                                     "1700000000"])
 async def test_an_event_created_outside_any_real_time_is_refused(hooked, db, created):
     created = int(time.time()) + 3600 if created == "future" else created
     body = json.dumps({"id": "evt_when", "object": "event", "type": "invoice.paid", "created": created,
