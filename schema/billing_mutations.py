@@ -327,26 +327,25 @@ class BillingMutations:
     pay_invoice: PayInvoicePayload = strawberry.mutation(
         resolver=pay_invoice,
         description="Pays one OPEN invoice of the viewer's organization with the default or a chosen payment "
-                    "method, at most once per idempotency key. OWNER/ADMIN only.")
+                    "method, at most once per idempotency key.")
     pay_outstanding_balance: PayOutstandingBalancePayload = strawberry.mutation(
         resolver=pay_outstanding_balance,
         description="Pays every OPEN invoice in one currency, oldest first, stopping at the first decline; at "
-                    "most once per idempotency key. OWNER/ADMIN only.")
+                    "most once per idempotency key.")
     add_payment_method: AddPaymentMethodPayload = strawberry.mutation(
         resolver=add_payment_method,
-        description="Adds a card tokenized in the client with the payment provider. OWNER/ADMIN only.")
+        description="Adds a card tokenized in the client with the payment provider.")
     set_default_payment_method: SetDefaultPaymentMethodPayload = strawberry.mutation(
         resolver=set_default_payment_method,
-        description="Makes a payment method the one invoices are paid with unless another is chosen. "
-                    "OWNER/ADMIN only.")
+        description="Makes a payment method the one invoices are paid with unless another is chosen.")
     remove_payment_method: RemovePaymentMethodPayload = strawberry.mutation(
         resolver=remove_payment_method,
         description="Removes a payment method; not the only one while a subscription is billed. When the "
-                    "default goes, the next card becomes the default. OWNER/ADMIN only.")
+                    "default goes, the next card becomes the default.")
     update_billing_info: UpdateBillingInfoPayload = strawberry.mutation(
         resolver=update_billing_info,
         description="Changes the company, billing email, VAT number and address on the organization's invoices, "
-                    "at the payment provider. OWNER/ADMIN only.")
+                    "at the payment provider.")
 
 
 MUTATIONS = BillingMutations

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import strawberry
+from strawberry.utils.str_converters import to_camel_case
 
+from auth.access import who
 from schema import (billing_mutations, credit_mutations, people_mutations, profile_mutations, seat_mutations,
                     sessions, staff_mutations, subscription_mutations)
 
@@ -17,3 +19,8 @@ Mutation = strawberry.type(
     description="Everything a client can change. Each mutation takes one `input` and returns a payload with "
                 "what changed and `userErrors` for expected failures.",
 )
+
+# Who may run each mutation, in words from the access table (auth/access.py): said here once,
+# for every mutation, rather than by hand in each description.
+for _field in Mutation.__strawberry_definition__.fields:
+    _field.description = f"{_field.description} For {who(_field.graphql_name or to_camel_case(_field.python_name))}."

@@ -227,15 +227,15 @@ async def change_member_role(info: Info, input: Annotated[ChangeMemberRoleInput,
 class PeopleMutations:
     invite_members: InviteMembersPayload = strawberry.mutation(
         resolver=invite_members,
-        description="Invites people by email with a role (OWNER/ADMIN only). Each gets a mail with a link valid "
+        description="Invites people by email with a role. Each gets a mail with a link valid "
                     "for 7 days; each email succeeds or fails on its own. Safe to retry with an idempotency key.")
     resend_invitation: ResendInvitationPayload = strawberry.mutation(
         resolver=resend_invitation,
         description="Sends a pending or expired invitation again with a new link, valid for 7 days from now; the "
-                    "previous link stops working (OWNER/ADMIN only).")
+                    "previous link stops working.")
     revoke_invitation: RevokeInvitationPayload = strawberry.mutation(
         resolver=revoke_invitation,
-        description="Withdraws a pending or expired invitation; its link stops working (OWNER/ADMIN only).")
+        description="Withdraws a pending or expired invitation; its link stops working.")
     accept_invitation: AcceptInvitationPayload = strawberry.mutation(
         resolver=accept_invitation,
         description="Joins the organization with the token of an invitation link, creating the account when "
@@ -244,11 +244,11 @@ class PeopleMutations:
     remove_member: RemoveMemberPayload = strawberry.mutation(
         resolver=remove_member,
         description="Removes a member from the organization, with their credit access, optionally revoking "
-                    "their seats at the same time (OWNER/ADMIN only). The OWNER cannot be removed. The account "
+                    "their seats at the same time. The OWNER cannot be removed. The account "
                     "itself and its sessions stay; it just no longer belongs to the organization.")
     change_member_role: ChangeMemberRolePayload = strawberry.mutation(
         resolver=change_member_role,
-        description="Makes a member an ADMIN or a MEMBER (OWNER/ADMIN only). The OWNER cannot be demoted and no "
+        description="Makes a member an ADMIN or a MEMBER. The OWNER cannot be demoted and no "
                     "one changes their own role. Ownership transfer is out of scope: OWNER cannot be granted "
                     "here.")
 

@@ -146,23 +146,21 @@ async def staff_resend_invitation(info: Info, input: Annotated[StaffResendInvita
 class StaffMutations:
     change_account_email: ChangeAccountEmailPayload = strawberry.mutation(
         resolver=change_account_email,
-        description="Changes an account's email (staff SUPPORT or ADMIN_TOOLING, or scope accounts:write). Both the "
+        description="Changes an account's email. Both the "
                     "old and the new address are emailed and every session of the account ends.")
     grant_credits: GrantCreditsPayload = strawberry.mutation(
         resolver=grant_credits,
-        description="Adds cloud credits to an organization's pool (staff BILLING or ADMIN_TOOLING, or scope "
-                    "credits:write). Safe to retry with an idempotency key.")
+        description="Adds cloud credits to an organization's pool. "
+                    "Safe to retry with an idempotency key.")
     extend_license: ExtendLicensePayload = strawberry.mutation(
         resolver=extend_license,
-        description="Moves a license's expiry later (staff BILLING or ADMIN_TOOLING, or scope licenses:write).")
+        description="Moves a license's expiry later.")
     adjust_license_quantity: AdjustLicenseQuantityPayload = strawberry.mutation(
         resolver=adjust_license_quantity,
-        description="Sets a license's seat count, never below the seats allocated (staff BILLING or ADMIN_TOOLING, "
-                    "or scope licenses:write).")
+        description="Sets a license's seat count, never below the seats allocated.")
     staff_resend_invitation: StaffResendInvitationPayload = strawberry.mutation(
         resolver=staff_resend_invitation,
-        description="Sends an organization's invitation again on its behalf, as its `resendInvitation` would "
-                    "(staff SUPPORT or ADMIN_TOOLING, or scope accounts:write).")
+        description="Sends an organization's invitation again on its behalf, as its `resendInvitation` would.")
 
 
 MUTATIONS = StaffMutations
