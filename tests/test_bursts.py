@@ -150,22 +150,15 @@ async def test_wrong_current_passwords_at_once_are_limited_like_in_turn(app_for,
     assert outcome(await login(gateway, MEMBER, DEMO_PASSWORD)) == "RATE_LIMITED"  # one bucket per account
 
 
-async def test_guessed_refresh_tokens_at_once_are_limited_like_in_turn(app_for, settings, store):
+@pytest.mark.parametrize("mutation,refused", [(REFRESH, "INVALID_REFRESH_TOKEN"), (ACCEPT, "INVITATION_NOT_PENDING")],
+                         ids=["refresh token", "invitation token"])
+async def test_guessed_tokens_at_once_are_limited_like_in_turn(app_for, settings, store, mutation, refused):
     async def prepare(gateway: Gateway) -> Attempt:
-        return lambda i: gateway.post(REFRESH, {"t": f"guess-{i}"})
+        return lambda i: gateway.post(mutation, {"t": f"guess-{i}"})
 
     burst, sequence, _ = await burst_and_sequence(
         app_for, settings, store, sign_in_limits(sign_in_attempts_per_address=5), prepare)
-    assert burst == sequence == {"INVALID_REFRESH_TOKEN": 5, "RATE_LIMITED": BURST - 5}
-
-
-async def test_guessed_invitation_tokens_at_once_are_limited_like_in_turn(app_for, settings, store):
-    async def prepare(gateway: Gateway) -> Attempt:
-        return lambda i: gateway.post(ACCEPT, {"t": f"guess-{i}"})
-
-    burst, sequence, _ = await burst_and_sequence(
-        app_for, settings, store, sign_in_limits(sign_in_attempts_per_address=5), prepare)
-    assert burst == sequence == {"INVITATION_NOT_PENDING": 5, "RATE_LIMITED": BURST - 5}
+    assert burst == sequence == {refused: 5, "RATE_LIMITED": BURST - 5}
 
 
 async def test_queries_at_once_spend_the_cost_budget_like_in_turn(app_for, settings, store):
