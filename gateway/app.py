@@ -55,7 +55,8 @@ def create_app(settings: Settings) -> Starlette:
         buckets = (RedisBuckets(settings.redis_url, settings.redis_key_prefix) if settings.redis_url
                    else LocalBuckets())
         app.state.services = Services(settings=settings, db=db, payments=payments,
-                                      schema=build_schema(production=settings.production),
+                                      schema=build_schema(production=settings.production,
+                                                           executor=settings.executor),
                                       resolver_config=resolver_config(settings),
                                       limiter=Limiter(buckets, settings.limits), operations=operations)
         metrics = app.state.metrics = Metrics(operations, db=db, payments=payments,

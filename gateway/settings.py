@@ -93,6 +93,9 @@ class Settings:
     metrics_token: str = ""
     # Web origins (scheme://host[:port]) whose pages may call the API from a browser; ("*",): any.
     cors_origins: tuple[str, ...] = ()
+    # Which executor answers queries (schema.EXECUTORS): "levels", or "graphql-core" alone, which the
+    # tests run every behavioural test under too. Not read from the environment: production has one.
+    executor: str = "levels"
 
     @property
     def production(self) -> bool:

@@ -173,7 +173,17 @@ class GatewaySchema(strawberry.Schema):
         """The HTTP layer logs errors with the request id; expected ones are not logged at all."""
 
 
-def build_schema(*, production: bool = False) -> strawberry.Schema:
+class ReferenceExecution(LevelExecutor):
+    """graphql-core's own execution for every operation: what the level executor must answer alike."""
+
+    enabled = False
+
+
+# Settings.executor: the level executor in production; graphql-core's alone, for comparing the two.
+EXECUTORS = {"levels": LevelExecutor, "graphql-core": ReferenceExecution}
+
+
+def build_schema(*, production: bool = False, executor: str = "levels") -> strawberry.Schema:
     # Abuse of the document itself, refused by validation before anything runs. The limiters
     # make a rule class per instance: made once here.
     rules = [*QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
@@ -181,5 +191,5 @@ def build_schema(*, production: bool = False) -> strawberry.Schema:
     if production:
         rules.append(NoSchemaIntrospectionCustomRule)  # what strawberry's DisableIntrospection adds
     return GatewaySchema(query=Query, mutation=Mutation, types=list(NODE_TYPES.values()),
-                         validation_rules=rules, execution_context_class=LevelExecutor, hide_suggestions=production,
+                         validation_rules=rules, execution_context_class=EXECUTORS[executor], hide_suggestions=production,
                          config=StrawberryConfig(scalar_map=SCALAR_MAP))

@@ -158,15 +158,43 @@ async def database_url(services: TestServices) -> AsyncIterator[str]:
     await drop_database(services, name)
 
 
-def settings_for(services: TestServices, database_url: str, data_dir: Path) -> Settings:
+def settings_for(services: TestServices, database_url: str, data_dir: Path, executor: str = "levels") -> Settings:
     return Settings(env="development", data_dir=data_dir, database_url=database_url,
                     stripe_api_base=services.stripe_api_base, secret_key="test-secret-" + "x" * 40,
-                    db_pool_max_size=4, provider_timeout_seconds=5)
+                    db_pool_max_size=4, provider_timeout_seconds=5, executor=executor)
+
+
+# The production executor first: `-x` stops on its failures before the reference's.
+EXECUTORS = ("levels", "graphql-core")
+PRODUCTION_EXECUTOR = EXECUTORS[0]
+# For a test about one executor: it runs under the production one only, and its id still says so.
+production_executor_only = pytest.mark.parametrize("executor", [PRODUCTION_EXECUTOR])
+
+
+@pytest.fixture(params=EXECUTORS)
+def executor(request: pytest.FixtureRequest) -> str:
+    """Which executor answers the queries of the apps this test builds (`Settings.executor`).
+
+    The root of every in-process app: `settings`, and so `gateway` and whatever a test builds
+    from them with `app_for`, carry it, so every behavioural test runs once by levels (the
+    production executor, schema/execution.py) and once by graphql-core's own execution, and its
+    id says which. Mutations take graphql-core's path under both; the pair proves the fast path
+    answers queries exactly as the reference does.
+
+    One executor, the production one, for:
+    - tests that run `account-gateway serve` as a subprocess: the served app is production's, and
+      each start costs seconds (test_serve, test_crafted_inputs, test_fuzz, test_workers...);
+    - tests that count statements or loader batches, where the count is the fast path's own
+      figure (marked `production_executor_only`);
+    - tests about the executors themselves (test_level_executor, test_projections), which start
+      the reference app beside the production one and compare the two answers on one database.
+    """
+    return request.param
 
 
 @pytest.fixture
-def settings(services: TestServices, database_url: str, tmp_path: Path) -> Settings:
-    return settings_for(services, database_url, tmp_path)
+def settings(services: TestServices, database_url: str, tmp_path: Path, executor: str) -> Settings:
+    return settings_for(services, database_url, tmp_path, executor)
 
 
 class Gateway:
@@ -220,6 +248,12 @@ async def app_for(services: TestServices, database_url: str):
 @pytest.fixture
 async def gateway(app_for, settings: Settings) -> Gateway:
     return await app_for(settings)
+
+
+@pytest.fixture
+async def reference(app_for, settings: Settings) -> Gateway:
+    """Beside `gateway`, on the same database: an app that answers by graphql-core's execution alone."""
+    return await app_for(settings.with_(executor="graphql-core"))
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """The level-by-level executor answers exactly what graphql-core's own execution answers.
 
-Each request runs twice on the same data, once with each executor, and the two bodies
-must be equal; `extensions.executor` (development only) tells which one answered.
+Each request runs twice on the same data, once by an app with each executor (the reference
+app runs graphql-core's own execution alone), and the two bodies must be equal;
+`extensions.executor` (development only) tells which one answered.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from schema.execution import LevelExecutor
-from tests.conftest import screens
+from tests.conftest import production_executor_only, screens
+
+# About the level executor itself: `gateway` runs it, `reference` graphql-core's execution.
+pytestmark = production_executor_only
 
 OPERATIONS = Path(__file__).resolve().parents[1] / "operations"
 
@@ -46,15 +49,11 @@ SHAPES = {
 SIGNED = re.compile(r"expires=\d+&signature=[^&\"]+")
 
 
-async def both(gateway, query: str, variables: dict | None, token: str) -> tuple[dict, dict]:
+async def both(gateway, reference, query: str, variables: dict | None, token: str) -> tuple[dict, dict]:
     """The body from each executor, without the development extensions that differ between them."""
     bodies = []
-    for enabled in (True, False):
-        LevelExecutor.enabled = enabled
-        try:
-            body = await gateway.execute(query, variables, token=token)
-        finally:
-            LevelExecutor.enabled = True
+    for app in (gateway, reference):
+        body = await app.execute(query, variables, token=token)
         extensions = body.pop("extensions", {})
         body = json.loads(SIGNED.sub("expires=…&signature=…", json.dumps(body)))
         bodies.append((body, extensions.get("executor")))
@@ -75,9 +74,9 @@ async def ids(gateway, token) -> dict:
 
 
 @pytest.mark.parametrize("name", screens())
-async def test_every_portal_operation_answers_the_same_by_levels(gateway, admin, name):
+async def test_every_portal_operation_answers_the_same_by_levels(gateway, reference, admin, name):
     query = (OPERATIONS / f"{name}.graphql").read_text()
-    levels, core, used = await both(gateway, query, {}, admin)
+    levels, core, used = await both(gateway, reference, query, {}, admin)
     assert "errors" not in core, core["errors"]
     assert used == "levels"
     assert levels == core
@@ -85,19 +84,19 @@ async def test_every_portal_operation_answers_the_same_by_levels(gateway, admin,
 
 
 @pytest.mark.parametrize("shape", sorted(SHAPES))
-async def test_graphql_features_answer_the_same_by_levels(gateway, admin, shape):
+async def test_graphql_features_answer_the_same_by_levels(gateway, reference, admin, shape):
     query, variables = SHAPES[shape]
     if variables is None:
         variables = await ids(gateway, admin)
-    levels, core, used = await both(gateway, query, variables, admin)
+    levels, core, used = await both(gateway, reference, query, variables, admin)
     assert "errors" not in core, core["errors"]
     assert used == "levels"
     assert levels == core
 
 
-async def test_the_dashboard_is_the_same_with_its_order_of_keys(gateway, admin):
+async def test_the_dashboard_is_the_same_with_its_order_of_keys(gateway, reference, admin):
     query = (OPERATIONS / "dashboard.graphql").read_text()
-    levels, core, _ = await both(gateway, query, {}, admin)
+    levels, core, _ = await both(gateway, reference, query, {}, admin)
     def keys(value):
         if isinstance(value, dict):
             return [(k, keys(v)) for k, v in value.items()]
@@ -107,12 +106,12 @@ async def test_the_dashboard_is_the_same_with_its_order_of_keys(gateway, admin):
     assert keys(levels) == keys(core)
 
 
-async def test_errors_are_reported_by_graphql_core_with_their_paths(gateway):
+async def test_errors_are_reported_by_graphql_core_with_their_paths(gateway, reference):
     """A MEMBER is FORBIDDEN on the manager fields: the by-level pass gives up and the answer,
     partial data and located errors, is graphql-core's."""
     member = await gateway.login("member1@northwind.example")
     query = (OPERATIONS / "dashboard.graphql").read_text()
-    levels, core, used = await both(gateway, query, {}, member)
+    levels, core, used = await both(gateway, reference, query, {}, member)
     assert used == "graphql-core"
     assert levels == core
     assert {e["extensions"]["code"] for e in core["errors"]} == {"FORBIDDEN"}

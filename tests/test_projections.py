@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import production_executor_only
 from tests.test_level_executor import both
+
+# About the SQL subtrees of the level executor: `gateway` runs it, `reference` graphql-core's execution.
+pytestmark = production_executor_only
 from tests.test_staff import CHANGE_EMAIL, MEMBER1, gid, make_staff
 
 LICENSE_TREE = """
@@ -41,9 +45,9 @@ async def statements(gateway, query: str, variables: dict, token: str) -> int:
 
 
 @pytest.mark.parametrize("first", [0, 2, 100, None])
-async def test_an_admin_sees_every_seat_of_every_license_the_same_both_ways(gateway, first):
+async def test_an_admin_sees_every_seat_of_every_license_the_same_both_ways(gateway, reference, first):
     admin = await gateway.login("admin@northwind.example")
-    levels, core, used = await both(gateway, ORGANIZATION, {"first": first}, admin)
+    levels, core, used = await both(gateway, reference, ORGANIZATION, {"first": first}, admin)
     assert "errors" not in core, core["errors"]
     assert used == "levels"
     assert levels == core
@@ -59,9 +63,9 @@ async def test_an_admin_sees_every_seat_of_every_license_the_same_both_ways(gate
         assert {s["holder"]["email"] for s in seats} > {"admin@northwind.example"}  # other members' seats
 
 
-async def test_a_member_sees_only_their_own_seat_the_same_both_ways(gateway):
+async def test_a_member_sees_only_their_own_seat_the_same_both_ways(gateway, reference):
     member = await gateway.login("member1@northwind.example")
-    levels, core, used = await both(gateway, OWN, {"first": 10}, member)
+    levels, core, used = await both(gateway, reference, OWN, {"first": 10}, member)
     assert "errors" not in core, core["errors"]
     assert used == "levels"
     assert levels == core
@@ -73,45 +77,39 @@ async def test_a_member_sees_only_their_own_seat_the_same_both_ways(gateway):
             assert [s["holder"]["email"] for s in lic["seats"]["nodes"]] == ["member1@northwind.example"]
 
 
-async def test_staff_read_an_organization_the_same_both_ways(gateway, db):
+async def test_staff_read_an_organization_the_same_both_ways(gateway, reference, db):
     await make_staff(db, "SUPPORT")
     support = await gateway.login("agent@vendor.example")
     admin = await gateway.login("admin@northwind.example")
     org = (await gateway.execute("{ viewer { organization { id } } }", token=admin))["data"]["viewer"]["organization"]
     query = f"""query Staff($id: ID!, $first: Int) {{ staff {{ organization(id: $id) {{ name
       licenses {{ {LICENSE_TREE} }} }} }} }} {WHO}"""
-    levels, core, used = await both(gateway, query, {"id": org["id"], "first": 5}, support)
+    levels, core, used = await both(gateway, reference, query, {"id": org["id"], "first": 5}, support)
     assert "errors" not in core, core["errors"]
     assert used == "levels"
     assert levels == core
     assert levels["data"]["staff"]["organization"]["licenses"]
 
 
-async def test_a_subtree_with_a_field_sql_does_not_build_still_answers_the_same(gateway):
+async def test_a_subtree_with_a_field_sql_does_not_build_still_answers_the_same(gateway, reference):
     """`subscription` and cursors are left to the resolvers, and the answer is unchanged."""
     admin = await gateway.login("admin@northwind.example")
     query = """{ viewer { organization { licenses { id subscription { id status }
       allocations(first: 3) { edges { cursor node { id } } } } } } }"""
-    levels, core, used = await both(gateway, query, {}, admin)
+    levels, core, used = await both(gateway, reference, query, {}, admin)
     assert "errors" not in core, core["errors"]
     assert used == "levels"
     assert levels == core
 
 
-async def test_sql_builds_the_licenses_in_fewer_statements_than_the_resolvers(gateway):
+async def test_sql_builds_the_licenses_in_fewer_statements_than_the_resolvers(gateway, reference):
     admin = await gateway.login("admin@northwind.example")
-    from schema.execution import LevelExecutor
-
     counts = {}
-    for enabled in (True, False):
-        LevelExecutor.enabled = enabled
-        try:
-            # The second run: a new statement's first run also counts the description of its columns.
-            await statements(gateway, ORGANIZATION, {"first": 100}, admin)
-            counts[enabled] = await statements(gateway, ORGANIZATION, {"first": 100}, admin)
-        finally:
-            LevelExecutor.enabled = True
-    assert counts[True] < counts[False]
+    for name, app in (("levels", gateway), ("graphql-core", reference)):
+        # The second run: a new statement's first run also counts the description of its columns.
+        await statements(app, ORGANIZATION, {"first": 100}, admin)
+        counts[name] = await statements(app, ORGANIZATION, {"first": 100}, admin)
+    assert counts["levels"] < counts["graphql-core"]
 
 
 MEMBERS = """query Page($first: Int, $after: String) { viewer { organization { members(first: $first, after: $after) {
@@ -120,9 +118,9 @@ MEMBERS = """query Page($first: Int, $after: String) { viewer { organization { m
 
 
 @pytest.mark.parametrize("first", [0, 3, None])
-async def test_a_first_page_of_members_is_the_same_both_ways_cursors_included(gateway, first):
+async def test_a_first_page_of_members_is_the_same_both_ways_cursors_included(gateway, reference, first):
     admin = await gateway.login("admin@northwind.example")
-    levels, core, used = await both(gateway, MEMBERS, {"first": first}, admin)
+    levels, core, used = await both(gateway, reference, MEMBERS, {"first": first}, admin)
     assert "errors" not in core, core["errors"]
     assert used == "levels"
     assert levels == core
@@ -148,7 +146,7 @@ async def test_the_cursors_of_a_projected_page_lead_through_the_whole_list(gatew
     assert len(seen) == everyone["data"]["viewer"]["organization"]["members"]["totalCount"]
 
 
-async def test_the_member_list_follows_an_account_email_change(gateway, db):
+async def test_the_member_list_follows_an_account_email_change(gateway, reference, db):
     """Memberships keep a copy of the account's email for the list's order (migration 0008)."""
     await make_staff(db, "SUPPORT")
     support = await gateway.login("agent@vendor.example")
@@ -157,7 +155,7 @@ async def test_the_member_list_follows_an_account_email_change(gateway, db):
         token=support)
     assert "errors" not in body, body
     admin = await gateway.login("admin@northwind.example")
-    levels, core, used = await both(gateway, MEMBERS, {"first": 2}, admin)
+    levels, core, used = await both(gateway, reference, MEMBERS, {"first": 2}, admin)
     assert used == "levels"
     assert levels == core
     [first, _] = levels["data"]["viewer"]["organization"]["members"]["edges"]
