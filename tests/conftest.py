@@ -2,14 +2,21 @@
 
 PostgreSQL: the embedded server the product itself starts (or TEST_DATABASE_URL), with
 a template database holding the migrations and the demo data; each test gets its own
-copy of it, so tests are isolated. The payment provider: one localstripe emulator,
-holding the demo organizations' customers and invoices.
+copy of it, so tests are isolated; tests marked `reads_only` share one copy instead,
+which refuses every write but a sign-in's (see `shared_database_url`). The payment
+provider: one localstripe emulator, holding the demo organizations' customers and invoices.
+
+The template's demo accounts keep argon2id hashes of the demo password, made with the
+smallest work factor instead of argon2-cffi's default: every sign-in still verifies a real
+hash, in well under a millisecond instead of half a second of both cores. The hashes the
+seed itself made are kept in `TestServices.seeded_password_hashes` for the test of them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -23,6 +30,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from graphql import OperationDefinitionNode, OperationType, parse
 
 from datasources.payments.client import PaymentsClient
@@ -63,6 +71,8 @@ class TestServices:
     server_url: str  # a DSN to the server's maintenance database, for CREATE DATABASE
     template: str
     stripe_api_base: str
+    # The demo accounts' password hashes as the seed made them (the template holds cheaper ones).
+    seeded_password_hashes: tuple[str, ...] = ()
 
     def dsn(self, database: str) -> str:
         """The server DSN with another database name (works for socket and TCP DSNs)."""
@@ -97,11 +107,12 @@ def _services(root: Path) -> Iterator[TestServices]:
         postgres = EmbeddedPostgres(root / "postgres")
         postgres.start()
         server_url = postgres.uri()
+        asyncio.run(_disposable(server_url))
     emulator = Emulator.start(root / "localstripe.pickle")
     template = f"gateway_template_{uuid.uuid4().hex[:8]}"
     try:
         found = TestServices(server_url, template, emulator.api_base)
-        asyncio.run(_build_template(found))
+        found = dataclasses.replace(found, seeded_password_hashes=asyncio.run(_build_template(found)))
         yield found
         asyncio.run(drop_database(found, template))
     finally:
@@ -110,13 +121,38 @@ def _services(root: Path) -> Iterator[TestServices]:
             postgres.stop()
 
 
-async def _build_template(services: TestServices) -> None:
+# argon2id at its smallest work factor: a real hash, verified by the product's own `verify_password`.
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+async def _disposable(server_url: str) -> None:
+    """This server's data dies with the run: it need not reach the disk. Without fsync a test's
+    CREATE DATABASE and DROP DATABASE (which waits for a checkpoint) cost a tenth as much."""
+    admin = await asyncpg.connect(server_url)
+    try:
+        for setting in ("fsync", "full_page_writes", "synchronous_commit"):
+            await admin.execute(f"ALTER SYSTEM SET {setting} = off")
+        await admin.execute("SELECT pg_reload_conf()")
+    finally:
+        await admin.close()
+
+
+async def _build_template(services: TestServices) -> tuple[str, ...]:
+    """The seeded template; returns the password hashes the seed made, before they are made cheap."""
     admin = await asyncpg.connect(services.server_url)
     try:
         await admin.execute(f'CREATE DATABASE "{services.template}"')
     finally:
         await admin.close()
     await migrate_and_seed(services.dsn(services.template), services.stripe_api_base)
+    template = await asyncpg.connect(services.dsn(services.template))
+    try:
+        rows = await template.fetch("SELECT id, password_hash FROM accounts WHERE password_hash IS NOT NULL")
+        await template.executemany("UPDATE accounts SET password_hash = $2 WHERE id = $1",
+                                   [(r["id"], CHEAP_HASHER.hash(DEMO_PASSWORD)) for r in rows])
+    finally:
+        await template.close()
+    return tuple(r["password_hash"] for r in rows)
 
 
 async def migrate_and_seed(dsn: str, stripe_api_base: str) -> None:
@@ -141,7 +177,7 @@ async def drop_database(services: TestServices, name: str) -> None:
 
 async def copy_template(services: TestServices) -> str:
     """A fresh copy of the seeded template: its name (drop it with `drop_database`)."""
-    name = f"gateway_test_{uuid.uuid4().hex[:12]}"
+    name = _copy_name()
     admin = await asyncpg.connect(services.server_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{services.template}"')
@@ -150,9 +186,62 @@ async def copy_template(services: TestServices) -> str:
     return name
 
 
+def _copy_name() -> str:
+    return f"gateway_test_{uuid.uuid4().hex[:12]}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "reads_only: the test changes nothing in the database but by signing in, "
+                                       "so it runs on the copy shared by every such test; "
+                                       "reads_only(False) on a test undoes it for a module's mark")
+
+
+# What signing in writes; every other table of the shared copy refuses writes.
+SIGN_IN_TABLES = ("sessions", "refresh_tokens")
+WRITE_GUARD = """
+CREATE FUNCTION refuse_write() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'a test marked reads_only wrote to %', TG_TABLE_NAME;
+END $$;
+DO $$
+DECLARE t text;
+BEGIN
+  FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> ALL($1) LOOP
+    EXECUTE format('CREATE TRIGGER refuse_write BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %I '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION refuse_write()', t);
+  END LOOP;
+END $$;
+"""
+
+
+@pytest.fixture(scope="session")
+def shared_database_url(services: TestServices) -> Iterator[str]:
+    """One copy of the template for every `reads_only` test: a copy costs a test more than all
+    else it does (CREATE DATABASE, and DROP DATABASE's checkpoint). A write to anything but the
+    sign-in tables fails, so a test marked by mistake fails instead of changing its neighbours'
+    data."""
+    name = asyncio.run(copy_template(services))
+
+    async def guard() -> None:
+        conn = await asyncpg.connect(services.dsn(name))
+        try:
+            await conn.execute(WRITE_GUARD.replace("$1", "ARRAY" + repr(list(SIGN_IN_TABLES))))
+        finally:
+            await conn.close()
+
+    asyncio.run(guard())
+    yield services.dsn(name)
+    asyncio.run(drop_database(services, name))
+
+
 @pytest.fixture
-async def database_url(services: TestServices) -> AsyncIterator[str]:
-    """A fresh copy of the seeded template for this test alone."""
+async def database_url(request: pytest.FixtureRequest, services: TestServices,
+                       shared_database_url: str) -> AsyncIterator[str]:
+    """A fresh copy of the seeded template for this test alone, or the shared one for `reads_only`."""
+    marker = request.node.get_closest_marker("reads_only")
+    if marker is not None and marker.args[:1] != (False,):
+        yield shared_database_url
+        return
     name = await copy_template(services)
     yield services.dsn(name)
     await drop_database(services, name)

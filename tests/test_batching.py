@@ -13,6 +13,9 @@ from loaders import create_loaders
 from schema import build_schema
 from tests.conftest import screens
 
+# Nothing here changes the database but by signing in, save where a test says otherwise.
+pytestmark = pytest.mark.reads_only
+
 OPERATIONS = Path(__file__).resolve().parents[1] / "operations"
 DASHBOARD = (OPERATIONS / "dashboard.graphql").read_text()
 NORTHWIND = "Northwind Studio"
@@ -85,6 +88,7 @@ async def test_dashboard_io_does_not_grow_with_the_organization(gateway, db):
     assert small_io["providerCalls"] <= 3, small_io
 
 
+@pytest.mark.reads_only(False)  # it writes
 async def test_a_request_makes_only_the_loader_groups_it_reads_through(database_url, db):
     database = await Database.connect(database_url, max_size=2)
     try:

@@ -33,6 +33,9 @@ from resolvers.context import Context
 from schema import billing
 from schema.billing import Invoice, InvoiceFilter, InvoiceStatus, PaymentMethod
 
+# Nothing here changes the database but by signing in, save where a test says otherwise.
+pytestmark = pytest.mark.reads_only
+
 UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens, connections are refused
 NORTHWIND_ADMIN = "admin@northwind.example"
 GLOBEX_ADMIN = "admin@globex.example"

@@ -39,6 +39,9 @@ from schema.account import Account
 from schema.common import Info
 from schema.credits import CloudCreditAccess, CloudCredit, CloudCreditRequest, CloudCreditUsage
 
+# Nothing here changes the database but by signing in, save where a test says otherwise.
+pytestmark = pytest.mark.reads_only
+
 NORTHWIND, GLOBEX = "northwind.example", "globex.example"
 GRANTED = 10_000 + 2_000
 # member1..member4 used 150 + 75n + 10w in weeks w = 0, 1, 2 (7, 14 and 21 days ago).
@@ -304,6 +307,7 @@ async def test_members_see_their_own_access_and_admins_see_every_members(reader)
         "UNLIMITED", "UNLIMITED", "UNLIMITED", "UNLIMITED", "QUOTA", "UNLIMITED", "UNLIMITED", "DISABLED"]
 
 
+@pytest.mark.reads_only(False)  # it writes
 async def test_account_outside_any_organization_has_no_credit_access(reader, db):
     loner = uuid.uuid4()
     await db.execute("INSERT INTO accounts (id, email, name) VALUES ($1, 'loner@example.com', 'Lone Ranger')",
@@ -311,6 +315,7 @@ async def test_account_outside_any_organization_has_no_credit_access(reader, db)
     assert await reader.access("loner@example.com") == access("DISABLED", None, 0, 0)
 
 
+@pytest.mark.reads_only(False)  # it writes
 async def test_access_left_from_a_previous_organization_does_not_follow_the_account(reader, db):
     member6 = await reader.account_id(person("member6"))  # DISABLED at Northwind
     globex = await reader.organization_id(GLOBEX)

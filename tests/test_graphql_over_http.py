@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+# Nothing here changes the database but by signing in, save where a test says otherwise.
+pytestmark = pytest.mark.reads_only
+
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 TYPENAME = "{ __typename }"
 
@@ -89,6 +92,7 @@ async def test_queries_run_over_get(gateway):
     assert response.json()["data"] == {"__typename": "Query"}
 
 
+@pytest.mark.reads_only(False)  # it writes
 async def test_mutations_over_get_are_405(gateway):
     response = await gateway.http.get("/graphql", params={"query": "mutation { __typename }"},
                                       headers={"accept": GRAPHQL_RESPONSE})

@@ -33,6 +33,9 @@ from resolvers.context import Context
 from resolvers.invoice_documents import PDF_LINK, ArchiveRange, in_range
 from resolvers.invoice_pdf import InvoiceDocument
 
+# Nothing here changes the database but by signing in, save where a test says otherwise.
+pytestmark = pytest.mark.reads_only
+
 NORTHWIND_ADMIN = "admin@northwind.example"
 GLOBEX_ADMIN = "admin@globex.example"
 NORTHWIND_MEMBER = "member1@northwind.example"

@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import production_executor_only, screens
 
 # About the level executor itself: `gateway` runs it, `reference` graphql-core's execution.
-pytestmark = production_executor_only
+pytestmark = [production_executor_only, pytest.mark.reads_only]
 
 OPERATIONS = Path(__file__).resolve().parents[1] / "operations"
 

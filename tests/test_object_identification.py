@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import base64
 
+import pytest
+
+# Nothing here changes the database but by signing in, save where a test says otherwise.
+pytestmark = pytest.mark.reads_only
+
 IDS = "{ viewer { id organization { id } } }"
 NODE = """
 query Node($id: ID!) {

@@ -7,6 +7,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+# Nothing here changes the database but by signing in, save where a test says otherwise.
+pytestmark = pytest.mark.reads_only
+
 MEMBERS = """
 query($first: Int, $after: String, $last: Int, $before: String, $search: String, $role: OrganizationRole,
       $product: ID) {
@@ -198,6 +201,7 @@ async def test_downloads_only_for_products_the_viewer_may_use(gateway):
         "ATLAS-SCATTER", "LUMEN-RENDER", "LUMEN-BATCH"}
 
 
+@pytest.mark.reads_only(False)  # it writes
 async def test_invitations_and_audit_log(gateway, admin, db):
     body = await gateway.execute("""{ viewer { organization {
         invitations(first: 10) { totalCount nodes { email role status invitedBy { email } } }
@@ -224,6 +228,7 @@ async def test_production_responses_carry_no_io_counts(app_for, settings):
     assert "cost" in response.json()["extensions"]
 
 
+@pytest.mark.reads_only(False)  # it writes
 async def test_audit_log_filters_by_action_and_actor(gateway, admin, db):
     org_id = await db.fetchval("SELECT id FROM organizations WHERE name = 'Northwind Studio'")
     owner = await db.fetchval("SELECT id FROM accounts WHERE email = 'owner@northwind.example'")

@@ -13,7 +13,7 @@ from tests.conftest import production_executor_only
 from tests.test_level_executor import both
 
 # About the SQL subtrees of the level executor: `gateway` runs it, `reference` graphql-core's execution.
-pytestmark = production_executor_only
+pytestmark = [production_executor_only, pytest.mark.reads_only]
 from tests.test_staff import CHANGE_EMAIL, MEMBER1, gid, make_staff
 
 LICENSE_TREE = """
@@ -77,6 +77,7 @@ async def test_a_member_sees_only_their_own_seat_the_same_both_ways(gateway, ref
             assert [s["holder"]["email"] for s in lic["seats"]["nodes"]] == ["member1@northwind.example"]
 
 
+@pytest.mark.reads_only(False)  # it writes
 async def test_staff_read_an_organization_the_same_both_ways(gateway, reference, db):
     await make_staff(db, "SUPPORT")
     support = await gateway.login("agent@vendor.example")
@@ -146,6 +147,7 @@ async def test_the_cursors_of_a_projected_page_lead_through_the_whole_list(gatew
     assert len(seen) == everyone["data"]["viewer"]["organization"]["members"]["totalCount"]
 
 
+@pytest.mark.reads_only(False)  # it writes
 async def test_the_member_list_follows_an_account_email_change(gateway, reference, db):
     """Memberships keep a copy of the account's email for the list's order (migration 0008)."""
     await make_staff(db, "SUPPORT")

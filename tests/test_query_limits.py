@@ -16,6 +16,9 @@ from schema import build_schema
 from schema.documents import parse_document
 from tests.conftest import login_outcome
 
+# Nothing here changes the database but by signing in, save where a test says otherwise.
+pytestmark = pytest.mark.reads_only
+
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 HUGE = """{ viewer { organization { members(first: 100) { nodes { account { licenses {
   allocations(first: 100) { nodes { account { id } } } } } } } } } }"""
@@ -121,6 +124,7 @@ def test_lists_that_grow_with_the_organization_count_a_full_page():
     assert query_cost(schema, query, None, None) == 1 + 1 + 1 + 2 * 100 + 100
 
 
+@pytest.mark.reads_only(False)  # it writes
 async def test_an_answer_larger_than_its_estimate_is_charged_in_full(app_for, settings, db):
     """150 members: the credit list holds more than the page it was estimated at, and the
     viewer pays for every object returned; the budget then refuses the next such query."""
@@ -177,6 +181,7 @@ async def test_batched_operations_are_refused(gateway):
 
 
 @pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data"])
+@pytest.mark.reads_only(False)  # it writes
 async def test_csrf_simple_requests_cannot_run_mutations(gateway, content_type):
     response = await gateway.http.post("/graphql", content=b'{"query": "mutation { logout(input: {}) { revoked } }"}',
                                        headers={"content-type": content_type})
@@ -207,6 +212,7 @@ async def test_development_keeps_suggestions(gateway):
     assert "Did you mean 'name'" in body["errors"][0]["message"]
 
 
+@pytest.mark.reads_only(False)  # it writes
 def test_unexpected_errors_are_masked_in_production_and_logged_in_full(caplog):
     from graphql import GraphQLError
 
@@ -266,6 +272,7 @@ def redis_url() -> str | None:
         return None
 
 
+@pytest.mark.reads_only(False)  # it writes
 async def test_buckets_in_redis_are_shared_by_several_gateway_processes(app_for, settings):
     url = redis_url()
     if url is None:
@@ -283,6 +290,7 @@ async def test_buckets_in_redis_are_shared_by_several_gateway_processes(app_for,
     ('mutation($n: String) { updateProfile(input: {name: $n}) { userErrors { code } } }', {"n": "A\x00B"}),
     ('mutation($e: String!) { login(input: {email: $e, password: "p"}) { token } }', {"e": "a\x00@x.example"}),
 ])
+@pytest.mark.reads_only(False)  # it writes
 async def test_nul_characters_are_bad_input_and_change_nothing(gateway, db, query, variables):
     token = await gateway.login("member1@northwind.example")
     response = await gateway.post(query, variables, token=token, accept=GRAPHQL_RESPONSE)

@@ -9,6 +9,9 @@ from graphql import GraphQLEnumType, GraphQLInputObjectType, GraphQLInterfaceTyp
 
 from schema import build_schema
 
+# Nothing here changes the database but by signing in, save where a test says otherwise.
+pytestmark = pytest.mark.reads_only
+
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schema.graphql"
 
 

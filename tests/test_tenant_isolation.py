@@ -7,6 +7,9 @@ import uuid
 
 import pytest
 
+# Nothing here changes the database but by signing in, save where a test says otherwise.
+pytestmark = pytest.mark.reads_only
+
 EVERY_ID = """
 {
   viewer {

@@ -10,6 +10,9 @@ import pytest
 
 from tests.test_staff import make_staff
 
+# Nothing here changes the database but by signing in, save where a test says otherwise.
+pytestmark = pytest.mark.reads_only
+
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 PROBE = "hunter2-Sup3rSecret"  # a password-like value: it must never come back
 ROLE = "mutation($i: ChangeMemberRoleInput!) { changeMemberRole(input: $i) { userErrors { code } } }"
@@ -177,6 +180,7 @@ async def test_each_wrong_part_of_a_literal_is_one_error_where_it_was_written(ga
     ("{ staff { organizations(first: 101) { totalCount } } }", "`first` and `last` take 0 to 100."),
     ("{ staff { licensesExpiring(withinDays: 2147483647) { totalCount } } }", "`withinDays` takes 1 to"),
 ])
+@pytest.mark.reads_only(False)  # it writes
 async def test_the_gateways_own_range_errors_say_the_range_not_the_value(gateway, db, document, allowed):
     await make_staff(db, "SUPPORT", STAFF)
     body = (await gateway.post(document, token=await gateway.login(STAFF))).json()

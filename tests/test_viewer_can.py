@@ -14,6 +14,9 @@ from gateway.demo import demo_id
 from tests.test_service_tokens import create_token
 from tests.test_staff import make_staff
 
+# Nothing here changes the database but by signing in, save where a test says otherwise.
+pytestmark = pytest.mark.reads_only
+
 MEMBER_DASHBOARD = (Path(__file__).resolve().parents[1] / "operations" / "member_dashboard.graphql").read_text()
 NORTHWIND = relay.to_base64("Organization", demo_id("organization", "northwind"))
 READS = {  # each viewerCanRead… and a field it answers for
@@ -81,6 +84,7 @@ async def test_each_read_answer_is_what_selecting_the_field_then_gets(gateway, d
             assert may == (not forbidden), (principal, asked, body)
 
 
+@pytest.mark.reads_only(False)  # it writes
 async def test_the_manage_answer_is_what_a_mutation_then_gets(gateway):
     for email, manager in (("member1@northwind.example", False), ("admin@northwind.example", True)):
         token = await gateway.login(email)
