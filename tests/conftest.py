@@ -260,7 +260,9 @@ PRODUCTION_EXECUTOR = EXECUTORS[0]
 production_executor_only = pytest.mark.parametrize("executor", [PRODUCTION_EXECUTOR])
 
 
-@pytest.fixture(params=EXECUTORS)
+# Module scope: a module's apps of one executor run together, and a module-wide app (the access
+# table's) can take it too.
+@pytest.fixture(scope="module", params=EXECUTORS)
 def executor(request: pytest.FixtureRequest) -> str:
     """Which executor answers the queries of the apps this test builds (`Settings.executor`).
 
@@ -284,6 +286,13 @@ def executor(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def settings(services: TestServices, database_url: str, tmp_path: Path, executor: str) -> Settings:
     return settings_for(services, database_url, tmp_path, executor)
+
+
+@pytest.fixture
+def resolver_settings(services: TestServices, database_url: str, tmp_path: Path) -> Settings:
+    """Settings for a test that calls datasources, loaders or resolvers itself: no GraphQL
+    executor runs, so it is not run once per executor."""
+    return settings_for(services, database_url, tmp_path)
 
 
 class Gateway:

@@ -137,7 +137,7 @@ class World:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def world(services, tmp_path_factory) -> AsyncIterator[World]:
+async def world(services, tmp_path_factory, executor: str) -> AsyncIterator[World]:
     name = await copy_template(services)
     dsn = services.dsn(name)
     try:
@@ -159,7 +159,7 @@ async def world(services, tmp_path_factory) -> AsyncIterator[World]:
             await db.execute("UPDATE subscriptions SET auto_renew = true WHERE id = $1", LUMEN_SUBSCRIPTION)
         finally:
             await db.close()
-        app = create_app(settings_for(services, dsn, tmp_path_factory.mktemp("access")))
+        app = create_app(settings_for(services, dsn, tmp_path_factory.mktemp("access"), executor))
         async with app.router.lifespan_context(app):
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                          base_url="http://gateway.test") as http:

@@ -11,7 +11,7 @@ from graphql import parse, validate
 from datasources.postgres.database import Database
 from loaders import create_loaders
 from schema import build_schema
-from tests.conftest import screens
+from tests.conftest import production_executor_only, screens
 
 # Nothing here changes the database but by signing in, save where a test says otherwise.
 pytestmark = pytest.mark.reads_only
@@ -63,6 +63,8 @@ async def dashboard_io(gateway, token: str) -> tuple[dict, dict]:
     return body["data"], body["extensions"]["io"]
 
 
+@pytest.mark.reads_only(False)  # it writes
+@production_executor_only  # a count of the production path: a benchmark's figure
 async def test_dashboard_io_does_not_grow_with_the_organization(gateway, db):
     token = await gateway.login("admin@northwind.example")
     await dashboard_io(gateway, token)  # warm up: new pool connections introspect types once

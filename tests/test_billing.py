@@ -52,8 +52,9 @@ MakeInfo = Callable[..., Awaitable[Info]]
 
 
 @pytest.fixture
-async def info_for(settings, services) -> AsyncIterator[MakeInfo]:
+async def info_for(resolver_settings, services) -> AsyncIterator[MakeInfo]:
     """A fresh request's Info for a signed-in demo account, as gateway/http.py builds the Context."""
+    settings = resolver_settings
     db = await Database.connect(settings.database_url, max_size=2)
     clients: list[PaymentsClient] = []
 

@@ -18,9 +18,6 @@ from strawberry import relay
 
 from tests.test_staff import make_staff
 
-# Nothing here changes the database but by signing in, save where a test says otherwise.
-pytestmark = pytest.mark.reads_only
-
 ADMIN = "admin@northwind.example"
 STAFF = "agent@vendor.example"
 UUID_TEXT = "0f0e0d0c-0b0a-4909-8807-060504030201"

@@ -38,6 +38,7 @@ from schema import build_schema, credits
 from schema.account import Account
 from schema.common import Info
 from schema.credits import CloudCreditAccess, CloudCredit, CloudCreditRequest, CloudCreditUsage
+from tests.conftest import production_executor_only
 
 # Nothing here changes the database but by signing in, save where a test says otherwise.
 pytestmark = pytest.mark.reads_only
@@ -181,8 +182,8 @@ async def credits_reader(settings, db: asyncpg.Connection, pool_size: int = 4) -
 
 
 @pytest.fixture
-async def reader(settings, db) -> AsyncIterator[Credits]:
-    async with credits_reader(settings, db) as found:
+async def reader(resolver_settings, db) -> AsyncIterator[Credits]:
+    async with credits_reader(resolver_settings, db) as found:
         yield found
 
 
@@ -226,6 +227,7 @@ async def test_seeded_pool_is_two_grants_minus_the_usage_of_four_members(reader)
                                         "account": {"email": person("member3")}}]
 
 
+@pytest.mark.reads_only(False)  # it writes
 async def test_each_organization_sees_only_its_own_pool(reader):
     await reader.use(person("member1", GLOBEX), 500)
     globex = await reader.pool(person("owner", GLOBEX), GLOBEX)
@@ -243,6 +245,7 @@ async def test_each_organization_sees_only_its_own_pool(reader):
     # promotion, not on it, so the expired grant cannot make the balance larger than it is.
     (10, 3_000, 780, 10_000 + (2_000 - 1_050)),
 ])
+@pytest.mark.reads_only(False)  # it writes
 async def test_expired_grant_counts_only_for_the_usage_made_while_it_was_live(
         reader, expires_days_ago, amount, lapsed, balance):
     grant_id = await reader.grant(NORTHWIND, amount, granted_days_ago=100, expires_in_days=-expires_days_ago)
@@ -254,6 +257,7 @@ async def test_expired_grant_counts_only_for_the_usage_made_while_it_was_live(
     assert sum(g["remaining"] for g in pool["grants"] if not g["expired"]) == balance
 
 
+@pytest.mark.reads_only(False)  # it writes
 async def test_usage_beyond_the_grants_leaves_an_empty_pool_never_a_negative_one(reader):
     await reader.use(person("member5"), BALANCE + 300)
     pool = await reader.pool(person("admin"))
@@ -271,6 +275,7 @@ async def test_a_member_without_an_access_row_is_unlimited_up_to_the_pool_balanc
     assert await reader.access(person("member1")) == access("UNLIMITED", None, USED_BY["member1"], BALANCE)
 
 
+@pytest.mark.reads_only(False)  # it writes
 async def test_quota_is_a_ceiling_on_the_members_total_usage(reader):
     # member3 has used 930 of a quota of 500: nothing left, not a negative amount.
     assert await reader.access(person("member3")) == access("QUOTA", 500, USED_BY["member3"], 0)
@@ -278,6 +283,7 @@ async def test_quota_is_a_ceiling_on_the_members_total_usage(reader):
     assert await reader.access(person("member3")) == access("QUOTA", 1_500, 930, 1_500 - 930)
 
 
+@pytest.mark.reads_only(False)  # it writes
 async def test_quota_never_exceeds_what_the_pool_holds(reader):
     await reader.set_quota(person("member3"), 100_000)
     await reader.use(person("member5"), BALANCE - 40)
@@ -288,6 +294,7 @@ async def test_disabled_member_can_spend_nothing(reader):
     assert await reader.access(person("member6")) == access("DISABLED", None, 0, 0)
 
 
+@pytest.mark.reads_only(False)  # it writes
 async def test_an_empty_pool_blocks_spending_under_any_access(reader):
     await reader.set_quota(person("member3"), 100_000)
     await reader.use(person("member5"), BALANCE)
@@ -454,8 +461,9 @@ async def dashboard_cost(reader: Credits) -> tuple[int, dict[str, Any]]:
     return stats.sql_statements, data
 
 
-async def test_the_dashboard_costs_the_same_statements_for_8_or_58_members(settings, db):
-    async with credits_reader(settings, db, pool_size=1) as reader:
+@pytest.mark.reads_only(False)  # it writes
+async def test_the_dashboard_costs_the_same_statements_for_8_or_58_members(resolver_settings, db):
+    async with credits_reader(resolver_settings, db, pool_size=1) as reader:
         await dashboard_cost(reader)  # warms the connection up (see `counting`)
         small, data = await dashboard_cost(reader)
         assert len(data["creditPool"]["members"]) == 8
@@ -507,6 +515,8 @@ async def test_graphql_member_reads_their_own_credit_access(gateway):
     assert pool["data"]["viewer"]["organization"]["creditPool"] is None
 
 
+@pytest.mark.reads_only(False)  # it writes
+@production_executor_only  # a count of the production path: a benchmark's figure
 async def test_graphql_dashboard_statements_do_not_grow_with_members(app_for, settings, db):
     require_wired()
     gateway = await app_for(settings.with_(db_pool_max_size=1))  # one connection: see `counting`

@@ -188,8 +188,9 @@ async def test_a_member_gets_no_pdf_or_archive_link(gateway):
 
 
 @pytest.fixture
-async def context_for(settings, services) -> AsyncIterator[Callable[[str], Awaitable[Context]]]:
+async def context_for(resolver_settings, services) -> AsyncIterator[Callable[[str], Awaitable[Context]]]:
     """A request's Context for a signed-in demo account, built as gateway/http.py builds it."""
+    settings = resolver_settings
     db = await Database.connect(settings.database_url, max_size=2)
     payments = PaymentsClient(EMULATOR_API_KEY, api_base=services.stripe_api_base, timeout_seconds=5)
 

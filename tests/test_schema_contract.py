@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import graphql
+import pytest
 from graphql import GraphQLEnumType, GraphQLInputObjectType, GraphQLInterfaceType, GraphQLObjectType
 
 from schema import build_schema

@@ -80,6 +80,7 @@ async def globex_ids(gateway, db) -> set[str]:
 
 
 @pytest.mark.parametrize("email", ["admin@northwind.example", "owner@northwind.example", "member1@northwind.example"])
+@pytest.mark.reads_only(False)  # it writes
 async def test_no_id_of_another_organization_resolves(gateway, globex_ids, email):
     token = await gateway.login(email)
     ids = sorted(globex_ids)
@@ -89,6 +90,7 @@ async def test_no_id_of_another_organization_resolves(gateway, globex_ids, email
         assert body["data"]["nodes"] == [None] * len(ids[start:start + 100])
 
 
+@pytest.mark.reads_only(False)  # it writes
 async def test_a_foreign_id_answers_exactly_like_an_unknown_one(gateway, globex_ids):
     token = await gateway.login("admin@northwind.example")
     for foreign in sorted(globex_ids):
@@ -99,6 +101,7 @@ async def test_a_foreign_id_answers_exactly_like_an_unknown_one(gateway, globex_
         assert [(a["data"], a.get("errors")) for a in answers] == [({"node": None}, None)] * 2
 
 
+@pytest.mark.reads_only(False)  # it writes
 async def test_nested_fields_and_connections_stay_inside_the_organization(gateway, globex_ids):
     northwind = await all_ids_of(gateway, "admin@northwind.example")
     assert northwind.isdisjoint(globex_ids)

@@ -63,6 +63,7 @@ def _asking(selection: str, customer: bool) -> tuple[str, dict]:
     return f"query Ask($org: ID!) {{ staff {{ organization(id: $org) {{ {selection} }} }} }}", {"org": NORTHWIND}
 
 
+@pytest.mark.reads_only(False)  # it writes
 async def test_viewer_can_answers_follow_the_access_table_for_every_kind_of_viewer(gateway, db):
     for principal, (token, customer) in (await _principals(gateway, db)).items():
         query, variables = _asking(ASKED, customer)
@@ -74,6 +75,7 @@ async def test_viewer_can_answers_follow_the_access_table_for_every_kind_of_view
         assert {f: answers[f] for f in MANAGES} == {f: manager for f in MANAGES}, principal
 
 
+@pytest.mark.reads_only(False)  # it writes
 async def test_each_read_answer_is_what_selecting_the_field_then_gets(gateway, db):
     for principal, (token, customer) in (await _principals(gateway, db)).items():
         for asked, selection in READS.items():
