@@ -215,6 +215,7 @@ async def test_a_hash_that_is_not_the_texts_is_400(gateway, accept):
     ({"persistedQuery": "abc"}, "must be a JSON object"),
     ({"other": 1}, "'query' must be a non-empty string"),
 ])
+@pytest.mark.reads_only  # refused before anything is written
 async def test_malformed_persisted_query_extensions_are_400(gateway, extensions, message):
     response = await gateway.http.post("/graphql", json={"extensions": extensions})
     assert response.status_code == 400

@@ -101,6 +101,7 @@ def test_max_body_bytes_is_read_from_the_environment():
 # --- JSON nesting --------------------------------------------------------------------------------
 
 
+@pytest.mark.reads_only  # refused before anything is written
 @pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 1_000, 100_000])
 @pytest.mark.parametrize("accept", ["application/json", GRAPHQL_RESPONSE])
 async def test_a_body_nested_too_deeply_is_400(gateway, depth, accept):
@@ -145,6 +146,7 @@ async def test_a_webhook_body_nested_too_deeply_is_400(app_for, settings, db):
     "{ node(id: " + "{a: " * 3_000 + "1" + "}" * 3_000 + ") { id } }",
     "query($x: " + "[" * 4_000 + "ID" + "]" * 4_000 + ") { node(id: $x) { id } }",
 ])
+@pytest.mark.reads_only  # refused before anything is written
 async def test_a_document_nested_too_deeply_is_400(gateway, document):
     response = await gateway.post(document, accept=GRAPHQL_RESPONSE)
     assert response.status_code == 400

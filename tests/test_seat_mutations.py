@@ -286,6 +286,7 @@ async def test_a_revoked_seat_can_be_allocated_to_someone_else(gateway):
     (f"admin@{GLOBEX}", "NOT_FOUND"),
     (f"owner@{GLOBEX}", "NOT_FOUND"),
 ])
+@pytest.mark.reads_only  # refused before anything is written
 async def test_only_the_organizations_owner_and_admins_change_its_seats(gateway, db, mutation, who, code):
     licenses, accounts = await ids_of(gateway)
     token = await gateway.login(who) if who else None

@@ -186,6 +186,7 @@ async def test_asking_for_the_setting_it_already_has_succeeds_without_a_change(g
     (f"admin@{GLOBEX}", "NOT_FOUND"),
     (f"owner@{GLOBEX}", "NOT_FOUND"),
 ])
+@pytest.mark.reads_only  # refused before anything is written
 async def test_only_the_organizations_owner_and_admins_switch_auto_renew(gateway, db, who, code):
     ids = await subscription_ids(gateway)
     token = await gateway.login(who) if who else None

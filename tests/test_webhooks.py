@@ -289,6 +289,7 @@ async def test_a_timestamp_in_the_future_is_refused(hooked, db):
 
 @pytest.mark.parametrize("created", [10**12, 10**30, -(10**12), 0, 1_000_000_000, "future", None, 1.7e9, True,
                                      "1700000000"])
+@pytest.mark.reads_only  # refused before anything is written
 async def test_an_event_created_outside_any_real_time_is_refused(hooked, db, created):
     created = int(time.time()) + 3600 if created == "future" else created
     body = json.dumps({"id": "evt_when", "object": "event", "type": "invoice.paid", "created": created,
@@ -317,6 +318,7 @@ async def test_text_postgresql_cannot_hold_never_fails_a_delivery(hooked, db):
 @pytest.mark.parametrize("body", [b"not json", b"[]", b'{"object": "event", "type": "invoice.paid"}',
                                   b'{"id": "evt_1", "object": "event", "type": "invoice.paid", "created": 1}',
                                   b"\xff\xfe"])
+@pytest.mark.reads_only  # refused before anything is written
 async def test_a_signed_body_that_is_not_an_event_is_refused(hooked, db, body):
     answer = await deliver(hooked, body, signature(body) if body != b"\xff\xfe" else f"t={int(time.time())},v1=00")
     assert answer.status_code == 400
