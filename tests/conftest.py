@@ -19,8 +19,10 @@ import contextlib
 import dataclasses
 import json
 import os
+import queue
 import shutil
 import tempfile
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -73,6 +75,8 @@ class TestServices:
     stripe_api_base: str
     # The demo accounts' password hashes as the seed made them (the template holds cheaper ones).
     seeded_password_hashes: tuple[str, ...] = ()
+    # The run's own server (not TEST_DATABASE_URL): nothing else uses it, and nothing on it need last.
+    disposable: bool = False
 
     def dsn(self, database: str) -> str:
         """The server DSN with another database name (works for socket and TCP DSNs)."""
@@ -111,7 +115,7 @@ def _services(root: Path) -> Iterator[TestServices]:
     emulator = Emulator.start(root / "localstripe.pickle")
     template = f"gateway_template_{uuid.uuid4().hex[:8]}"
     try:
-        found = TestServices(server_url, template, emulator.api_base)
+        found = TestServices(server_url, template, emulator.api_base, disposable=postgres is not None)
         found = dataclasses.replace(found, seeded_password_hashes=asyncio.run(_build_template(found)))
         yield found
         asyncio.run(drop_database(found, template))
@@ -234,17 +238,88 @@ def shared_database_url(services: TestServices) -> Iterator[str]:
     asyncio.run(drop_database(services, name))
 
 
+class CopiesAhead:
+    """Copies of the template made ahead and dropped behind by a thread of its own, one statement
+    at a time, so that a test waits for neither.
+
+    Only on the run's own server: there, without fsync, the checkpoint each DROP DATABASE waits
+    for is cheap. On a shared server it would write out the copies made ahead (on disk, with
+    fsync) and cost more than it saves; there each test makes and drops its copy itself.
+    """
+
+    AHEAD = 2
+
+    def __init__(self, services: TestServices) -> None:
+        self._services = services
+        self._jobs: queue.Queue[tuple[str, str] | None] = queue.Queue()
+        self._ready: queue.Queue[str | BaseException] = queue.Queue()
+        for _ in range(self.AHEAD):
+            self._jobs.put(("create", _copy_name()))
+        self._thread = threading.Thread(target=asyncio.run, args=(self._work(),), name="template-copies")
+        self._thread.start()
+
+    def take(self) -> str:
+        """A fresh copy's name; another is started in its place."""
+        self._jobs.put(("create", _copy_name()))
+        name = self._ready.get(timeout=120)
+        if isinstance(name, BaseException):
+            raise name
+        return name
+
+    def give_back(self, name: str) -> None:
+        self._jobs.put(("drop", name))
+
+    def close(self) -> None:
+        """Drops what was given back, then what is still ready, and stops the thread."""
+        self._jobs.put(None)
+        self._thread.join()
+
+    async def _work(self) -> None:
+        admin = await asyncpg.connect(self._services.server_url)
+        try:
+            # Waiting on the queue blocks only this thread's own loop, which has nothing else to run.
+            while (job := self._jobs.get()) is not None:
+                kind, name = job
+                try:
+                    if kind == "create":
+                        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self._services.template}"')
+                        self._ready.put(name)
+                    else:
+                        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                except Exception as error:  # noqa: BLE001 - the test that takes the copy reports it
+                    self._ready.put(error)
+            while not self._ready.empty():
+                if isinstance(name := self._ready.get(), str):
+                    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture(scope="session")
+def copies_ahead(services: TestServices) -> Iterator[CopiesAhead | None]:
+    if not services.disposable:
+        yield None
+        return
+    copies = CopiesAhead(services)
+    yield copies
+    copies.close()
+
+
 @pytest.fixture
-async def database_url(request: pytest.FixtureRequest, services: TestServices,
-                       shared_database_url: str) -> AsyncIterator[str]:
+async def database_url(request: pytest.FixtureRequest, services: TestServices, shared_database_url: str,
+                       copies_ahead: CopiesAhead | None) -> AsyncIterator[str]:
     """A fresh copy of the seeded template for this test alone, or the shared one for `reads_only`."""
     marker = request.node.get_closest_marker("reads_only")
     if marker is not None and marker.args[:1] != (False,):
         yield shared_database_url
-        return
-    name = await copy_template(services)
-    yield services.dsn(name)
-    await drop_database(services, name)
+    elif copies_ahead is not None:
+        name = await asyncio.to_thread(copies_ahead.take)
+        yield services.dsn(name)
+        copies_ahead.give_back(name)
+    else:
+        name = await copy_template(services)
+        yield services.dsn(name)
+        await drop_database(services, name)
 
 
 def settings_for(services: TestServices, database_url: str, data_dir: Path, executor: str = "levels") -> Settings:
