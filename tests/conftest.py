@@ -341,19 +341,20 @@ production_executor_only = pytest.mark.parametrize("executor", [PRODUCTION_EXECU
 def executor(request: pytest.FixtureRequest) -> str:
     """Which executor answers the queries of the apps this test builds (`Settings.executor`).
 
-    The root of every in-process app: `settings`, and so `gateway` and whatever a test builds
-    from them with `app_for`, carry it, so every behavioural test runs once by levels (the
-    production executor, schema/execution.py) and once by graphql-core's own execution, and its
-    id says which. Mutations take graphql-core's path under both; the pair proves the fast path
-    answers queries exactly as the reference does.
+    The root of every in-process app: `settings` carries it, and so do `gateway` and every app
+    a test builds from `settings` with `app_for` (and the access table's module-wide app), so
+    each behavioural test runs once by levels (the production executor, schema/execution.py)
+    and once by graphql-core's own execution, and its id says which. Module scope: a module's
+    tests of one executor run together.
 
     One executor, the production one, for:
-    - tests that run `account-gateway serve` as a subprocess: the served app is production's, and
-      each start costs seconds (test_serve, test_crafted_inputs, test_fuzz, test_workers...);
-    - tests that count statements or loader batches, where the count is the fast path's own
-      figure (marked `production_executor_only`);
-    - tests about the executors themselves (test_level_executor, test_projections), which start
-      the reference app beside the production one and compare the two answers on one database.
+    - tests that run `account-gateway serve` (or another CLI command) as a subprocess: the served
+      app is production's own, its executor is not a setting, and each start costs seconds;
+    - counts that are the production path's figures, as a benchmark's are (statements and batches
+      as an organization grows: `production_executor_only`);
+    - tests about the executors themselves (test_level_executor, test_projections): they run the
+      production app and, beside it on the same database, the `reference` app, and compare.
+    Tests that call datasources, loaders or resolvers directly run no executor: `resolver_settings`.
     """
     return request.param
 
