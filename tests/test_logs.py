@@ -56,13 +56,18 @@ def start(root: Path, database_url: str, stripe_api_base: str, workers: int) -> 
     while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(f"serve exited with {process.returncode}:\n{served.output()}")
+        probe = f"start-up-probe-{secrets.token_hex(8)}"
         try:
-            up = httpx.get(f"{served.url}/readyz", timeout=1).status_code == 200
+            up = httpx.get(f"{served.url}/readyz", headers={"x-request-id": probe}, timeout=1).status_code == 200
         except httpx.TransportError:
             up = False
-        # every worker up, so that no start-up line comes in between a test's request and its line
+        # every worker up, and the probe's own line written (it comes after its answer), so that no
+        # start-up line comes in between a test's request and its line
         if up and served.output().count("Application startup complete.") >= workers:
-            return Production(served, database_url, workers, f"http://127.0.0.1:{metrics_port}/metrics")
+            for _ in range(50):
+                if probe in served.output():
+                    return Production(served, database_url, workers, f"http://127.0.0.1:{metrics_port}/metrics")
+                time.sleep(0.1)
         time.sleep(0.2)
     process.kill()
     pytest.fail(f"serve did not come up in 120 s:\n{served.output()}")

@@ -15,6 +15,7 @@ from strawberry import relay
 from auth import principals
 from datasources.postgres import service_tokens
 from gateway.demo import demo_id
+from tests.conftest import production_executor_only
 
 NORTHWIND = demo_id("organization", "northwind")
 CLI = str(Path(sys.executable).with_name("account-gateway"))
@@ -94,6 +95,7 @@ async def run_cli(database_url: str, data_dir: Path, *args: str) -> tuple[int, s
     return process.returncode, out.decode(), err.decode()
 
 
+@production_executor_only  # its time goes into CLI subprocesses, which know no executor
 async def test_the_cli_creates_lists_and_revokes_tokens_and_manages_staff(gateway, db, database_url, tmp_path):
     code, out, err = await run_cli(database_url, tmp_path, "service-token", "create", "--name", "dash",
                                    "--scopes", "accounts:read,billing:read")
