@@ -145,10 +145,11 @@ class Builder:
 @dataclass(frozen=True)
 class Boundaries:
     now: datetime  # the instant the boundaries are measured from
-    ids: tuple[str, ...]  # global ids of what was built, then of demo objects next to it
+    built: tuple[str, ...]  # global ids of what was built
+    ids: tuple[str, ...]  # those, then ids next to them: demo objects of both organizations, and none
     timestamps: tuple[datetime, ...]  # the boundary instants, for DateTime arguments
-    # License global id -> what it stands for ("expires now - 1 µs", ...), for the checks.
-    licenses: dict[str, str]
+    # The licenses built: global id -> what it stands for and its expiry, for the checks.
+    licenses: dict[str, tuple[str, datetime | None]]
 
 
 async def build(conn: asyncpg.Connection) -> Boundaries:
@@ -183,7 +184,7 @@ async def build(conn: asyncpg.Connection) -> Boundaries:
             "expires at the end of the EXPIRING window": (window, "SUBSCRIPTION", 4, []),
             "expires 1 µs past the EXPIRING window": (window + US, "SUBSCRIPTION", 1, [(edge_a, 500_000, edge_a)]),
         }
-        licenses: dict[str, str] = {}
+        licenses: dict[str, tuple[str, datetime | None]] = {}
         for (what, (expires_at, kind, quantity, seats)), sku in zip(
                 expiries.items(), ("LUMEN-RENDER", "SCENE-VIEWER", "VAPOR-FX", "ATLAS-SCATTER", "LUMEN-RENDER",
                                    "ATLAS-SCATTER")):
@@ -193,26 +194,26 @@ async def build(conn: asyncpg.Connection) -> Boundaries:
                                                     period_end=expires_at)
             license_id = await b.license(NORTHWIND, sku, kind=kind, quantity=quantity, expires_at=expires_at,
                                          subscription=subscription)
-            licenses[gid("License", license_id)] = what
+            licenses[gid("License", license_id)] = (what, expires_at)
             for holder, microseconds, by in seats:
                 await b.allocate(license_id, holder, at=at_microseconds(day, microseconds), by=by)
         floating = await b.license(NORTHWIND, "LUMEN-BATCH", kind="SUBSCRIPTION", seat_model="FLOATING", quantity=5,
                                    expires_at=window + US)
-        licenses[gid("License", floating)] = "FLOATING, 1 µs past the EXPIRING window"
+        licenses[gid("License", floating)] = ("FLOATING, 1 µs past the EXPIRING window", window + US)
         # Perpetual: no expiry. Two seats taken at the same microsecond (the order falls to the
         # account id), and one still held by the member who has since left.
         perpetual = await b.license(NORTHWIND, "VAPOR-FX", kind="PERPETUAL", quantity=3, expires_at=None)
-        licenses[gid("License", perpetual)] = "perpetual, full"
+        licenses[gid("License", perpetual)] = ("perpetual, full", None)
         for holder in (member1, edge_b, removed):
             await b.allocate(perpetual, holder, at=at_microseconds(day, 999_999), by=edge_c)
         await b.subscription(NORTHWIND, "ATLAS-SCATTER", interval="MONTH", status="ACTIVE",
                              period_end=now + timedelta(days=14) + US)
 
         globex_now = await b.license(GLOBEX, "SCENE-VIEWER", kind="TRIAL", quantity=1, expires_at=now)
-        licenses[gid("License", globex_now)] = "Globex: expires exactly now, full"
+        licenses[gid("License", globex_now)] = ("Globex: expires exactly now, full", now)
         await b.allocate(globex_now, globex_member, at=at_microseconds(day, 1), by=edge_a)
         globex_window = await b.license(GLOBEX, "LUMEN-RENDER", kind="EDUCATIONAL", quantity=2, expires_at=window)
-        licenses[gid("License", globex_window)] = "Globex: at the end of the EXPIRING window, empty"
+        licenses[gid("License", globex_window)] = ("Globex: at the end of the EXPIRING window, empty", window)
         globex_edge = await b.account("edge@globex.example", "Edge G")
         await b.member(GLOBEX, globex_edge, "MEMBER", at_microseconds(day, 654_321))
 
@@ -262,4 +263,4 @@ async def build(conn: asyncpg.Connection) -> Boundaries:
                   gid("Invitation", demo_id("invitation", "globex")),
                   gid("License", uuid.UUID(int=0)), "bm9wZQ==", ""]
     instants = (now - US, now, now + US, window - US, window, window + US)
-    return Boundaries(now, tuple(b.ids + neighbours), instants, licenses)
+    return Boundaries(now, tuple(b.ids), tuple(b.ids + neighbours), instants, licenses)

@@ -342,3 +342,111 @@ async def test_the_portals_screens_answer_the_same_both_ways(world: World, viewe
     operations = [(OPERATIONS / f"{name}.graphql").read_text() for name in screens()]
     used = await compare_all(world, viewer, operations)
     print(f"\n{viewer}: {len(operations)} screens compared, {used['levels']} answered by levels")
+
+
+# Which side of its boundary each license is on when a query runs: every instant built around
+# `now` is in the past by then, so the EXPIRING window's three are all inside it.
+STATUS_WHEN_READ = {
+    "expired 1 µs before now": "EXPIRED", "expires exactly now": "EXPIRED", "expires 1 µs after now": "EXPIRED",
+    "expires 1 µs inside the EXPIRING window": "EXPIRING", "expires at the end of the EXPIRING window": "EXPIRING",
+    "expires 1 µs past the EXPIRING window": "EXPIRING", "FLOATING, 1 µs past the EXPIRING window": "EXPIRING",
+    "perpetual, full": "ACTIVE",
+}
+BOUNDARIES = """query Boundaries { viewer { organization {
+  licenses { id seatModel quantity expiresAt status allocatedCount availableCount
+    allocations(first: 5) { totalCount nodes { allocatedAt account { email country } allocatedBy { email } } } }
+  members(first: 30) { nodes { email joinedAt invitedAt account { country creditAccess { mode limit used } } } } } } }"""
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_the_boundary_data_is_read_by_levels_on_the_side_of_each_boundary(world: World):
+    """The comparisons above prove something only if the fast path reads this data: it must
+    answer by levels, on each side of each boundary, with its microseconds and its nulls."""
+    levels, core = await both(world, "Northwind ADMIN", BOUNDARIES)
+    assert levels.executor == "levels", levels.text
+    assert levels.text == core.text
+    organization = json.loads(levels.text)["data"]["viewer"]["organization"]
+    read = {lic["id"]: lic for lic in organization["licenses"]}
+    built = {i: v for i, v in world.boundaries.licenses.items() if not v[0].startswith("Globex")}
+    assert set(built) <= set(read)
+    for license_id, (what, expires_at) in built.items():
+        lic = read[license_id]
+        assert (lic["status"], lic["expiresAt"]) == (
+            STATUS_WHEN_READ[what], expires_at and expires_at.isoformat()), what
+        if lic["seatModel"] == "FLOATING":
+            assert (lic["allocatedCount"], lic["availableCount"]) == (0, lic["quantity"]), what
+        else:
+            assert lic["allocatedCount"] + lic["availableCount"] == lic["quantity"], what
+    counts = {built[i][0]: read[i]["allocatedCount"] for i in built}
+    assert counts["expires exactly now"] == 0 and counts["perpetual, full"] == 3  # empty and full
+    seats = [seat for lic in read.values() for seat in lic["allocations"]["nodes"]]
+    assert None in [s["allocatedBy"] for s in seats] and None in [s["account"] for s in seats]
+    members = organization["members"]["nodes"]
+    assert None in [m["account"] for m in members]  # pending invitations
+    assert None in [m["account"]["country"] for m in members if m["account"]]
+    stamps = [s["allocatedAt"] for s in seats] + [m["joinedAt"] or m["invitedAt"] for m in members]
+    for fraction in (".000001+", ".120000+", ".999999+"):
+        assert any(fraction in stamp for stamp in stamps), fraction
+    assert any(re.fullmatch(r"[-\dT:]+\+00:00", stamp) for stamp in stamps)  # a whole second: no fraction
+
+
+# graphql-core lists the same errors in another order when it answers after the level executor
+# has given up than when it answers alone (see the xfail below). Found by the generated queries.
+ORDER_OF_ERRORS = """query OrderOfErrors { viewer { organization { members(first: 4) { nodes { email
+  account { licenses { allocations(first: 1, last: 1) { totalCount } } } } } } } }"""
+
+
+@pytest.mark.xfail(strict=True, reason="After a failed attempt by levels, graphql-core runs the operation again "
+                   "with the loaders' caches filled by that attempt, so resolvers finish in another order and the "
+                   "same errors are listed in another order (data and errors are otherwise equal)")
+async def test_errors_come_in_the_same_order_both_ways(gateway):
+    admin = await gateway.login("admin@northwind.example")
+    answers = []
+    for levels in (True, False):
+        with executor(levels):
+            answers.append(answer_of(await gateway.post(ORDER_OF_ERRORS, token=admin)))
+    by_levels, by_core = answers
+    assert (by_levels.executor, by_core.executor) == ("graphql-core", "graphql-core")
+    assert by_levels.text == by_core.text  # the same data, the same set of errors...
+    assert by_levels.errors_in_order == by_core.errors_in_order  # ...in the same order
+
+
+def field_paths(document: graphql.DocumentNode) -> list[tuple[str, ...]]:
+    """Every path of field names from the root to a leaf, through fragments, without the
+    connections' plumbing (edges, node, nodes)."""
+    paths: list[tuple[str, ...]] = []
+
+    def walk(selection_set: graphql.SelectionSetNode | None, path: tuple[str, ...]) -> None:
+        if selection_set is None:
+            paths.append(path)
+            return
+        for node in selection_set.selections:
+            if isinstance(node, graphql.FieldNode):
+                name = node.name.value
+                walk(node.selection_set, path if name in ("edges", "node", "nodes") and path else (*path, name))
+            elif isinstance(node, graphql.InlineFragmentNode):
+                walk(node.selection_set, path)
+
+    walk(document.definitions[0].selection_set, ())  # type: ignore[attr-defined]
+    return paths
+
+
+DEEP = {
+    "licenses -> allocations -> account -> licenses": ("licenses", "allocations", "account", "licenses"),
+    "members -> account -> creditAccess": ("members", "account", "creditAccess"),
+}
+
+
+def reaches(paths: list[tuple[str, ...]], chain: tuple[str, ...]) -> bool:
+    return any(path[i:i + len(chain)] == chain for path in paths for i in range(len(path)))
+
+
+def test_the_generated_queries_reach_deep_and_name_the_boundary_data(world: World, generated: list[str]):
+    documents = [graphql.parse(query) for query in generated]
+    reached = {name: sum(reaches(field_paths(d), chain) for d in documents) for name, chain in DEEP.items()}
+    built = world.boundaries.built
+    by_ids = sum(bool(re.search(r"\bnodes\(ids:", q)) and any(i in q for i in built) for q in generated)
+    depth = max(len(p) for d in documents for p in field_paths(d))
+    print(f"\n{len(generated)} generated queries: {reached}, nodes(ids:) with built ids: {by_ids}, deepest path: "
+          f"{depth} fields (connections' edges/node/nodes not counted)")
+    assert all(reached.values()) and by_ids, (reached, by_ids)
