@@ -105,22 +105,28 @@ class World:
     cursors: tuple[str, ...]
 
 
+async def prepare(dsn: str) -> tuple[boundary_data.Boundaries, dict[str, str | None]]:
+    """The boundary data, the staff accounts, and a token per service (the others sign in later)."""
+    db = await asyncpg.connect(dsn)
+    try:
+        boundaries = await boundary_data.build(db)
+        tokens: dict[str, str | None] = {}
+        for kind, email in VIEWERS.items():
+            if kind in STAFF_ROLES:
+                await make_staff(db, kind, email)
+            elif kind in READ_SCOPES:
+                tokens[kind] = await create_token(db, "paths-" + kind.replace(":", "-"), kind)
+        return boundaries, tokens
+    finally:
+        await db.close()
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def world(services, tmp_path_factory) -> AsyncIterator[World]:
     name = await copy_template(services)
-    dsn = services.dsn(name)
     try:
-        db = await asyncpg.connect(dsn)
-        try:
-            boundaries = await boundary_data.build(db)
-            tokens: dict[str, str | None] = {}
-            for kind, email in VIEWERS.items():
-                if kind in STAFF_ROLES:
-                    await make_staff(db, kind, email)
-                elif kind in READ_SCOPES:
-                    tokens[kind] = await create_token(db, "paths-" + kind.replace(":", "-"), kind)
-        finally:
-            await db.close()
+        dsn = services.dsn(name)
+        boundaries, tokens = await prepare(dsn)
         # The cost budget is the limiter's business, not the paths': it must not refuse one of a pair.
         settings = settings_for(services, dsn, tmp_path_factory.mktemp("paths")).with_(
             limits=LimitSettings(cost_budget=10**12, cost_restore_rate=10**9))
