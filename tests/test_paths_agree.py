@@ -24,8 +24,16 @@ Arguments come from the boundary data: its ids and those next to it (`ID`), curs
 the app, searches and actions (`String`), page sizes at and past their limits (`Int`), the
 boundary instants (`DateTime`).
 
-`PATHS_EXAMPLES` sets the queries generated per family (default 20: about 40 queries per viewer,
-under a minute on two cores); generation is derandomized, so every run sends the same queries.
+One disagreement is known and pinned by two strict xfails below: when the level executor gives
+up (an error anywhere), graphql-core's answer after it can list other errors under a field that
+an error nulled, or the same errors in another order, than graphql-core's answer alone; the data
+is the same. The comparison counts those answers ("other errors or in another order") and fails
+on every other difference.
+
+`PATHS_EXAMPLES` sets the queries generated per family (default 30: 47 distinct queries, so 1,222
+requests for 13 viewers with the screens, about 25 s on two cores; PATHS_EXAMPLES=1000 compares
+1,535 queries per viewer in about 8 minutes). Generation is derandomized: every run of this file
+sends the same queries.
 """
 
 from __future__ import annotations
@@ -60,7 +68,7 @@ from tests.conftest import OPERATIONS, Gateway, copy_template, drop_database, sc
 from tests.test_service_tokens import create_token
 from tests.test_staff import make_staff
 
-EXAMPLES = int(os.environ.get("PATHS_EXAMPLES", "20"))
+EXAMPLES = int(os.environ.get("PATHS_EXAMPLES", "30"))
 
 
 @contextlib.contextmanager
