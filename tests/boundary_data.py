@@ -200,8 +200,8 @@ async def build(conn: asyncpg.Connection) -> Boundaries:
         floating = await b.license(NORTHWIND, "LUMEN-BATCH", kind="SUBSCRIPTION", seat_model="FLOATING", quantity=5,
                                    expires_at=window + US)
         licenses[gid("License", floating)] = ("FLOATING, 1 µs past the EXPIRING window", window + US)
-        # Perpetual: no expiry. Two seats taken at the same microsecond (the order falls to the
-        # account id), and one still held by the member who has since left.
+        # Perpetual: no expiry. Three seats taken at the same microsecond (their order falls to
+        # the account id), one still held by the member who has since left.
         perpetual = await b.license(NORTHWIND, "VAPOR-FX", kind="PERPETUAL", quantity=3, expires_at=None)
         licenses[gid("License", perpetual)] = ("perpetual, full", None)
         for holder in (member1, edge_b, removed):
@@ -254,7 +254,6 @@ async def build(conn: asyncpg.Connection) -> Boundaries:
         await b.audit(NORTHWIND, removed, "boundary.removed-actor", at_microseconds(day, 1))
         await b.audit(NORTHWIND, None, "boundary.service", now - US, service="boundary-tool")
         await b.audit(NORTHWIND, edge_c, "boundary.member-actor", now)
-
 
     neighbours = [gid("Organization", NORTHWIND), gid("Organization", GLOBEX),
                   gid("Account", owner), gid("Account", globex_admin), gid("Account", globex_member),
