@@ -9,7 +9,7 @@ import asyncio
 import httpx
 import pytest
 
-from loaders.batcher import BatchLoader
+from loaders.dataloader import DataLoader
 from tests.test_seat_mutations import ALLOCATE, NORTHWIND, holders, ids_of, m
 
 # `allocations(first: 101)` is over the page limit: its error nulls the first `license`, and
@@ -50,7 +50,7 @@ async def test_cancelling_one_waiter_leaves_the_shared_load_to_the_others():
         await release.wait()
         return [k * 2 for k in keys]
 
-    loader = BatchLoader(batch)
+    loader = DataLoader(batch)
     first = asyncio.ensure_future(loader.load(21))
     second = asyncio.ensure_future(loader.load(21))
     await asyncio.sleep(0)
