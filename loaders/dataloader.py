@@ -66,6 +66,11 @@ class DataLoader(Generic[K, V]):
         self._cache.clear()
         return self
 
+    @property
+    def queued(self) -> int:
+        """Keys asked for and not yet sent."""
+        return len(self._keys)
+
     def dispatch(self) -> None:
         """Sends the keys queued so far as one batch (the batcher calls this)."""
         if not self._keys:

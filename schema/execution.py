@@ -34,7 +34,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
 from datasources.instrumentation import record_executor
-from loaders.asyncio_internals import as_a_task_would
+from schema.asyncio_internals import as_a_task_would
 from schema import levels, projection
 
 Column = list[Any]
