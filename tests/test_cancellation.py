@@ -65,9 +65,9 @@ class _Escaping:
     """Stands in for the schema's `execute` only: raises what graphql-core never catches."""
 
     def __init__(self, schema, exc: BaseException) -> None:
-        self._schema, self._exc = schema._schema, exc
+        self.graphql_schema, self._exc = schema.graphql_schema, exc
 
-    async def execute(self, *args, **kwargs):
+    async def execute_document(self, *args, **kwargs):
         raise self._exc
 
 
