@@ -111,7 +111,7 @@ class LevelExecutor(StrawberryGraphQLCoreExecutionContext):
         field_path = Path(path, key, parent_type.name)
         info = self.build_resolve_info(field_def, [d.node for d in details], parent_type, field_path)
         resolve = field_def.resolve or self.field_resolver
-        getter = _attribute_getter(field_def, resolve)
+        getter = _attribute_getter(self.schema, field_def)
         if getter is not None:
             return self._complete(field_def.type, details, info, [getter(source) for source in sources], field_path)
         field = field_def.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
@@ -348,12 +348,14 @@ def _global_ids(type_name: str, sources: Column) -> Column:
     return out
 
 
-def _attribute_getter(field_def: Any, resolve: Any) -> Any:
-    """For strawberry's plain data fields (no resolver, no extension): read the attribute."""
-    if not getattr(resolve, "_is_default", False):
-        return None
+def _attribute_getter(schema: GraphQLSchema, field_def: Any) -> Any:
+    """For strawberry's plain data fields (no resolver, no extension, no exception handler that
+    could apply): read the attribute, as strawberry's own resolver for them does."""
     field = field_def.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
-    if field is None or field.default_resolver is not getattr:
+    if field is None or not field.is_basic_field or field.default_resolver is not getattr:
+        return None
+    strawberry_schema = strawberry_schema_of(schema)
+    if strawberry_schema is None or strawberry_schema.exception_handlers:
         return None
     return attrgetter(field.python_name)
 
