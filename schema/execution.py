@@ -210,8 +210,8 @@ class LevelExecutor(StrawberryGraphQLCoreExecutionContext):
         return lambda source: function(**kwargs)
 
     def _strawberry_info(self, field: Any, info: Any) -> Any:
-        """The `Info` strawberry would pass, made as strawberry makes it; None where strawberry's
-        wrapper must run (an exception handler configured on the schema)."""
+        """The `Info` strawberry would pass, made as strawberry makes it (tests/test_strawberry_internals.py);
+        None where strawberry's wrapper must run (an exception handler configured on the schema)."""
         strawberry_schema = strawberry_schema_of(self.schema)
         if strawberry_schema is None or strawberry_schema.exception_handlers:
             return None
