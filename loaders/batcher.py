@@ -41,7 +41,7 @@ class Batcher:
     def enqueue(self, loader: DataLoader) -> None:
         """`loader` has keys to send: it goes out with the request's next round."""
         if not self._pending:
-            self._loop.call_soon(self._dispatch, MAX_TURNS, -1, 0)
+            self._loop.call_soon(self._dispatch, MAX_TURNS, -1, 0)  # -1: the first turn is never quiet
         self._pending.append(loader)
 
     def _dispatch(self, turns_left: int, queued_before: int, quiet: int) -> None:

@@ -55,13 +55,5 @@ def _parsed(query: str) -> Document:
     return Document(query, parse(query, max_tokens=MAX_TOKENS))
 
 
-def parse_document(query: str) -> DocumentNode:
-    """The parsed text; raises GraphQLError for a document that does not parse or has too many tokens."""
-    document = document_of(query)
-    if document.node is None:
-        assert document.error is not None
-        raise document.error
-    return document.node
-
-
+# The parse step's counters (hits, misses): how many parses the requests have cost.
 parse_cache_info = _parsed.cache_info

@@ -13,7 +13,7 @@ import pytest
 from gateway.cost import actual_cost, operation_cost, query_cost
 from gateway.limits import LimitSettings
 from schema import build_schema
-from schema.documents import document_of, parse_document
+from schema.documents import document_of
 from tests.conftest import login_outcome
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -91,7 +91,7 @@ def test_a_cached_cost_is_the_cost_of_the_variables_sent(variables):
     for name in ("A", "B", None, "C"):
         for _ in range(2):  # the second time from the cache
             assert query_cost(schema, document_of(PAGED), name, variables) == operation_cost(
-                schema, parse_document(PAGED), name, variables), (name, variables)
+                schema, document_of(PAGED).node, name, variables), (name, variables)
 
 
 def test_page_sizes_sent_in_variables_change_the_cached_cost():
