@@ -14,9 +14,8 @@ from datasources.payments.client import PaymentsClient
 from datasources.postgres.database import Database
 from datasources.postgres.merging import MergingReader
 from loaders import accounts, billing, credits, entitlements, organizations, staff
-from aiodataloader import DataLoader
-
-from loaders.batcher import Batcher, BatchLoader
+from loaders.batcher import Batcher
+from loaders.dataloader import DataLoader
 
 # How each group is made, from the request's merging reader and payments client.
 _GROUPS: dict[str, Callable[[MergingReader, PaymentsClient | None], Any]] = {
@@ -51,7 +50,7 @@ class Loaders:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
         group = make(self._reader, self._payments)
         for found in vars(group).values():
-            if isinstance(found, BatchLoader):
+            if isinstance(found, DataLoader):
                 found.batcher = self._batcher
         self.__dict__[name] = group
         return group

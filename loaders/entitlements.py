@@ -9,7 +9,7 @@ from functools import partial
 from typing import Any
 from uuid import UUID
 
-from aiodataloader import DataLoader
+from loaders.dataloader import DataLoader
 
 from datasources.paging import Page, Slice
 from datasources.postgres import entitlements as data
