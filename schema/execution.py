@@ -11,8 +11,10 @@ instead of becoming tasks, so the loaders still see every key of the level in on
 It handles only the happy path. An error anywhere (a resolver raising, a null where the
 schema forbids one, a value of the wrong type) hands the whole operation to graphql-core's
 own execution, which reports it with its path exactly as it always has. Only queries come
-here, so running the operation again changes nothing, and the loaders' per-request caches
-(failures included, see `loaders.dataloader`) mean the second run makes no new reads.
+here, so running the operation again changes nothing. The second run reads PostgreSQL
+afresh, so that graphql-core answers exactly as it does alone, errors and their order
+included; the payment provider's answers (failures included, see `loaders.dataloader`)
+are kept, so a slow provider is waited for once.
 """
 
 from __future__ import annotations
@@ -61,6 +63,10 @@ class LevelExecutor(StrawberryGraphQLCoreExecutionContext):
         except Exception:  # noqa: BLE001 - anything at all: graphql-core reports it properly
             log.debug("answered by graphql-core", exc_info=True)
             record_executor("graphql-core")
+            # With the attempt's reads cached, graphql-core's resolvers would finish in another
+            # order than on a first execution, and it would list other errors, or the same in
+            # another order, than it does alone (tests/test_paths_agree.py).
+            self.context_value.loaders.clear_database_reads()
             result = super().execute_operation(serially)
             return await result if self.is_awaitable(result) else result
         record_executor("levels")
