@@ -13,7 +13,7 @@ from typing import Any
 from datasources.payments.client import PaymentsClient
 from datasources.postgres.database import Database
 from datasources.postgres.merging import MergingReader
-from loaders import accounts, billing, credits, entitlements, organizations, staff
+from loaders import accounts, billing, credits, entitlements, organizations, staff, statements
 from aiodataloader import DataLoader
 
 from loaders.batcher import Batcher, BatchLoader
@@ -26,6 +26,7 @@ _GROUPS: dict[str, Callable[[MergingReader, PaymentsClient | None], Any]] = {
     "credits": lambda reader, _payments: credits.create(reader),
     "billing": lambda _reader, payments: billing.create(payments),
     "staff": lambda reader, _payments: staff.create(reader),
+    "statements": lambda reader, _payments: statements.create(reader),
 }
 
 
@@ -40,6 +41,7 @@ class Loaders:
     credits: credits.CreditLoaders
     billing: billing.BillingLoaders
     staff: staff.StaffLoaders
+    statements: statements.StatementLoaders
 
     def __init__(self, reader: MergingReader, payments: PaymentsClient | None, batcher: Batcher) -> None:
         self.__dict__.update(_reader=reader, _payments=payments, _batcher=batcher)

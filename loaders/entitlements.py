@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 from uuid import UUID
 
 from aiodataloader import DataLoader
 
 from datasources.paging import Page, Slice
 from datasources.postgres import entitlements as data
-from datasources.postgres import projections
 from datasources.postgres.database import Database
 from loaders.base import each_loader, grouped_loader, loader
 
@@ -35,8 +32,6 @@ class EntitlementLoaders:
     downloadable_product_ids: DataLoader  # account id -> [product id]
     subscription: DataLoader  # subscription id -> Subscription | None
     subscriptions: DataLoader  # SubscriptionQuery -> [Subscription]
-    # (statement, Scope, key) -> the JSON text of a field's subtree for that key (projections)
-    projected: DataLoader
 
 
 def create(db: Database) -> EntitlementLoaders:
@@ -58,23 +53,7 @@ def create(db: Database) -> EntitlementLoaders:
         downloadable_product_ids=grouped_loader(partial(data.downloadable_products, db), _first, _second),
         subscription=loader(partial(data.subscriptions_by_ids, db)),
         subscriptions=each_loader(partial(_subscriptions, db, product)),
-        projected=loader(partial(_projected, db)),
     )
-
-
-async def _projected(db: Database, keys: Sequence[tuple[str, projections.Scope, UUID]]) -> list[str | None]:
-    """One statement per kind of subtree asked for in the round (usually one), all sent together."""
-    groups: dict[tuple[Any, ...], list[int]] = {}
-    for position, (statement, scope, _) in enumerate(keys):
-        groups.setdefault((statement, scope), []).append(position)
-    built = await asyncio.gather(*(
-        projections.build(db, statement, scope, [keys[p][2] for p in positions])
-        for (statement, scope), positions in groups.items()))
-    out: list[str | None] = [None] * len(keys)
-    for positions, values in zip(groups.values(), built):
-        for position, value in zip(positions, values):
-            out[position] = value
-    return out
 
 
 async def _subscriptions(db: Database, product: DataLoader, query: data.SubscriptionQuery) -> list[data.Subscription]:

@@ -10,7 +10,8 @@ from auth.viewer import NOT_AUTHENTICATED, require_account
 from datasources.errors import Unauthenticated
 from datasources.postgres.accounts import Account, Membership, Organization
 from resolvers.context import Context
-from resolvers.permissions import can_see_accounts, is_member_of
+from planning import reads
+from resolvers.permissions import is_member_of
 
 
 async def viewer_account(ctx: Context) -> Account:
@@ -51,8 +52,7 @@ async def visible_accounts(ctx: Context, account_ids: Sequence[UUID | None]) -> 
     wanted = list(dict.fromkeys(a for a in account_ids if a is not None))
     if not wanted:
         return [None] * len(account_ids)
-    visible = [a for a, allowed in zip(wanted, await can_see_accounts(ctx, wanted)) if allowed]
-    found = dict(zip(visible, await ctx.loaders.accounts.account.load_all(visible)))
+    found = dict(zip(wanted, await reads.visible_accounts(ctx, wanted)))
     return [found.get(a) if a is not None else None for a in account_ids]
 
 

@@ -11,24 +11,9 @@ from datasources.postgres import entitlements as data
 from resolvers.context import Context
 from resolvers.permissions import may
 
-EXPIRING_WITHIN = timedelta(days=30)
 # Auto-renew may be switched off until this long before renewal, and back on until a day before.
 SWITCH_OFF_NOTICE = {"MONTH": timedelta(days=14), "YEAR": timedelta(days=30), "THREE_YEARS": timedelta(days=30)}
 SWITCH_ON_NOTICE = timedelta(days=1)
-
-
-def license_status(license: data.License, now: datetime | None = None) -> str:
-    now = now or datetime.now(timezone.utc)
-    if license.expires_at is None:
-        return "ACTIVE"
-    if license.expires_at <= now:
-        return "EXPIRED"
-    return "EXPIRING" if license.expires_at - now <= EXPIRING_WITHIN else "ACTIVE"
-
-
-def available_seats(license: data.License, allocated: int) -> int:
-    """A floating pool is shared, never allocated: all of it is available."""
-    return license.quantity if license.seat_model == "FLOATING" else max(0, license.quantity - allocated)
 
 
 def auto_renew_changeable_until(subscription: data.Subscription) -> datetime | None:

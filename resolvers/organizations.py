@@ -6,14 +6,9 @@ from uuid import UUID
 
 from datasources.postgres import organizations as data
 from datasources.values import bigint
+from planning.ids import INVITED_PREFIX, MEMBER_PREFIX
 from resolvers.context import Context
 from resolvers.permissions import may
-
-MEMBER_PREFIX, INVITED_PREFIX = "a.", "i."
-
-
-def member_node_id(row: data.MemberRow) -> str:
-    return f"{MEMBER_PREFIX}{row.account_id}" if row.account_id else f"{INVITED_PREFIX}{row.invitation_id}"
 
 
 async def visible_member(ctx: Context, raw_id: str) -> data.MemberRow | None:
@@ -29,13 +24,13 @@ async def visible_member(ctx: Context, raw_id: str) -> data.MemberRow | None:
         if membership is None or account is None or not await may(ctx, "Member", membership.organization_id):
             return None
         return data.MemberRow(membership.organization_id, "ACTIVE", key, None, account.email, membership.role,
-                              membership.joined_at)
+                              membership.joined_at, None)
     if prefix == INVITED_PREFIX:
         invitation = await visible_invitation(ctx, key)
         if invitation is None or invitation.accepted_at or invitation.revoked_at:
             return None
         return data.MemberRow(invitation.organization_id, "INVITED", None, key, invitation.email,
-                              invitation.role, invitation.created_at)
+                              invitation.role, None, invitation.created_at)
     return None
 
 

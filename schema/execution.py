@@ -34,7 +34,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
 from datasources.instrumentation import record_executor
-from schema import levels, projection
+from planning import levels, plan as projection
 
 Column = list[Any]
 log = logging.getLogger(__name__)

@@ -22,12 +22,15 @@ from datasources.postgres import organizations as records
 from resolvers import accounts as resolve_accounts
 from resolvers import organizations as resolve
 from auth.access import who
+from planning import ids, sources
+from planning.declare import Column, Entry, Relation, column, from_record, planned, table
+from planning.declare import Connection as PlannedConnection
 from resolvers.permissions import may, require, viewer_membership
 from schema import billing, credits
 from schema.billing import BillingInfo, InvoiceConnection, PaymentMethod
 from schema.common import Info, by_uuid, node_uuid, resolve_visible
 from schema.credits import CloudCreditPool
-from schema.levels import level_resolver
+from planning.levels import level_resolver
 from schema.references import AccountRef, RoleRef, accounts_at, role_enum, visible_account_node
 from schema.license import License
 from schema.money import Money
@@ -41,28 +44,31 @@ class MemberStatus(Enum):
     INVITED = strawberry.enum_value("INVITED", description="Invited, invitation not yet accepted.")
 
 
+def _member_key(row: records.MemberRow) -> str:
+    return ids.member_key(row.account_id, row.invitation_id)
+
+
+# The rows are the member list's (`sources.MEMBERS`): no table of their own.
+@table(None, key=("account_id", "invitation_id"), node_id=(_member_key, ids.member_key_sql, 38))
 @strawberry.type(description="A person in an organization's member list: a member, or an invitee.")
 class Member(relay.Node):
     id: relay.NodeID[str]
-    email: str = strawberry.field(description="Email address.")
-    status: MemberStatus = strawberry.field(description="ACTIVE, or INVITED while the invitation is pending.")
-    joined_at: datetime | None = strawberry.field(description="When they joined; null while invited.")
-    invited_at: datetime | None = strawberry.field(description="When they were invited; null for members.")
+    email: str = column("email", description="Email address.")
+    status: MemberStatus = column("status", description="ACTIVE, or INVITED while the invitation is pending.")
+    joined_at: datetime | None = column("joined_at", description="When they joined; null while invited.")
+    invited_at: datetime | None = column("invited_at", description="When they were invited; null for members.")
     role_value: strawberry.Private[str]
     account_id: strawberry.Private[UUID | None]
 
     @classmethod
     def from_record(cls, row: records.MemberRow) -> "Member":
-        active = row.status == "ACTIVE"
-        return cls(id=resolve.member_node_id(row), email=row.email, status=MemberStatus(row.status),
-                   joined_at=row.since if active else None, invited_at=None if active else row.since,
-                   role_value=row.role, account_id=row.account_id)
+        return from_record(cls, row, role_value=row.role, account_id=row.account_id)
 
-    @strawberry.field(description="Their role, or the role they are invited with.")
+    @planned(Column("role"), description="Their role, or the role they are invited with.")
     def role(self) -> RoleRef:
         return role_enum(self.role_value)
 
-    @strawberry.field(description="Their account; null while invited.")
+    @planned(sources.account_at("account_id", Entry("account_id")), description="Their account; null while invited.")
     @level_resolver(accounts_at("account_id"))
     async def account(self, info: Info) -> AccountRef | None:
         return await visible_account_node(info, self.account_id)
@@ -170,6 +176,12 @@ class AuditLogEntryConnection(Connection[AuditLogEntry]):
     pass
 
 
+def _checked(declared: Relation | PlannedConnection) -> str:
+    """The access table's coordinate the declaration's statement checks too."""
+    assert declared.entry is not None and declared.entry.checked is not None
+    return declared.entry.checked
+
+
 def _filter_uuid(raw: strawberry.ID | None, type_name: str) -> UUID | None:
     """A filter argument naming an object by its global ID: a wrong one is bad input."""
     found = node_uuid(raw, type_name)
@@ -233,8 +245,7 @@ class Organization(relay.Node):
         "billing", ("payInvoice", "payOutstandingBalance", "addPaymentMethod", "setDefaultPaymentMethod",
                     "removePaymentMethod", "updateBillingInfo"))
 
-    @strawberry.field(description="Members and pending invitees, by email. For "
-                                  f"{who('Organization.members')}.")
+    @planned(sources.MEMBERS, description=f"Members and pending invitees, by email. For {who('Organization.members')}.")
     async def members(
         self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None,
         search: Annotated[str | None, strawberry.argument(
@@ -246,7 +257,7 @@ class Organization(relay.Node):
         slice = slice_of(first, after, last, before)
         query = records.MemberQuery(self.record.id, search=search or None, role=role.value if role else None,
                                     product_id=_filter_uuid(product, "Product"))
-        await require(info.context, "Organization.members", self.record.id)
+        await require(info.context, _checked(sources.MEMBERS), self.record.id)
         page = await info.context.loaders.organizations.members.load((query, slice))
         return MemberConnection.from_page(page, Member.from_record, slice)
 
@@ -260,10 +271,10 @@ class Organization(relay.Node):
         page = await info.context.loaders.organizations.invitations.load((self.record.id, pending_only, slice))
         return InvitationConnection.from_page(page, Invitation.from_record, slice)
 
-    @strawberry.field(description="Every license of the organization, by product. For "
-                                  f"{who('Organization.licenses')}.")
+    @planned(sources.ORGANIZATION_LICENSES,
+             description=f"Every license of the organization, by product. For {who('Organization.licenses')}.")
     async def licenses(self, info: Info) -> list[License] | None:
-        await require(info.context, "Organization.licenses", self.record.id)
+        await require(info.context, _checked(sources.ORGANIZATION_LICENSES), self.record.id)
         found = await info.context.loaders.entitlements.licenses_of_organization.load(self.record.id)
         return [License.from_record(lic) for lic in found]
 

@@ -11,6 +11,7 @@ import strawberry
 from strawberry import relay
 
 from datasources.postgres import entitlements as records
+from planning.declare import column, from_record, table
 from resolvers import entitlements as resolve
 from schema.common import Info, by_uuid, resolve_visible
 
@@ -66,17 +67,18 @@ class LearningResource(relay.Node):
         return await resolve_visible(by_uuid(resolve.visible_learning_resource), cls.from_record, info, node_ids)
 
 
+@table("products")
 @strawberry.type(description="A product of the vendor's catalog.")
 class Product(relay.Node):
     id: relay.NodeID[str]
-    sku: str = strawberry.field(description="Stock-keeping unit, stable across renames.")
-    name: str = strawberry.field(description="Product name.")
-    family: str = strawberry.field(description="Product family, e.g. \"Lumen\"; subscriptions filter by it.")
-    description: str = strawberry.field(description="One-sentence description.")
+    sku: str = column("sku", description="Stock-keeping unit, stable across renames.")
+    name: str = column("name", description="Product name.")
+    family: str = column("family", description="Product family, e.g. \"Lumen\"; subscriptions filter by it.")
+    description: str = column("description", description="One-sentence description.")
 
     @classmethod
     def from_record(cls, p: records.Product) -> "Product":
-        return cls(id=str(p.id), sku=p.sku, name=p.name, family=p.family, description=p.description)
+        return from_record(cls, p)
 
     @strawberry.field(description="Whether the viewer may download it: they hold a seat of an unexpired "
                                   "license of it, or their organization has an unexpired floating license.")
