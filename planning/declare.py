@@ -143,6 +143,12 @@ def planned(declaration: Column | Relation | Connection, *, description: str) ->
     return strawberry.field(description=description, metadata={PLAN: declaration})
 
 
+def checked(declared: Relation | Connection) -> str:
+    """The access table's coordinate a declaration's statement checks: its resolver checks the same."""
+    assert declared.entry is not None and declared.entry.checked is not None
+    return declared.entry.checked
+
+
 def declaration_of(strawberry_field: Any) -> Declaration | None:
     metadata = getattr(strawberry_field, "metadata", None)
     return metadata.get(PLAN) if metadata else None

@@ -61,3 +61,18 @@ async def visible_organization(ctx: Context, organization_id: UUID) -> Organizat
     if not await is_member_of(ctx, organization_id):
         return None
     return await ctx.loaders.accounts.organization.load(organization_id)
+
+
+async def memberships(ctx: Context, account_ids: Sequence[UUID]) -> list[Membership | None]:
+    """Each account's membership; the caller has checked that the viewer may see the accounts."""
+    return await ctx.loaders.accounts.membership.load_all(list(account_ids))
+
+
+async def accounts(ctx: Context, account_ids: Sequence[UUID]) -> list[Account | None]:
+    """For a mutation's payload: the accounts it changed, which the viewer was allowed to change."""
+    return await ctx.loaders.accounts.account.load_all(list(account_ids))
+
+
+async def organization(ctx: Context, organization_id: UUID) -> Organization | None:
+    """For a mutation's payload or a staff report: an organization the viewer was allowed to reach."""
+    return await ctx.loaders.accounts.organization.load(organization_id)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from auth.viewer import require_account
 from datasources.paging import Page, Slice
 from datasources.postgres import entitlements as data
 from resolvers.context import Context
-from resolvers.permissions import may
+from planning import sources
+from planning.declare import checked
+from resolvers.permissions import may, require
 
 # Auto-renew may be switched off until this long before renewal, and back on until a day before.
 SWITCH_OFF_NOTICE = {"MONTH": timedelta(days=14), "YEAR": timedelta(days=30), "THREE_YEARS": timedelta(days=30)}
@@ -85,3 +88,49 @@ async def downloadable_products(ctx: Context, account_id: UUID) -> list[data.Pro
     ids = await ctx.loaders.entitlements.downloadable_product_ids.load(account_id)
     products = await ctx.loaders.entitlements.product.load_many(ids)
     return sorted((p for p in products if p), key=lambda p: (p.family, p.name))
+
+
+async def products(ctx: Context, product_ids: Sequence[UUID]) -> list[data.Product | None]:
+    return await ctx.loaders.entitlements.product.load_all(list(product_ids))
+
+
+async def catalog(ctx: Context) -> list[data.Product]:
+    return await ctx.loaders.entitlements.catalog.load("all")
+
+
+async def downloads(ctx: Context, product_id: UUID) -> list[data.Download]:
+    """Empty unless the viewer may download the product."""
+    if not await may_download(ctx, product_id):
+        return []
+    return await ctx.loaders.entitlements.downloads.load(product_id)
+
+
+async def learning_resources(ctx: Context, product_id: UUID) -> list[data.LearningResource]:
+    return await ctx.loaders.entitlements.learning.load(product_id)
+
+
+async def licenses_held(ctx: Context, account_ids: Sequence[UUID]) -> list[list[data.License]]:
+    """The licenses each account holds a seat of; the caller has checked it may see the accounts."""
+    return await ctx.loaders.entitlements.licenses_held.load_all(list(account_ids))
+
+
+async def licenses_of_organization(ctx: Context, organization_id: UUID) -> list[data.License]:
+    """FORBIDDEN unless the viewer may read the organization's licenses."""
+    await require(ctx, checked(sources.ORGANIZATION_LICENSES), organization_id)
+    return await ctx.loaders.entitlements.licenses_of_organization.load(organization_id)
+
+
+async def subscriptions(ctx: Context, query: data.SubscriptionQuery) -> list[data.Subscription]:
+    """FORBIDDEN unless the viewer may read the organization's subscriptions."""
+    await require(ctx, "Organization.subscriptions", query.organization_id)
+    return await ctx.loaders.entitlements.subscriptions.load(query)
+
+
+async def license(ctx: Context, license_id: UUID) -> data.License | None:
+    """For a mutation's payload: the license it changed, which the viewer was allowed to change."""
+    return await ctx.loaders.entitlements.license.load(license_id)
+
+
+async def subscription(ctx: Context, subscription_id: UUID) -> data.Subscription | None:
+    """For a mutation's payload: the subscription it changed, which the viewer was allowed to change."""
+    return await ctx.loaders.entitlements.subscription.load(subscription_id)

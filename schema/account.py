@@ -36,12 +36,12 @@ class OrganizationRole(Enum):
 
 
 async def _roles(accounts: Sequence[Account], info: Info) -> list[OrganizationRole | None]:
-    found = await info.context.loaders.accounts.membership.load_all([a.uuid for a in accounts])
+    found = await resolve.memberships(info.context, [a.uuid for a in accounts])
     return [OrganizationRole(m.role) if m else None for m in found]
 
 
 async def _licenses(accounts: Sequence[Account], info: Info) -> list[list[License]]:
-    held = await info.context.loaders.entitlements.licenses_held.load_all([a.uuid for a in accounts])
+    held = await resolve_entitlements.licenses_held(info.context, [a.uuid for a in accounts])
     return [[License.from_record(lic) for lic in licenses] for licenses in held]
 
 

@@ -20,11 +20,11 @@ from datasources.errors import BadUserInput
 from datasources.postgres import accounts as account_records
 from datasources.postgres import organizations as records
 from resolvers import accounts as resolve_accounts
+from resolvers import entitlements as resolve_entitlements
 from resolvers import organizations as resolve
 from auth.access import who
 from planning import ids, sources
-from planning.declare import Column, Entry, Relation, column, from_record, planned, table
-from planning.declare import Connection as PlannedConnection
+from planning.declare import Column, Entry, column, from_record, planned, table
 from resolvers.permissions import may, require, viewer_membership
 from schema import billing, credits
 from schema.billing import BillingInfo, InvoiceConnection, PaymentMethod
@@ -176,12 +176,6 @@ class AuditLogEntryConnection(Connection[AuditLogEntry]):
     pass
 
 
-def _checked(declared: Relation | PlannedConnection) -> str:
-    """The access table's coordinate the declaration's statement checks too."""
-    assert declared.entry is not None and declared.entry.checked is not None
-    return declared.entry.checked
-
-
 def _filter_uuid(raw: strawberry.ID | None, type_name: str) -> UUID | None:
     """A filter argument naming an object by its global ID: a wrong one is bad input."""
     found = node_uuid(raw, type_name)
@@ -257,8 +251,7 @@ class Organization(relay.Node):
         slice = slice_of(first, after, last, before)
         query = records.MemberQuery(self.record.id, search=search or None, role=role.value if role else None,
                                     product_id=_filter_uuid(product, "Product"))
-        await require(info.context, _checked(sources.MEMBERS), self.record.id)
-        page = await info.context.loaders.organizations.members.load((query, slice))
+        page = await resolve.members_page(info.context, query, slice)
         return MemberConnection.from_page(page, Member.from_record, slice)
 
     @strawberry.field(description=f"Invitations, newest first. For {who('Organization.invitations')}.")
@@ -267,24 +260,21 @@ class Organization(relay.Node):
         pending_only: Annotated[bool, strawberry.argument(description="Only pending invitations.")] = False,
     ) -> InvitationConnection | None:
         slice = slice_of(first, after, last, before)
-        await require(info.context, "Organization.invitations", self.record.id)
-        page = await info.context.loaders.organizations.invitations.load((self.record.id, pending_only, slice))
+        page = await resolve.invitations_page(info.context, self.record.id, pending_only, slice)
         return InvitationConnection.from_page(page, Invitation.from_record, slice)
 
     @planned(sources.ORGANIZATION_LICENSES,
              description=f"Every license of the organization, by product. For {who('Organization.licenses')}.")
     async def licenses(self, info: Info) -> list[License] | None:
-        await require(info.context, _checked(sources.ORGANIZATION_LICENSES), self.record.id)
-        found = await info.context.loaders.entitlements.licenses_of_organization.load(self.record.id)
-        return [License.from_record(lic) for lic in found]
+        return [License.from_record(lic) for lic in
+                await resolve_entitlements.licenses_of_organization(info.context, self.record.id)]
 
     @strawberry.field(description="Subscriptions, filtered and ordered. For "
                                   f"{who('Organization.subscriptions')}.")
     async def subscriptions(self, info: Info, filter: SubscriptionFilterArg = None,
                             order_by: SubscriptionOrderArg = None) -> list[Subscription] | None:
         query = subscription_query(self.record.id, filter, order_by)
-        await require(info.context, "Organization.subscriptions", self.record.id)
-        return [Subscription.from_record(s) for s in await info.context.loaders.entitlements.subscriptions.load(query)]
+        return [Subscription.from_record(s) for s in await resolve_entitlements.subscriptions(info.context, query)]
 
     @strawberry.field(description="The cloud-credit pool: balance, grants, usage, members' access, pending "
                                   f"requests. For {who('Organization.creditPool')}.")
@@ -337,8 +327,7 @@ class Organization(relay.Node):
     ) -> AuditLogEntryConnection | None:
         slice = slice_of(first, after, last, before)
         query = records.AuditQuery(self.record.id, action=action, actor_account_id=_filter_uuid(actor, "Account"))
-        await require(info.context, "Organization.auditLog", self.record.id)
-        page = await info.context.loaders.organizations.audit_log.load((query, slice))
+        page = await resolve.audit_log_page(info.context, query, slice)
         return AuditLogEntryConnection.from_page(page, AuditLogEntry.from_record, slice)
 
     @classmethod

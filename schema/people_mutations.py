@@ -13,6 +13,7 @@ from typing import Annotated
 import strawberry
 from strawberry import relay
 
+from resolvers import accounts as resolve_accounts
 from resolvers import people as resolve
 from resolvers.organizations import MEMBER_PREFIX
 from schema.account import Account, OrganizationRole
@@ -192,7 +193,7 @@ async def remove_member(info: Info, input: Annotated[RemoveMemberInput, strawber
     removed = result.removed_account_id
     organization = None
     if result.organization_id is not None:
-        found = await info.context.loaders.accounts.organization.load(result.organization_id)
+        found = await resolve_accounts.organization(info.context, result.organization_id)
         organization = Organization.from_record(found) if found else None
     return RemoveMemberPayload(
         removed_member_id=strawberry.ID(str(relay.GlobalID("Member", f"{MEMBER_PREFIX}{removed}"))) if removed

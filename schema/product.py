@@ -87,13 +87,11 @@ class Product(relay.Node):
 
     @strawberry.field(description="Installers, newest first; empty unless `canDownload`.")
     async def downloads(self, info: Info) -> list[Download]:
-        if not await resolve.may_download(info.context, UUID(self.id)):
-            return []
-        return [Download.from_record(d) for d in await info.context.loaders.entitlements.downloads.load(UUID(self.id))]
+        return [Download.from_record(d) for d in await resolve.downloads(info.context, UUID(self.id))]
 
     @strawberry.field(description="Videos, sample projects, docs and knowledge base links.")
     async def learning_resources(self, info: Info) -> list[LearningResource]:
-        found = await info.context.loaders.entitlements.learning.load(UUID(self.id))
+        found = await resolve.learning_resources(info.context, UUID(self.id))
         return [LearningResource.from_record(r) for r in found]
 
     @classmethod
@@ -107,7 +105,7 @@ async def product(info: Info, product_id: UUID) -> Product:
 
 
 async def products(info: Info, product_ids: Sequence[UUID]) -> list[Product]:
-    found = await info.context.loaders.entitlements.product.load_all(product_ids)
+    found = await resolve.products(info.context, product_ids)
     assert None not in found, "licenses and subscriptions reference existing products"
     made = {p.id: Product.from_record(p) for p in found}  # a few products, referenced by every license
     return [made[p.id] for p in found]
