@@ -122,3 +122,14 @@ async def license_status(ctx: rights.Reader, license_id: UUID, db: Executor | No
         [status] = await statements.values(db, _LICENSE_STATUS, [license_id], parameters)
         return status
     return await ctx.loaders.statements.values.load((_LICENSE_STATUS, parameters, license_id))
+
+
+async def relation_rows(ctx: rights.Reader, relation: Relation, type_name: str, columns: tuple[str, ...],
+                        keys: Sequence[Any]) -> list[dict[str, Any] | None]:
+    """The `columns` of the row `relation` reaches from each key (JSON values), by the same
+    statement the compiled path builds for it."""
+    shape = compile.Shape(type_name, tuple((c, compile.Scalar(f"{{t}}.{c}")) for c in columns))
+    statement = compile.statement(compile.Child(relation, shape))
+    parameters = (await _scope(ctx)).parameters()
+    found = await ctx.loaders.statements.values.load_all([(statement, parameters, k) for k in keys])
+    return [orjson.loads(text) if text is not None else None for text in found]

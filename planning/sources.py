@@ -45,14 +45,18 @@ LICENSES_HELD = Relation(_LICENSES % "{x}.account_id = {t}.id", "l",
 ORGANIZATION_LICENSES = Relation(_LICENSES % "{l}.organization_id = {t}.id", "l", source="licenses {l}",
                                  entry=Entry("record.id", checked="Organization.licenses"))
 
-# An account's credit access: an access row counts only for the account's current organization;
-# no row: UNLIMITED; no organization: DISABLED, nothing used.
+# What an account without a credit_access row may do with its organization's credits.
+DEFAULT_CREDIT_MODE = "UNLIMITED"
+# An account's credit access: an access row counts only for the account's current organization
+# (`organization_id`, for the pool's balance); no row: the default; no organization: DISABLED,
+# nothing used.
 CREDIT_ACCESS = Relation(
     "(SELECT {object} FROM (SELECT"
-    " CASE WHEN {x}.account_id IS NULL THEN 'DISABLED' ELSE coalesce({a}.mode, 'UNLIMITED') END AS mode,"
+    f" CASE WHEN {{x}}.account_id IS NULL THEN 'DISABLED' ELSE coalesce({{a}}.mode, '{DEFAULT_CREDIT_MODE}') END AS mode,"
     " CASE WHEN {a}.mode = 'QUOTA' THEN {a}.quota END AS quota,"
     " (SELECT coalesce(sum(u.amount), 0)::bigint FROM credit_usage u"
-    "  WHERE u.account_id = {t}.id AND u.organization_id = {x}.organization_id) AS used"
+    "  WHERE u.account_id = {t}.id AND u.organization_id = {x}.organization_id) AS used,"
+    " {x}.organization_id"
     " FROM (SELECT 1) AS one LEFT JOIN memberships {x} ON {x}.account_id = {t}.id"
     " LEFT JOIN credit_access {a} ON {a}.account_id = {t}.id AND {a}.organization_id = {x}.organization_id) {c})",
     "c")

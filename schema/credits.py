@@ -128,8 +128,7 @@ class CloudCreditMember:
 
     @strawberry.field(description="The member's access: mode, limit, usage and what they can still spend.")
     async def access(self, info: Info) -> CloudCreditAccess:
-        summary = await resolve.member_access(info.context, UUID(self.account.id), self.organization_id)
-        return CloudCreditAccess.from_summary(summary)
+        return await credit_access(info, UUID(self.account.id))
 
 
 @strawberry.type(description="An organization's credits: grants minus usage, shared by its members.")
