@@ -24,9 +24,7 @@ class EntitlementLoaders:
     download: DataLoader  # download id -> Download | None
     learning_resource: DataLoader  # learning resource id -> LearningResource | None
     license: DataLoader  # license id -> License | None
-    licenses_of_organization: DataLoader  # organization id -> [License]
     licenses_held: DataLoader  # account id -> [License]
-    allocation_count: DataLoader  # license id -> int
     allocations: DataLoader  # (license id, Slice) -> Page[Allocation]
     allocation: DataLoader  # (license id, account id) -> Allocation | None
     downloadable_product_ids: DataLoader  # account id -> [product id]
@@ -44,10 +42,7 @@ def create(db: Database) -> EntitlementLoaders:
         download=loader(partial(data.downloads_by_ids, db)),
         learning_resource=loader(partial(data.learning_by_ids, db)),
         license=loader(partial(data.licenses_by_ids, db)),
-        licenses_of_organization=grouped_loader(partial(data.licenses_of_organizations, db),
-                                                lambda lic: lic.organization_id),
         licenses_held=grouped_loader(partial(data.licenses_held_by_accounts, db), _first, _second),
-        allocation_count=loader(partial(data.allocation_counts, db)),
         allocations=loader(partial(_allocation_pages, db)),
         allocation=loader(partial(data.allocations_by_keys, db)),
         downloadable_product_ids=grouped_loader(partial(data.downloadable_products, db), _first, _second),

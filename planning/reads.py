@@ -9,8 +9,10 @@ statement per type and level. A visible account is read with the one SQL predica
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
+from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, get_args, get_type_hints
 from uuid import UUID
 
 import orjson
@@ -133,3 +135,29 @@ async def relation_rows(ctx: rights.Reader, relation: Relation, type_name: str, 
     parameters = (await _scope(ctx)).parameters()
     found = await ctx.loaders.statements.values.load_all([(statement, parameters, k) for k in keys])
     return [orjson.loads(text) if text is not None else None for text in found]
+
+
+@lru_cache(maxsize=None)
+def _record_shape(cls: type) -> tuple[compile.Shape, tuple[tuple[str, Any], ...]]:
+    """Every field of the record class `cls` as the child of a relation, and how each JSON value
+    becomes the field's type again (timestamps travel as UTC isoformat, as asyncpg reads them)."""
+    hints = get_type_hints(cls)
+    parts, parsers = [], []
+    for each in fields(cls):
+        options = [t for t in get_args(hints[each.name]) if t is not type(None)] or [hints[each.name]]
+        kind = options[0]
+        parts.append((each.name, compile.Scalar(compile.timestamp(f"{{t}}.{each.name}") if kind is datetime
+                                                else f"{{t}}.{each.name}")))
+        parsers.append((each.name, UUID if kind is UUID else datetime.fromisoformat if kind is datetime else None))
+    return compile.Shape(cls.__name__, tuple(parts)), tuple(parsers)
+
+
+async def relation_records(ctx: rights.Reader, relation: Relation, cls: type, keys: Sequence[Any]) -> list[Any]:
+    """The records (of the dataclass `cls`) a list `relation` reaches from each key, in its order,
+    by the same statement the compiled path builds for it."""
+    shape, parsers = _record_shape(cls)
+    statement = compile.statement(compile.Child(relation, shape))
+    parameters = (await _scope(ctx)).parameters()
+    found = await ctx.loaders.statements.values.load_all([(statement, parameters, k) for k in keys])
+    return [[cls(**{name: parse(item[name]) if parse is not None and item[name] is not None else item[name]
+                    for name, parse in parsers}) for item in orjson.loads(text)] for text in found]

@@ -10,7 +10,7 @@ from auth.viewer import require_account
 from datasources.paging import Page, Slice
 from datasources.postgres import entitlements as data
 from resolvers.context import Context
-from planning import sources
+from planning import reads, sources
 from planning.declare import checked
 from resolvers.permissions import may, require
 
@@ -110,14 +110,16 @@ async def learning_resources(ctx: Context, product_id: UUID) -> list[data.Learni
 
 
 async def licenses_held(ctx: Context, account_ids: Sequence[UUID]) -> list[list[data.License]]:
-    """The licenses each account holds a seat of; the caller has checked it may see the accounts."""
-    return await ctx.loaders.entitlements.licenses_held.load_all(list(account_ids))
+    """The licenses each account holds a seat of (`planning.sources.LICENSES_HELD`, in its order);
+    the caller has checked that the viewer may see the accounts."""
+    return await reads.relation_records(ctx, sources.LICENSES_HELD, data.License, account_ids)
 
 
 async def licenses_of_organization(ctx: Context, organization_id: UUID) -> list[data.License]:
     """FORBIDDEN unless the viewer may read the organization's licenses."""
     await require(ctx, checked(sources.ORGANIZATION_LICENSES), organization_id)
-    return await ctx.loaders.entitlements.licenses_of_organization.load(organization_id)
+    [found] = await reads.relation_records(ctx, sources.ORGANIZATION_LICENSES, data.License, [organization_id])
+    return found
 
 
 async def subscriptions(ctx: Context, query: data.SubscriptionQuery) -> list[data.Subscription]:

@@ -138,13 +138,6 @@ async def licenses_by_ids(db: Executor, ids: Sequence[UUID]) -> list[License | N
     return in_key_order(ids, {r["id"]: License(**r) for r in rows})
 
 
-async def licenses_of_organizations(db: Executor, organization_ids: Sequence[UUID]) -> list[License]:
-    rows = await db.fetch(
-        f"{_LICENSE} JOIN products p ON p.id = l.product_id"
-        " WHERE l.organization_id = ANY($1::uuid[]) ORDER BY p.name, l.id", list(organization_ids))
-    return [License(**r) for r in rows]
-
-
 async def licenses_held_by_accounts(db: Executor, account_ids: Sequence[UUID]) -> list[tuple[UUID, License]]:
     """(account id, license) for every seat the accounts hold."""
     rows = await db.fetch(
@@ -152,12 +145,6 @@ async def licenses_held_by_accounts(db: Executor, account_ids: Sequence[UUID]) -
             JOIN allocations a ON a.license_id = l.id JOIN products p ON p.id = l.product_id
             WHERE a.account_id = ANY($1::uuid[]) ORDER BY p.name, l.id""", list(account_ids))
     return [(r["holder"], License(**{k: r[k] for k in r.keys() if k != "holder"})) for r in rows]
-
-
-async def allocation_counts(db: Executor, license_ids: Sequence[UUID]) -> list[int]:
-    rows = await db.fetch("SELECT license_id, count(*) AS n FROM allocations"
-                          " WHERE license_id = ANY($1::uuid[]) GROUP BY license_id", list(license_ids))
-    return in_key_order(license_ids, {r["license_id"]: r["n"] for r in rows}, default=0)
 
 
 async def allocation_pages(db: Executor, license_ids: Sequence[UUID], slice: Slice) -> list[Page[Allocation]]:
