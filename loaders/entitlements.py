@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 from uuid import UUID
 
 from aiodataloader import DataLoader
@@ -25,7 +26,8 @@ class EntitlementLoaders:
     learning_resource: DataLoader  # learning resource id -> LearningResource | None
     license: DataLoader  # license id -> License | None
     licenses_held: DataLoader  # account id -> [License]
-    allocations: DataLoader  # (license id, Slice) -> Page[Allocation]
+    # (license id, Slice, condition, its parameters) -> Page[Allocation] of the seats passing the condition
+    allocations: DataLoader
     allocation: DataLoader  # (license id, account id) -> Allocation | None
     downloadable_product_ids: DataLoader  # account id -> [product id]
     subscription: DataLoader  # subscription id -> Subscription | None
@@ -73,13 +75,15 @@ async def _catalog(db: Database, keys: Sequence[str]) -> list[list[data.Product]
     return [products for _ in keys]
 
 
-async def _allocation_pages(db: Database, keys: Sequence[tuple[UUID, Slice]]) -> list[Page[data.Allocation]]:
-    """Keys asking for the same slice share one statement; usually every key does."""
-    by_slice: dict[Slice, list[UUID]] = {}
-    for license_id, slice in keys:
-        by_slice.setdefault(slice, []).append(license_id)
-    pages: dict[tuple[UUID, Slice], Page[data.Allocation]] = {}
-    for slice, license_ids in by_slice.items():
-        for license_id, page in zip(license_ids, await data.allocation_pages(db, license_ids, slice)):
-            pages[(license_id, slice)] = page
+async def _allocation_pages(db: Database, keys: Sequence[tuple[UUID, Slice, str, tuple[Any, ...]]]
+                            ) -> list[Page[data.Allocation]]:
+    """Keys asking for the same slice and condition share one statement; usually every key does."""
+    groups: dict[tuple[Slice, str, tuple[Any, ...]], list[UUID]] = {}
+    for license_id, *rest in keys:
+        groups.setdefault(tuple(rest), []).append(license_id)  # type: ignore[arg-type]
+    pages: dict[tuple[Any, ...], Page[data.Allocation]] = {}
+    for (slice, condition, parameters), license_ids in groups.items():
+        found = await data.allocation_pages(db, license_ids, slice, condition, parameters)
+        for license_id, page in zip(license_ids, found):
+            pages[(license_id, slice, condition, parameters)] = page
     return [pages[key] for key in keys]

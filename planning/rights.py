@@ -8,6 +8,7 @@ viewer's `Scope`, in the order of `PARAMETERS`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
@@ -133,3 +134,28 @@ SEAT_VISIBLE = f"({EVERY_SEAT} OR {{s}}.account_id = {VIEWER})"
 
 def account_visible(a: str) -> str:
     return ACCOUNT_VISIBLE.replace("{a}", a)
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A fragment for a statement of its own numbering: the scope parameters it uses are
+    `$first`, `$first + 1`... (`pick` takes them from the scope), each typed where it is used."""
+
+    sql: str
+    used: tuple[int, ...]  # positions in `Scope.parameters()`
+
+    def pick(self, scope: Scope) -> tuple[Any, ...]:
+        parameters = scope.parameters()
+        return tuple(parameters[i] for i in self.used)
+
+
+def bound(fragment: str, first: int) -> Bound:
+    used: list[int] = []
+
+    def renumber(match: re.Match[str]) -> str:
+        position = int(match.group(1)) - 2
+        if position not in used:
+            used.append(position)
+        return f"${first + used.index(position)}"
+
+    return Bound(re.sub(r"\$(\d+)", renumber, fragment), tuple(used))

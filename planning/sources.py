@@ -69,6 +69,9 @@ SEATS = Connection(
     count=f"SELECT CASE WHEN {rights.EVERY_SEAT} THEN {{allocated}}"
           f" ELSE (SELECT count(*) FROM allocations o WHERE o.license_id = {{t}}.id AND o.account_id = {rights.VIEWER})"
           f" END AS total")
+# `SEATS`'s condition for a seat `a` of the license `l`, for `datasources.postgres.entitlements.allocation_pages`
+# (its scope parameters start at $5).
+SEAT_OF_LICENSE_VISIBLE = rights.bound(rights.SEAT_VISIBLE.replace("{t}", "l").replace("{s}", "a"), 5)
 # An organization's member list without filters: members and pending invitees, by email.
 MEMBERS = Connection(member_rows("{t}.id", "NULL"), ("email", "key_id"), count=member_count("{t}.id"),
                      first_rows=lambda first: member_rows("{t}.id", "NULL", first),

@@ -6,11 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from auth.viewer import require_account
+from auth.viewer import NOT_AUTHENTICATED, require_account
+from datasources.errors import Unauthenticated
 from datasources.paging import Page, Slice
 from datasources.postgres import entitlements as data
 from resolvers.context import Context
-from planning import reads, sources
+from planning import reads, rights, sources
 from planning.declare import checked
 from resolvers.permissions import may, require
 
@@ -50,12 +51,13 @@ async def visible_allocation(ctx: Context, license_id: UUID, account_id: UUID) -
 
 
 async def allocations_page(ctx: Context, license: data.License, slice: Slice) -> Page[data.Allocation]:
-    """Whoever the table lets page through every seat does; anyone else sees only their own seat."""
-    if await may(ctx, "License.allocations", license.organization_id):
-        return await ctx.loaders.entitlements.allocations.load((license.id, slice))
-    own = await ctx.loaders.entitlements.allocation.load((license.id, require_account(ctx.viewer)))
-    rows = [own] if own and slice.after is None else []
-    return Page.of(rows, slice, 1 if own else 0, data.allocation_key)
+    """Whoever the table lets page through every seat does; anyone else sees only their own seat
+    (`planning.sources.SEATS`, whose condition the page applies)."""
+    scope = await rights.scope(ctx)
+    if scope is None:
+        raise Unauthenticated(NOT_AUTHENTICATED)
+    return await ctx.loaders.entitlements.allocations.load(
+        (license.id, slice, sources.SEAT_OF_LICENSE_VISIBLE.sql, sources.SEAT_OF_LICENSE_VISIBLE.pick(scope)))
 
 
 async def visible_subscription(ctx: Context, subscription_id: UUID) -> data.Subscription | None:
