@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from base64 import b64encode
+from strawberry import relay
 
 
-def global_id(type_name: str, node_id: str) -> str:
-    """What strawberry's relay `GlobalID` serializes to."""
-    return b64encode(f"{type_name}:{node_id}".encode()).decode()
+def global_id(type_name: str, node_id: object) -> str:
+    """The global id of a node: strawberry's relay encoding, which the resolvers' `id` fields use."""
+    return relay.to_base64(type_name, node_id)
 
 
 def global_id_sql(type_name: str, expression: str, length: int = 36) -> str:

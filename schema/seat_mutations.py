@@ -6,8 +6,8 @@ from typing import Annotated
 from uuid import UUID
 
 import strawberry
-from strawberry import relay
 
+from planning import ids
 from resolvers import entitlements as resolve_entitlements
 from resolvers import seats as resolve
 from schema.common import Info, UserError, node_uuid, user_errors
@@ -15,7 +15,7 @@ from schema.license import License, LicenseAllocation
 
 
 def account_id(uuid: UUID) -> strawberry.ID:
-    return strawberry.ID(relay.to_base64("Account", uuid))
+    return strawberry.ID(ids.global_id("Account", uuid))
 
 
 async def license_node(info: Info, license_id: UUID) -> License | None:

@@ -14,9 +14,10 @@ from uuid import uuid4
 
 import pytest
 from graphql import GraphQLObjectType
+from strawberry import relay
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
-from planning import compile, plan, reads, rights
+from planning import compile, ids, plan, reads, rights
 from planning.declare import Column, Connection, Expression, Relation, Table, declaration_of, table_of
 from schema import build_schema
 
@@ -153,3 +154,13 @@ async def test_every_type_with_expressions_reads_them_in_one_statement(db):
             _, child, converters = reads._expressions(origin)
             assert set(converters) == {f.python_name for _, _, f, d in declarations(type_) if isinstance(d, Expression)}
             await db.fetch(compile.statement(child), [uuid4()], *SCOPE.parameters())
+
+
+@pytest.mark.parametrize("type_name, node_id, length", [
+    ("Account", str(uuid4()), 36), ("LicenseAllocation", f"{uuid4()}:{uuid4()}", 73),
+    ("Member", f"i.{uuid4()}", 38), ("Member", f"a.{uuid4()}", 38)])
+async def test_relay_ids_are_the_same_made_in_sql_as_in_python(db, type_name, node_id, length):
+    """The long ids cross the length where PostgreSQL starts breaking base64 lines."""
+    assert len(node_id) == length
+    made = await db.fetchval(f"SELECT {ids.global_id_sql(type_name, '$1::text', length)}", node_id)
+    assert made == ids.global_id(type_name, node_id) == str(relay.GlobalID(type_name, node_id))
