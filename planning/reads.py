@@ -21,7 +21,7 @@ from strawberry.types import Info
 from auth.viewer import NOT_AUTHENTICATED
 from datasources.errors import Unauthenticated
 from datasources.postgres import statements
-from datasources.postgres.accounts import Account
+from datasources.postgres.accounts import Account, account_columns
 from datasources.postgres.database import Executor
 from planning import compile, rights
 from planning.declare import Expression, Relation, Table, _converter, declaration_of, table_of
@@ -97,7 +97,7 @@ def expression_resolver(declared: Expression) -> Any:
     return resolve
 
 
-_VISIBLE_ACCOUNTS = (f"SELECT k.i, a.id, a.customer_number, a.email, a.name, a.country"
+_VISIBLE_ACCOUNTS = (f"SELECT k.i, {account_columns('a')}"
                      f" FROM unnest($1::uuid[]) WITH ORDINALITY AS k(id, i) JOIN accounts a ON a.id = k.id"
                      f" CROSS JOIN (SELECT {', '.join(rights.PARAMETERS)}) AS scope"
                      f" WHERE {rights.account_visible('a')}")
