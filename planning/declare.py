@@ -70,8 +70,9 @@ class Expression:
 @dataclass(frozen=True)
 class Entry:
     """Where the level executor may start a statement: the source object's key for it (an
-    attribute path; None: no object) and the access table's coordinate the viewer must reach
-    in the source's organization for the statement to answer (the resolvers answer otherwise)."""
+    attribute path; None: no object) and, where the key is an organization's, the access
+    table's coordinate the viewer must reach there for the statement to answer (the resolvers,
+    which check the same coordinate, answer otherwise)."""
 
     key: str
     checked: str | None = None
@@ -170,15 +171,20 @@ def _filling(cls: type) -> _Filling:
         for each in cls.__strawberry_definition__.fields:  # type: ignore[attr-defined]
             declared = declaration_of(each)
             if isinstance(declared, Column) and each.base_resolver is None:
-                names.append((each.python_name, declared.name, _converter(each.type)))
+                names.append((each.python_name, declared.name, enum_of(each.type)))
         found = _FILLINGS[cls] = _Filling(tuple(names), table_of(cls))
     return found
 
 
-def _converter(type_: Any) -> Callable[[Any], Any] | None:
+def python_type(type_: Any) -> Any:
+    """The Python class a strawberry field's type stands for (an Optional's, an enum's)."""
+    type_ = getattr(type_, "of_type", type_)
+    return getattr(type_, "wrapped_cls", type_)
+
+
+def enum_of(type_: Any) -> Callable[[Any], Any] | None:
     """An enum field holds the enum member of the column's text; anything else, the value as is."""
-    type_ = getattr(type_, "of_type", type_)  # Optional
-    wrapped = getattr(type_, "wrapped_cls", type_)
+    wrapped = python_type(type_)
     if isinstance(wrapped, type) and issubclass(wrapped, Enum):
         return lambda value: None if value is None else wrapped(value)
     return None

@@ -48,8 +48,8 @@ def scalar_sql(type_: GraphQLObjectType, field_def: Any, declared: Column | Expr
     return timestamp(text) if _named(field_def.type) == "DateTime" else text
 
 
-async def _may_on_all(ctx: Any, coordinate: str, organizations: Sequence[Any]) -> bool:
-    return all([await rights.may(ctx, coordinate, o.record.id) for o in organizations])
+async def _may_on_all(ctx: Any, coordinate: str, organization_ids: Sequence[Any]) -> bool:
+    return all([await rights.may(ctx, coordinate, o) for o in organization_ids])
 
 
 Build = Callable[[list[Any]], Awaitable[list[Any] | None]]
@@ -79,10 +79,10 @@ def projection(executor: Any, parent_type: GraphQLObjectType, name: str, field_d
     ctx = info.context
 
     async def build(sources: list[Any]) -> list[Any] | None:
-        scope = await rights.scope(ctx)
-        if scope is None or (entry.checked is not None and not await _may_on_all(ctx, entry.checked, sources)):
-            return None
         keys = [key_of(source) for source in sources]
+        scope = await rights.scope(ctx)
+        if scope is None or (entry.checked is not None and not await _may_on_all(ctx, entry.checked, keys)):
+            return None
         wanted = [k for k in keys if k is not None]
         parameters = scope.parameters()
         built = dict(zip(wanted, await ctx.loaders.statements.values.load_all(

@@ -24,7 +24,7 @@ from datasources.postgres import statements
 from datasources.postgres.accounts import Account, account_columns
 from datasources.postgres.database import Executor
 from planning import compile, rights
-from planning.declare import Expression, Relation, Table, _converter, declaration_of, table_of
+from planning.declare import Expression, Relation, Table, declaration_of, enum_of, python_type, table_of
 from planning.levels import level_resolver, one
 from planning.sources import LICENSE_STATUS
 
@@ -36,6 +36,10 @@ async def _scope(ctx: rights.Reader) -> rights.Scope:
     return found
 
 
+def _from_text(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
 @lru_cache(maxsize=None)
 def _expressions(cls: type) -> tuple[str, compile.Child, dict[str, Any]]:
     """The statement reading every expression field of `cls` by key, and each field's
@@ -43,15 +47,17 @@ def _expressions(cls: type) -> tuple[str, compile.Child, dict[str, Any]]:
     table = table_of(cls)
     if table is None or len(table.key) != 1:
         raise TypeError(f"{cls.__name__} declares expressions but no table with a one-column key")
-    fields, converters = [], {}
+    parts, converters = [], {}
     for each in cls.__strawberry_definition__.fields:  # type: ignore[attr-defined]
         declared = declaration_of(each)
         if isinstance(declared, Expression):
-            fields.append((each.python_name, compile.Scalar(declared.sql)))
-            converters[each.python_name] = _converter(each.type)
+            # A timestamp travels as the compiled statements write it (UTC isoformat).
+            moment = python_type(each.type) is datetime
+            parts.append((each.python_name, compile.Scalar(compile.timestamp(declared.sql) if moment else declared.sql)))
+            converters[each.python_name] = _from_text if moment else enum_of(each.type)
     [key] = table.key
     itself = Relation(f"(SELECT {{object}} FROM {table.name} {{x}} WHERE {{x}}.{key} = {{t}}.{key})", "x", key=key)
-    child = compile.Child(itself, compile.Shape(cls.__name__, tuple(fields), table.lets))
+    child = compile.Child(itself, compile.Shape(cls.__name__, tuple(parts), table.lets))
     return key, child, converters
 
 
@@ -148,7 +154,7 @@ def _record_shape(cls: type) -> tuple[compile.Shape, tuple[tuple[str, Any], ...]
         kind = options[0]
         parts.append((each.name, compile.Scalar(compile.timestamp(f"{{t}}.{each.name}") if kind is datetime
                                                 else f"{{t}}.{each.name}")))
-        parsers.append((each.name, UUID if kind is UUID else datetime.fromisoformat if kind is datetime else None))
+        parsers.append((each.name, UUID if kind is UUID else _from_text if kind is datetime else None))
     return compile.Shape(cls.__name__, tuple(parts)), tuple(parsers)
 
 

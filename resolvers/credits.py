@@ -36,8 +36,10 @@ class PoolBalance:
 
 @dataclass(frozen=True)
 class AccessSummary:
+    """A row of `planning.sources.CREDIT_ACCESS`, with what it leaves to spend."""
+
     mode: str
-    limit: int | None  # the quota, for QUOTA only
+    quota: int | None  # for QUOTA only
     used: int  # this member's usage in the organization
     remaining: int  # what this member can spend now
 

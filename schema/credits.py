@@ -11,7 +11,7 @@ import strawberry
 from strawberry import relay
 
 from datasources.postgres import credits as records
-from planning.declare import column
+from planning.declare import column, from_record
 from resolvers import credits as resolve
 from schema.common import Info, by_uuid, resolve_visible
 from schema.pagination import After, Before, Connection, First, Last, slice_of
@@ -41,8 +41,7 @@ class CloudCreditAccess:
 
     @classmethod
     def from_summary(cls, summary: resolve.AccessSummary) -> "CloudCreditAccess":
-        return cls(mode=CloudCreditAccessMode(summary.mode), limit=summary.limit, used=summary.used,
-                   remaining=summary.remaining)
+        return from_record(cls, summary, remaining=summary.remaining)
 
 
 @strawberry.type(description="Credits given to an organization: bought, promotional or granted by the vendor.")
