@@ -89,6 +89,11 @@ async def _products(licenses: Sequence[License], info: Info) -> list[Product]:
     return await products(info, [lic.record.product_id for lic in licenses])
 
 
+@level_resolver(_products)
+async def _product(self: License, info: Info) -> Product:
+    return await one(_products, self, info)
+
+
 @table("licenses", lets=sources.LICENSE_LETS)
 @strawberry.type(description="The right to use a product: a number of seats, until an expiry.")
 class License(relay.Node):
@@ -99,6 +104,9 @@ class License(relay.Node):
     expires_at: datetime | None = column("expires_at", description="Expiry; null for perpetual licenses.")
     status: LicenseStatus = expression(sources.LICENSE_STATUS,
                                        description="ACTIVE, EXPIRING within 30 days, or EXPIRED.")
+    # Declared among the data fields, to keep the schema's field order.
+    product: Product = planned(sources.one("products", "product_id", "p"), description="The product licensed.")(
+        _product)
     allocated_count: int = expression("{allocated}", description="Seats allocated to people (always 0 for a "
                                                                  "floating pool).")
     available_count: int = expression(sources.AVAILABLE_SEATS,
@@ -108,11 +116,6 @@ class License(relay.Node):
     @classmethod
     def from_record(cls, lic: records.License) -> "License":
         return from_record(cls, lic, record=lic)
-
-    @planned(sources.one("products", "product_id", "p"), description="The product licensed.")
-    @level_resolver(_products)
-    async def product(self, info: Info) -> Product:
-        return await one(_products, self, info)
 
     @planned(sources.SEATS, description="Who holds its seats, oldest allocation first. Managers see every seat; "
                                         "others only their own.")
