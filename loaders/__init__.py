@@ -13,7 +13,7 @@ from typing import Any
 from datasources.payments.client import PaymentsClient
 from datasources.postgres.database import Database
 from datasources.postgres.merging import MergingReader
-from loaders import accounts, billing, credits, entitlements, organizations, staff
+from loaders import accounts, billing, credits, entitlements, organizations, staff, statements
 from loaders.batcher import Batcher
 from loaders.dataloader import DataLoader
 
@@ -25,6 +25,7 @@ _GROUPS: dict[str, Callable[[MergingReader, PaymentsClient | None], Any]] = {
     "credits": lambda reader, _payments: credits.create(reader),
     "billing": lambda _reader, payments: billing.create(payments),
     "staff": lambda reader, _payments: staff.create(reader),
+    "statements": lambda reader, _payments: statements.create(reader),
 }
 # The groups whose loaders call the payment provider.
 _PROVIDER_GROUPS = frozenset({"billing"})
@@ -41,6 +42,7 @@ class Loaders:
     credits: credits.CreditLoaders
     billing: billing.BillingLoaders
     staff: staff.StaffLoaders
+    statements: statements.StatementLoaders
 
     def __init__(self, reader: MergingReader, payments: PaymentsClient | None, batcher: Batcher) -> None:
         self.__dict__.update(_reader=reader, _payments=payments, _batcher=batcher)

@@ -36,8 +36,8 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
 from datasources.instrumentation import record_executor
+from planning import levels, plan as projection
 from schema.asyncio_internals import as_a_task_would
-from schema import levels, projection
 
 Column = list[Any]
 log = logging.getLogger(__name__)

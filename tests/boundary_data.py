@@ -28,7 +28,7 @@ import asyncpg
 from strawberry import relay
 
 from gateway.demo import demo_id
-from resolvers.entitlements import EXPIRING_WITHIN
+from planning.rights import EXPIRING_WITHIN
 
 US = timedelta(microseconds=1)
 NORTHWIND = demo_id("organization", "northwind")
