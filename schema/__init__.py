@@ -22,6 +22,7 @@ from strawberry.types.graphql import OperationType
 from strawberry.utils.operation import get_operation_type
 
 from resolvers import accounts as resolve_accounts
+from resolvers import entitlements as resolve_entitlements
 from schema import node, variable_errors
 from schema.literal_errors import values_of_correct_type_rule
 from schema.mutations import Mutation
@@ -68,7 +69,7 @@ class Query:
                                   "(for entitled accounts) and learning resources.")
     async def products(self, info: Info) -> list[Product]:
         require_account(info.context.viewer)
-        return [Product.from_record(p) for p in await info.context.loaders.entitlements.catalog.load("all")]
+        return [Product.from_record(p) for p in await resolve_entitlements.catalog(info.context)]
 
     @strawberry.field(description="The vendor's staff and services: search, any organization, reports. For "
                                   f"{who('Query.staff')}; null with FORBIDDEN for anyone else.")

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from base64 import b64encode
 from collections.abc import Awaitable, Callable
 from operator import attrgetter
 from typing import Any
@@ -37,6 +36,7 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 
 from datasources.instrumentation import record_executor
 from planning import levels, plan as projection
+from planning.ids import global_id
 from schema.asyncio_internals import as_a_task_would
 
 Column = list[Any]
@@ -185,7 +185,7 @@ class LevelExecutor(StrawberryGraphQLCoreExecutionContext):
         return settled()
 
     def _level_call(self, field: Any, info: Any) -> Callable[[Column], Column | Awaitable[Column]] | None:
-        """A resolver's whole-level form (`schema.levels`): one call answers every object of the
+        """A resolver's whole-level form (`planning.levels`): one call answers every object of the
         level, so the loaders are asked once for all their keys rather than once per object."""
         if not _plain_resolver(field):
             return None
@@ -350,7 +350,7 @@ def _global_ids(type_name: str, sources: Column) -> Column:
         node_id = getattr(source, attribute)
         if node_id is None:
             raise Fallback("a node without an id")
-        out.append(b64encode(f"{type_name}:{node_id}".encode()).decode())
+        out.append(global_id(type_name, node_id))
     return out
 
 
