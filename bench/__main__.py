@@ -74,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="comma-separated: normal (an org of 30 members), large (5,000 members)")
     p.add_argument("--no-postgraphile", action="store_true", help="gateway only")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs) at the end")
+    p.add_argument("--readme", type=Path, default=None, metavar="FILE",
+                   help="also write the summary table between FILE's bench-table markers (e.g. README.md)")
     return p
 
 
@@ -274,6 +276,11 @@ async def run(args: argparse.Namespace) -> int:
             await conn.close()
 
         _print_table(cells, operations, tenants, server_names, loaded)
+        table = _markdown_table(cells, operations, tenants, server_names, loaded)
+        print(table)
+        if args.readme is not None:
+            _write_between_markers(args.readme, table)
+            print(f"bench: wrote the table into {args.readme}")
         ratios = " ".join(f"{op}={_ratio(cells.get(('gateway', op, 'normal')), cells.get(('postgraphile', op, 'normal')))}"
                           for op in operations)
         print(f"bench: finished in {time.monotonic() - started_at:.0f} s")
@@ -334,6 +341,41 @@ def _print_table(cells: dict[tuple[str, str, str], Cell], operations: list[str],
     print("Operations: bench/operations/gateway_*.graphql (copies of operations/*.graphql; the dashboard "
           "without invoices, outstandingBalance, paymentMethods, creditAccess and creditPool) and their "
           "PostGraphile equivalents bench/operations/postgraphile_*.graphql.")
+
+
+_MARKERS = ("<!-- bench-table -->\n", "<!-- /bench-table -->\n")
+_OPERATION_NAMES = {"dashboard": "dashboard", "members": "members page"}
+
+
+def _markdown_table(cells: dict[tuple[str, str, str], Cell], operations: list[str], tenants: list[str],
+                    server_names: list[str], loaded: dataset.Loaded) -> str:
+    """The summary the README shows, made here so that it is never copied by hand."""
+    lines = ["| operation, tenant | gateway req/s | PostGraphile req/s | ratio | gateway p50 / p99 ms "
+             "| SQL per request (gateway / PostGraphile) | CPU ms/req gateway + its PostgreSQL "
+             "| CPU ms/req PostGraphile + its PostgreSQL |", "|---|---|---|---|---|---|---|---|"]
+    for op in operations:
+        for tenant_label in tenants:
+            gateway, peer = cells[("gateway", op, tenant_label)], cells.get(("postgraphile", op, tenant_label))
+            t = gateway.tally
+
+            def cpu(c: Cell | None) -> str:
+                return "n/a" if c is None else f"{_f(c.cpu_ms(c.cpu_server))} + {_f(c.cpu_ms(c.cpu_postgres))}"
+
+            lines.append(
+                f"| {_OPERATION_NAMES.get(op, op)}, {loaded.tenants[tenant_label].members:,} members "
+                f"| {t.rps:,.0f} | {'n/a' if peer is None else f'{peer.tally.rps:,.0f}'} | {_ratio(gateway, peer)} "
+                f"| {t.percentile(50):.0f} / {t.percentile(99):.0f} "
+                f"| {_f(gateway.queries, 0)} / {'n/a' if peer is None else _f(peer.queries, 0)} "
+                f"| {cpu(gateway)} | {cpu(peer)} |")
+    return "\n".join(lines) + "\n"
+
+
+def _write_between_markers(path: Path, table: str) -> None:
+    text = path.read_text()
+    start, end = text.find(_MARKERS[0]), text.find(_MARKERS[1])
+    if start < 0 or end < start:
+        raise RuntimeError(f"{path} has no {_MARKERS[0].strip()} ... {_MARKERS[1].strip()} markers")
+    path.write_text(text[:start + len(_MARKERS[0])] + table + text[end:])
 
 
 def main() -> None:

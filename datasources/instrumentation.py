@@ -154,15 +154,9 @@ class PoolUsage:
     waiting: int  # callers queued for a connection
 
 
-def pool_usage(pool: Any) -> PoolUsage:
-    """An asyncpg pool's state, read without touching it (for gauges read at scrape time).
-
-    asyncpg keeps its free connections in an asyncio queue; whoever waits for one waits on
-    that queue, so its waiting getters are the callers that found the pool exhausted.
-    """
-    queue = getattr(pool, "_queue", None)
-    holders = getattr(pool, "_holders", None) or ()
-    getters = getattr(queue, "_getters", None) or ()
-    free = queue.qsize() if queue is not None else len(holders)
-    return PoolUsage(size=pool.get_size(), max_size=pool.get_max_size(), in_use=max(0, len(holders) - free),
-                     waiting=sum(1 for getter in getters if not getter.done()))
+def pool_usage(pool: Any, waiting: int) -> PoolUsage:
+    """An asyncpg pool's state from its public counts, for gauges read at scrape time;
+    `waiting`: the callers queued for a connection (`Database.connection` counts them)."""
+    size = pool.get_size()
+    return PoolUsage(size=size, max_size=pool.get_max_size(), in_use=max(0, size - pool.get_idle_size()),
+                     waiting=waiting)

@@ -1,24 +1,23 @@
 """What is checked before a request may run, without any I/O of its own: size, cost, budget.
 
-The document is parsed here (bounded by a token count, cached by its text, and the same
-document then runs), its cost calculated against the schema, and the viewer's budget charged
-with it. The viewer is known from the signed token alone; the session lookup that follows is
+It takes the request's parsed document (schema/documents.py: bounded by a token count, and
+the same document then runs), calculates its cost against the schema, and charges the
+viewer's budget with it. The viewer is known from the signed token alone; the session lookup that follows is
 the first I/O of the request.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
-from graphql import GraphQLError, GraphQLSchema, StringValueNode, Visitor, visit
+from graphql import GraphQLSchema, StringValueNode, Visitor, visit
 
 from auth.viewer import Credentials
 from datasources.values import UNSTORABLE_TEXT, storable, unstorable_paths
 from gateway.cost import query_cost
 from gateway.limits import Limiter
-from schema.documents import MAX_TOKENS, parse_document
+from schema.documents import MAX_TOKENS, Document
 
 
 MAX_REPORTED_COST = 2**53  # the largest integer every JSON reader holds exactly
@@ -40,7 +39,7 @@ class Admission:
     available: float  # budget left once `requested` is charged
 
 
-def unstorable_text(query: str, operation_name: str | None, variables: dict[str, Any] | None) -> str | None:
+def unstorable_text(document: Document, operation_name: str | None, variables: dict[str, Any] | None) -> str | None:
     """Why the request's text cannot be used, naming where it is and never repeating it; None if it can.
 
     Checked for every string the request carries before anything runs: anywhere else, such a
@@ -55,7 +54,7 @@ def unstorable_text(query: str, operation_name: str | None, variables: dict[str,
             where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
             where = f" at {_shortened(where)}" if where else ""
             return f"Variable '${_shortened(name)}'{where} holds {UNSTORABLE_TEXT}."
-    if _literals_unstorable(query):
+    if document.derived(_literals_unstorable):
         return f"A string in the query holds {UNSTORABLE_TEXT}."
     return None
 
@@ -65,9 +64,7 @@ def _shortened(name: str, limit: int = 100) -> str:
     return name if len(name) <= limit else name[:limit] + "…"
 
 
-# Keyed by the text, not the document: a document hashes by walking all of its nodes.
-@lru_cache(maxsize=512)
-def _literals_unstorable(query: str) -> bool:
+def _literals_unstorable(document: Document) -> bool:
     found = False
 
     class Finder(Visitor):
@@ -75,7 +72,8 @@ def _literals_unstorable(query: str) -> bool:
             nonlocal found
             found = found or not storable(node.value)
 
-    visit(parse_document(query), Finder())
+    assert document.node is not None
+    visit(document.node, Finder())
     return found
 
 
@@ -84,20 +82,18 @@ def viewer_key(presented: Credentials, address: str) -> str:
     return f"account:{claims.account_id}" if claims else f"address:{address}"
 
 
-async def admit(schema: GraphQLSchema, limiter: Limiter, *, query: str, operation_name: str | None,
+async def admit(schema: GraphQLSchema, limiter: Limiter, *, document: Document, operation_name: str | None,
                 variables: dict[str, Any] | None, key: str) -> Admission | Refusal | None:
     """None: let execution report the document's own errors (it does not parse)."""
-    try:
-        parse_document(query)
-    except GraphQLError as error:
-        if "tokens" in error.message:
+    if document.error is not None:
+        if "tokens" in document.error.message:
             return Refusal(400, f"The query is too large: more than {MAX_TOKENS} tokens.", "QUERY_TOO_COMPLEX")
         return None
-    if (why := unstorable_text(query, operation_name, variables)) is not None:
+    if (why := unstorable_text(document, operation_name, variables)) is not None:
         return Refusal(400, why, "BAD_USER_INPUT")
     # Page sizes past GraphQL's Int (refused later, by validation) multiply into costs that no JSON
     # number holds; any cost past the limit is refused alike, so the figure reported is capped.
-    requested = min(query_cost(schema, query, operation_name, variables), MAX_REPORTED_COST)
+    requested = min(query_cost(schema, document, operation_name, variables), MAX_REPORTED_COST)
     limit = limiter.settings.max_query_cost
     if requested > limit:
         return Refusal(400, f"The query's calculated cost {requested} is over the limit of {limit}: ask for "

@@ -20,7 +20,7 @@ from graphql import (ArgumentNode, DocumentNode, FieldNode, FragmentDefinitionNo
 
 from datasources.paging import DEFAULT_PAGE, MAX_PAGE
 from resolvers import people, seats
-from schema.documents import parse_document
+from schema.documents import Document
 
 # Plain lists (licenses, subscriptions, cards) hold tens of items: count them as this many.
 LIST_ESTIMATE = 10
@@ -46,14 +46,15 @@ _ABSENT = object()
 _KEYABLE = frozenset({int, bool, float, str, type(None)})
 
 
-def query_cost(schema: GraphQLSchema, query: str, operation_name: str | None,
+def query_cost(schema: GraphQLSchema, document: Document, operation_name: str | None,
                variables: Mapping[str, Any] | None) -> int:
-    """`operation_cost` of a text that parses, cached by all it depends on: the text, the
-    operation, and the values of the variables that size lists (`first: $members`).
+    """`operation_cost` of a document that parses, cached by all it depends on: the document,
+    the operation, and the values of the variables that size lists (`first: $members`).
 
     A dashboard costs a walk of its whole document; clients send the same few texts with
     the same page sizes, so most requests are a lookup."""
-    names = _page_variables(query)
+    assert document.node is not None
+    names = document.derived(_page_variables)
     key = []
     for name in names:
         value = variables.get(name, _ABSENT) if variables else _ABSENT
@@ -62,20 +63,22 @@ def query_cost(schema: GraphQLSchema, query: str, operation_name: str | None,
         elif type(value) in _KEYABLE:
             key.append((type(value), value))
         else:  # a list or an object where a page size goes: rare and not hashable, so not cached
-            return operation_cost(schema, parse_document(query), operation_name, variables)
-    return _cached_cost(schema, query, operation_name, tuple(key))
+            return operation_cost(schema, document.node, operation_name, variables)
+    return _cached_cost(schema, document, operation_name, tuple(key))
 
 
+# Keyed by the document itself, which hashes by identity (schema/documents.py).
 @lru_cache(maxsize=512)
-def _cached_cost(schema: GraphQLSchema, query: str, operation_name: str | None, key: tuple[Any, ...]) -> int:
+def _cached_cost(schema: GraphQLSchema, document: Document, operation_name: str | None,
+                 key: tuple[Any, ...]) -> int:
     # The other variables cannot change the cost: the walk reads only page sizes.
-    variables = {name: value[1] for name, value in zip(_page_variables(query), key, strict=True)
+    variables = {name: value[1] for name, value in zip(document.derived(_page_variables), key, strict=True)
                  if value is not _ABSENT}
-    return operation_cost(schema, parse_document(query), operation_name, variables)
+    assert document.node is not None
+    return operation_cost(schema, document.node, operation_name, variables)
 
 
-@lru_cache(maxsize=512)
-def _page_variables(query: str) -> tuple[str, ...]:
+def _page_variables(document: Document) -> tuple[str, ...]:
     """The variables used in any argument that sizes a list (`first`, `last`, `ids`), in a fixed order."""
     names: dict[str, None] = {}
     inside: list[bool] = [False]
@@ -91,7 +94,8 @@ def _page_variables(query: str) -> tuple[str, ...]:
             if inside[0]:
                 names[node.name.value] = None
 
-    visit(parse_document(query), Finder())
+    assert document.node is not None
+    visit(document.node, Finder())
     return tuple(names)
 
 

@@ -19,9 +19,10 @@ from strawberry.types.graphql import OperationType
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 
-from auth.viewer import Viewer, authenticate, credentials
+from auth.viewer import Credentials, Viewer, authenticate, credentials
 from datasources import instrumentation
 from datasources.errors import GatewayError
 from datasources.instrumentation import IOStats
@@ -37,6 +38,7 @@ from gateway.services import Services
 from loaders import create_loaders
 from loaders.accounts import prime_viewer
 from resolvers.context import Context
+from schema.documents import Document, document_of
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -254,94 +256,185 @@ def logged_viewer(viewer: Viewer) -> str:
     return f"service:{viewer.service.id}" if viewer.service is not None else ANONYMOUS
 
 
+@dataclass(slots=True)
+class Exchange:
+    """One GraphQL request on its way through `execute`'s steps: what they read and leave."""
+
+    request: Request
+    services: Services
+    params: GraphQLParams
+    media_type: str
+    record: RequestRecord
+    document: Document  # the request's one parse
+    stats: IOStats
+    address: str
+
+
+class Answered(Exception):
+    """A step answered the request itself (refused it, or met an outage): no later step runs."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
 async def execute(request: Request, services: Services, params: GraphQLParams, media_type: str,
                   record: RequestRecord) -> Response:
-    request_id = record.request_id
+    """A well-formed request, step by step; each step does one thing and the order is the point:
+    nothing is read from the database before the request is admitted."""
+    exchange = Exchange(request, services, params, media_type, record, _parse(params, record), _io_counted(),
+                        request.client.host if request.client else "unknown")
+    presented = credentials(services.settings.secret_key, request.headers.get("authorization"))
+    try:
+        admitted = await _admission(exchange, presented)
+        viewer = await _authentication(exchange, presented)
+        result = await _execution(exchange, _context(exchange, viewer))
+    except Answered as answered:
+        return answered.response
+    _learn_persisted(exchange, result)
+    body, request_failed = _body(exchange, result)
+    extensions = await _settle_cost(exchange, admitted, result.data) if admitted is not None else {}
+    extensions.update(_development_extensions(exchange))
+    if extensions:
+        body["extensions"] = extensions
+    status, headers = _status(exchange, body, request_failed)
+    _log(exchange, status, body, result, request_failed)
+    return _json_response(body, status, media_type, record.request_id, headers)
+
+
+def _parse(params: GraphQLParams, record: RequestRecord) -> Document:
+    """The request's one parse (a lookup for a text seen before): every later step reads it."""
+    assert params.query is not None  # resolve_persisted has found the text
+    document = document_of(params.query)
+    record.operation_type, record.operation = describe_operation(document, params.operation_name)
+    return document
+
+
+def _io_counted() -> IOStats:
     stats = IOStats()
     instrumentation.current.set(stats)  # each request runs in its own task: nothing leaks between them
-    record.operation_type, record.operation = describe_operation(params.query, params.operation_name)
-    address = request.client.host if request.client else "unknown"
-    presented = credentials(services.settings.secret_key, request.headers.get("authorization"))
-    key = viewer_key(presented, address)
+    return stats
+
+
+async def _admission(exchange: Exchange, presented: Credentials) -> Admission | None:
+    """Size, cost and the viewer's query budget, before any I/O (gateway/admission.py)."""
+    record, params = exchange.record, exchange.params
+    key = viewer_key(presented, exchange.address)
     if key.startswith("account:"):  # until the session is checked: the token's own account
         record.viewer_id = key.removeprefix("account:")
-    admitted = await admit(services.schema._schema, services.limiter, query=params.query,
-                           operation_name=params.operation_name, variables=params.variables, key=key)
-    if isinstance(admitted, Refusal):
-        if admitted.code == "RATE_LIMITED":
-            record.rate_limited = "query_cost"
-        if "cost" in admitted.extensions:
-            record.cost_requested = admitted.extensions["cost"].get("requested")
-        return _refuse(record, media_type, admitted.status if admitted.status == 429 or media_type == GRAPHQL_RESPONSE
-                       else 200, admitted.message, admitted.headers, code=admitted.code,
-                       extensions=admitted.extensions)
+    admitted = await admit(exchange.services.schema.graphql_schema, exchange.services.limiter,
+                           document=exchange.document, operation_name=params.operation_name,
+                           variables=params.variables, key=key)
+    if not isinstance(admitted, Refusal):
+        return admitted
+    if admitted.code == "RATE_LIMITED":
+        record.rate_limited = "query_cost"
+    if "cost" in admitted.extensions:
+        record.cost_requested = admitted.extensions["cost"].get("requested")
+    status = admitted.status if admitted.status == 429 or exchange.media_type == GRAPHQL_RESPONSE else 200
+    raise Answered(_refuse(record, exchange.media_type, status, admitted.message, admitted.headers,
+                           code=admitted.code, extensions=admitted.extensions))
+
+
+async def _authentication(exchange: Exchange, presented: Credentials) -> Viewer:
+    """The viewer, from the token and its session: the request's first I/O."""
+    record = exchange.record
     try:
-        viewer = await authenticate(services.db, presented)
+        viewer = await authenticate(exchange.services.db, presented)
     except GatewayError as exc:
         record.outcome, record.status, record.error_codes = "error", 503, [exc.code]
-        return _error_response(media_type, 503, exc.message, request_id, code=exc.code)
+        raise Answered(_error_response(exchange.media_type, 503, exc.message, record.request_id,
+                                       code=exc.code)) from None
     except Exception as exc:  # noqa: BLE001 - a bug, not an outage: masked and logged, as in a resolver
-        return _unexpected(exc, services, media_type, record)
+        raise Answered(_unexpected(exc, exchange.services, exchange.media_type, record)) from None
     record.viewer_id = logged_viewer(viewer)
+    return viewer
+
+
+def _context(exchange: Exchange, viewer: Viewer) -> Context:
+    """The request's own loaders (the viewer's rows already in them) and datasources."""
+    services = exchange.services
     loaders = create_loaders(services.db, services.payments)
     if (standing := viewer.standing) is not None:
         prime_viewer(loaders.accounts, standing.account_id, standing.account, standing.membership,
                      standing.organization)
-    context = Context(viewer=viewer, loaders=loaders, db=services.db,
-                      payments=services.payments, config=services.resolver_config,
-                      request_id=request_id, client_address=address, sign_in_throttle=services.limiter)
-    allowed = {OperationType.QUERY} if request.method in QUERY_STRING_METHODS else None
+    return Context(viewer=viewer, loaders=loaders, db=services.db, payments=services.payments,
+                   config=services.resolver_config, request_id=exchange.record.request_id,
+                   client_address=exchange.address, sign_in_throttle=services.limiter)
+
+
+async def _execution(exchange: Exchange, context: Context) -> ExecutionResult:
+    """The operation run on the request's document; the ways it cannot run are answered here."""
+    params, record, media_type = exchange.params, exchange.record, exchange.media_type
+    allowed = {OperationType.QUERY} if exchange.request.method in QUERY_STRING_METHODS else None
     try:
         with _operation_span(record):
-            result = await services.schema.execute(
-                params.query, variable_values=params.variables, context_value=context,
+            return await exchange.services.schema.execute_document(
+                exchange.document, variable_values=params.variables, context_value=context,
                 operation_name=params.operation_name, allowed_operation_types=allowed,
                 operation_extensions=params.extensions)
     except InvalidOperationTypeError:
-        return _refuse(record, media_type, 405, "Only queries may be sent with GET; use POST.", {"Allow": "POST"})
+        raise Answered(_refuse(record, media_type, 405, "Only queries may be sent with GET; use POST.",
+                               {"Allow": "POST"})) from None
     except CannotGetOperationTypeError:
-        return _refuse(record, media_type, 400, "Pick the operation to run with 'operationName'.")
+        raise Answered(_refuse(record, media_type, 400, "Pick the operation to run with 'operationName'.")) from None
     except BaseException as exc:
         if not isinstance(exc, (Exception, asyncio.CancelledError)) or _being_cancelled():
             raise  # the request itself is ending (client gone, shutdown): nobody to answer
         # An exception graphql-core does not catch (a CancelledError, say) that escaped
         # execution: answered through the error path like any unexpected error, never a bare 500.
-        return _unexpected(exc, services, media_type, record)
+        raise Answered(_unexpected(exc, exchange.services, media_type, record)) from None
 
+
+def _learn_persisted(exchange: Exchange, result: ExecutionResult) -> None:
+    """APQ in development: a hash sent with its text is remembered once the text parsed and validated."""
+    params = exchange.params
+    if params.learn and params.persisted_hash and params.query and not isinstance(result, PreExecutionError):
+        exchange.services.operations.learn(params.persisted_hash, params.query)
+
+
+def _body(exchange: Exchange, result: ExecutionResult) -> tuple[dict[str, Any], bool]:
+    """The response body's data and errors, and whether the request failed as a whole (no data)."""
     pre_execution = isinstance(result, PreExecutionError)
-    if params.learn and params.persisted_hash and params.query and not pre_execution:
-        services.operations.learn(params.persisted_hash, params.query)  # APQ: it parsed and validated
     body: dict[str, Any] = {}
     errors = result.errors or []
-    request_failed = pre_execution or (result.data is None and errors and all(map(is_request_error, errors)))
+    request_failed = pre_execution or (result.data is None and bool(errors) and all(map(is_request_error, errors)))
     if not request_failed:
         body["data"] = result.data
     if errors:
-        body["errors"] = [format_error(e, pre_execution=pre_execution,
-                                       production=services.settings.production, request_id=request_id)
+        body["errors"] = [format_error(e, pre_execution=pre_execution, production=exchange.services.settings.production,
+                                       request_id=exchange.record.request_id)
                           for e in errors]
-    extensions: dict[str, Any] = {}
-    if admitted is not None:
-        extensions["cost"] = cost = await _settle_cost(services, admitted, result.data)
-        record.cost_requested, record.cost_actual = cost["requested"], cost["actual"]
-    if not services.settings.production:
-        # What the request cost in I/O, for developers checking that loaders batch.
-        extensions["io"] = {"sqlStatements": stats.sql_statements, "providerCalls": stats.provider_calls,
-                            "loaderRounds": stats.loader_rounds}
-        if stats.executor:
-            extensions["executor"] = stats.executor
-    if extensions:
-        body["extensions"] = extensions
-    # application/json keeps 200 for every well-formed request, as the spec asks of it.
-    status = 400 if request_failed and media_type == GRAPHQL_RESPONSE else 200
-    headers = {}
+    return body, request_failed
+
+
+def _development_extensions(exchange: Exchange) -> dict[str, Any]:
+    """What the request cost in I/O, for developers checking that loaders batch."""
+    if exchange.services.settings.production:
+        return {}
+    stats = exchange.stats
+    extensions: dict[str, Any] = {"io": {"sqlStatements": stats.sql_statements, "providerCalls": stats.provider_calls,
+                                         "loaderRounds": stats.loader_rounds}}
+    if stats.executor:
+        extensions["executor"] = stats.executor
+    return extensions
+
+
+def _status(exchange: Exchange, body: dict[str, Any], request_failed: bool) -> tuple[int, dict[str, str]]:
+    """The HTTP status: application/json keeps 200 for every well-formed request, as the spec asks
+    of it; a throttled sign-in is 429 with Retry-After in either."""
+    status = 400 if request_failed and exchange.media_type == GRAPHQL_RESPONSE else 200
     retry = _retry_after(body.get("errors", []))
-    if retry is not None:  # a throttled sign-in: HTTP says so too
-        status, headers = 429, {"Retry-After": str(retry)}
-        record.rate_limited = "sign_in"
+    if retry is None:
+        return status, {}
+    exchange.record.rate_limited = "sign_in"
+    return 429, {"Retry-After": str(retry)}
+
+
+def _log(exchange: Exchange, status: int, body: dict[str, Any], result: ExecutionResult, request_failed: bool) -> None:
+    """The request log's record of an answered request (written when the request ends)."""
     codes = dict.fromkeys((e.get("extensions") or {}).get("code", "") for e in body.get("errors", ()))
-    record.answered(status, list(codes), user_error_codes(result.data), ran=not request_failed)
-    return _json_response(body, status, media_type, request_id, headers)
+    exchange.record.answered(status, list(codes), user_error_codes(result.data), ran=not request_failed)
 
 
 def _unexpected(exc: BaseException, services: Services, media_type: str, record: RequestRecord) -> Response:
@@ -367,16 +460,18 @@ def _operation_span(record: RequestRecord) -> AbstractContextManager[Any]:
                           "gateway.request_id": record.request_id})
 
 
-async def _settle_cost(services: Services, admitted: Admission, data: Any) -> dict[str, Any]:
+async def _settle_cost(exchange: Exchange, admitted: Admission, data: Any) -> dict[str, Any]:
     """Shopify's shape: what was asked, what the answer held, and the budget left once the
     difference is settled (given back, or charged when the answer held more than estimated)."""
+    limiter = exchange.services.limiter
     actual = actual_cost(data)
-    await services.limiter.settle_query(admitted.viewer_key, admitted.requested, actual)
-    limits = services.limiter.settings
+    await limiter.settle_query(admitted.viewer_key, admitted.requested, actual)
+    limits = limiter.settings
     remaining = min(limits.cost_budget, admitted.available + admitted.requested - actual)
-    return {"requested": admitted.requested, "actual": actual,
-            "budget": {"maximum": limits.cost_budget, "remaining": int(max(0, remaining)),
-                       "restoreRate": limits.cost_restore_rate}}
+    exchange.record.cost_requested, exchange.record.cost_actual = admitted.requested, actual
+    return {"cost": {"requested": admitted.requested, "actual": actual,
+                     "budget": {"maximum": limits.cost_budget, "remaining": int(max(0, remaining)),
+                                "restoreRate": limits.cost_restore_rate}}}
 
 
 def _retry_after(errors: list[dict[str, Any]]) -> int | None:

@@ -179,7 +179,7 @@ class _ResourceCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         if self._db is not None:
-            usage = pool_usage(self._db.pool)
+            usage = pool_usage(self._db.pool, self._db.waiting)
             yield GaugeMetricFamily("gateway_db_pool_in_use", "PostgreSQL connections lent to requests.",
                                     value=usage.in_use)
             yield GaugeMetricFamily("gateway_db_pool_waiting", "Requests waiting for a PostgreSQL connection.",

@@ -25,10 +25,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from graphql import GraphQLError, OperationDefinitionNode
+from graphql import OperationDefinitionNode
 
-from gateway.admission import parse_document
 from gateway.logs import PerRecord
+from schema.documents import Document
 
 log = logging.getLogger("gateway.requests")
 
@@ -57,19 +57,14 @@ def request_id(header: str | None) -> str:
     return uuid.uuid4().hex
 
 
-def describe_operation(query: str | None, operation_name: str | None) -> tuple[str | None, str]:
+def describe_operation(document: Document, operation_name: str | None) -> tuple[str | None, str]:
     """(`query`/`mutation`/`subscription` or None, the operation's name or "anonymous").
 
     The name is the client's operationName, else the name of the document's one operation.
-    The document comes from admission's parse cache, so this costs a lookup.
     """
-    if query is None:
+    if document.node is None:
         return None, operation_name or ANONYMOUS
-    try:
-        document = parse_document(query)
-    except GraphQLError:
-        return None, operation_name or ANONYMOUS
-    for definition in document.definitions:
+    for definition in document.node.definitions:
         if not isinstance(definition, OperationDefinitionNode):
             continue
         name = definition.name.value if definition.name else None

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import strawberry
-
 from datasources.payments.client import PaymentsClient
 from datasources.postgres.database import Database
 from gateway.limits import Limiter
 from gateway.persisted import OperationRegistry
 from gateway.settings import Settings
 from resolvers.context import Config
+from schema import GatewaySchema
 
 
 @dataclass(frozen=True)
@@ -19,7 +18,7 @@ class Services:
     settings: Settings
     db: Database
     payments: PaymentsClient
-    schema: strawberry.Schema
+    schema: GatewaySchema
     resolver_config: Config
     limiter: Limiter
     operations: OperationRegistry = field(default_factory=OperationRegistry)

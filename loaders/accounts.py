@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from functools import partial
 from uuid import UUID
 
-from aiodataloader import DataLoader
+from loaders.dataloader import DataLoader
 
 from datasources.postgres import accounts
 from datasources.postgres.database import Database

@@ -7,9 +7,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any, TypeVar
 
-from aiodataloader import DataLoader
-
-from loaders.batcher import BatchLoader
+from loaders.dataloader import DataLoader
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -17,7 +15,7 @@ V = TypeVar("V")
 
 def loader(batch: Callable[[Sequence[K]], Awaitable[list[V]]]) -> DataLoader:
     """`batch` takes the keys gathered in one tick and returns one value per key, in order."""
-    return BatchLoader(batch)
+    return DataLoader(batch)
 
 
 def grouped_loader(fetch: Callable[[Sequence[K]], Awaitable[Sequence[V]]],
@@ -30,7 +28,7 @@ def grouped_loader(fetch: Callable[[Sequence[K]], Awaitable[Sequence[V]]],
             groups[key_of(row)].append(value_of(row))
         return [groups.get(key, []) for key in keys]
 
-    return BatchLoader(batch)
+    return DataLoader(batch)
 
 
 def each_loader(fetch_one: Callable[[K], Awaitable[V]]) -> DataLoader:
@@ -40,4 +38,4 @@ def each_loader(fetch_one: Callable[[K], Awaitable[V]]) -> DataLoader:
     async def batch(keys: Sequence[K]) -> list[Any]:
         return list(await asyncio.gather(*(fetch_one(key) for key in keys), return_exceptions=True))
 
-    return BatchLoader(batch)
+    return DataLoader(batch)

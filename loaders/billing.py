@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from aiodataloader import DataLoader
+from loaders.dataloader import DataLoader
 
 from datasources.errors import ProviderUnavailable
 from datasources.payments.client import UNAVAILABLE, PaymentsClient

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 
-from aiodataloader import DataLoader
+from loaders.dataloader import DataLoader
 
 from datasources.postgres import credits as data
 from datasources.postgres.database import Database
@@ -17,8 +17,6 @@ class CreditLoaders:
     grants: DataLoader  # organization id -> [Grant], in the order usage consumes them
     grant: DataLoader  # grant id -> Grant | None
     usage_periods: DataLoader  # organization id -> [UsagePeriod]
-    usage_of_account: DataLoader  # account id -> [AccountUsage], one per organization used in
-    access: DataLoader  # account id -> Access | None (None: the default, UNLIMITED)
     pending_requests: DataLoader  # organization id -> [CreditRequest], oldest first
     request: DataLoader  # request id -> CreditRequest | None
     usage: DataLoader  # usage id -> Usage | None
@@ -32,8 +30,6 @@ def create(db: Database) -> CreditLoaders:
         grants=grouped_loader(partial(data.grants_of_organizations, db), by_organization),
         grant=loader(partial(data.grants_by_ids, db)),
         usage_periods=grouped_loader(partial(data.usage_periods_of_organizations, db), by_organization),
-        usage_of_account=grouped_loader(partial(data.usage_of_accounts, db), lambda row: row.account_id),
-        access=loader(partial(data.access_by_account_ids, db)),
         pending_requests=grouped_loader(partial(data.pending_requests_of_organizations, db), by_organization),
         request=loader(partial(data.requests_by_ids, db)),
         usage=loader(partial(data.usage_by_ids, db)),

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 from uuid import UUID
 
-from aiodataloader import DataLoader
+from loaders.dataloader import DataLoader
 
 from datasources.paging import Page, Slice
 from datasources.postgres import entitlements as data
-from datasources.postgres import projections
 from datasources.postgres.database import Database
 from loaders.base import each_loader, grouped_loader, loader
 
@@ -27,16 +25,13 @@ class EntitlementLoaders:
     download: DataLoader  # download id -> Download | None
     learning_resource: DataLoader  # learning resource id -> LearningResource | None
     license: DataLoader  # license id -> License | None
-    licenses_of_organization: DataLoader  # organization id -> [License]
     licenses_held: DataLoader  # account id -> [License]
-    allocation_count: DataLoader  # license id -> int
-    allocations: DataLoader  # (license id, Slice) -> Page[Allocation]
+    # (license id, Slice, condition, its parameters) -> Page[Allocation] of the seats passing the condition
+    allocations: DataLoader
     allocation: DataLoader  # (license id, account id) -> Allocation | None
     downloadable_product_ids: DataLoader  # account id -> [product id]
     subscription: DataLoader  # subscription id -> Subscription | None
     subscriptions: DataLoader  # SubscriptionQuery -> [Subscription]
-    # (statement, Scope, key) -> the JSON text of a field's subtree for that key (projections)
-    projected: DataLoader
 
 
 def create(db: Database) -> EntitlementLoaders:
@@ -49,32 +44,13 @@ def create(db: Database) -> EntitlementLoaders:
         download=loader(partial(data.downloads_by_ids, db)),
         learning_resource=loader(partial(data.learning_by_ids, db)),
         license=loader(partial(data.licenses_by_ids, db)),
-        licenses_of_organization=grouped_loader(partial(data.licenses_of_organizations, db),
-                                                lambda lic: lic.organization_id),
         licenses_held=grouped_loader(partial(data.licenses_held_by_accounts, db), _first, _second),
-        allocation_count=loader(partial(data.allocation_counts, db)),
         allocations=loader(partial(_allocation_pages, db)),
         allocation=loader(partial(data.allocations_by_keys, db)),
         downloadable_product_ids=grouped_loader(partial(data.downloadable_products, db), _first, _second),
         subscription=loader(partial(data.subscriptions_by_ids, db)),
         subscriptions=each_loader(partial(_subscriptions, db, product)),
-        projected=loader(partial(_projected, db)),
     )
-
-
-async def _projected(db: Database, keys: Sequence[tuple[str, projections.Scope, UUID]]) -> list[str | None]:
-    """One statement per kind of subtree asked for in the round (usually one), all sent together."""
-    groups: dict[tuple[Any, ...], list[int]] = {}
-    for position, (statement, scope, _) in enumerate(keys):
-        groups.setdefault((statement, scope), []).append(position)
-    built = await asyncio.gather(*(
-        projections.build(db, statement, scope, [keys[p][2] for p in positions])
-        for (statement, scope), positions in groups.items()))
-    out: list[str | None] = [None] * len(keys)
-    for positions, values in zip(groups.values(), built):
-        for position, value in zip(positions, values):
-            out[position] = value
-    return out
 
 
 async def _subscriptions(db: Database, product: DataLoader, query: data.SubscriptionQuery) -> list[data.Subscription]:
@@ -99,13 +75,15 @@ async def _catalog(db: Database, keys: Sequence[str]) -> list[list[data.Product]
     return [products for _ in keys]
 
 
-async def _allocation_pages(db: Database, keys: Sequence[tuple[UUID, Slice]]) -> list[Page[data.Allocation]]:
-    """Keys asking for the same slice share one statement; usually every key does."""
-    by_slice: dict[Slice, list[UUID]] = {}
-    for license_id, slice in keys:
-        by_slice.setdefault(slice, []).append(license_id)
-    pages: dict[tuple[UUID, Slice], Page[data.Allocation]] = {}
-    for slice, license_ids in by_slice.items():
-        for license_id, page in zip(license_ids, await data.allocation_pages(db, license_ids, slice)):
-            pages[(license_id, slice)] = page
+async def _allocation_pages(db: Database, keys: Sequence[tuple[UUID, Slice, str, tuple[Any, ...]]]
+                            ) -> list[Page[data.Allocation]]:
+    """Keys asking for the same slice and condition share one statement; usually every key does."""
+    groups: dict[tuple[Slice, str, tuple[Any, ...]], list[UUID]] = {}
+    for license_id, *rest in keys:
+        groups.setdefault(tuple(rest), []).append(license_id)  # type: ignore[arg-type]
+    pages: dict[tuple[Any, ...], Page[data.Allocation]] = {}
+    for (slice, condition, parameters), license_ids in groups.items():
+        found = await data.allocation_pages(db, license_ids, slice, condition, parameters)
+        for license_id, page in zip(license_ids, found):
+            pages[(license_id, slice, condition, parameters)] = page
     return [pages[key] for key in keys]

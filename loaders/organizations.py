@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 
-from aiodataloader import DataLoader
+from loaders.dataloader import DataLoader
 
 from datasources.postgres import organizations as data
 from datasources.postgres.database import Database

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aiodataloader import DataLoader
+from loaders.dataloader import DataLoader
 
 from datasources.postgres import reports, staff
 from datasources.postgres.database import Database

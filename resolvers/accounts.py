@@ -10,7 +10,8 @@ from auth.viewer import NOT_AUTHENTICATED, require_account
 from datasources.errors import Unauthenticated
 from datasources.postgres.accounts import Account, Membership, Organization
 from resolvers.context import Context
-from resolvers.permissions import can_see_accounts, is_member_of
+from planning import reads
+from resolvers.permissions import is_member_of
 
 
 async def viewer_account(ctx: Context) -> Account:
@@ -51,8 +52,7 @@ async def visible_accounts(ctx: Context, account_ids: Sequence[UUID | None]) -> 
     wanted = list(dict.fromkeys(a for a in account_ids if a is not None))
     if not wanted:
         return [None] * len(account_ids)
-    visible = [a for a, allowed in zip(wanted, await can_see_accounts(ctx, wanted)) if allowed]
-    found = dict(zip(visible, await ctx.loaders.accounts.account.load_all(visible)))
+    found = dict(zip(wanted, await reads.visible_accounts(ctx, wanted)))
     return [found.get(a) if a is not None else None for a in account_ids]
 
 
@@ -60,4 +60,19 @@ async def visible_organization(ctx: Context, organization_id: UUID) -> Organizat
     """Only the organization you belong to."""
     if not await is_member_of(ctx, organization_id):
         return None
+    return await ctx.loaders.accounts.organization.load(organization_id)
+
+
+async def memberships(ctx: Context, account_ids: Sequence[UUID]) -> list[Membership | None]:
+    """Each account's membership; the caller has checked that the viewer may see the accounts."""
+    return await ctx.loaders.accounts.membership.load_all(list(account_ids))
+
+
+async def accounts(ctx: Context, account_ids: Sequence[UUID]) -> list[Account | None]:
+    """For a mutation's payload: the accounts it changed, which the viewer was allowed to change."""
+    return await ctx.loaders.accounts.account.load_all(list(account_ids))
+
+
+async def organization(ctx: Context, organization_id: UUID) -> Organization | None:
+    """For a mutation's payload or a staff report: an organization the viewer was allowed to reach."""
     return await ctx.loaders.accounts.organization.load(organization_id)

@@ -21,7 +21,7 @@ from datasources.postgres import credit_changes
 from datasources.postgres import credits as data
 from datasources.postgres.credit_changes import Recipient
 from resolvers.context import Context
-from resolvers.credits import DEFAULT_MODE
+from planning.sources import DEFAULT_CREDIT_MODE
 from resolvers.permissions import viewer_membership
 from resolvers.seats import account_count_problem, not_member
 from resolvers.user_errors import Problem
@@ -118,7 +118,7 @@ def _one_line(text: str) -> str:
 def _current(access: data.Access | None, organization_id: UUID) -> tuple[str, int | None]:
     """What the member has now: no row (or one left from another organization) is the default."""
     if access is None or access.organization_id != organization_id:
-        return (DEFAULT_MODE, None)
+        return (DEFAULT_CREDIT_MODE, None)
     return (access.mode, access.quota)
 
 

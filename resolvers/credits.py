@@ -11,11 +11,11 @@ from uuid import UUID
 from datasources.paging import Page, Slice
 from datasources.postgres import credits as data
 from datasources.postgres.accounts import Account
+from planning import reads, sources
 from resolvers.accounts import visible_accounts
 from resolvers.context import Context
 from resolvers.permissions import may
 
-DEFAULT_MODE = "UNLIMITED"  # what an account without a credit_access row has
 _NEVER = datetime.max.replace(tzinfo=timezone.utc)
 
 
@@ -36,13 +36,12 @@ class PoolBalance:
 
 @dataclass(frozen=True)
 class AccessSummary:
+    """A row of `planning.sources.CREDIT_ACCESS`, with what it leaves to spend."""
+
     mode: str
-    limit: int | None  # the quota, for QUOTA only
+    quota: int | None  # for QUOTA only
     used: int  # this member's usage in the organization
     remaining: int  # what this member can spend now
-
-
-NO_ACCESS = AccessSummary("DISABLED", None, 0, 0)  # an account outside any organization
 
 
 def _expiry_order(grant: data.Grant) -> tuple[datetime, datetime, UUID]:
@@ -88,59 +87,42 @@ def settle(grants: Sequence[data.Grant], periods: Sequence[data.UsagePeriod], no
         balance=sum(left[g.id] for g in order if _live(g, now)))
 
 
-def spendable(access: data.Access | None, used: int, balance: int) -> AccessSummary:
-    """A quota is a ceiling, not a reservation: it never lets a member spend what the pool lacks."""
-    mode = access.mode if access else DEFAULT_MODE
-    quota = access.quota if access and mode == "QUOTA" else None
+def remaining(mode: str, quota: int | None, used: int, balance: int) -> int:
+    """What a member can spend now. A quota is a ceiling, not a reservation: it never lets a
+    member spend what the pool lacks."""
     if mode == "DISABLED":
-        remaining = 0
-    elif quota is not None:
-        remaining = min(quota - used, balance)
-    else:
-        remaining = balance
-    return AccessSummary(mode, quota, used, max(0, remaining))
+        return 0
+    return max(0, min(quota - used, balance) if quota is not None else balance)
 
 
 async def pool_balance(ctx: Context, organization_id: UUID) -> PoolBalance:
     # Both loads are queued before the first await, so they go out in the same round (so in
-    # member_access), without the tasks that asyncio.gather would make of coroutines.
+    # credit_accesses), without the tasks that asyncio.gather would make of coroutines.
     credits = ctx.loaders.credits
     grants, periods = credits.grants.load(organization_id), credits.usage_periods.load(organization_id)
     return settle(await grants, await periods, datetime.now(timezone.utc))
 
 
-async def member_access(ctx: Context, account_id: UUID, organization_id: UUID) -> AccessSummary:
-    [summary] = await members_access(ctx, [(account_id, organization_id)])
-    return summary
-
-
-async def members_access(ctx: Context, members: Sequence[tuple[UUID, UUID]]) -> list[AccessSummary]:
-    """`member_access` for each (account, organization), each pool settled once."""
-    credits = ctx.loaders.credits
-    accounts = [account_id for account_id, _ in members]
-    organizations = list(dict.fromkeys(organization_id for _, organization_id in members))
-    # Every load is queued before the first await: they go out in one round.
-    accesses, usages = credits.access.load_all(accounts), credits.usage_of_account.load_all(accounts)
-    grants, periods = credits.grants.load_all(organizations), credits.usage_periods.load_all(organizations)
-    now = datetime.now(timezone.utc)
-    balances = {organization_id: settle(g, p, now).balance
-                for organization_id, g, p in zip(organizations, await grants, await periods)}
-    out = []
-    for (account_id, organization_id), access, usage in zip(members, await accesses, await usages):
-        if access is not None and access.organization_id != organization_id:
-            access = None  # left over from an organization the account has since left
-        used = sum(u.amount for u in usage if u.organization_id == organization_id)
-        out.append(spendable(access, used, balances[organization_id]))
-    return out
-
-
 async def credit_accesses(ctx: Context, account_ids: Sequence[UUID]) -> list[AccessSummary]:
-    """Each account's access in its organization, in order; the caller has checked that the
-    viewer may see the accounts."""
-    found = await ctx.loaders.accounts.membership.load_all(account_ids)
-    members = [(a, m.organization_id) for a, m in zip(account_ids, found) if m is not None]
-    summaries = iter(await members_access(ctx, members))
-    return [NO_ACCESS if m is None else next(summaries) for m in found]
+    """Each account's access in its current organization, in order: mode, quota and usage as the
+    compiled statements read them (`planning.sources.CREDIT_ACCESS`), and what that leaves to
+    spend of the pool. The caller has checked that the viewer may see the accounts."""
+    rows = await reads.relation_rows(ctx, sources.CREDIT_ACCESS, "CloudCreditAccess",
+                                     ("mode", "quota", "used", "organization_id"), account_ids)
+    organizations = list(dict.fromkeys(r["organization_id"] for r in rows if r and r["organization_id"]))
+    credits = ctx.loaders.credits
+    # Both loads are queued before the first await: they go out in one round.
+    keys = [UUID(o) for o in organizations]
+    grants, periods = credits.grants.load_all(keys), credits.usage_periods.load_all(keys)
+    now = datetime.now(timezone.utc)
+    balances = {o: settle(g, p, now).balance for o, g, p in zip(organizations, await grants, await periods)}
+    out = []
+    for row in rows:
+        assert row is not None, "the statement answers every account, with the defaults when it has no row"
+        balance = balances.get(row["organization_id"], 0)
+        out.append(AccessSummary(row["mode"], row["quota"], row["used"],
+                                 remaining(row["mode"], row["quota"], row["used"], balance)))
+    return out
 
 
 async def members(ctx: Context, organization_id: UUID) -> list[Account]:

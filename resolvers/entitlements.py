@@ -2,33 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from uuid import UUID
 
-from auth.viewer import require_account
+from auth.viewer import NOT_AUTHENTICATED, require_account
+from datasources.errors import Unauthenticated
 from datasources.paging import Page, Slice
 from datasources.postgres import entitlements as data
 from resolvers.context import Context
-from resolvers.permissions import may
+from planning import reads, rights, sources
+from planning.declare import checked
+from resolvers.permissions import may, require
 
-EXPIRING_WITHIN = timedelta(days=30)
 # Auto-renew may be switched off until this long before renewal, and back on until a day before.
 SWITCH_OFF_NOTICE = {"MONTH": timedelta(days=14), "YEAR": timedelta(days=30), "THREE_YEARS": timedelta(days=30)}
 SWITCH_ON_NOTICE = timedelta(days=1)
-
-
-def license_status(license: data.License, now: datetime | None = None) -> str:
-    now = now or datetime.now(timezone.utc)
-    if license.expires_at is None:
-        return "ACTIVE"
-    if license.expires_at <= now:
-        return "EXPIRED"
-    return "EXPIRING" if license.expires_at - now <= EXPIRING_WITHIN else "ACTIVE"
-
-
-def available_seats(license: data.License, allocated: int) -> int:
-    """A floating pool is shared, never allocated: all of it is available."""
-    return license.quantity if license.seat_model == "FLOATING" else max(0, license.quantity - allocated)
 
 
 def auto_renew_changeable_until(subscription: data.Subscription) -> datetime | None:
@@ -62,12 +51,13 @@ async def visible_allocation(ctx: Context, license_id: UUID, account_id: UUID) -
 
 
 async def allocations_page(ctx: Context, license: data.License, slice: Slice) -> Page[data.Allocation]:
-    """Whoever the table lets page through every seat does; anyone else sees only their own seat."""
-    if await may(ctx, "License.allocations", license.organization_id):
-        return await ctx.loaders.entitlements.allocations.load((license.id, slice))
-    own = await ctx.loaders.entitlements.allocation.load((license.id, require_account(ctx.viewer)))
-    rows = [own] if own and slice.after is None else []
-    return Page.of(rows, slice, 1 if own else 0, data.allocation_key)
+    """Whoever the table lets page through every seat does; anyone else sees only their own seat
+    (`planning.sources.SEATS`, whose condition the page applies)."""
+    scope = await rights.scope(ctx)
+    if scope is None:
+        raise Unauthenticated(NOT_AUTHENTICATED)
+    return await ctx.loaders.entitlements.allocations.load(
+        (license.id, slice, sources.SEAT_OF_LICENSE_VISIBLE.sql, sources.SEAT_OF_LICENSE_VISIBLE.pick(scope)))
 
 
 async def visible_subscription(ctx: Context, subscription_id: UUID) -> data.Subscription | None:
@@ -100,3 +90,51 @@ async def downloadable_products(ctx: Context, account_id: UUID) -> list[data.Pro
     ids = await ctx.loaders.entitlements.downloadable_product_ids.load(account_id)
     products = await ctx.loaders.entitlements.product.load_many(ids)
     return sorted((p for p in products if p), key=lambda p: (p.family, p.name))
+
+
+async def products(ctx: Context, product_ids: Sequence[UUID]) -> list[data.Product | None]:
+    return await ctx.loaders.entitlements.product.load_all(list(product_ids))
+
+
+async def catalog(ctx: Context) -> list[data.Product]:
+    return await ctx.loaders.entitlements.catalog.load("all")
+
+
+async def downloads(ctx: Context, product_id: UUID) -> list[data.Download]:
+    """Empty unless the viewer may download the product."""
+    if not await may_download(ctx, product_id):
+        return []
+    return await ctx.loaders.entitlements.downloads.load(product_id)
+
+
+async def learning_resources(ctx: Context, product_id: UUID) -> list[data.LearningResource]:
+    return await ctx.loaders.entitlements.learning.load(product_id)
+
+
+async def licenses_held(ctx: Context, account_ids: Sequence[UUID]) -> list[list[data.License]]:
+    """The licenses each account holds a seat of (`planning.sources.LICENSES_HELD`, in its order);
+    the caller has checked that the viewer may see the accounts."""
+    return await reads.relation_records(ctx, sources.LICENSES_HELD, data.License, account_ids)
+
+
+async def licenses_of_organization(ctx: Context, organization_id: UUID) -> list[data.License]:
+    """FORBIDDEN unless the viewer may read the organization's licenses."""
+    await require(ctx, checked(sources.ORGANIZATION_LICENSES), organization_id)
+    [found] = await reads.relation_records(ctx, sources.ORGANIZATION_LICENSES, data.License, [organization_id])
+    return found
+
+
+async def subscriptions(ctx: Context, query: data.SubscriptionQuery) -> list[data.Subscription]:
+    """FORBIDDEN unless the viewer may read the organization's subscriptions."""
+    await require(ctx, "Organization.subscriptions", query.organization_id)
+    return await ctx.loaders.entitlements.subscriptions.load(query)
+
+
+async def license(ctx: Context, license_id: UUID) -> data.License | None:
+    """For a mutation's payload: the license it changed, which the viewer was allowed to change."""
+    return await ctx.loaders.entitlements.license.load(license_id)
+
+
+async def subscription(ctx: Context, subscription_id: UUID) -> data.Subscription | None:
+    """For a mutation's payload: the subscription it changed, which the viewer was allowed to change."""
+    return await ctx.loaders.entitlements.subscription.load(subscription_id)

@@ -25,7 +25,7 @@ from datasources.errors import NotFound
 from datasources.postgres import entitlements as data
 from datasources.postgres import seat_changes
 from resolvers.context import Context
-from resolvers.entitlements import license_status
+from planning.reads import license_status
 from resolvers.user_errors import Problem
 from resolvers.writes import (NOT_FOUND, after_write, audit_refusal, audit_success, claim_key, complete_key,
                               key_problem, require_change, require_change_in)
@@ -87,13 +87,13 @@ def not_member(index: int) -> Problem:
     return Problem(_account_field(index), "This account is not a member of the organization.", "NOT_IN_ORGANIZATION")
 
 
-def _license_problem(license: data.License, *, allocating: bool) -> Problem | None:
-    """What refuses the whole request, whichever accounts it names."""
+def _license_problem(license: data.License, *, allocating: bool, status: str | None = None) -> Problem | None:
+    """What refuses the whole request, whichever accounts it names (`status`: the license's, when allocating)."""
     field_ = ("input", "licenseId")
     if license.seat_model == "FLOATING":
         return Problem(field_, "A floating license is a shared pool: it has no seats to allocate or revoke.",
                        "FLOATING_LICENSE")
-    if allocating and license_status(license) == "EXPIRED":
+    if allocating and status == "EXPIRED":
         return Problem(field_, "The license has expired: its seats can no longer be allocated.", "LICENSE_EXPIRED")
     if not allocating and license.kind in LOCKED_KINDS:
         return Problem(field_, f"Seats of a {license.kind} license cannot be revoked or reassigned.", "SEAT_LOCKED")
@@ -118,7 +118,7 @@ async def allocate_license(ctx: Context, license_id: UUID | None, account_ids: l
             locked = await seat_changes.lock_license(conn, license.id)
             if locked is None:  # deleted since it was read
                 raise NotFound(NOT_FOUND)
-            whole = _license_problem(locked, allocating=True)
+            whole = _license_problem(locked, allocating=True, status=await license_status(ctx, locked.id, conn))
             if whole:
                 raise _Refused([whole])
             known = [a for a in account_ids if a is not None]

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from functools import lru_cache
 from inspect import isawaitable
 from typing import Annotated, Any
 
 import strawberry
-from graphql import (ASTValidationRule, GraphQLError, NoSchemaIntrospectionCustomRule, ValuesOfCorrectTypeRule, execute,
+from graphql import (ASTValidationRule, GraphQLError, GraphQLSchema, NoSchemaIntrospectionCustomRule, ValuesOfCorrectTypeRule, execute,
                      specified_rules)
 from strawberry import relay
 from strawberry.schema.config import StrawberryConfig
@@ -23,6 +22,7 @@ from strawberry.types.graphql import OperationType
 from strawberry.utils.operation import get_operation_type
 
 from resolvers import accounts as resolve_accounts
+from resolvers import entitlements as resolve_entitlements
 from schema import node, variable_errors
 from schema.literal_errors import values_of_correct_type_rule
 from schema.mutations import Mutation
@@ -33,7 +33,7 @@ from auth.access import who
 from auth.viewer import require_account
 from schema.common import Info
 from schema.execution import LevelExecutor
-from schema.documents import parse_document
+from schema.documents import Document, document_of
 from schema.scalars import SCALAR_MAP
 from schema.extensions import RequireOperationName, SelectionLimitsRule, ValidationRules, require_operation_name
 
@@ -69,7 +69,7 @@ class Query:
                                   "(for entitled accounts) and learning resources.")
     async def products(self, info: Info) -> list[Product]:
         require_account(info.context.viewer)
-        return [Product.from_record(p) for p in await info.context.loaders.entitlements.catalog.load("all")]
+        return [Product.from_record(p) for p in await resolve_entitlements.catalog(info.context)]
 
     @strawberry.field(description="The vendor's staff and services: search, any organization, reports. For "
                                   f"{who('Query.staff')}; null with FORBIDDEN for anyone else.")
@@ -86,11 +86,12 @@ class GatewaySchema(strawberry.Schema):
     strawberry's per-request extension machinery: extension objects, their runner, a context
     manager per step and a middleware manager cost more than a small query's whole execution.
 
-    It does what the schema's extensions do, in their order: parse (cached), one operation or
-    a name, the operation type allowed, validation with `validation_rules` (cached), execute.
-    Both caches are keyed by the text: a cache keyed by the document hashes all of its nodes on
-    every lookup. strawberry's other entry points (`execute_sync`, `introspect`) keep its
-    extensions, made from the same rules, so no path runs without them.
+    It does what the schema's extensions do, in their order: parse, one operation or a name,
+    the operation type allowed, validation with `validation_rules`, execute. The parse is the
+    request's own (`execute_document` takes its `Document`, schema/documents.py), and the
+    validation errors are kept with the document. strawberry's other entry points
+    (`execute_sync`, `introspect`) keep its extensions, made from the same rules, so no path
+    runs without them.
     """
 
     def __init__(self, *args: Any, validation_rules: Sequence[type[ASTValidationRule]] = (),
@@ -106,8 +107,13 @@ class GatewaySchema(strawberry.Schema):
         super().__init__(*args, extensions=extensions, **kwargs)
         # Production: no "Did you mean ...?" that would map out the schema introspection hides.
         self.hide_suggestions = hide_suggestions
-        # Per schema (its rules, its types); bounded like the parse cache.
-        self._validated = lru_cache(maxsize=256)(self._validation_errors)
+
+    @property
+    def graphql_schema(self) -> GraphQLSchema:
+        """The graphql-core schema strawberry built. strawberry keeps it as `_schema` and offers
+        no public name for it: this is the one place that reads it (tests/test_strawberry_internals.py
+        checks it on the installed strawberry)."""
+        return self._schema
 
     def as_str(self) -> str:
         """The SDL with its roots always declared. strawberry (like graphql-js) leaves the
@@ -116,13 +122,15 @@ class GatewaySchema(strawberry.Schema):
         printed = super().as_str()
         if printed.startswith("schema"):
             return printed
-        roots = (("query", self._schema.query_type), ("mutation", self._schema.mutation_type),
-                 ("subscription", self._schema.subscription_type))
+        schema = self.graphql_schema
+        roots = (("query", schema.query_type), ("mutation", schema.mutation_type),
+                 ("subscription", schema.subscription_type))
         block = "\n".join(f"  {operation}: {root.name}" for operation, root in roots if root is not None)
         return f"schema {{\n{block}\n}}\n\n{printed}"
 
-    def _validation_errors(self, query: str) -> list[GraphQLError]:
-        return validate_document(self._schema, parse_document(query), self.validation_rules)
+    def _validation_errors(self, document: Document) -> list[GraphQLError]:
+        assert document.node is not None
+        return validate_document(self.graphql_schema, document.node, self.validation_rules)
 
     async def execute(
         self, query: str | None, variable_values: dict[str, Any] | None = None, context_value: Any | None = None,
@@ -130,24 +138,39 @@ class GatewaySchema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
+        """strawberry's signature, for callers that hold a text: parses it and runs `execute_document`."""
         if not query:
             raise MissingQueryError
+        return await self.execute_document(
+            document_of(query), variable_values=variable_values, context_value=context_value, root_value=root_value,
+            operation_name=operation_name, allowed_operation_types=allowed_operation_types,
+            operation_extensions=operation_extensions)
+
+    async def execute_document(
+        self, document: Document, variable_values: dict[str, Any] | None = None, context_value: Any | None = None,
+        root_value: Any | None = None, operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        if document.node is None:
+            assert document.error is not None
+            return self._refused([document.error])
         try:
-            document = parse_document(query)
-            require_operation_name(document, operation_name)
+            require_operation_name(document.node, operation_name)
         except GraphQLError as error:
             return self._refused([error])
         try:
-            operation_type = get_operation_type(document, operation_name)
+            operation_type = get_operation_type(document.node, operation_name)
         except RuntimeError as error:
             raise CannotGetOperationTypeError(operation_name) from error
         if operation_type not in (DEFAULT_ALLOWED_OPERATION_TYPES if allowed_operation_types is None
                                   else allowed_operation_types):
             raise InvalidOperationTypeError(operation_type)
-        if errors := self._validated(query):
+        if errors := document.derived(self._validation_errors):
             return self._refused(errors)
+        schema = self.graphql_schema
         try:
-            result = execute(self._schema, document, root_value=root_value, context_value=context_value,
+            result = execute(schema, document.node, root_value=root_value, context_value=context_value,
                              variable_values=variable_values, operation_name=operation_name,
                              executor_class=self.execution_context_class, is_awaitable=optimized_is_awaitable,
                              operation_extensions=operation_extensions, hide_suggestions=self.hide_suggestions)
@@ -159,8 +182,7 @@ class GatewaySchema(strawberry.Schema):
             return self._refused([GraphQLError(str(exc), original_error=exc)])
         errors = result.errors
         if errors and result.data is None:  # refused before execution: the variables did not coerce
-            errors = variable_errors.rebuilt(self._schema, errors, variable_values,
-                                             hide_suggestions=self.hide_suggestions)
+            errors = variable_errors.rebuilt(schema, errors, variable_values, hide_suggestions=self.hide_suggestions)
         if errors:
             self._process_errors(errors)
         return ExecutionResult(data=result.data, errors=errors, extensions={})
@@ -183,7 +205,7 @@ class ReferenceExecution(LevelExecutor):
 EXECUTORS = {"levels": LevelExecutor, "graphql-core": ReferenceExecution}
 
 
-def build_schema(*, production: bool = False, executor: str = "levels") -> strawberry.Schema:
+def build_schema(*, production: bool = False, executor: str = "levels") -> GatewaySchema:
     # Abuse of the document itself, refused by validation before anything runs. The limiters
     # make a rule class per instance: made once here.
     rules = [*QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,

@@ -11,12 +11,14 @@ import strawberry
 from strawberry import relay
 
 from datasources.postgres import accounts as records
+from planning import sources
+from planning.declare import column, from_record, planned, table
 from resolvers import accounts as resolve
 from resolvers import entitlements as resolve_entitlements
 from schema import credits
 from schema.common import Info, by_uuid, resolve_visible
 from schema.credits import CloudCreditAccess
-from schema.levels import level_resolver, one
+from planning.levels import level_resolver, one
 from schema.license import License
 from schema.product import Product
 
@@ -34,12 +36,12 @@ class OrganizationRole(Enum):
 
 
 async def _roles(accounts: Sequence[Account], info: Info) -> list[OrganizationRole | None]:
-    found = await info.context.loaders.accounts.membership.load_all([a.uuid for a in accounts])
+    found = await resolve.memberships(info.context, [a.uuid for a in accounts])
     return [OrganizationRole(m.role) if m else None for m in found]
 
 
 async def _licenses(accounts: Sequence[Account], info: Info) -> list[list[License]]:
-    held = await info.context.loaders.entitlements.licenses_held.load_all([a.uuid for a in accounts])
+    held = await resolve_entitlements.licenses_held(info.context, [a.uuid for a in accounts])
     return [[License.from_record(lic) for lic in licenses] for licenses in held]
 
 
@@ -47,20 +49,19 @@ async def _credit_accesses(accounts: Sequence[Account], info: Info) -> list[Clou
     return await credits.credit_accesses(info, [a.uuid for a in accounts])
 
 
+@table("accounts")
 @strawberry.type(description="A person who signs in to the portal.")
 class Account(relay.Node):
     id: relay.NodeID[str]
-    customer_number: str = strawberry.field(
-        description="Human-readable customer number, unique and never changed; quote it to support.")
-    email: str = strawberry.field(
-        description="Sign-in and contact address. Changed only by support (see `support`).")
-    name: str = strawberry.field(description="Full name.")
-    country: str | None = strawberry.field(description="ISO 3166-1 alpha-2 country code, e.g. \"DE\".")
+    customer_number: str = column(
+        "customer_number", description="Human-readable customer number, unique and never changed; quote it to support.")
+    email: str = column("email", description="Sign-in and contact address. Changed only by support (see `support`).")
+    name: str = column("name", description="Full name.")
+    country: str | None = column("country", description="ISO 3166-1 alpha-2 country code, e.g. \"DE\".")
 
     @classmethod
     def from_record(cls, record: records.Account) -> "Account":
-        return cls(id=str(record.id), customer_number=record.customer_number, email=record.email,
-                   name=record.name, country=record.country)
+        return from_record(cls, record)
 
     @property
     def uuid(self) -> UUID:
@@ -78,7 +79,7 @@ class Account(relay.Node):
         found = await resolve.organization_of(info.context, self.uuid)
         return Organization.from_record(found) if found else None
 
-    @strawberry.field(description="The licenses this account holds a seat of, by product.")
+    @planned(sources.LICENSES_HELD, description="The licenses this account holds a seat of, by product.")
     @level_resolver(_licenses)
     async def licenses(self, info: Info) -> list[License]:
         return await one(_licenses, self, info)
@@ -89,8 +90,8 @@ class Account(relay.Node):
         return [Product.from_record(p) for p in
                 await resolve_entitlements.downloadable_products(info.context, self.uuid)]
 
-    @strawberry.field(description="Cloud-credit access: DISABLED, UNLIMITED, or a QUOTA, with what was used "
-                                  "and what is left to spend now.")
+    @planned(sources.CREDIT_ACCESS, description="Cloud-credit access: DISABLED, UNLIMITED, or a QUOTA, with what "
+                                               "was used and what is left to spend now.")
     @level_resolver(_credit_accesses)
     async def credit_access(self, info: Info) -> CloudCreditAccess:
         return await one(_credit_accesses, self, info)

@@ -14,8 +14,8 @@ from enum import Enum
 from typing import Annotated
 
 import strawberry
-from strawberry import relay
 
+from planning import ids
 from resolvers import billing as read
 from resolvers import payments as resolve
 from schema.billing import BillingInfo, Invoice, PaymentMethod
@@ -37,7 +37,7 @@ PAYMENT_METHOD_TO_USE = ("The card to pay with: the ID of one of the organizatio
 
 
 def payment_method_global_id(payment_method_id: str) -> strawberry.ID:
-    return strawberry.ID(relay.to_base64("PaymentMethod", payment_method_id))
+    return strawberry.ID(ids.global_id("PaymentMethod", payment_method_id))
 
 
 @strawberry.enum(description="Why the payment provider declined a payment or a card. The gateway's own "

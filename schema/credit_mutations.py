@@ -6,6 +6,7 @@ from typing import Annotated
 
 import strawberry
 
+from resolvers import accounts as resolve_accounts
 from resolvers import credit_changes as resolve
 from schema.common import Info, UserError, node_uuid, user_errors
 from schema.credits import CloudCreditAccessMode, CloudCreditRequest, CloudCreditMember
@@ -48,7 +49,7 @@ async def set_credit_access(
 ) -> SetCreditAccessPayload:
     result = await resolve.set_credit_access(info.context, [node_uuid(a, "Account") for a in input.account_ids],
                                              input.mode.value, input.quota)
-    accounts = await info.context.loaders.accounts.account.load_many(result.account_ids)
+    accounts = await resolve_accounts.accounts(info.context, result.account_ids)
     return SetCreditAccessPayload(
         members=[CloudCreditMember(account=account_node(a), organization_id=result.organization_id)
                  for a in accounts if a is not None],

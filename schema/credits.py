@@ -11,10 +11,11 @@ import strawberry
 from strawberry import relay
 
 from datasources.postgres import credits as records
+from planning.declare import column, from_record
 from resolvers import credits as resolve
 from schema.common import Info, by_uuid, resolve_visible
 from schema.pagination import After, Before, Connection, First, Last, slice_of
-from schema.levels import level_resolver
+from planning.levels import level_resolver
 from schema.references import AccountRef, account_node, accounts_at, visible_account_node
 
 
@@ -31,17 +32,16 @@ class CloudCreditAccessMode(Enum):
 
 @strawberry.type(description="What one member may spend of the organization's credits.")
 class CloudCreditAccess:
-    mode: CloudCreditAccessMode = strawberry.field(description="How the member may spend credits.")
-    limit: int | None = strawberry.field(description="The member's total ceiling; null unless mode is QUOTA.")
-    used: int = strawberry.field(description="Credits this member has used in the organization, in total.")
+    mode: CloudCreditAccessMode = column("mode", description="How the member may spend credits.")
+    limit: int | None = column("quota", description="The member's total ceiling; null unless mode is QUOTA.")
+    used: int = column("used", description="Credits this member has used in the organization, in total.")
     remaining: int = strawberry.field(
         description="Credits this member can spend now: 0 when DISABLED; the pool balance when UNLIMITED; "
                     "for QUOTA the smaller of limit minus used and the pool balance. Never below 0.")
 
     @classmethod
     def from_summary(cls, summary: resolve.AccessSummary) -> "CloudCreditAccess":
-        return cls(mode=CloudCreditAccessMode(summary.mode), limit=summary.limit, used=summary.used,
-                   remaining=summary.remaining)
+        return from_record(cls, summary, remaining=summary.remaining)
 
 
 @strawberry.type(description="Credits given to an organization: bought, promotional or granted by the vendor.")
@@ -127,8 +127,7 @@ class CloudCreditMember:
 
     @strawberry.field(description="The member's access: mode, limit, usage and what they can still spend.")
     async def access(self, info: Info) -> CloudCreditAccess:
-        summary = await resolve.member_access(info.context, UUID(self.account.id), self.organization_id)
-        return CloudCreditAccess.from_summary(summary)
+        return await credit_access(info, UUID(self.account.id))
 
 
 @strawberry.type(description="An organization's credits: grants minus usage, shared by its members.")

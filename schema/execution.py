@@ -11,21 +11,22 @@ instead of becoming tasks, so the loaders still see every key of the level in on
 It handles only the happy path. An error anywhere (a resolver raising, a null where the
 schema forbids one, a value of the wrong type) hands the whole operation to graphql-core's
 own execution, which reports it with its path exactly as it always has. Only queries come
-here, so running the operation again changes nothing, and the loaders' per-request caches
-(failures included, see `loaders.batcher`) mean the second run makes no new reads.
+here, so running the operation again changes nothing. The second run reads PostgreSQL
+afresh, so that graphql-core answers exactly as it does alone, errors and their order
+included; the payment provider's answers (failures included, see `loaders.dataloader`)
+are kept, so a slow provider is waited for once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from base64 import b64encode
 from collections.abc import Awaitable, Callable
 from operator import attrgetter
 from typing import Any
 
 from graphql import (GraphQLAbstractType, GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLOutputType,
-                     OperationType, is_abstract_type, is_leaf_type, is_object_type)
+                     GraphQLSchema, OperationType, is_abstract_type, is_leaf_type, is_object_type)
 from graphql.execution.collect_fields import FieldDetails, collect_fields
 from graphql.execution.values import get_argument_values
 from graphql.pyutils import Path, Undefined
@@ -34,7 +35,9 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
 from datasources.instrumentation import record_executor
-from schema import levels, projection
+from planning import levels, plan as projection
+from planning.ids import global_id
+from schema.asyncio_internals import as_a_task_would
 
 Column = list[Any]
 log = logging.getLogger(__name__)
@@ -60,6 +63,10 @@ class LevelExecutor(StrawberryGraphQLCoreExecutionContext):
         except Exception:  # noqa: BLE001 - anything at all: graphql-core reports it properly
             log.debug("answered by graphql-core", exc_info=True)
             record_executor("graphql-core")
+            # With the attempt's reads cached, graphql-core's resolvers would finish in another
+            # order than on a first execution, and it would list other errors, or the same in
+            # another order, than it does alone (tests/test_paths_agree.py).
+            self.context_value.loaders.clear_database_reads()
             result = super().execute_operation(serially)
             return await result if self.is_awaitable(result) else result
         record_executor("levels")
@@ -110,7 +117,7 @@ class LevelExecutor(StrawberryGraphQLCoreExecutionContext):
         field_path = Path(path, key, parent_type.name)
         info = self.build_resolve_info(field_def, [d.node for d in details], parent_type, field_path)
         resolve = field_def.resolve or self.field_resolver
-        getter = _attribute_getter(field_def, resolve)
+        getter = _attribute_getter(self.schema, field_def)
         if getter is not None:
             return self._complete(field_def.type, details, info, [getter(source) for source in sources], field_path)
         field = field_def.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
@@ -178,7 +185,7 @@ class LevelExecutor(StrawberryGraphQLCoreExecutionContext):
         return settled()
 
     def _level_call(self, field: Any, info: Any) -> Callable[[Column], Column | Awaitable[Column]] | None:
-        """A resolver's whole-level form (`schema.levels`): one call answers every object of the
+        """A resolver's whole-level form (`planning.levels`): one call answers every object of the
         level, so the loaders are asked once for all their keys rather than once per object."""
         if not _plain_resolver(field):
             return None
@@ -209,10 +216,10 @@ class LevelExecutor(StrawberryGraphQLCoreExecutionContext):
         return lambda source: function(**kwargs)
 
     def _strawberry_info(self, field: Any, info: Any) -> Any:
-        """The `Info` strawberry would pass; None where strawberry's wrapper must run (an
-        exception handler configured on the schema)."""
-        strawberry_schema = getattr(self.schema, "_strawberry_schema", None)
-        if strawberry_schema is None or strawberry_schema.schema_converter._exception_handler_specs:
+        """The `Info` strawberry would pass, made as strawberry makes it (tests/test_strawberry_internals.py);
+        None where strawberry's wrapper must run (an exception handler configured on the schema)."""
+        strawberry_schema = strawberry_schema_of(self.schema)
+        if strawberry_schema is None or strawberry_schema.exception_handlers:
             return None
         return strawberry_schema.config.info_class(_raw_info=info, _field=field)
 
@@ -343,16 +350,18 @@ def _global_ids(type_name: str, sources: Column) -> Column:
         node_id = getattr(source, attribute)
         if node_id is None:
             raise Fallback("a node without an id")
-        out.append(b64encode(f"{type_name}:{node_id}".encode()).decode())
+        out.append(global_id(type_name, node_id))
     return out
 
 
-def _attribute_getter(field_def: Any, resolve: Any) -> Any:
-    """For strawberry's plain data fields (no resolver, no extension): read the attribute."""
-    if not getattr(resolve, "_is_default", False):
-        return None
+def _attribute_getter(schema: GraphQLSchema, field_def: Any) -> Any:
+    """For strawberry's plain data fields (no resolver, no extension, no exception handler that
+    could apply): read the attribute, as strawberry's own resolver for them does."""
     field = field_def.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
-    if field is None or field.default_resolver is not getattr:
+    if field is None or not field.is_basic_field or field.default_resolver is not getattr:
+        return None
+    strawberry_schema = strawberry_schema_of(schema)
+    if strawberry_schema is None or strawberry_schema.exception_handlers:
         return None
     return attrgetter(field.python_name)
 
@@ -402,9 +411,7 @@ async def _settle(pending: list[tuple[Column, int, Awaitable[Any]]]) -> None:
             error = error or exc
         else:
             if awaited is not None:
-                # What a Task does on receiving the future: another coroutine may await the
-                # same (cached) future, and asyncio refuses a second await while it is set.
-                awaited._asyncio_future_blocking = False
+                as_a_task_would(awaited)  # another coroutine may await the same future
             steps.append((column, i, coroutine, awaited))
 
     for column, i, awaitable in pending:
@@ -431,6 +438,12 @@ async def _settle(pending: list[tuple[Column, int, Awaitable[Any]]]) -> None:
             step(column, i, coroutine)
     if error is not None:
         raise Fallback("a resolver raised") from error
+
+
+def strawberry_schema_of(schema: GraphQLSchema) -> Any:
+    """The strawberry schema a graphql-core schema was built from: strawberry leaves it among
+    the schema's extensions, under the same key as every type's and field's definition."""
+    return schema.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
 
 
 def _has_middleware(executor: LevelExecutor) -> bool:

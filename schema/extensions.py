@@ -17,11 +17,19 @@ class RequireOperationName(SchemaExtension):
     Raising here turns into a pre-execution error, so HTTP answers 400.
     """
 
+    provided: str | None = None
+
+    def on_operation(self) -> Iterator[None]:
+        # Before parsing there is no document to take a name from: what `operation_name` says
+        # now is the client's own, or None.
+        self.provided = self.execution_context.operation_name
+        yield
+
     def on_parse(self) -> Iterator[None]:
         yield
-        context = self.execution_context
-        if context.graphql_document is not None:
-            require_operation_name(context.graphql_document, context._provided_operation_name)  # noqa: SLF001
+        document = self.execution_context.graphql_document
+        if document is not None:
+            require_operation_name(document, self.provided)
 
 
 class ValidationRules(SchemaExtension):

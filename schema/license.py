@@ -11,14 +11,15 @@ import strawberry
 from strawberry import relay
 
 from datasources.postgres import entitlements as records
+from planning import sources
+from planning.declare import column, expression, from_record, planned, table
+from planning.levels import level_resolver, one
 from resolvers import entitlements as resolve
 from schema.common import Info, by_uuid, resolve_visible
 from schema.pagination import After, Before, Connection, First, Last, slice_of
 from schema.product import Product, products
-from schema.levels import level_resolver, one
 from schema.references import AccountRef, accounts_at, visible_account_node
 from schema.subscription import Subscription
-
 
 
 @strawberry.enum(description="How a license was obtained.")
@@ -43,25 +44,26 @@ class LicenseStatus(Enum):
     EXPIRED = strawberry.enum_value("EXPIRED", description="Past its expiry; no new allocations.")
 
 
+@table("allocations", key=("license_id", "account_id"))
 @strawberry.type(description="A seat of a NAMED license allocated to a person.")
 class LicenseAllocation(relay.Node):
     id: relay.NodeID[str]
-    allocated_at: datetime = strawberry.field(description="When the seat was allocated.")
+    allocated_at: datetime = column("allocated_at", description="When the seat was allocated.")
     license_id: strawberry.Private[UUID]
     account_id: strawberry.Private[UUID]
     allocated_by_id: strawberry.Private[UUID | None]
 
     @classmethod
     def from_record(cls, a: records.Allocation) -> "LicenseAllocation":
-        return cls(id=f"{a.license_id}:{a.account_id}", allocated_at=a.allocated_at, license_id=a.license_id,
-                   account_id=a.account_id, allocated_by_id=a.allocated_by)
+        return from_record(cls, a, license_id=a.license_id, account_id=a.account_id, allocated_by_id=a.allocated_by)
 
-    @strawberry.field(description="Who holds the seat (null if you may not see them).")
+    @planned(sources.account_at("account_id"), description="Who holds the seat (null if you may not see them).")
     @level_resolver(accounts_at("account_id"))
     async def account(self, info: Info) -> AccountRef | None:
         return await visible_account_node(info, self.account_id)
 
-    @strawberry.field(description="Who allocated it (null if unknown or no longer visible).")
+    @planned(sources.account_at("allocated_by"),
+             description="Who allocated it (null if unknown or no longer visible).")
     @level_resolver(accounts_at("allocated_by_id"))
     async def allocated_by(self, info: Info) -> AccountRef | None:
         return await visible_account_node(info, self.allocated_by_id)
@@ -87,48 +89,36 @@ async def _products(licenses: Sequence[License], info: Info) -> list[Product]:
     return await products(info, [lic.record.product_id for lic in licenses])
 
 
-async def _allocated_counts(licenses: Sequence[License], info: Info) -> list[int]:
-    return await info.context.loaders.entitlements.allocation_count.load_all([lic.record.id for lic in licenses])
+@level_resolver(_products)
+async def _product(self: License, info: Info) -> Product:
+    return await one(_products, self, info)
 
 
-async def _available_counts(licenses: Sequence[License], info: Info) -> list[int]:
-    return [resolve.available_seats(lic.record, allocated)
-            for lic, allocated in zip(licenses, await _allocated_counts(licenses, info))]
-
-
+@table("licenses", lets=sources.LICENSE_LETS)
 @strawberry.type(description="The right to use a product: a number of seats, until an expiry.")
 class License(relay.Node):
     id: relay.NodeID[str]
-    kind: LicenseKind = strawberry.field(description="How it was obtained.")
-    seat_model: SeatModel = strawberry.field(description="Named seats or a floating pool.")
-    quantity: int = strawberry.field(description="Seats in the license.")
-    expires_at: datetime | None = strawberry.field(description="Expiry; null for perpetual licenses.")
-    status: LicenseStatus = strawberry.field(description="ACTIVE, EXPIRING within 30 days, or EXPIRED.")
+    kind: LicenseKind = column("kind", description="How it was obtained.")
+    seat_model: SeatModel = column("seat_model", description="Named seats or a floating pool.")
+    quantity: int = column("quantity", description="Seats in the license.")
+    expires_at: datetime | None = column("expires_at", description="Expiry; null for perpetual licenses.")
+    status: LicenseStatus = expression(sources.LICENSE_STATUS,
+                                       description="ACTIVE, EXPIRING within 30 days, or EXPIRED.")
+    # Declared among the data fields, to keep the schema's field order.
+    product: Product = planned(sources.one("products", "product_id", "p"), description="The product licensed.")(
+        _product)
+    allocated_count: int = expression("{allocated}", description="Seats allocated to people (always 0 for a "
+                                                                 "floating pool).")
+    available_count: int = expression(sources.AVAILABLE_SEATS,
+                                      description="Seats still free to allocate (the whole pool for FLOATING).")
     record: strawberry.Private[records.License]
 
     @classmethod
     def from_record(cls, lic: records.License) -> "License":
-        return cls(id=str(lic.id), kind=LicenseKind(lic.kind), seat_model=SeatModel(lic.seat_model),
-                   quantity=lic.quantity, expires_at=lic.expires_at,
-                   status=LicenseStatus(resolve.license_status(lic)), record=lic)
+        return from_record(cls, lic, record=lic)
 
-    @strawberry.field(description="The product licensed.")
-    @level_resolver(_products)
-    async def product(self, info: Info) -> Product:
-        return await one(_products, self, info)
-
-    @strawberry.field(description="Seats allocated to people (always 0 for a floating pool).")
-    @level_resolver(_allocated_counts)
-    async def allocated_count(self, info: Info) -> int:
-        return await one(_allocated_counts, self, info)
-
-    @strawberry.field(description="Seats still free to allocate (the whole pool for FLOATING).")
-    @level_resolver(_available_counts)
-    async def available_count(self, info: Info) -> int:
-        return await one(_available_counts, self, info)
-
-    @strawberry.field(description="Who holds its seats, oldest allocation first. Managers see every seat; "
-                                  "others only their own.")
+    @planned(sources.SEATS, description="Who holds its seats, oldest allocation first. Managers see every seat; "
+                                        "others only their own.")
     async def allocations(self, info: Info, first: First = None, after: After = None, last: Last = None,
                           before: Before = None) -> LicenseAllocationConnection:
         slice = slice_of(first, after, last, before)

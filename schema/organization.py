@@ -20,14 +20,17 @@ from datasources.errors import BadUserInput
 from datasources.postgres import accounts as account_records
 from datasources.postgres import organizations as records
 from resolvers import accounts as resolve_accounts
+from resolvers import entitlements as resolve_entitlements
 from resolvers import organizations as resolve
 from auth.access import who
+from planning import ids, sources
+from planning.declare import Column, Entry, column, from_record, planned, table
 from resolvers.permissions import may, require, viewer_membership
 from schema import billing, credits
 from schema.billing import BillingInfo, InvoiceConnection, PaymentMethod
 from schema.common import Info, by_uuid, node_uuid, resolve_visible
 from schema.credits import CloudCreditPool
-from schema.levels import level_resolver
+from planning.levels import level_resolver
 from schema.references import AccountRef, RoleRef, accounts_at, role_enum, visible_account_node
 from schema.license import License
 from schema.money import Money
@@ -41,28 +44,31 @@ class MemberStatus(Enum):
     INVITED = strawberry.enum_value("INVITED", description="Invited, invitation not yet accepted.")
 
 
+def _member_key(row: records.MemberRow) -> str:
+    return ids.member_key(row.account_id, row.invitation_id)
+
+
+# The rows are the member list's (`sources.MEMBERS`): no table of their own.
+@table(None, key=("account_id", "invitation_id"), node_id=(_member_key, ids.member_key_sql, 38))
 @strawberry.type(description="A person in an organization's member list: a member, or an invitee.")
 class Member(relay.Node):
     id: relay.NodeID[str]
-    email: str = strawberry.field(description="Email address.")
-    status: MemberStatus = strawberry.field(description="ACTIVE, or INVITED while the invitation is pending.")
-    joined_at: datetime | None = strawberry.field(description="When they joined; null while invited.")
-    invited_at: datetime | None = strawberry.field(description="When they were invited; null for members.")
+    email: str = column("email", description="Email address.")
+    status: MemberStatus = column("status", description="ACTIVE, or INVITED while the invitation is pending.")
+    joined_at: datetime | None = column("joined_at", description="When they joined; null while invited.")
+    invited_at: datetime | None = column("invited_at", description="When they were invited; null for members.")
     role_value: strawberry.Private[str]
     account_id: strawberry.Private[UUID | None]
 
     @classmethod
     def from_record(cls, row: records.MemberRow) -> "Member":
-        active = row.status == "ACTIVE"
-        return cls(id=resolve.member_node_id(row), email=row.email, status=MemberStatus(row.status),
-                   joined_at=row.since if active else None, invited_at=None if active else row.since,
-                   role_value=row.role, account_id=row.account_id)
+        return from_record(cls, row, role_value=row.role, account_id=row.account_id)
 
-    @strawberry.field(description="Their role, or the role they are invited with.")
+    @planned(Column("role"), description="Their role, or the role they are invited with.")
     def role(self) -> RoleRef:
         return role_enum(self.role_value)
 
-    @strawberry.field(description="Their account; null while invited.")
+    @planned(sources.account_at("account_id", Entry("account_id")), description="Their account; null while invited.")
     @level_resolver(accounts_at("account_id"))
     async def account(self, info: Info) -> AccountRef | None:
         return await visible_account_node(info, self.account_id)
@@ -233,8 +239,7 @@ class Organization(relay.Node):
         "billing", ("payInvoice", "payOutstandingBalance", "addPaymentMethod", "setDefaultPaymentMethod",
                     "removePaymentMethod", "updateBillingInfo"))
 
-    @strawberry.field(description="Members and pending invitees, by email. For "
-                                  f"{who('Organization.members')}.")
+    @planned(sources.MEMBERS, description=f"Members and pending invitees, by email. For {who('Organization.members')}.")
     async def members(
         self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None,
         search: Annotated[str | None, strawberry.argument(
@@ -246,8 +251,7 @@ class Organization(relay.Node):
         slice = slice_of(first, after, last, before)
         query = records.MemberQuery(self.record.id, search=search or None, role=role.value if role else None,
                                     product_id=_filter_uuid(product, "Product"))
-        await require(info.context, "Organization.members", self.record.id)
-        page = await info.context.loaders.organizations.members.load((query, slice))
+        page = await resolve.members_page(info.context, query, slice)
         return MemberConnection.from_page(page, Member.from_record, slice)
 
     @strawberry.field(description=f"Invitations, newest first. For {who('Organization.invitations')}.")
@@ -256,24 +260,21 @@ class Organization(relay.Node):
         pending_only: Annotated[bool, strawberry.argument(description="Only pending invitations.")] = False,
     ) -> InvitationConnection | None:
         slice = slice_of(first, after, last, before)
-        await require(info.context, "Organization.invitations", self.record.id)
-        page = await info.context.loaders.organizations.invitations.load((self.record.id, pending_only, slice))
+        page = await resolve.invitations_page(info.context, self.record.id, pending_only, slice)
         return InvitationConnection.from_page(page, Invitation.from_record, slice)
 
-    @strawberry.field(description="Every license of the organization, by product. For "
-                                  f"{who('Organization.licenses')}.")
+    @planned(sources.ORGANIZATION_LICENSES,
+             description=f"Every license of the organization, by product. For {who('Organization.licenses')}.")
     async def licenses(self, info: Info) -> list[License] | None:
-        await require(info.context, "Organization.licenses", self.record.id)
-        found = await info.context.loaders.entitlements.licenses_of_organization.load(self.record.id)
-        return [License.from_record(lic) for lic in found]
+        return [License.from_record(lic) for lic in
+                await resolve_entitlements.licenses_of_organization(info.context, self.record.id)]
 
     @strawberry.field(description="Subscriptions, filtered and ordered. For "
                                   f"{who('Organization.subscriptions')}.")
     async def subscriptions(self, info: Info, filter: SubscriptionFilterArg = None,
                             order_by: SubscriptionOrderArg = None) -> list[Subscription] | None:
         query = subscription_query(self.record.id, filter, order_by)
-        await require(info.context, "Organization.subscriptions", self.record.id)
-        return [Subscription.from_record(s) for s in await info.context.loaders.entitlements.subscriptions.load(query)]
+        return [Subscription.from_record(s) for s in await resolve_entitlements.subscriptions(info.context, query)]
 
     @strawberry.field(description="The cloud-credit pool: balance, grants, usage, members' access, pending "
                                   f"requests. For {who('Organization.creditPool')}.")
@@ -326,8 +327,7 @@ class Organization(relay.Node):
     ) -> AuditLogEntryConnection | None:
         slice = slice_of(first, after, last, before)
         query = records.AuditQuery(self.record.id, action=action, actor_account_id=_filter_uuid(actor, "Account"))
-        await require(info.context, "Organization.auditLog", self.record.id)
-        page = await info.context.loaders.organizations.audit_log.load((query, slice))
+        page = await resolve.audit_log_page(info.context, query, slice)
         return AuditLogEntryConnection.from_page(page, AuditLogEntry.from_record, slice)
 
     @classmethod

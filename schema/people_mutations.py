@@ -11,10 +11,10 @@ from datetime import datetime
 from typing import Annotated
 
 import strawberry
-from strawberry import relay
 
+from planning import ids
+from resolvers import accounts as resolve_accounts
 from resolvers import people as resolve
-from resolvers.organizations import MEMBER_PREFIX
 from schema.account import Account, OrganizationRole
 from schema.common import Info, UserError, node_uuid, user_errors
 from schema.organization import Invitation, Member, Organization
@@ -192,12 +192,11 @@ async def remove_member(info: Info, input: Annotated[RemoveMemberInput, strawber
     removed = result.removed_account_id
     organization = None
     if result.organization_id is not None:
-        found = await info.context.loaders.accounts.organization.load(result.organization_id)
+        found = await resolve_accounts.organization(info.context, result.organization_id)
         organization = Organization.from_record(found) if found else None
     return RemoveMemberPayload(
-        removed_member_id=strawberry.ID(str(relay.GlobalID("Member", f"{MEMBER_PREFIX}{removed}"))) if removed
-        else None,
-        removed_account_id=strawberry.ID(str(relay.GlobalID("Account", str(removed)))) if removed else None,
+        removed_member_id=strawberry.ID(ids.global_id("Member", ids.member_key(removed, None))) if removed else None,
+        removed_account_id=strawberry.ID(ids.global_id("Account", removed)) if removed else None,
         revoked_seat_count=result.revoked_seats, organization=organization, user_errors=user_errors(result.problems))
 
 

@@ -11,6 +11,7 @@ import strawberry
 from strawberry import relay
 
 from datasources.postgres import entitlements as records
+from planning.declare import column, from_record, table
 from resolvers import entitlements as resolve
 from schema.common import Info, by_uuid, resolve_visible
 
@@ -66,17 +67,18 @@ class LearningResource(relay.Node):
         return await resolve_visible(by_uuid(resolve.visible_learning_resource), cls.from_record, info, node_ids)
 
 
+@table("products")
 @strawberry.type(description="A product of the vendor's catalog.")
 class Product(relay.Node):
     id: relay.NodeID[str]
-    sku: str = strawberry.field(description="Stock-keeping unit, stable across renames.")
-    name: str = strawberry.field(description="Product name.")
-    family: str = strawberry.field(description="Product family, e.g. \"Lumen\"; subscriptions filter by it.")
-    description: str = strawberry.field(description="One-sentence description.")
+    sku: str = column("sku", description="Stock-keeping unit, stable across renames.")
+    name: str = column("name", description="Product name.")
+    family: str = column("family", description="Product family, e.g. \"Lumen\"; subscriptions filter by it.")
+    description: str = column("description", description="One-sentence description.")
 
     @classmethod
     def from_record(cls, p: records.Product) -> "Product":
-        return cls(id=str(p.id), sku=p.sku, name=p.name, family=p.family, description=p.description)
+        return from_record(cls, p)
 
     @strawberry.field(description="Whether the viewer may download it: they hold a seat of an unexpired "
                                   "license of it, or their organization has an unexpired floating license.")
@@ -85,13 +87,11 @@ class Product(relay.Node):
 
     @strawberry.field(description="Installers, newest first; empty unless `canDownload`.")
     async def downloads(self, info: Info) -> list[Download]:
-        if not await resolve.may_download(info.context, UUID(self.id)):
-            return []
-        return [Download.from_record(d) for d in await info.context.loaders.entitlements.downloads.load(UUID(self.id))]
+        return [Download.from_record(d) for d in await resolve.downloads(info.context, UUID(self.id))]
 
     @strawberry.field(description="Videos, sample projects, docs and knowledge base links.")
     async def learning_resources(self, info: Info) -> list[LearningResource]:
-        found = await info.context.loaders.entitlements.learning.load(UUID(self.id))
+        found = await resolve.learning_resources(info.context, UUID(self.id))
         return [LearningResource.from_record(r) for r in found]
 
     @classmethod
@@ -105,7 +105,7 @@ async def product(info: Info, product_id: UUID) -> Product:
 
 
 async def products(info: Info, product_ids: Sequence[UUID]) -> list[Product]:
-    found = await info.context.loaders.entitlements.product.load_all(product_ids)
+    found = await resolve.products(info.context, product_ids)
     assert None not in found, "licenses and subscriptions reference existing products"
     made = {p.id: Product.from_record(p) for p in found}  # a few products, referenced by every license
     return [made[p.id] for p in found]

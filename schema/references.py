@@ -15,7 +15,7 @@ import strawberry
 from datasources.postgres.accounts import Account as AccountRecord
 from resolvers import accounts as resolve_accounts
 from schema.common import Info
-from schema.levels import LevelResolver
+from planning.levels import LevelResolver
 
 if TYPE_CHECKING:
     from schema.account import Account, OrganizationRole

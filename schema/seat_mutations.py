@@ -6,19 +6,20 @@ from typing import Annotated
 from uuid import UUID
 
 import strawberry
-from strawberry import relay
 
+from planning import ids
+from resolvers import entitlements as resolve_entitlements
 from resolvers import seats as resolve
 from schema.common import Info, UserError, node_uuid, user_errors
 from schema.license import License, LicenseAllocation
 
 
 def account_id(uuid: UUID) -> strawberry.ID:
-    return strawberry.ID(relay.to_base64("Account", uuid))
+    return strawberry.ID(ids.global_id("Account", uuid))
 
 
 async def license_node(info: Info, license_id: UUID) -> License | None:
-    found = await info.context.loaders.entitlements.license.load(license_id)
+    found = await resolve_entitlements.license(info.context, license_id)
     return License.from_record(found) if found else None
 
 

@@ -15,11 +15,13 @@ from uuid import UUID
 
 import strawberry
 
-from datasources.errors import BadUserInput
 from datasources.postgres import reports
 from auth.access import who
+from resolvers import accounts as resolve_accounts
 from resolvers import staff as resolve
-from resolvers.permissions import require, require_everywhere
+from resolvers import staff_reports
+from resolvers.staff_reports import MAX_BALANCE_PAGE
+from resolvers.permissions import require
 from schema import billing
 from schema.account import Account
 from schema.common import Info, node_uuid
@@ -30,8 +32,6 @@ from schema.pagination import After, Before, Connection, First, Last, slice_of
 from schema.product import Product, product
 
 # The balance of each row costs a read at the payment provider, so this report pages small.
-MAX_BALANCE_PAGE = 20
-MAX_EXPIRY_DAYS = 366
 
 Search = Annotated[str | None, strawberry.argument(
     description="Part of an email or name, or an exact customer number such as \"C-100001\"; all when left out.")]
@@ -47,7 +47,7 @@ class StaffRole(Enum):
 
 
 async def _organization(info: Info, organization_id: UUID) -> Organization:
-    found = await info.context.loaders.accounts.organization.load(organization_id)
+    found = await resolve_accounts.organization(info.context, organization_id)
     assert found is not None, "reports name existing organizations"
     return Organization.from_record(found)
 
@@ -152,8 +152,7 @@ class Staff:
     async def accounts(self, info: Info, search: Search = None, first: First = None, after: After = None,
                        last: Last = None, before: Before = None) -> StaffAccountConnection:
         slice = slice_of(first, after, last, before)
-        require_everywhere(info.context, "Staff.accounts")
-        page = await info.context.loaders.staff.accounts.load((_search(search), slice))
+        page = await staff_reports.accounts(info.context, search, slice)
         return StaffAccountConnection.from_page(page, Account.from_record, slice)
 
     @strawberry.field(description="Organizations by name; the search also matches their members' emails and "
@@ -161,8 +160,7 @@ class Staff:
     async def organizations(self, info: Info, search: Search = None, first: First = None, after: After = None,
                             last: Last = None, before: Before = None) -> StaffOrganizationConnection:
         slice = slice_of(first, after, last, before)
-        require_everywhere(info.context, "Staff.organizations")
-        page = await info.context.loaders.staff.organizations.load((_search(search), slice))
+        page = await staff_reports.organizations(info.context, search, slice)
         return StaffOrganizationConnection.from_page(page, Organization.from_record, slice)
 
     @strawberry.field(description="Any organization; null when there is none. Each of its fields is read as the "
@@ -170,9 +168,7 @@ class Staff:
                                   "fields they do not reach).")
     async def organization(self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(
             description="An Organization ID.")]) -> Organization | None:
-        require_everywhere(info.context, "Staff.organization")
-        organization_id = node_uuid(id, "Organization")
-        found = await info.context.loaders.accounts.organization.load(organization_id) if organization_id else None
+        found = await staff_reports.organization(info.context, node_uuid(id, "Organization"))
         return Organization.from_record(found) if found else None
 
     @strawberry.field(description="Unexpired licenses that expire within `withinDays`, soonest first. For "
@@ -183,10 +179,7 @@ class Staff:
         first: First = None, after: After = None, last: Last = None, before: Before = None,
     ) -> ExpiringLicenseConnection:
         slice = slice_of(first, after, last, before)
-        require_everywhere(info.context, "Staff.licensesExpiring")
-        if not 1 <= within_days <= MAX_EXPIRY_DAYS:
-            raise BadUserInput(f"`withinDays` takes 1 to {MAX_EXPIRY_DAYS}.")
-        page = await info.context.loaders.staff.licenses_expiring.load((within_days, slice))
+        page = await staff_reports.licenses_expiring(info.context, within_days, slice)
         return ExpiringLicenseConnection.from_page(
             page, lambda lic: ExpiringLicense(license=License.from_record(lic)), slice)
 
@@ -199,10 +192,7 @@ class Staff:
         self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None,
     ) -> OrganizationBalanceConnection:
         slice = slice_of(first, after, last, before)
-        require_everywhere(info.context, "Staff.organizationsWithOutstandingBalance")
-        if slice.limit > MAX_BALANCE_PAGE:
-            raise BadUserInput(f"This report takes `first` or `last` of at most {MAX_BALANCE_PAGE}.")
-        page = await info.context.loaders.staff.billed_organizations.load(slice)
+        page = await staff_reports.billed_organizations(info.context, slice)
         return OrganizationBalanceConnection.from_page(
             page, lambda o: OrganizationBalance(organization=Organization.from_record(o)), slice)
 
@@ -212,8 +202,7 @@ class Staff:
     async def seat_utilization(self, info: Info, first: First = None, after: After = None, last: Last = None,
                                before: Before = None) -> SeatUtilizationConnection:
         slice = slice_of(first, after, last, before)
-        require_everywhere(info.context, "Staff.seatUtilization")
-        page = await info.context.loaders.staff.seat_utilization.load(slice)
+        page = await staff_reports.seat_utilization(info.context, slice)
         return SeatUtilizationConnection.from_page(page, _utilization, slice)
 
     @strawberry.field(description="Per organization that used cloud credits in [from, to): how many, most first. "
@@ -225,17 +214,11 @@ class Staff:
         first: First = None, after: After = None, last: Last = None, before: Before = None,
     ) -> OrganizationCloudCreditUsageConnection:
         slice = slice_of(first, after, last, before)
-        require_everywhere(info.context, "Staff.creditUsage")
-        if to <= from_:
-            raise BadUserInput("`to` must be after `from`.")
-        page = await info.context.loaders.staff.credit_usage.load((from_, to, slice))
+        page = await staff_reports.credit_usage(info.context, from_, to, slice)
         return OrganizationCloudCreditUsageConnection.from_page(
             page, lambda c: OrganizationCloudCreditUsage(used=c.used, uses=c.uses, organization_id=c.organization_id),
             slice)
 
-
-def _search(raw: str | None) -> str | None:
-    return raw.strip() or None if raw else None
 
 
 def _utilization(row: reports.SeatUtilization) -> SeatUtilization:

@@ -12,6 +12,7 @@ from typing import Annotated, TypeVar
 
 import strawberry
 
+from resolvers import accounts as resolve_accounts
 from resolvers import staff as resolve
 from schema.account import Account
 from schema.common import Info, UserError, node_uuid, user_errors
@@ -67,7 +68,7 @@ async def grant_credits(info: Info, input: Annotated[GrantCreditsInput, strawber
         description="Organization, amount, expiry and reason.")]) -> GrantCreditsPayload:
     result = await resolve.grant_credits(info.context, node_uuid(input.organization_id, "Organization"),
                                          input.amount, input.expires_at, input.reason, input.idempotency_key)
-    found = (await info.context.loaders.accounts.organization.load(result.organization_id)
+    found = (await resolve_accounts.organization(info.context, result.organization_id)
              if result.organization_id else None)
     return GrantCreditsPayload(organization=Organization.from_record(found) if found else None,
                                user_errors=user_errors(result.problems))

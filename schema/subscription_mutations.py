@@ -7,6 +7,7 @@ from typing import Annotated
 import strawberry
 
 from resolvers import auto_renew as resolve
+from resolvers import entitlements as resolve_entitlements
 from schema.common import Info, UserError, node_uuid, user_errors
 from schema.subscription import Subscription
 
@@ -32,7 +33,7 @@ async def set_subscription_auto_renew(
 ) -> SetSubscriptionAutoRenewPayload:
     result = await resolve.set_auto_renew(info.context, node_uuid(input.subscription_id, "Subscription"),
                                           input.auto_renew)
-    found = await info.context.loaders.entitlements.subscription.load(result.subscription_id)
+    found = await resolve_entitlements.subscription(info.context, result.subscription_id)
     return SetSubscriptionAutoRenewPayload(subscription=Subscription.from_record(found) if found else None,
                                            user_errors=user_errors(result.problems))
 

@@ -9,7 +9,7 @@ import asyncio
 import httpx
 import pytest
 
-from loaders.batcher import BatchLoader
+from loaders.dataloader import DataLoader
 from tests.test_seat_mutations import ALLOCATE, NORTHWIND, holders, ids_of, m
 
 # `allocations(first: 101)` is over the page limit: its error nulls the first `license`, and
@@ -50,7 +50,7 @@ async def test_cancelling_one_waiter_leaves_the_shared_load_to_the_others():
         await release.wait()
         return [k * 2 for k in keys]
 
-    loader = BatchLoader(batch)
+    loader = DataLoader(batch)
     first = asyncio.ensure_future(loader.load(21))
     second = asyncio.ensure_future(loader.load(21))
     await asyncio.sleep(0)
@@ -65,9 +65,9 @@ class _Escaping:
     """Stands in for the schema's `execute` only: raises what graphql-core never catches."""
 
     def __init__(self, schema, exc: BaseException) -> None:
-        self._schema, self._exc = schema._schema, exc
+        self.graphql_schema, self._exc = schema.graphql_schema, exc
 
-    async def execute(self, *args, **kwargs):
+    async def execute_document(self, *args, **kwargs):
         raise self._exc
 
 

@@ -19,7 +19,7 @@ from strawberry import relay
 from datasources.payments.client import PaymentsClient
 from gateway import persisted
 from gateway.app import EMULATOR_API_KEY
-from gateway.admission import parse_document
+from schema.documents import parse_cache_info
 from gateway.persisted import OperationRegistry
 from gateway.printed import printed_forms, stable_print
 from gateway.settings import DEFAULT_OPERATIONS_DIR, SettingsError, from_env
@@ -165,10 +165,10 @@ async def test_a_hash_hits_the_parse_cache_of_its_text(gateway):
     token = await gateway.login("admin@northwind.example")
     text = text_of("licenses.graphql")
     await gateway.post(text, token=token)
-    before = parse_document.cache_info()
+    before = parse_cache_info()
     response = await post_hash(gateway, sha(text), token=token)
     assert "errors" not in response.json()
-    after = parse_document.cache_info()
+    after = parse_cache_info()
     assert after.misses == before.misses and after.hits > before.hits
 
 

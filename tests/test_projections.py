@@ -1,4 +1,4 @@
-"""Subtrees built by PostgreSQL (`datasources.postgres.projections`) answer exactly what the
+"""Subtrees built by PostgreSQL (`planning.compile`, from the fields' declarations) answer exactly what the
 resolvers answer, for every kind of viewer, in fewer statements.
 
 Each request runs with the level executor, which hands licenses and accounts to SQL, and

@@ -13,7 +13,7 @@ import pytest
 from gateway.cost import actual_cost, operation_cost, query_cost
 from gateway.limits import LimitSettings
 from schema import build_schema
-from schema.documents import parse_document
+from schema.documents import document_of
 from tests.conftest import login_outcome
 
 # Nothing here changes the database but by signing in, save where a test says otherwise.
@@ -93,13 +93,13 @@ def test_a_cached_cost_is_the_cost_of_the_variables_sent(variables):
     schema = build_schema()._schema
     for name in ("A", "B", None, "C"):
         for _ in range(2):  # the second time from the cache
-            assert query_cost(schema, PAGED, name, variables) == operation_cost(
-                schema, parse_document(PAGED), name, variables), (name, variables)
+            assert query_cost(schema, document_of(PAGED), name, variables) == operation_cost(
+                schema, document_of(PAGED).node, name, variables), (name, variables)
 
 
 def test_page_sizes_sent_in_variables_change_the_cached_cost():
     schema = build_schema()._schema
-    costs = [query_cost(schema, PAGED, "A", {"n": n}) for n in (5, 50, 5, 5.0, True)]
+    costs = [query_cost(schema, document_of(PAGED), "A", {"n": n}) for n in (5, 50, 5, 5.0, True)]
     assert costs[0] == costs[2] < costs[1] and costs[3] != costs[0] and costs[4] < costs[0]
 
 
@@ -112,16 +112,16 @@ def test_nodes_costs_as_many_objects_as_the_ids_sent():
     each = 1 + 10  # the node, and an account's ~10 licenses
     for count in (1, 7, 100):
         ids = [f"id-{i}" for i in range(count)]
-        assert query_cost(schema, NODES, None, {"ids": ids}) == count * each
+        assert query_cost(schema, document_of(NODES), None, {"ids": ids}) == count * each
         literal = "{ nodes(ids: [%s]) { id ... on Account { licenses { id } } } }" % ", ".join(f'"{i}"' for i in ids)
-        assert query_cost(schema, literal, None, None) == count * each
-    assert query_cost(schema, NODES, None, {"ids": "one"}) == each  # a single value is a list of one
+        assert query_cost(schema, document_of(literal), None, None) == count * each
+    assert query_cost(schema, document_of(NODES), None, {"ids": "one"}) == each  # a single value is a list of one
 
 
 def test_lists_that_grow_with_the_organization_count_a_full_page():
     schema = build_schema()._schema
     query = "{ viewer { organization { creditPool { members { account { id } } pendingRequests { id } } } } }"
-    assert query_cost(schema, query, None, None) == 1 + 1 + 1 + 2 * 100 + 100
+    assert query_cost(schema, document_of(query), None, None) == 1 + 1 + 1 + 2 * 100 + 100
 
 
 @pytest.mark.reads_only(False)  # it writes

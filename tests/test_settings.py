@@ -140,7 +140,7 @@ def test_every_environment_variable_the_code_reads_is_in_the_table():
     passed_to_children = {"PYTHONPATH"}  # the emulator's child process, not a setting
     known = {s.env for s in SETTINGS} | set(OPENTELEMETRY_VARIABLES) | passed_to_children
     read: dict[str, str] = {}
-    for package in ("gateway", "auth", "datasources", "resolvers", "loaders", "schema"):
+    for package in ("gateway", "auth", "datasources", "resolvers", "planning", "loaders", "schema"):
         for path in (ROOT / package).rglob("*.py"):
             for name in re.findall(r"""(?:environ|env)(?:\.get\(|\[)\s*["']([A-Z][A-Z0-9_]+)["']""",
                                    path.read_text()):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from datasources.postgres.database import Executor, in_key_order
@@ -40,11 +41,19 @@ class Membership:
     joined_at: datetime
 
 
+def account_columns(alias: str = "", prefix: str = "") -> str:
+    """The columns of `Account`, from the record's fields: every statement reading accounts
+    selects them, so a column added to the record is read everywhere."""
+    return ", ".join((f"{alias}." if alias else "") + f.name + (f" AS {prefix}{f.name}" if prefix else "")
+                     for f in fields(Account))
+
+
+def account_from(row: Any, prefix: str = "") -> Account:
+    return Account(**{f.name: row[f"{prefix}{f.name}"] for f in fields(Account)})
+
+
 async def accounts_by_ids(db: Executor, ids: Sequence[UUID]) -> list[Account | None]:
-    rows = await db.fetch(
-        "SELECT id, customer_number, email, name, country FROM accounts WHERE id = ANY($1::uuid[])",
-        list(ids),
-    )
+    rows = await db.fetch(f"SELECT {account_columns()} FROM accounts WHERE id = ANY($1::uuid[])", list(ids))
     return in_key_order(ids, {r["id"]: Account(**r) for r in rows})
 
 

@@ -49,15 +49,6 @@ class UsagePeriod:
 
 
 @dataclass(frozen=True)
-class AccountUsage:
-    """An account's total usage in one organization (an account may have moved organizations)."""
-
-    account_id: UUID
-    organization_id: UUID
-    amount: int
-
-
-@dataclass(frozen=True)
 class Access:
     account_id: UUID
     organization_id: UUID
@@ -127,18 +118,6 @@ async def usage_periods_of_organizations(db: Executor, organization_ids: Sequenc
             WHERE g.organization_id = u.organization_id AND b.at <= u.used_at) AS p ON true
         WHERE u.organization_id = ANY($1::uuid[])
         GROUP BY u.organization_id, p.since""", organization_ids)
-
-
-async def usage_of_accounts(db: Executor, account_ids: Sequence[UUID]) -> list[AccountUsage]:
-    return await _all(db, AccountUsage, """
-        SELECT account_id, organization_id, sum(amount)::bigint AS amount FROM credit_usage
-        WHERE account_id = ANY($1::uuid[]) GROUP BY account_id, organization_id""", account_ids)
-
-
-async def access_by_account_ids(db: Executor, account_ids: Sequence[UUID]) -> list[Access | None]:
-    rows = await _all(db, Access, "SELECT account_id, organization_id, mode, quota FROM credit_access"
-                                  " WHERE account_id = ANY($1::uuid[])", account_ids)
-    return in_key_order(account_ids, {r.account_id: r for r in rows})
 
 
 async def pending_requests_of_organizations(db: Executor, organization_ids: Sequence[UUID]) -> list[CreditRequest]:

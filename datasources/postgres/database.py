@@ -109,6 +109,8 @@ class Database:
     def __init__(self, pool: asyncpg.Pool, *, acquire_timeout: float = ACQUIRE_TIMEOUT_SECONDS) -> None:
         self.pool = pool
         self.acquire_timeout = acquire_timeout
+        # Callers queued for a connection right now (a gauge: asyncpg keeps no public count).
+        self.waiting = 0
         # Query text -> column names, for merged reads (datasources/postgres/merging.py).
         self._columns: dict[str, tuple[str, ...]] = {}
 
@@ -146,12 +148,15 @@ class Database:
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection for the body; connection failures anywhere become DatabaseUnavailable."""
         acquired = self.pool.acquire(timeout=self.acquire_timeout)
+        self.waiting += 1
         try:
             conn = await acquired.__aenter__()
         except Exception as exc:
             if is_connection_failure(exc, acquiring=True):
                 raise _unavailable(exc) from exc
             raise
+        finally:
+            self.waiting -= 1
         try:
             yield conn
         except Exception as exc:

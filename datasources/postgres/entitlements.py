@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
+from typing import Any
 from uuid import UUID
 
 from datasources.paging import Page, Slice
@@ -138,13 +139,6 @@ async def licenses_by_ids(db: Executor, ids: Sequence[UUID]) -> list[License | N
     return in_key_order(ids, {r["id"]: License(**r) for r in rows})
 
 
-async def licenses_of_organizations(db: Executor, organization_ids: Sequence[UUID]) -> list[License]:
-    rows = await db.fetch(
-        f"{_LICENSE} JOIN products p ON p.id = l.product_id"
-        " WHERE l.organization_id = ANY($1::uuid[]) ORDER BY p.name, l.id", list(organization_ids))
-    return [License(**r) for r in rows]
-
-
 async def licenses_held_by_accounts(db: Executor, account_ids: Sequence[UUID]) -> list[tuple[UUID, License]]:
     """(account id, license) for every seat the accounts hold."""
     rows = await db.fetch(
@@ -154,14 +148,11 @@ async def licenses_held_by_accounts(db: Executor, account_ids: Sequence[UUID]) -
     return [(r["holder"], License(**{k: r[k] for k in r.keys() if k != "holder"})) for r in rows]
 
 
-async def allocation_counts(db: Executor, license_ids: Sequence[UUID]) -> list[int]:
-    rows = await db.fetch("SELECT license_id, count(*) AS n FROM allocations"
-                          " WHERE license_id = ANY($1::uuid[]) GROUP BY license_id", list(license_ids))
-    return in_key_order(license_ids, {r["license_id"]: r["n"] for r in rows}, default=0)
-
-
-async def allocation_pages(db: Executor, license_ids: Sequence[UUID], slice: Slice) -> list[Page[Allocation]]:
-    """One page of allocations for each license, in one statement (oldest first)."""
+async def allocation_pages(db: Executor, license_ids: Sequence[UUID], slice: Slice, condition: str = "true",
+                           parameters: Sequence[Any] = ()) -> list[Page[Allocation]]:
+    """One page of allocations for each license, in one statement (oldest first), of those that
+    pass `condition` (SQL over the allocation `a` and its license `l`, with `parameters` from $5),
+    and their number."""
     key = slice.key(("timestamptz", "uuid"))
     op, order = (">", "ASC") if not slice.backward else ("<", "DESC")
     rows = await db.fetch(
@@ -169,14 +160,16 @@ async def allocation_pages(db: Executor, license_ids: Sequence[UUID], slice: Sli
         # the page (505 counts of 4,000 rows for five full pages, 250 ms) instead of once a license.
         f"""SELECT wanted.id AS wanted, total.n AS total, page.*
             FROM unnest($1::uuid[]) AS wanted(id)
-            CROSS JOIN LATERAL (SELECT count(*) AS n FROM allocations c WHERE c.license_id = wanted.id) AS total
+            JOIN licenses l ON l.id = wanted.id
+            CROSS JOIN LATERAL (SELECT count(*) AS n FROM allocations a WHERE a.license_id = wanted.id
+                                AND {condition}) AS total
             LEFT JOIN LATERAL (
                 SELECT a.license_id, a.account_id, a.allocated_at, a.allocated_by FROM allocations a
-                WHERE a.license_id = wanted.id
+                WHERE a.license_id = wanted.id AND {condition}
                   AND ($2::text IS NULL OR (a.allocated_at, a.account_id) {op} ($2::text::timestamptz, $3::text::uuid))
                 ORDER BY a.allocated_at {order}, a.account_id {order} LIMIT $4) AS page ON true""",
         list(license_ids), None if key is None else key[0], None if key is None else key[1],
-        slice.limit + 1)
+        slice.limit + 1, *parameters)
     found: dict[UUID, list[Allocation]] = {i: [] for i in license_ids}
     totals: dict[UUID, int] = {}
     for r in rows:

@@ -22,7 +22,8 @@ class MemberRow:
     invitation_id: UUID | None
     email: str
     role: str
-    since: datetime  # joined, or invited
+    joined_at: datetime | None  # a member's
+    invited_at: datetime | None  # an invitee's
 
     @property
     def key_id(self) -> UUID:
@@ -87,7 +88,7 @@ def member_rows(organization: str, product: str, first: int | str | None = None,
     members = f"""
     SELECT m.organization_id, 'ACTIVE' AS status, m.account_id, NULL::uuid AS invitation_id,
            m.email, (SELECT a.name FROM accounts a WHERE a.id = m.account_id) AS name, m.role::text AS role,
-           m.joined_at AS since, m.account_id AS key_id
+           m.joined_at, NULL::timestamptz AS invited_at, m.account_id AS key_id
     FROM memberships m
     WHERE m.organization_id = {organization}
       AND ({product}::uuid IS NULL OR EXISTS (
@@ -95,7 +96,8 @@ def member_rows(organization: str, product: str, first: int | str | None = None,
             WHERE al.account_id = m.account_id AND l.organization_id = {organization} AND l.product_id = {product}))"""
     invited = f"""
     SELECT i.organization_id, 'INVITED' AS status, NULL::uuid AS account_id, i.id AS invitation_id, i.email AS email,
-           '' AS name, i.role::text AS role, i.created_at AS since, i.id AS key_id
+           '' AS name, i.role::text AS role, NULL::timestamptz AS joined_at, i.created_at AS invited_at,
+           i.id AS key_id
     FROM invitations i
     WHERE i.organization_id = {organization} AND {_PENDING} AND {product}::uuid IS NULL"""
     if first is not None:
@@ -133,7 +135,7 @@ async def members_page(db: Executor, query: MemberQuery, slice: Slice) -> Page[M
         args=[query.organization_id, _like(search) if search else None, search or "", query.product_id, query.role],
         key_columns=["email", "key_id"], key_types=["text", "uuid"], descending=False, slice=slice,
         row=lambda r: MemberRow(r["organization_id"], r["status"], r["account_id"], r["invitation_id"],
-                                r["email"], r["role"], r["since"]),
+                                r["email"], r["role"], r["joined_at"], r["invited_at"]),
         sort_key=member_key)
 
 

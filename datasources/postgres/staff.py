@@ -11,7 +11,7 @@ from uuid import UUID
 import asyncpg
 
 from datasources.paging import Page, Slice
-from datasources.postgres.accounts import Account, Membership, Organization
+from datasources.postgres.accounts import Account, Membership, Organization, account_columns, account_from
 from datasources.postgres.database import Executor
 from datasources.postgres.entitlements import License
 from datasources.postgres.organizations import _like
@@ -38,8 +38,8 @@ async def live_session(db: Executor, session_id: UUID) -> SessionStanding | None
     The account, its membership and organization come with it: nearly every request reads
     them next, and would otherwise spend a round of its own on them."""
     row = await db.fetchrow(
-        """SELECT s.id AS session_id, s.account_id, r.role AS staff_role,
-                  a.id AS found_account, a.customer_number, a.email, a.name, a.country,
+        f"""SELECT s.id AS session_id, s.account_id, r.role AS staff_role,
+                  {account_columns("a", "found_")},
                   m.organization_id, m.role::text AS member_role, m.joined_at,
                   o.name AS organization_name, o.payment_customer_id
            FROM sessions s
@@ -50,8 +50,7 @@ async def live_session(db: Executor, session_id: UUID) -> SessionStanding | None
            WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > now()""", session_id)
     if row is None:
         return None
-    account = (Account(row["found_account"], row["customer_number"], row["email"], row["name"], row["country"])
-               if row["found_account"] else None)
+    account = account_from(row, "found_") if row["found_id"] is not None else None
     member = row["organization_id"] is not None
     return SessionStanding(
         row["session_id"], row["account_id"], row["staff_role"], account,
@@ -106,11 +105,11 @@ def account_key(account: Account) -> tuple[object, ...]:
 async def search_accounts(db: Executor, search: str | None, slice: Slice) -> Page[Account]:
     """By email; `search` matches part of an email or name, or a customer number exactly."""
     return await fetch_page(
-        db, matching="""SELECT id, customer_number, email, name, country FROM accounts
+        db, matching=f"""SELECT {account_columns()} FROM accounts
                         WHERE $1::text IS NULL OR email ILIKE $1 OR name ILIKE $1 OR customer_number = upper($2)""",
         args=[_like(search) if search else None, search or ""], key_columns=["email", "id"],
         key_types=["text", "uuid"], descending=False, slice=slice,
-        row=lambda r: Account(r["id"], r["customer_number"], r["email"], r["name"], r["country"]),
+        row=account_from,
         sort_key=account_key)
 
 

@@ -1,51 +1,56 @@
-"""Which fields the level executor may hand to PostgreSQL whole (`datasources.postgres.projections`).
+"""Which fields the level executor may hand to PostgreSQL whole (`compile`).
 
-A field qualifies when it is one of `ENTRIES` and everything selected below it, at every
-depth, is something the datasource can build: then one statement answers the field for
-every object of the level, with its whole subtree. Anything else selected below it (an
-argument the datasource does not take, a field it does not know, a cursor) leaves the
-field to the resolvers, as before. So does a viewer the entry's own check refuses: the
-resolvers then report the error at its path.
+A field qualifies when its declaration (`declare`) says where a statement may start (an
+`Entry`) and everything selected below it, at every depth, is declared too: then one
+statement answers the field for every object of the level, with its whole subtree. Anything
+else selected below it (an argument the statement does not take, a field without a
+declaration, a cursor) leaves the field to the resolvers, as before. So does a viewer the
+entry's own check refuses: the resolvers then report the error at its path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import orjson
 from graphql import GraphQLError, GraphQLList, GraphQLNonNull, GraphQLObjectType
 from graphql.execution.collect_fields import FieldDetails
 from graphql.execution.values import get_argument_values
+from strawberry import relay
+from strawberry.schema.schema_converter import GraphQLCoreConverter
 
 from datasources.paging import DEFAULT_PAGE, MAX_PAGE, encode_cursor
-from datasources.postgres import projections as sql
-from resolvers.context import Context
-from resolvers.entitlements import EXPIRING_WITHIN
-from resolvers.permissions import may, reach
+from planning import compile as sql
+from planning import rights
+from planning.compile import timestamp
+from planning.declare import Column, Connection, Declaration, Expression, Relation, Table, declaration_of, table_of
 
 
-@dataclass(frozen=True)
-class Entry:
-    key: Callable[[Any], Any]  # the source's key for the statement (None: no object)
-    # The field's coordinate in the access table when it is checked per organization: the
-    # statement answers only when the viewer may read it on every source; the resolvers otherwise.
-    checked: str | None = None
+def _declaration(field_def: Any) -> Declaration | None:
+    field = field_def.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    return declaration_of(field) if field is not None else None
 
 
-async def _may_on_all(ctx: Context, coordinate: str, organizations: Sequence[Any]) -> bool:
-    return all([await may(ctx, coordinate, o.record.id) for o in organizations])
+def _table(type_: GraphQLObjectType) -> Table | None:
+    definition = type_.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    return table_of(definition.origin) if definition is not None else None
 
 
-ENTRIES: dict[tuple[str, str], Entry] = {
-    ("Account", "licenses"): Entry(key=lambda account: account.uuid),
-    ("Organization", "licenses"): Entry(key=lambda organization: organization.record.id,
-                                        checked="Organization.licenses"),
-    ("Organization", "members"): Entry(key=lambda organization: organization.record.id,
-                                       checked="Organization.members"),
-    ("Member", "account"): Entry(key=lambda member: member.account_id),
-}
+def _named(type_: Any) -> str:
+    return _object_type(type_).name
+
+
+def scalar_sql(type_: GraphQLObjectType, field_def: Any, declared: Column | Expression) -> str:
+    """A column or expression as the resolvers would serialize it: timestamps as isoformat()."""
+    text = f"{{t}}.{declared.name}" if isinstance(declared, Column) else declared.sql
+    return timestamp(text) if _named(field_def.type) == "DateTime" else text
+
+
+async def _may_on_all(ctx: Any, coordinate: str, organization_ids: Sequence[Any]) -> bool:
+    return all([await rights.may(ctx, coordinate, o) for o in organization_ids])
+
 
 Build = Callable[[list[Any]], Awaitable[list[Any] | None]]
 
@@ -53,35 +58,40 @@ Build = Callable[[list[Any]], Awaitable[list[Any] | None]]
 def projection(executor: Any, parent_type: GraphQLObjectType, name: str, field_def: Any,
                details: list[FieldDetails], info: Any) -> Build | None:
     """How to answer this field for a level in one statement; None if it cannot be."""
-    entry = ENTRIES.get((parent_type.name, name))
+    declared = _declaration(field_def)
+    entry = getattr(declared, "entry", None)
     if entry is None:
         return None
-    if sql.supports_page(parent_type.name, name):
-        shape: sql.Shape | sql.Page | None = _page(executor, field_def, details, name, cursors=True)
+    what: sql.Child | sql.Page | None
+    if isinstance(declared, Connection):
+        what = _page(executor, declared, field_def, details, cursors=True)
     elif details[0].node.arguments:
         return None
     else:
         shape = _shape(executor, _object_type(field_def.type), details)
-    if shape is None:
+        what = sql.Child(declared, shape) if shape is not None else None  # type: ignore[arg-type]
+    if what is None:
         return None
     # The statement's text stands for the shape in loader keys: hashed once, where a shape's
     # hash walks the whole tree for every key.
-    statement = sql.statement(parent_type.name, name, shape)
-    ctx: Context = info.context
+    statement = sql.statement(what)
+    key_of = attrgetter(entry.key)
+    ctx = info.context
 
     async def build(sources: list[Any]) -> list[Any] | None:
-        scope = await _scope(ctx)
-        if scope is None or (entry.checked is not None and not await _may_on_all(ctx, entry.checked, sources)):
+        keys = [key_of(source) for source in sources]
+        scope = await rights.scope(ctx)
+        if scope is None or (entry.checked is not None and not await _may_on_all(ctx, entry.checked, keys)):
             return None
-        keys = [entry.key(source) for source in sources]
         wanted = [k for k in keys if k is not None]
-        built = dict(zip(wanted, await ctx.loaders.entitlements.projected.load_all(
-            [(statement, scope, k) for k in wanted])))
+        parameters = scope.parameters()
+        built = dict(zip(wanted, await ctx.loaders.statements.values.load_all(
+            [(statement, parameters, k) for k in wanted])))
         out = []
         for k in keys:
             value = None if k is None or built[k] is None else orjson.loads(built[k])
-            if isinstance(shape, sql.Page) and value is not None:
-                _fill_cursors(shape, value, [encode_cursor(key) for key in value.pop(sql.CURSOR_KEYS)])
+            if isinstance(what, sql.Page) and value is not None:
+                _fill_cursors(what, value, [encode_cursor(key) for key in value.pop(sql.CURSOR_KEYS)])
             out.append(value)
         return out
 
@@ -104,17 +114,6 @@ def _fill_cursors(page: sql.Page, value: dict[str, Any], cursors: list[str]) -> 
                     value[key][info_key] = cursors[-1] if cursors else None
 
 
-async def _scope(ctx: Context) -> sql.Scope | None:
-    """The viewer's rights as the datasource applies them, from the access table's rows for
-    other people's accounts and for all of a license's seats; None for an anonymous viewer
-    (the resolvers refuse them)."""
-    if ctx.viewer.account_id is None and ctx.viewer.service is None:
-        return None
-    accounts, seats = await reach(ctx, "Account"), await reach(ctx, "License.allocations")
-    return sql.Scope(ctx.viewer.account_id, accounts.everywhere, accounts.organization, seats.everywhere,
-                     seats.organization, EXPIRING_WITHIN)
-
-
 def _object_type(type_: Any) -> Any:
     while isinstance(type_, (GraphQLNonNull, GraphQLList)):
         type_ = type_.of_type
@@ -124,6 +123,7 @@ def _object_type(type_: Any) -> Any:
 def _shape(executor: Any, type_: Any, details: list[FieldDetails]) -> sql.Shape | None:
     if not isinstance(type_, GraphQLObjectType):
         return None
+    table = _table(type_)
     fields: list[tuple[str, sql.Part]] = []
     for key, field_details in executor.collect_subfields(type_, details).grouped_field_set.items():
         node = field_details[0].node
@@ -134,15 +134,18 @@ def _shape(executor: Any, type_: Any, details: list[FieldDetails]) -> sql.Shape 
         field_def = type_.fields.get(name)
         if field_def is None:
             return None
-        if sql.supports_page(type_.name, name):
-            part = _page(executor, field_def, field_details, name)
+        declared = _declaration(field_def)
+        if isinstance(declared, Connection):
+            part: sql.Part | None = _page(executor, declared, field_def, field_details)
         elif node.arguments:
             return None
-        elif sql.supports_scalar(type_.name, name):
-            part = sql.Scalar(name)
-        elif sql.supports_relation(type_.name, name):
+        elif name == "id" and table is not None and _is_node_id(field_def):
+            part = sql.Scalar(table.node_id_sql(type_.name))
+        elif isinstance(declared, (Column, Expression)):
+            part = sql.Scalar(scalar_sql(type_, field_def, declared))
+        elif isinstance(declared, Relation):
             child = _shape(executor, _object_type(field_def.type), field_details)
-            part = sql.Child(name, child) if child is not None else None
+            part = sql.Child(declared, child) if child is not None else None
         else:
             return None
         if part is None:
@@ -150,10 +153,10 @@ def _shape(executor: Any, type_: Any, details: list[FieldDetails]) -> sql.Shape 
         fields.append((key, part))
     if len(fields) > 50:  # json_build_object takes at most 100 arguments
         return None
-    return sql.Shape(type_.name, tuple(fields))
+    return sql.Shape(type_.name, tuple(fields), table.lets if table is not None else ())
 
 
-def _page(executor: Any, field_def: Any, details: list[FieldDetails], name: str,
+def _page(executor: Any, declared: Connection, field_def: Any, details: list[FieldDetails],
           cursors: bool = False) -> sql.Page | None:
     """A first page from the start, with `first` and no other argument; its cursors only where
     the caller can make them (`cursors`)."""
@@ -199,7 +202,7 @@ def _page(executor: Any, field_def: Any, details: list[FieldDetails], name: str,
             parts.append(("pageInfo", key, tuple(wanted)))
         else:
             return None
-    return sql.Page(name, first, tuple(parts))
+    return sql.Page(declared, first, tuple(parts))
 
 
 def _edge(executor: Any, edge_type: Any, details: list[FieldDetails], cursors: bool) -> tuple[str, tuple] | None:
@@ -216,3 +219,9 @@ def _edge(executor: Any, edge_type: Any, details: list[FieldDetails], cursors: b
         else:
             return None
     return edge_type.name, tuple(parts)
+
+
+def _is_node_id(field_def: Any) -> bool:
+    """relay.Node's own `id`: the type's key, encoded (`ids`)."""
+    field = field_def.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    return field is not None and field.origin is relay.Node and field.python_name == "_id"
