@@ -15,6 +15,9 @@ import pytest
 from gateway.settings import SettingsError, from_env
 from tests.test_serve import clean_env, command, free_port, start, stop
 
+# Nothing here changes the database but by signing in.
+pytestmark = pytest.mark.reads_only
+
 PORTAL = "https://portal.example.com"
 ELSEWHERE = "https://evil.example"
 VIEWER = "{ viewer { email } }"

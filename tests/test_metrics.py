@@ -16,6 +16,9 @@ from gateway.metrics import OTHER, OperationLabels
 from gateway.settings import DEFAULT_OPERATIONS_DIR
 from tests.test_serve import clean_env, command, free_port
 
+# Nothing here changes the database but by signing in.
+pytestmark = pytest.mark.reads_only
+
 DASHBOARD = (DEFAULT_OPERATIONS_DIR / "dashboard.graphql").read_text()
 INVOICES = (DEFAULT_OPERATIONS_DIR / "invoices.graphql").read_text()
 VIEWER = "query WhoAmI { viewer { id name } }"
