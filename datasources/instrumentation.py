@@ -96,18 +96,37 @@ def loader_batch(batch_load_fn: Callable[..., Any], size: int) -> AbstractContex
 
 
 def _describe(fn: Any) -> str:
-    """The datasource function behind a batch function, for span attributes: loaders pass
-    `partial(read, db)`, or a closure (loaders.base) over such a partial."""
-    while isinstance(fn, partial):
-        fn = fn.func
-    for cell in getattr(fn, "__closure__", None) or ():
-        try:
-            inner = cell.cell_contents
-        except ValueError:  # an empty cell
-            continue
-        if isinstance(inner, partial):
-            return _describe(inner)
-    return getattr(fn, "__qualname__", type(fn).__name__)
+    """The datasource function behind a batch function, for span attributes, as `module.name`:
+    loaders pass `partial(read, db)`, a partial of their own helper over such a partial, or a
+    closure (loaders.base) over one."""
+    found = _datasource_function(fn, 4)
+    if found is None:
+        found = fn
+        while isinstance(found, partial):
+            found = found.func
+    module = getattr(found, "__module__", None) or ""
+    name = getattr(found, "__qualname__", type(found).__name__)
+    return f"{module.rsplit('.', 1)[-1]}.{name}" if module else name
+
+
+def _datasource_function(fn: Any, depth: int) -> Any:
+    if depth == 0:
+        return None
+    if isinstance(fn, partial):
+        inside: list[Any] = [fn.func, *fn.args]
+    elif (getattr(fn, "__module__", None) or "").startswith("datasources."):
+        return fn
+    else:
+        inside = []
+        for cell in getattr(fn, "__closure__", None) or ():
+            try:
+                inside.append(cell.cell_contents)
+            except ValueError:  # an empty cell
+                continue
+    for each in inside:
+        if callable(each) and (found := _datasource_function(each, depth - 1)) is not None:
+            return found
+    return None
 
 
 class provider_call:  # noqa: N801 - used as a context manager, like contextlib's

@@ -60,7 +60,10 @@ async def test_spans_for_the_operation_its_loader_batches_and_provider_calls(app
         assert by_id[call.parent.span_id].name == "dataloader.batch"  # billing reads go through loaders
         assert call.attributes["payments.kind"] == "read"
     names = {s.attributes["dataloader.function"] for s in batches}
-    assert "memberships_by_account_ids" in names or "accounts_by_ids" in names
+    # Each batch is named for the datasource function it runs: the compiled statements
+    # (planning's, run by datasources.postgres.statements) and the organization's reads.
+    assert "statements.values" in names or "statements.records" in names
+    assert "credits.grants_of_organizations" in names
 
 
 async def test_an_app_without_tracing_makes_no_spans(gateway, exporter):
