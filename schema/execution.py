@@ -48,7 +48,7 @@ class Fallback(Exception):
 
 
 class LevelExecutor(StrawberryGraphQLCoreExecutionContext):
-    # Tests turn it off to compare both executions on the same requests.
+    # Off in schema.ReferenceExecution: graphql-core alone, what the tests compare this executor with.
     enabled = True
 
     def execute_operation(self, serially: bool | None = None) -> Any:
