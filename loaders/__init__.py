@@ -29,6 +29,8 @@ _GROUPS: dict[str, Callable[[MergingReader, PaymentsClient | None], Any]] = {
 }
 # The groups whose loaders call the payment provider.
 _PROVIDER_GROUPS = frozenset({"billing"})
+_DATABASE_GROUPS = frozenset(_GROUPS) - _PROVIDER_GROUPS
+Mark = dict[DataLoader, frozenset[Any]]
 
 
 class Loaders:
@@ -64,20 +66,24 @@ class Loaders:
 
     def clear_all(self) -> None:
         """Forgets everything loaded so far: after a write, the next read sees the new state."""
-        self._clear(_GROUPS)
+        for loader in self._loaders(_GROUPS):
+            loader.clear_all()
 
-    def clear_database_reads(self) -> None:
-        """Forgets what was read from PostgreSQL, keeping the payment provider's answers: a
-        second execution of the same query then reads the database as a first one would, and
-        waits for a slow provider only once."""
-        self._clear([name for name in _GROUPS if name not in _PROVIDER_GROUPS])
+    def database_mark(self) -> Mark:
+        """What the PostgreSQL loaders hold now (the session's primed rows, say), for
+        `forget_database_reads_since`."""
+        return {loader: loader.cached_keys() for loader in self._loaders(_DATABASE_GROUPS)}
 
-    def _clear(self, names: Any) -> None:
-        for name, group in vars(self).items():
-            if name in names:
-                for found in vars(group).values():
-                    if isinstance(found, DataLoader):
-                        found.clear_all()
+    def forget_database_reads_since(self, mark: Mark) -> None:
+        """Forgets what was read from PostgreSQL since `mark`, keeping the payment provider's
+        answers: a second execution of the same query then reads the database as a first one
+        would, and waits for a slow provider only once."""
+        for loader in self._loaders(_DATABASE_GROUPS):
+            loader.keep_only(mark.get(loader, frozenset()))
+
+    def _loaders(self, names: Any) -> list[DataLoader]:
+        return [found for name, group in vars(self).items() if name in names
+                for found in vars(group).values() if isinstance(found, DataLoader)]
 
 
 def create_loaders(db: Database, payments: PaymentsClient | None) -> Loaders:

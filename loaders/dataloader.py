@@ -66,6 +66,15 @@ class DataLoader(Generic[K, V]):
         self._cache.clear()
         return self
 
+    def cached_keys(self) -> frozenset[K]:
+        return frozenset(self._cache)
+
+    def keep_only(self, keys: frozenset[K]) -> DataLoader[K, V]:
+        """Forgets every cached key but `keys`."""
+        if len(self._cache) != len(keys):
+            self._cache = {key: future for key, future in self._cache.items() if key in keys}
+        return self
+
     @property
     def queued(self) -> int:
         """Keys asked for and not yet sent."""

@@ -12,7 +12,8 @@ It handles only the happy path. An error anywhere (a resolver raising, a null wh
 schema forbids one, a value of the wrong type) hands the whole operation to graphql-core's
 own execution, which reports it with its path exactly as it always has. Only queries come
 here, so running the operation again changes nothing. The second run reads PostgreSQL
-afresh, so that graphql-core answers exactly as it does alone, errors and their order
+afresh (what was primed before the first, the session's rows, stays), so that graphql-core
+answers exactly as it does alone, errors and their order
 included; the payment provider's answers (failures included, see `loaders.dataloader`)
 are kept, so a slow provider is waited for once.
 """
@@ -58,6 +59,8 @@ class LevelExecutor(StrawberryGraphQLCoreExecutionContext):
         return self._by_level(serially)
 
     async def _by_level(self, serially: bool | None) -> Any:
+        loaders = self.context_value.loaders
+        mark = loaders.database_mark()
         try:
             data = await self._root()
         except Exception:  # noqa: BLE001 - anything at all: graphql-core reports it properly
@@ -66,7 +69,7 @@ class LevelExecutor(StrawberryGraphQLCoreExecutionContext):
             # With the attempt's reads cached, graphql-core's resolvers would finish in another
             # order than on a first execution, and it would list other errors, or the same in
             # another order, than it does alone (tests/test_paths_agree.py).
-            self.context_value.loaders.clear_database_reads()
+            loaders.forget_database_reads_since(mark)
             result = super().execute_operation(serially)
             return await result if self.is_awaitable(result) else result
         record_executor("levels")

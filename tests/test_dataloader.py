@@ -90,3 +90,14 @@ async def test_loaders_of_a_request_asked_at_different_depths_dispatch_in_one_ro
     results = await asyncio.gather(accounts.load(1), deeper(2, 1), deeper(3, 3))
     assert results == [10, 20, 30]
     assert accounts_batch.calls == [[1]] and licenses_batch.calls == [[2, 3]]
+
+
+async def test_keep_only_forgets_what_was_loaded_after_a_mark_and_keeps_what_was_primed():
+    batch = Recorded()
+    loader = DataLoader(batch)
+    loader.prime(7, "primed")
+    mark = loader.cached_keys()
+    assert await loader.load_all([1, 7]) == [10, "primed"]
+    loader.keep_only(mark)
+    assert await loader.load_all([1, 7]) == [10, "primed"]
+    assert batch.calls == [[1], [1]]  # 1 was read again; 7 never was
