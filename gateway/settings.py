@@ -96,6 +96,13 @@ class Settings:
     # Which executor answers queries (schema.EXECUTORS): "levels", or "graphql-core" alone, which the
     # tests run every behavioural test under too. Not read from the environment: production has one.
     executor: str = "levels"
+    # Live events (issue 17): how long the event log keeps events (`after` resumes within it),
+    # subscriptions one WebSocket or one viewer may hold, and how often the scheduler looks for
+    # time-based events (expiries, a low credit pool).
+    event_retention_days: float = 7.0
+    max_subscriptions_per_connection: int = 20
+    max_subscriptions_per_viewer: int = 50
+    scheduler_interval_seconds: float = 60.0
 
     @property
     def production(self) -> bool:
@@ -229,6 +236,14 @@ SETTINGS: tuple[Setting, ...] = (
             default_doc="unset: `/metrics` on the public port in development, nowhere in production"),
     Setting("METRICS_TOKEN", "metrics_token", StrongSecret(),
             "every scrape of `/metrics` must send `Authorization: Bearer <token>`", default_doc="unset: none asked"),
+    Setting("EVENT_RETENTION_DAYS", "event_retention_days", Seconds(3650),
+            "days the event log keeps events; a subscription resumes with `after` within this window"),
+    Setting("MAX_SUBSCRIPTIONS_PER_CONNECTION", "max_subscriptions_per_connection", Integer(1, 10_000),
+            "live subscriptions one WebSocket may hold at once; more are refused"),
+    Setting("MAX_SUBSCRIPTIONS_PER_VIEWER", "max_subscriptions_per_viewer", Integer(1, 100_000),
+            "live subscriptions one account or service token may hold at once in this process"),
+    Setting("SCHEDULER_INTERVAL_SECONDS", "scheduler_interval_seconds", Seconds(24 * 3600),
+            "how often the scheduler (on one process at a time) looks for expiries and low credit pools"),
     Setting("GATEWAY_TRACING", "tracing", Flag(),
             "OpenTelemetry spans through a tracer provider set up elsewhere (the OTEL_* variables also "
             "turn tracing on; see Observability)"),
