@@ -94,6 +94,8 @@ ROWS: tuple[Row, ...] = (
              ("allocateLicense", "revokeLicense")),
     _changes("credit access", "Set members' cloud-credit access (disabled, unlimited, a quota).", (MANAGER,),
              ("setCreditAccess",)),
+    _changes("credit alert", "Set the credit pool balance at or under which the OWNER and ADMINs are warned.",
+             (MANAGER,), ("setCreditPoolAlert",)),
     _changes("credit requests", "Ask the organization's OWNER and ADMINs for more cloud credits.", (MEMBER, MANAGER),
              ("requestCredits",)),
     _changes("subscription changes", "Switch a subscription's auto-renew on or off.", (MANAGER,),
@@ -101,9 +103,9 @@ ROWS: tuple[Row, ...] = (
     _changes("billing changes", "Pay invoices and the balance, add, remove and choose cards, change billing details.",
              (MANAGER,), ("payInvoice", "payOutstandingBalance", "addPaymentMethod", "setDefaultPaymentMethod",
                           "removePaymentMethod", "updateBillingInfo")),
-    _changes("own account", "Change your own name, country and password, and sign out: every signed-in account "
-             "(staff too, a customer in no organization too).", ACCOUNT_KINDS,
-             ("updateProfile", "changePassword", "logout")),
+    _changes("own account", "Change your own name, country, password and which notification mails you get, and "
+             "sign out: every signed-in account (staff too, a customer in no organization too).", ACCOUNT_KINDS,
+             ("updateProfile", "changePassword", "updateNotificationPreferences", "logout")),
     _row("signing in", "Sign in, trade a refresh token, accept an invitation: the credential is in the input, "
          "whoever sends it.", PRINCIPALS, ("login", "refreshToken", "acceptInvitation")),
 )

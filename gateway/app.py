@@ -25,6 +25,7 @@ from gateway.request_log import install_handler as install_request_log
 from gateway.tracing import load_tracer
 from gateway.persisted import load_operations
 from gateway.ratelimit import LocalBuckets, RedisBuckets
+from gateway.scheduler import Scheduler
 from gateway.services import Services, resolver_config
 from gateway.settings import Settings
 from gateway.webhooks import payment_webhook
@@ -45,7 +46,8 @@ def create_app(settings: Settings) -> Starlette:
         db = await Database.connect(settings.database_url, max_size=settings.db_pool_max_size,
                                     acquire_timeout=settings.db_acquire_timeout_seconds,
                                     connect_timeout=settings.db_connect_timeout_seconds,
-                                    command_timeout=settings.db_command_timeout_seconds)
+                                    command_timeout=settings.db_command_timeout_seconds,
+                                    portal_url=settings.portal_url)
         payments = PaymentsClient(settings.stripe_api_key or EMULATOR_API_KEY,
                                   api_base=settings.stripe_api_base,
                                   timeout_seconds=settings.provider_timeout_seconds,
@@ -64,6 +66,9 @@ def create_app(settings: Settings) -> Starlette:
         install_request_log()
         background = [asyncio.create_task(Mailer(db, settings.data_dir / "mail", settings.smtp_url).run()),
                       asyncio.create_task(metrics.share())]
+        app.state.scheduler = Scheduler(db, settings) if settings.run_scheduler else None
+        if app.state.scheduler is not None:
+            background.append(asyncio.create_task(app.state.scheduler.run()))
         try:
             yield
         finally:

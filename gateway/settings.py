@@ -103,6 +103,10 @@ class Settings:
     max_subscriptions_per_connection: int = 20
     max_subscriptions_per_viewer: int = 50
     scheduler_interval_seconds: float = 60.0
+    # Whether this app runs the scheduler loop (gateway/scheduler.py). Not read from the environment:
+    # every `serve` runs it (one process at a time holds its lock); the tests' in-process apps
+    # switch it off, so that seeded expiries do not turn into events and mail under other tests.
+    run_scheduler: bool = True
 
     @property
     def production(self) -> bool:

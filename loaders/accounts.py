@@ -8,9 +8,9 @@ from uuid import UUID
 
 from loaders.dataloader import DataLoader
 
-from datasources.postgres import accounts
+from datasources.postgres import accounts, notifications
 from datasources.postgres.database import Database
-from loaders.base import loader
+from loaders.base import grouped_loader, loader
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,7 @@ class AccountLoaders:
     organization: DataLoader  # organization id -> Organization | None
     membership: DataLoader  # account id -> Membership | None
     organization_of: DataLoader  # account id -> the Organization it belongs to | None
+    notification_preferences: DataLoader  # account id -> [Preference] (the choices that differ from the default)
 
 
 def create(db: Database) -> AccountLoaders:
@@ -27,6 +28,8 @@ def create(db: Database) -> AccountLoaders:
         organization=loader(partial(accounts.organizations_by_ids, db)),
         membership=loader(partial(accounts.memberships_by_account_ids, db)),
         organization_of=loader(partial(accounts.organizations_of_accounts, db)),
+        notification_preferences=grouped_loader(partial(notifications.preferences_of_accounts, db),
+                                                lambda row: row.account_id),
     )
 
 

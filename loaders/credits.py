@@ -22,6 +22,7 @@ class CreditLoaders:
     usage: DataLoader  # usage id -> Usage | None
     usage_page: DataLoader  # (organization id, Slice) -> Page[Usage], newest first
     members: DataLoader  # organization id -> [Member]
+    pool_alert: DataLoader  # organization id -> PoolAlert | None
 
 
 def create(db: Database) -> CreditLoaders:
@@ -36,4 +37,5 @@ def create(db: Database) -> CreditLoaders:
         # A page is one organization's with its own arguments: one statement per distinct key.
         usage_page=each_loader(lambda key: data.usage_page(db, *key)),
         members=grouped_loader(partial(data.members_of_organizations, db), by_organization),
+        pool_alert=loader(partial(data.pool_alerts_of_organizations, db)),
     )

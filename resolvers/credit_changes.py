@@ -7,6 +7,9 @@ IDs are all NOT_IN_ORGANIZATION at their index. Setting the access a member alre
 success that writes, mails and audits nothing for that member.
 
 `request_credits` is for any member: the request is stored and every OWNER and ADMIN is mailed.
+
+`set_credit_pool_alert` is for the OWNER and ADMINs: the pool balance at or under which the
+scheduler reports CREDIT_POOL_LOW (and mails them, resolvers/notifications.py), or none.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from uuid import UUID
 
 import asyncpg
 
-from datasources.errors import Forbidden
+from datasources.errors import Forbidden, NotFound
 from datasources.postgres import credit_changes
 from datasources.postgres import credits as data
 from datasources.postgres.credit_changes import Recipient
@@ -25,10 +28,13 @@ from planning.sources import DEFAULT_CREDIT_MODE
 from resolvers.permissions import viewer_membership
 from resolvers.seats import account_count_problem, not_member
 from resolvers.user_errors import Problem
-from resolvers.writes import after_write, audit_refusal, audit_success, require_change, require_change_in, send_mail
+from resolvers.writes import (NOT_FOUND, after_write, audit_refusal, audit_success, require_change, require_change_in,
+                              send_mail)
 
 SET_ACCESS = "credits.set_access"
 REQUEST = "credits.request"
+SET_ALERT = "credits.set_alert"
+MAX_ALERT_THRESHOLD = 1_000_000_000
 MODES = ("DISABLED", "UNLIMITED", "QUOTA")
 MAX_REQUEST = 1_000_000
 MAX_NOTE_LENGTH = 1000
@@ -167,3 +173,41 @@ async def request_credits(ctx: Context, amount: int, note: str) -> RequestResult
                             target=f"CloudCreditRequest:{request.id}", details={"amount": amount})
     after_write(ctx)
     return RequestResult(request=request)
+
+
+@dataclass(frozen=True)
+class AlertResult:
+    organization_id: UUID | None
+    problems: list[Problem] = field(default_factory=list)
+
+
+def alert_problems(threshold: int | None) -> list[Problem]:
+    if threshold is not None and not 0 <= threshold <= MAX_ALERT_THRESHOLD:
+        return [Problem(("input", "threshold"), f"A threshold is 0 to {MAX_ALERT_THRESHOLD:,} credits (whole "
+                                                "credits, not money); null turns the alert off.", "INVALID")]
+    return []
+
+
+async def set_credit_pool_alert(ctx: Context, organization_id: UUID | None, threshold: int | None) -> AlertResult:
+    """Sets (or with None, switches off) the threshold. Setting the one already set changes,
+    audits and reports nothing."""
+    await require_change(ctx, "setCreditPoolAlert")
+    if organization_id is None:
+        raise NotFound(NOT_FOUND)
+    await require_change_in(ctx, "setCreditPoolAlert", organization_id)
+    target = f"Organization:{organization_id}"
+    problems = alert_problems(threshold)
+    if problems:
+        await audit_refusal(ctx, organization_id=organization_id, action=SET_ALERT, target=target, problems=problems)
+        return AlertResult(organization_id, problems)
+    async with ctx.db.transaction() as conn:
+        found = await credit_changes.set_low_threshold(conn, organization_id, threshold)
+        if found is None:
+            raise NotFound(NOT_FOUND)
+        changed, before = found
+        if changed:
+            await audit_success(conn, ctx, organization_id=organization_id, action=SET_ALERT, target=target,
+                                details={"threshold": threshold, "before": before})
+    if changed:
+        after_write(ctx)
+    return AlertResult(organization_id)

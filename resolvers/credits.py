@@ -125,6 +125,11 @@ async def credit_accesses(ctx: Context, account_ids: Sequence[UUID]) -> list[Acc
     return out
 
 
+async def low_balance_threshold(ctx: Context, organization_id: UUID) -> int | None:
+    found = await ctx.loaders.credits.pool_alert.load(organization_id)
+    return found.threshold if found else None
+
+
 async def members(ctx: Context, organization_id: UUID) -> list[Account]:
     found = await ctx.loaders.credits.members.load(organization_id)
     return [a for a in await visible_accounts(ctx, [m.account_id for m in found]) if a is not None]

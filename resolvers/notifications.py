@@ -1,13 +1,199 @@
-"""Mail for events a person would want to hear about, as each account chose."""
+"""Mail for events a person would want to hear about, as each account chose.
+
+Which kinds mail (MAIL_KINDS), to whom, and by default:
+- organization kinds go to the organization's OWNER and ADMINs, on by default for them; a
+  MEMBER gets none of them;
+- CREDIT_REQUEST_RESOLVED goes to the member who asked, on by default for every role.
+Each account may turn any kind it can receive off or on (`updateNotificationPreferences`); only
+choices that differ from the role's default are stored, so a member promoted to ADMIN starts
+receiving the managers' mail unless they turned it off.
+
+`mail_for` runs inside the transaction that records the event (resolvers/events.publish): the
+mail is queued in the outbox only if the change commits.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
+
 import asyncpg
 
+from datasources.errors import Forbidden
+from datasources.postgres import notifications as data
 from datasources.postgres.events import Event
+from resolvers.context import Context
+from resolvers.invoice_pdf import money
+from resolvers.permissions import viewer_membership
+from resolvers.user_errors import Problem
+from resolvers.writes import after_write, require_own_change, send_mail
+
+UPDATE = "updateNotificationPreferences"
+MANAGER_ROLES = ("OWNER", "ADMIN")
+ALL_ROLES = ("OWNER", "ADMIN", "MEMBER")
+# The kinds that mail, with what the mail says; the GraphQL enum NotificationKind is made from it.
+MAIL_KINDS: dict[str, str] = {
+    "LICENSE_EXPIRING": "A license of the organization expires in 30, 7 or 1 days.",
+    "LICENSE_EXPIRED": "A license of the organization has expired.",
+    "INVOICE_PAYMENT_FAILED": "A payment of one of the organization's invoices failed.",
+    "CREDIT_POOL_LOW": "The organization's cloud credits fell to the alert threshold its admins set.",
+    "INVITATION_ACCEPTED": "Someone accepted an invitation and joined the organization.",
+    "CREDIT_REQUEST_RESOLVED": "Your own request for more cloud credits was answered.",
+}
+OWN_KINDS = frozenset({"CREDIT_REQUEST_RESOLVED"})  # to the account the event is about
+SERVICE_HAS_NONE = "Notification preferences belong to accounts; a service token has none."
+
+
+def on_by_default_for(kind: str) -> tuple[str, ...]:
+    """The roles that receive `kind` unless they turned it off."""
+    return ALL_ROLES if kind in OWN_KINDS else MANAGER_ROLES
+
+
+def receives(kind: str, role: str | None) -> bool:
+    """Whether an account of `role` (None: in no organization) is ever mailed about `kind`."""
+    return role is not None and (kind in OWN_KINDS or role in MANAGER_ROLES)
+
+
+@dataclass(frozen=True)
+class Choice:
+    kind: str
+    mail: bool  # mailed about it now
+    by_default: bool  # what the account's role gets unless it chooses otherwise
+    applies: bool  # whether the account receives this kind at all in its role
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    choices: list[Choice] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def _choices(role: str | None, stored: dict[str, bool]) -> list[Choice]:
+    out = []
+    for kind in MAIL_KINDS:
+        default = role in on_by_default_for(kind)
+        applies = receives(kind, role)
+        out.append(Choice(kind, applies and stored.get(kind, default), default, applies))
+    return out
+
+
+async def _role_and_stored(ctx: Context, account_id: UUID) -> tuple[str | None, dict[str, bool]]:
+    # Both loads are queued before the first await: one round.
+    stored = ctx.loaders.accounts.notification_preferences.load(account_id)
+    membership = await viewer_membership(ctx)
+    return (membership.role if membership else None), {p.kind: p.mail for p in await stored}
+
+
+async def preferences(ctx: Context) -> list[Choice]:
+    """The viewer's own, every mailable kind in MAIL_KINDS order."""
+    if ctx.viewer.service is not None:
+        raise Forbidden(SERVICE_HAS_NONE)
+    account_id = await require_own_change(ctx, UPDATE)  # whoever may change them may read them
+    return _choices(*await _role_and_stored(ctx, account_id))
+
+
+async def update_preferences(ctx: Context, chosen: list[tuple[str, bool]]) -> UpdateResult:
+    """Sets the viewer's own choices; every kind left out keeps its choice. Refused whole, with
+    nothing stored, when a kind is named twice or turned on for an account that never
+    receives it."""
+    account_id = await require_own_change(ctx, UPDATE)
+    role, _ = await _role_and_stored(ctx, account_id)
+    problems = []
+    seen: set[str] = set()
+    for index, (kind, mail) in enumerate(chosen):
+        path = ("input", "mail", str(index), "kind")
+        if kind not in MAIL_KINDS:  # the enum admits only these; kept for callers other than GraphQL
+            problems.append(Problem(path, "Not a kind of notification mail.", "INVALID"))
+        elif kind in seen:
+            problems.append(Problem(path, "Name each kind at most once.", "INVALID"))
+        elif mail and not receives(kind, role):
+            who = "members of an organization" if kind in OWN_KINDS else "the organization's OWNER and ADMINs"
+            problems.append(Problem(path, f"Only {who} receive this mail.", "NOT_ALLOWED"))
+        seen.add(kind)
+    if problems:
+        return UpdateResult(choices=await preferences(ctx), problems=problems)
+    if chosen:
+        async with ctx.db.transaction() as conn:
+            await data.save_preferences(conn, account_id, dict(chosen),
+                                        {kind: role in on_by_default_for(kind) for kind in MAIL_KINDS})
+        after_write(ctx)
+    return UpdateResult(choices=await preferences(ctx))
 
 
 async def mail_for(conn: asyncpg.Connection, event: Event) -> None:
     """Queues, in the event's transaction, the mail its recipients chose to receive."""
-    # Preferences and the mail itself come with the notifications work (issue 17).
-    return None
+    if event.type not in MAIL_KINDS:
+        return
+    facts = event.data
+    own = event.type in OWN_KINDS
+    found = await data.recipients(
+        conn, event.type, organization_id=event.organization_id, account_id=event.account_id, to_managers=not own,
+        on_by_default_for=on_by_default_for(event.type), license_id=_uuid(facts.get("license_id")),
+        subject_account_id=_uuid(facts.get("account_id")), request_id=_uuid(facts.get("request_id")))
+    for recipient in found:
+        subject, text, path = _compose(event, recipient)
+        link = (f"{recipient.portal_url}{path}" if recipient.portal_url else "the portal")
+        settings = (f"{recipient.portal_url}{PREFERENCES_PATH}" if recipient.portal_url
+                    else "the portal's Account menu")
+        await send_mail(conn, to=recipient.email, subject=" ".join(subject.split()),
+                        body=f"Hello {recipient.name},\n\n{text}\n\nSee it in {link}\n\n"
+                             f"You get this mail because of your notification preferences; change them in "
+                             f"{settings}\n")
+
+
+PREFERENCES_PATH = "/account/notifications"
+
+
+def _compose(event: Event, to: data.Recipient) -> tuple[str, str, str]:
+    """The subject, the message and the portal path it points to."""
+    facts, organization = event.data, to.organization_name
+    product = to.product_name or "A license"
+    if event.type == "LICENSE_EXPIRING":
+        days = int(facts.get("days_left") or 0)
+        when = f"{days} day{'s' if days != 1 else ''}"
+        return (f"{product} at {organization} expires in {when}",
+                f"The {product} license of {organization} expires on {_day(facts.get('expires_at'))}, in {when}. "
+                "Renew it before then to keep its seats working.", "/licensing")
+    if event.type == "LICENSE_EXPIRED":
+        return (f"{product} at {organization} has expired",
+                f"The {product} license of {organization} expired on {_day(facts.get('expired_at'))}. Its seats "
+                "no longer work; renew it to use them again.", "/licensing")
+    if event.type == "INVOICE_PAYMENT_FAILED":
+        amount = facts.get("amount_due")
+        what = (f" of {money(int(amount), str(facts.get('currency', '')).upper())}"
+                if isinstance(amount, int) else "")
+        return (f"A payment{what} for {organization} failed",
+                f"The payment{what} of an invoice of {organization} failed. Pay it with another card, or add one, "
+                "in the Billing menu.", "/billing")
+    if event.type == "CREDIT_POOL_LOW":
+        balance, threshold = int(facts.get("balance") or 0), int(facts.get("threshold") or 0)
+        return (f"Cloud credits at {organization} are running low: {balance:,} left",
+                f"{organization} has {balance:,} cloud credits left, at or under the alert threshold of "
+                f"{threshold:,}. Buy more, or change the threshold, in the Organization menu under Cloud "
+                "credits.", "/organization")
+    if event.type == "INVITATION_ACCEPTED":
+        who = f"{to.subject_name} ({to.subject_email})" if to.subject_email else "Someone you invited"
+        return (f"{who} joined {organization}", f"{who} accepted the invitation and joined {organization}.",
+                "/organization")
+    # CREDIT_REQUEST_RESOLVED
+    outcome = str(facts.get("outcome") or "answered").lower()
+    amount = f" for {to.request_amount:,} cloud credits" if to.request_amount is not None else ""
+    return (f"Your request{amount} was {outcome}",
+            f"Your request{amount} at {organization} was {outcome} by the organization's admins.",
+            "/organization")
+
+
+def _day(moment: object) -> str:
+    """An ISO timestamp from the event's data as a day (UTC)."""
+    try:
+        return datetime.fromisoformat(str(moment)).strftime("%Y-%m-%d (UTC)")
+    except ValueError:
+        return "its expiry date"
+
+
+def _uuid(value: object) -> UUID | None:
+    try:
+        return UUID(str(value)) if value is not None else None
+    except ValueError:
+        return None

@@ -23,7 +23,7 @@ from strawberry.utils.operation import get_operation_type
 
 from resolvers import accounts as resolve_accounts
 from resolvers import entitlements as resolve_entitlements
-from schema import node, variable_errors
+from schema import node, notifications, variable_errors
 from schema.literal_errors import values_of_correct_type_rule
 from schema.mutations import Mutation
 from schema.account import Account
@@ -50,6 +50,12 @@ class Query:
                                   "UNAUTHENTICATED error.")
     async def viewer(self, info: Info) -> Account | None:
         return Account.from_record(await resolve_accounts.viewer_account(info.context))
+
+    @strawberry.field(description="Which events the signed-in account is mailed about: every kind of "
+                                  "notification mail with the account's choice. For "
+                                  f"{who('updateNotificationPreferences')}.")
+    async def notification_preferences(self, info: Info) -> list[notifications.NotificationPreference]:
+        return await notifications.notification_preferences(info)
 
     @strawberry.field(description="Fetches an object by its global ID; null when it does not exist or "
                                   "is not visible to the viewer.")

@@ -1,4 +1,4 @@
-"""Cloud credits: setCreditAccess and requestCredits."""
+"""Cloud credits: setCreditAccess, requestCredits and setCreditPoolAlert."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import strawberry
 from resolvers import accounts as resolve_accounts
 from resolvers import credit_changes as resolve
 from schema.common import Info, UserError, node_uuid, user_errors
-from schema.credits import CloudCreditAccessMode, CloudCreditRequest, CloudCreditMember
+from resolvers import people as resolve_people
+from schema.credits import CloudCreditAccessMode, CloudCreditMember, CloudCreditPool, CloudCreditRequest
 from schema.references import account_node
 
 
@@ -64,6 +65,35 @@ async def request_credits(
                                  user_errors=user_errors(result.problems))
 
 
+@strawberry.input(description="When to warn the organization's OWNER and ADMINs that the credit pool runs low.")
+class SetCreditPoolAlertInput:
+    organization_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The organization whose pool it is (an Organization ID); by default the viewer's "
+                                  "own. You must be its OWNER or an ADMIN.")
+    threshold: int | None = strawberry.field(
+        description="Warn when the balance is at or under this many credits: 0 to 1,000,000,000 whole credits. "
+                    "null turns the alert off.")
+
+
+@strawberry.type(description="The result of `setCreditPoolAlert`.")
+class SetCreditPoolAlertPayload:
+    pool: CloudCreditPool | None = strawberry.field(
+        description="The pool with its `lowBalanceThreshold` now (also when the input was refused).")
+    user_errors: list[UserError] = strawberry.field(
+        description="INVALID threshold (negative or over 1,000,000,000); then nothing changed.")
+
+
+async def set_credit_pool_alert(
+    info: Info, input: Annotated[SetCreditPoolAlertInput, strawberry.argument(description="Pool and threshold.")]
+) -> SetCreditPoolAlertPayload:
+    organization_id = (node_uuid(input.organization_id, "Organization") if input.organization_id is not None
+                       else await resolve_people.viewer_organization_id(info.context))
+    result = await resolve.set_credit_pool_alert(info.context, organization_id, input.threshold)
+    return SetCreditPoolAlertPayload(
+        pool=CloudCreditPool(organization_id=result.organization_id) if result.organization_id else None,
+        user_errors=user_errors(result.problems))
+
+
 @strawberry.type
 class CreditMutations:
     set_credit_access: SetCreditAccessPayload = strawberry.mutation(
@@ -74,6 +104,10 @@ class CreditMutations:
         resolver=request_credits,
         description="Asks the organization's OWNER and ADMINs for more cloud credits; they are emailed. Any "
                     "member may ask.")
+    set_credit_pool_alert: SetCreditPoolAlertPayload = strawberry.mutation(
+        resolver=set_credit_pool_alert,
+        description="Sets the credit pool balance at or under which the OWNER and ADMINs are warned (once per "
+                    "crossing: again only after the balance was back above it), or turns the alert off.")
 
 
 MUTATIONS = CreditMutations

@@ -150,6 +150,12 @@ class CloudCreditPool:
     async def used(self, info: Info) -> int:
         return (await self._balance(info)).used
 
+    @strawberry.field(description="The balance at or under which the organization's OWNER and ADMINs are warned "
+                                  "(a CREDIT_POOL_LOW event, and mail for those who want it), once each time the "
+                                  "balance falls to it; null: no alert. Set by `setCreditPoolAlert`.")
+    async def low_balance_threshold(self, info: Info) -> int | None:
+        return await resolve.low_balance_threshold(info.context, self.organization_id)
+
     @strawberry.field(description="Every grant, expired ones included, soonest expiry first (never-expiring last).")
     async def grants(self, info: Info) -> list[CloudCredit]:
         return [CloudCredit.from_balance(g) for g in (await self._balance(info)).grants]

@@ -325,7 +325,9 @@ async def database_url(request: pytest.FixtureRequest, services: TestServices, s
 def settings_for(services: TestServices, database_url: str, data_dir: Path, executor: str = "levels") -> Settings:
     return Settings(env="development", data_dir=data_dir, database_url=database_url,
                     stripe_api_base=services.stripe_api_base, secret_key="test-secret-" + "x" * 40,
-                    db_pool_max_size=4, provider_timeout_seconds=5, executor=executor)
+                    db_pool_max_size=4, provider_timeout_seconds=5, executor=executor,
+                    # Tests that want the scheduler start it themselves (tests/test_scheduler.py).
+                    run_scheduler=False)
 
 
 # The production executor first: `-x` stops on its failures before the reference's.

@@ -72,3 +72,20 @@ async def insert_request(conn: asyncpg.Connection, organization_id: UUID, accoun
            RETURNING id, organization_id, account_id, amount, note, created_at AS requested_at, resolved_at""",
         uuid.uuid4(), organization_id, account_id, amount, note)
     return CreditRequest(**row)
+
+
+async def set_low_threshold(conn: asyncpg.Connection, organization_id: UUID,
+                            threshold: int | None) -> tuple[bool, int | None] | None:
+    """Sets the pool's alert threshold (None: off): (whether it changed, the one before); None
+    for an organization that does not exist. A change starts a new crossing, so a pool already
+    under the new threshold is reported once for it (datasources/postgres/schedule.py)."""
+    row = await conn.fetchrow("SELECT credit_low_threshold FROM organizations WHERE id = $1 FOR NO KEY UPDATE",
+                              organization_id)
+    if row is None:
+        return None
+    before = row["credit_low_threshold"]
+    if before == threshold:
+        return (False, before)
+    await conn.execute("UPDATE organizations SET credit_low_threshold = $2, credit_low_warned = false,"
+                       " credit_low_crossing = credit_low_crossing + 1 WHERE id = $1", organization_id, threshold)
+    return (True, before)

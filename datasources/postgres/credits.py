@@ -151,3 +151,15 @@ async def members_of_organizations(db: Executor, organization_ids: Sequence[UUID
     return await _all(db, Member, """
         SELECT m.organization_id, m.account_id FROM memberships m JOIN accounts a ON a.id = m.account_id
         WHERE m.organization_id = ANY($1::uuid[]) ORDER BY m.role, a.email""", organization_ids)
+
+
+@dataclass(frozen=True)
+class PoolAlert:
+    organization_id: UUID
+    threshold: int | None  # the balance at or under which the managers are warned; None: no alert
+
+
+async def pool_alerts_of_organizations(db: Executor, organization_ids: Sequence[UUID]) -> list[PoolAlert | None]:
+    rows = await db.fetch("SELECT id AS organization_id, credit_low_threshold AS threshold FROM organizations"
+                          " WHERE id = ANY($1::uuid[])", list(organization_ids))
+    return in_key_order(organization_ids, {r["organization_id"]: PoolAlert(**r) for r in rows})

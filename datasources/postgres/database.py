@@ -101,6 +101,8 @@ class Executor(Protocol):
 # keys as arrays and their filters as nullable parameters, which plans made for particular
 # values do not serve better.
 SERVER_SETTINGS = {"plan_cache_mode": "force_generic_plan"}
+# A custom (dotted) setting: read with current_setting(PORTAL_URL_SETTING, true), NULL when unset.
+PORTAL_URL_SETTING = "account_gateway.portal_url"
 
 
 class Database:
@@ -118,20 +120,24 @@ class Database:
     async def connect(cls, dsn: str, *, max_size: int = 10,
                       acquire_timeout: float = ACQUIRE_TIMEOUT_SECONDS,
                       connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
-                      command_timeout: float | None = None) -> "Database":
+                      command_timeout: float | None = None, portal_url: str | None = None) -> "Database":
         """Opens the pool (one connection at once, up to `max_size`).
 
         acquire_timeout: seconds a caller waits for a connection (including opening a new
         one) before DatabaseUnavailable. connect_timeout: seconds one new connection may
         take. command_timeout: seconds any one statement may run, None for no limit (the
         CLI's migrations must not be cut short); a statement that runs out is cancelled at
-        the server and reported as DatabaseUnavailable.
+        the server and reported as DatabaseUnavailable. portal_url: the customer portal's
+        address, which every connection carries as the session setting PORTAL_URL_SETTING, so
+        that mail written inside any transaction links to it (resolvers/notifications.py)
+        without each caller handing it down.
         """
+        server_settings = {**SERVER_SETTINGS, **({PORTAL_URL_SETTING: portal_url} if portal_url else {})}
         try:
             pool = await asyncpg.create_pool(dsn, min_size=1, max_size=max_size, timeout=connect_timeout,
                                              command_timeout=command_timeout,
                                              init=_count_statements, reset=_keep_session,
-                                             server_settings=SERVER_SETTINGS)
+                                             server_settings=server_settings)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc or type(exc).__name__}") from exc
         return cls(pool, acquire_timeout=acquire_timeout)
