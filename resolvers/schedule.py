@@ -31,12 +31,13 @@ def _event_data(due: data.Due) -> dict[str, object]:
     return {"invitation_id": str(due.subject_id), "email": due.email}
 
 
-async def run_pass(db: Database, *, retention_days: float) -> Counter[str]:
+async def run_pass(db: Database, *, retention_days: float, at: datetime | None = None) -> Counter[str]:
     """Reports what is due; returns how many events of each kind this pass reported, and
-    "PRUNED", the events dropped from the log."""
+    "PRUNED", the events dropped from the log. `at`: the moment the expiries are judged by, now
+    unless given (a test's clock)."""
     reported: Counter[str] = Counter()
-    due = [*await data.licenses_expiring(db, EXPIRY_WARNINGS), *await data.licenses_expired(db),
-           *await data.invitations_expired(db)]
+    due = [*await data.licenses_expiring(db, EXPIRY_WARNINGS, at), *await data.licenses_expired(db, at),
+           *await data.invitations_expired(db, at)]
     for each in due:
         # One transaction per event: one that fails leaves the others reported.
         async with db.transaction() as conn:

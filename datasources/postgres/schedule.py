@@ -46,50 +46,50 @@ _NOT_REPORTED = "NOT EXISTS (SELECT 1 FROM scheduler_reports r WHERE r.dedupe_ke
 _AT = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
 
-async def licenses_expiring(db: Executor, thresholds: Sequence[int]) -> list[Due]:
+async def licenses_expiring(db: Executor, thresholds: Sequence[int], at: datetime | None = None) -> list[Due]:
     """Each unexpired license within the largest threshold (days) of its expiry, with the
     nearest threshold it is within: a license first seen 5 days before gets the 7-day warning
-    only, never the 30-day one too."""
+    only, never the 30-day one too. `at`: the moment to judge by, now unless given (tests)."""
     rows = await db.fetch(
         f"""SELECT * FROM (
               SELECT l.id AS subject_id, l.organization_id, l.expires_at AS moment, l.expires_at AS relevant_until,
-                     ceil(extract(epoch FROM l.expires_at - now()) / 86400)::int AS days_left,
+                     ceil(extract(epoch FROM l.expires_at - at.now) / 86400)::int AS days_left,
                      'LICENSE_EXPIRING:' || l.id || ':' || t.days || ':' || {_AT.format('l.expires_at')} AS dedupe_key
-              FROM licenses l
+              FROM (SELECT coalesce($2::timestamptz, now()) AS now) at, licenses l
               CROSS JOIN LATERAL (SELECT min(d) AS days FROM unnest($1::int[]) d
-                                  WHERE l.expires_at <= now() + make_interval(days => d)) t
-              WHERE l.expires_at > now() AND t.days IS NOT NULL) due
+                                  WHERE l.expires_at <= at.now + make_interval(days => d)) t
+              WHERE l.expires_at > at.now AND t.days IS NOT NULL) due
             WHERE {_NOT_REPORTED} ORDER BY moment, subject_id""",
-        list(thresholds))
+        list(thresholds), at)
     return [Due(kind="LICENSE_EXPIRING", **r) for r in rows]
 
 
-async def licenses_expired(db: Executor) -> list[Due]:
+async def licenses_expired(db: Executor, at: datetime | None = None) -> list[Due]:
     """Licenses that expired within the report window."""
     rows = await db.fetch(
         f"""SELECT * FROM (
               SELECT l.id AS subject_id, l.organization_id, l.expires_at AS moment,
                      l.expires_at + make_interval(days => $1) AS relevant_until,
                      'LICENSE_EXPIRED:' || l.id || ':' || {_AT.format('l.expires_at')} AS dedupe_key
-              FROM licenses l
-              WHERE l.expires_at <= now() AND l.expires_at > now() - make_interval(days => $1)) due
+              FROM (SELECT coalesce($2::timestamptz, now()) AS now) at, licenses l
+              WHERE l.expires_at <= at.now AND l.expires_at > at.now - make_interval(days => $1)) due
             WHERE {_NOT_REPORTED} ORDER BY moment, subject_id""",
-        REPORT_WINDOW_DAYS)
+        REPORT_WINDOW_DAYS, at)
     return [Due(kind="LICENSE_EXPIRED", **r) for r in rows]
 
 
-async def invitations_expired(db: Executor) -> list[Due]:
+async def invitations_expired(db: Executor, at: datetime | None = None) -> list[Due]:
     """Invitations neither accepted nor revoked whose time ran out within the report window."""
     rows = await db.fetch(
         f"""SELECT * FROM (
               SELECT i.id AS subject_id, i.organization_id, i.expires_at AS moment, i.email,
                      i.expires_at + make_interval(days => $1) AS relevant_until,
                      'INVITATION_EXPIRED:' || i.id || ':' || {_AT.format('i.expires_at')} AS dedupe_key
-              FROM invitations i
+              FROM (SELECT coalesce($2::timestamptz, now()) AS now) at, invitations i
               WHERE i.accepted_at IS NULL AND i.revoked_at IS NULL
-                AND i.expires_at <= now() AND i.expires_at > now() - make_interval(days => $1)) due
+                AND i.expires_at <= at.now AND i.expires_at > at.now - make_interval(days => $1)) due
             WHERE {_NOT_REPORTED} ORDER BY moment, subject_id""",
-        REPORT_WINDOW_DAYS)
+        REPORT_WINDOW_DAYS, at)
     return [Due(kind="INVITATION_EXPIRED", **r) for r in rows]
 
 
