@@ -104,6 +104,8 @@ CUSTOMER_MUTATIONS: dict[str, dict[str, Any]] = {
     "revokeLicense": {"licenseId": ("License", LUMEN), "accountIds": []},
     "setCreditAccess": {"accountIds": [], "mode": "UNLIMITED"},
     "requestCredits": {"amount": 0},
+    # No alert is set: switching it off changes nothing.
+    "setCreditPoolAlert": {"threshold": None},
     # The fixture switches it on: switching it on again changes nothing.
     "setSubscriptionAutoRenew": {"subscriptionId": ("Subscription", LUMEN_SUBSCRIPTION), "autoRenew": True},
     "payInvoice": {"invoiceId": ("Invoice",), "idempotencyKey": "access-table"},
@@ -114,6 +116,7 @@ CUSTOMER_MUTATIONS: dict[str, dict[str, Any]] = {
     "updateBillingInfo": {"billingEmail": "not-an-email"},
     "updateProfile": {"email": "someone-else@example.com"},
     "changePassword": {"currentPassword": "not-the-password", "newPassword": "a-new-password-9"},
+    "updateNotificationPreferences": {"mail": []},
     "logout": {"allSessions": False},
     "login": {"email": "", "password": ""},
     "refreshToken": {"refreshToken": ""},
