@@ -42,6 +42,7 @@ MAIL_KINDS: dict[str, str] = {
     "CREDIT_REQUEST_RESOLVED": "Your own request for more cloud credits was answered.",
 }
 OWN_KINDS = frozenset({"CREDIT_REQUEST_RESOLVED"})  # to the account the event is about
+PREFERENCES_PATH = "/account/notifications"  # the portal's page of these choices (Account menu)
 SERVICE_HAS_NONE = "Notification preferences belong to accounts; a service token has none."
 
 
@@ -128,7 +129,9 @@ async def mail_for(conn: asyncpg.Connection, event: Event) -> None:
     facts = event.data
     own = event.type in OWN_KINDS
     found = await data.recipients(
-        conn, event.type, organization_id=event.organization_id, account_id=event.account_id, to_managers=not own,
+        # The account an own kind is for: the event's, or the one its data names (the requester).
+        conn, event.type, organization_id=event.organization_id,
+        account_id=event.account_id or _uuid(facts.get("account_id")), to_managers=not own,
         on_by_default_for=on_by_default_for(event.type), license_id=_uuid(facts.get("license_id")),
         subject_account_id=_uuid(facts.get("account_id")), request_id=_uuid(facts.get("request_id")))
     for recipient in found:
@@ -140,9 +143,6 @@ async def mail_for(conn: asyncpg.Connection, event: Event) -> None:
                         body=f"Hello {recipient.name},\n\n{text}\n\nSee it in {link}\n\n"
                              f"You get this mail because of your notification preferences; change them in "
                              f"{settings}\n")
-
-
-PREFERENCES_PATH = "/account/notifications"
 
 
 def _compose(event: Event, to: data.Recipient) -> tuple[str, str, str]:
