@@ -45,7 +45,8 @@ async def run_pass(db: Database, *, retention_days: float, at: datetime | None =
                 if await publish(conn, each.kind, organization_id=each.organization_id, data=_event_data(each),
                                  dedupe_key=each.dedupe_key):
                     reported[each.kind] += 1
-    reported["CREDIT_POOL_LOW"] += await _credit_pools(db)
+    if low := await _credit_pools(db):
+        reported["CREDIT_POOL_LOW"] = low
     await data.forget_reports(db)
     pruned = await events.prune(db, retention_days)
     if pruned:

@@ -151,12 +151,12 @@ async def test_a_new_scheduler_reports_nothing_again_even_after_the_log_was_prun
     before = await reported_by_kind(db)
     restarted = await Database.connect(database_url, max_size=2)
     try:
-        assert +(await run_pass(restarted, retention_days=7)) == Counter()
+        assert await run_pass(restarted, retention_days=7) == {}
         # The log forgets the events after EVENT_RETENTION_DAYS; the scheduler still remembers.
         await db.execute("UPDATE event_log SET occurred_at = now() - interval '8 days'")
         assert (await run_pass(restarted, retention_days=7))["PRUNED"] == sum(before.values())
         assert await events(db) == []
-        assert +(await run_pass(restarted, retention_days=7)) == Counter()
+        assert await run_pass(restarted, retention_days=7) == {}
     finally:
         await restarted.close()
 
@@ -252,20 +252,20 @@ async def test_one_scheduler_holds_the_lock_and_another_takes_over(db, resolver_
         assert await first.tick() == SEEDED
         assert await second.tick() is None and await third.tick() is None
         assert (first.leader, second.leader, third.leader) == (True, False, False)
-        assert await first.tick() == Counter()  # still the leader, nothing new
+        assert await first.tick() == {}  # still the leader, nothing new
         # The holder's connection dies (its process is killed): the lock goes with it.
         terminated = await db.fetchval(
             "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_locks WHERE locktype = 'advisory' AND objid = $1"
             " AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
             SCHEDULER_LOCK)
         assert terminated == 1
-        assert await second.tick() == Counter()
+        assert await second.tick() == {}
         assert second.leader
         assert await first.tick() is None and not first.leader  # it lost the lock, and retries
         assert await first.tick() is None and not first.leader
         # The holder stops (its app shuts down): the next try takes over.
         await second.leadership.release()
-        assert await third.tick() == Counter() and third.leader
+        assert await third.tick() == {} and third.leader
     finally:
         for scheduler in (first, second, third):
             await scheduler.leadership.release()
@@ -304,3 +304,49 @@ async def test_two_gateway_apps_report_each_expiry_once_and_the_survivor_takes_o
         await wait_for(lambda: one.passes >= (count + 3 if leader is one else 3))
         assert one.leader
     assert await reported_by_kind(db) == SEEDED + Counter({"LICENSE_EXPIRING": 1, "INVITATION_EXPIRED": 1})
+
+
+LEADING = "this process now runs the scheduler"
+
+
+async def test_two_serve_processes_report_each_expiry_once_and_one_takes_over_from_a_killed_one(
+        services, database_url, db, tmp_path):
+    """`account-gateway serve` twice on one database, a pass every 200 ms each: one runs the
+    scheduler; killed (SIGKILL: no shutdown of its own), the other takes over."""
+    from tests.test_serve import start, stop
+
+    soon = await license_expiring_in(db, 2 * DAY)
+    env = {"DATABASE_URL": database_url, "STRIPE_API_BASE": services.stripe_api_base,
+           "SCHEDULER_INTERVAL_SECONDS": "0.2"}
+    servers = [await asyncio.to_thread(start, tmp_path / f"data{n}", tmp_path / f"serve{n}.log", env)
+               for n in (1, 2)]
+    try:
+        await wait_for_async(lambda: _reported(db, soon))
+        await asyncio.sleep(1.0)  # five more intervals of both trying
+        leaders = [s for s in servers if LEADING in s.output()]
+        assert len(leaders) == 1, [s.output() for s in servers]
+        [leader], [other] = leaders, [s for s in servers if s is not leaders[0]]
+        leader.process.kill()
+        await asyncio.to_thread(leader.process.wait, 10)
+        later = await license_expiring_in(db, 0.5 * DAY)
+        await wait_for_async(lambda: _reported(db, later))
+        assert LEADING in other.output()
+        await asyncio.sleep(1.0)
+    finally:
+        for served in servers:
+            if served.process.poll() is None:
+                await asyncio.to_thread(stop, served)
+    found = await events(db)
+    assert len(of(found, "license_id", soon)) == 1 and len(of(found, "license_id", later)) == 1
+    assert Counter(e["type"] for e in found) == SEEDED + Counter({"LICENSE_EXPIRING": 2})
+
+
+async def _reported(db: asyncpg.Connection, license_id: uuid.UUID) -> bool:
+    return bool(await db.fetchval("SELECT count(*) FROM event_log WHERE data->>'license_id' = $1", str(license_id)))
+
+
+async def wait_for_async(condition, timeout: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.1)
