@@ -7,7 +7,6 @@ makes a repeat a no-op.
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from datetime import datetime, timezone
 
@@ -17,7 +16,6 @@ from datasources.postgres.database import Database
 from resolvers import credits as resolve_credits
 from resolvers.events import publish
 
-log = logging.getLogger("resolvers.schedule")
 # LICENSE_EXPIRING is reported this many days before the expiry, largest first.
 EXPIRY_WARNINGS = (30, 7, 1)
 

@@ -23,7 +23,6 @@ ATLAS = demo_id("license", "northwind", "ATLAS-SCATTER")
 OWNER, ADMIN = "owner@northwind.example", "admin@northwind.example"
 MEMBER1, MEMBER2, MEMBER3 = (f"member{n}@northwind.example" for n in (1, 2, 3))
 PORTAL = "https://portal.notifications.example"
-ORGANIZATION_KINDS = [k for k in MAIL_KINDS if k != "CREDIT_REQUEST_RESOLVED"]
 
 PREFERENCES = "query Preferences { notificationPreferences { kind mail mailByDefault applies } }"
 UPDATE = """

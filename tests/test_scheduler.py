@@ -14,23 +14,24 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
 import pytest
 
+from datasources.postgres import credits
 from datasources.postgres.database import Database
 from datasources.postgres.schedule import SCHEDULER_LOCK
 from gateway.app import create_app
 from gateway.demo import demo_id
 from gateway.scheduler import Scheduler
 from gateway.settings import Settings
+from resolvers.credits import settle
 from resolvers.events import publish
 from resolvers.schedule import run_pass
 
-NORTHWIND, GLOBEX = demo_id("organization", "northwind"), demo_id("organization", "globex")
-ATLAS = demo_id("license", "northwind", "ATLAS-SCATTER")
+NORTHWIND = demo_id("organization", "northwind")
 PORTAL = "https://portal.scheduler.example"
 DAY = 86400.0
 # What the first pass over the seeded data reports: two licenses within 30 days, per organization.
@@ -175,10 +176,6 @@ async def test_pruning_drops_only_events_past_the_retention(db, gateway_db):
 
 
 async def balance_of(gateway_db: Database, organization) -> int:
-    from datasources.postgres import credits
-    from resolvers.credits import settle
-    from datetime import datetime, timezone
-
     grants = await credits.grants_of_organizations(gateway_db, [organization])
     periods = await credits.usage_periods_of_organizations(gateway_db, [organization])
     return settle(grants, periods, datetime.now(timezone.utc)).balance
