@@ -28,9 +28,9 @@ from datasources.postgres import people as data
 from datasources.postgres.accounts import Account
 from datasources.postgres.organizations import Invitation, MemberRow
 from resolvers import organizations as resolve_organizations
-from resolvers.events import publish
 from resolvers.attempts import check_password, give_back_attempt, hash_new_password, take_attempt
 from resolvers.context import Context
+from resolvers.events import publish
 from resolvers.permissions import viewer_membership
 from resolvers.seats import report_seats
 from resolvers.sessions import SessionTokens, start_session

@@ -133,7 +133,8 @@ async def test_accepting_reports_the_invitation_accepted_and_the_member_joined_b
     invitation = await db.fetchval("SELECT id FROM invitations WHERE email = 'newcomer@example.com'")
     before = await mark(db)
     wrong = {"input": {"token": link + "x", "name": "New Comer", "password": "correct horse battery"}}
-    assert [e["code"] for e in (await payload(gateway, ACCEPT, wrong, None))["userErrors"]] == ["INVITATION_NOT_PENDING"]
+    refused = await payload(gateway, ACCEPT, wrong, None)
+    assert [e["code"] for e in refused["userErrors"]] == ["INVITATION_NOT_PENDING"]
     assert await written(db, before) == []
 
     accepted = await payload(gateway, ACCEPT, {"input": {**wrong["input"], "token": link}}, None)
@@ -147,6 +148,7 @@ async def test_accepting_reports_the_invitation_accepted_and_the_member_joined_b
 async def test_role_changes_and_removals_report_their_events_and_refusals_none(gateway, db):
     token = await gateway.login("owner@northwind.example")
     member3, member1 = account("member3@northwind.example"), account("member1@northwind.example")
+    owner = account("owner@northwind.example")
     before = await mark(db)
 
     def change(who: UUID, role: str) -> dict[str, Any]:
@@ -154,18 +156,17 @@ async def test_role_changes_and_removals_report_their_events_and_refusals_none(g
 
     assert (await payload(gateway, CHANGE_ROLE, change(member3, "ADMIN"), token))["userErrors"] == []
     assert (await payload(gateway, CHANGE_ROLE, change(member3, "ADMIN"), token))["userErrors"] == []  # no change
-    protected = await payload(gateway, CHANGE_ROLE, change(account("owner@northwind.example"), "MEMBER"), token)
+    protected = await payload(gateway, CHANGE_ROLE, change(owner, "MEMBER"), token)
     assert [e["code"] for e in protected["userErrors"]] == ["OWNER_PROTECTED"]
     holds = await payload(gateway, REMOVE, {"input": {"accountId": gid("Account", member1)}}, token)
     assert [e["code"] for e in holds["userErrors"]] == ["HOLDS_SEATS"]  # seats, and no revokeSeats
     assert await written(db, before) == [row("MEMBER_ROLE_CHANGED", {
-        "account_id": str(member3), "old_role": "MEMBER", "new_role": "ADMIN"}, actor=account("owner@northwind.example"))]
+        "account_id": str(member3), "old_role": "MEMBER", "new_role": "ADMIN"}, actor=owner)]
 
     middle = await mark(db)
     removed = await payload(gateway, REMOVE, {"input": {"accountId": gid("Account", member1), "revokeSeats": True}},
                             token)
     assert removed["userErrors"] == [] and removed["revokedSeatCount"] == 2
-    owner = account("owner@northwind.example")
     revoked = [row("SEAT_REVOKED", {"license_id": str(lic), "account_id": str(member1)}, actor=owner,
                    account_id=member1) for lic in (LUMEN, ATLAS)]
     found = await written(db, middle)
@@ -211,8 +212,8 @@ async def test_ids_follow_commit_order_so_a_reader_past_its_high_water_mark_miss
     NOTIFY (and polling besides), it asks for ids past the highest it has seen. Were an id handed
     out before another but committed after it, the reader would step past it and never see it."""
     licenses = [uuid.uuid4() for _ in range(20)]
-    await db.executemany("INSERT INTO licenses (id, organization_id, product_id, kind, seat_model, quantity, expires_at)"
-                         " SELECT $1, organization_id, product_id, kind, seat_model, 10, expires_at"
+    await db.executemany("INSERT INTO licenses (id, organization_id, product_id, kind, seat_model, quantity,"
+                         " expires_at) SELECT $1, organization_id, product_id, kind, seat_model, 10, expires_at"
                          " FROM licenses WHERE id = $2", [(lic, LUMEN) for lic in licenses])
     members = [gid("Account", account(f"member{n}@northwind.example")) for n in range(1, 7)]
     token = await gateway.login(ADMIN)
