@@ -9,27 +9,23 @@ choices that differ from the role's default are stored, so a member promoted to 
 receiving the managers' mail unless they turned it off.
 
 `mail_for` runs inside the transaction that records the event (resolvers/events.publish): the
-mail is queued in the outbox only if the change commits.
+mail is queued in the outbox only if the change commits. It writes to the outbox itself rather
+than through resolvers/writes.send_mail: writes reports events, so it imports this module.
+Reading and changing the choices is resolvers/notification_preferences.py.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
 import asyncpg
 
-from datasources.errors import Forbidden
 from datasources.postgres import notifications as data
+from datasources.postgres import outbox
 from datasources.postgres.events import Event
-from resolvers.context import Context
 from resolvers.invoice_pdf import money
-from resolvers.permissions import viewer_membership
-from resolvers.user_errors import Problem
-from resolvers.writes import after_write, require_own_change, send_mail
 
-UPDATE = "updateNotificationPreferences"
 MANAGER_ROLES = ("OWNER", "ADMIN")
 ALL_ROLES = ("OWNER", "ADMIN", "MEMBER")
 # The kinds that mail, with what the mail says; the GraphQL enum NotificationKind is made from it.
@@ -43,7 +39,6 @@ MAIL_KINDS: dict[str, str] = {
 }
 OWN_KINDS = frozenset({"CREDIT_REQUEST_RESOLVED"})  # to the account the event is about
 PREFERENCES_PATH = "/account/notifications"  # the portal's page of these choices (Account menu)
-SERVICE_HAS_NONE = "Notification preferences belong to accounts; a service token has none."
 
 
 def on_by_default_for(kind: str) -> tuple[str, ...]:
@@ -54,72 +49,6 @@ def on_by_default_for(kind: str) -> tuple[str, ...]:
 def receives(kind: str, role: str | None) -> bool:
     """Whether an account of `role` (None: in no organization) is ever mailed about `kind`."""
     return role is not None and (kind in OWN_KINDS or role in MANAGER_ROLES)
-
-
-@dataclass(frozen=True)
-class Choice:
-    kind: str
-    mail: bool  # mailed about it now
-    by_default: bool  # what the account's role gets unless it chooses otherwise
-    applies: bool  # whether the account receives this kind at all in its role
-
-
-@dataclass(frozen=True)
-class UpdateResult:
-    choices: list[Choice] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-
-
-def _choices(role: str | None, stored: dict[str, bool]) -> list[Choice]:
-    out = []
-    for kind in MAIL_KINDS:
-        default = role in on_by_default_for(kind)
-        applies = receives(kind, role)
-        out.append(Choice(kind, applies and stored.get(kind, default), default, applies))
-    return out
-
-
-async def _role_and_stored(ctx: Context, account_id: UUID) -> tuple[str | None, dict[str, bool]]:
-    # Both loads are queued before the first await: one round.
-    stored = ctx.loaders.accounts.notification_preferences.load(account_id)
-    membership = await viewer_membership(ctx)
-    return (membership.role if membership else None), {p.kind: p.mail for p in await stored}
-
-
-async def preferences(ctx: Context) -> list[Choice]:
-    """The viewer's own, every mailable kind in MAIL_KINDS order."""
-    if ctx.viewer.service is not None:
-        raise Forbidden(SERVICE_HAS_NONE)
-    account_id = await require_own_change(ctx, UPDATE)  # whoever may change them may read them
-    return _choices(*await _role_and_stored(ctx, account_id))
-
-
-async def update_preferences(ctx: Context, chosen: list[tuple[str, bool]]) -> UpdateResult:
-    """Sets the viewer's own choices; every kind left out keeps its choice. Refused whole, with
-    nothing stored, when a kind is named twice or turned on for an account that never
-    receives it."""
-    account_id = await require_own_change(ctx, UPDATE)
-    role, _ = await _role_and_stored(ctx, account_id)
-    problems = []
-    seen: set[str] = set()
-    for index, (kind, mail) in enumerate(chosen):
-        path = ("input", "mail", str(index), "kind")
-        if kind not in MAIL_KINDS:  # the enum admits only these; kept for callers other than GraphQL
-            problems.append(Problem(path, "Not a kind of notification mail.", "INVALID"))
-        elif kind in seen:
-            problems.append(Problem(path, "Name each kind at most once.", "INVALID"))
-        elif mail and not receives(kind, role):
-            who = "members of an organization" if kind in OWN_KINDS else "the organization's OWNER and ADMINs"
-            problems.append(Problem(path, f"Only {who} receive this mail.", "NOT_ALLOWED"))
-        seen.add(kind)
-    if problems:
-        return UpdateResult(choices=await preferences(ctx), problems=problems)
-    if chosen:
-        async with ctx.db.transaction() as conn:
-            await data.save_preferences(conn, account_id, dict(chosen),
-                                        {kind: role in on_by_default_for(kind) for kind in MAIL_KINDS})
-        after_write(ctx)
-    return UpdateResult(choices=await preferences(ctx))
 
 
 async def mail_for(conn: asyncpg.Connection, event: Event) -> None:
@@ -139,7 +68,7 @@ async def mail_for(conn: asyncpg.Connection, event: Event) -> None:
         link = (f"{recipient.portal_url}{path}" if recipient.portal_url else "the portal")
         settings = (f"{recipient.portal_url}{PREFERENCES_PATH}" if recipient.portal_url
                     else "the portal's Account menu")
-        await send_mail(conn, to=recipient.email, subject=" ".join(subject.split()),
+        await outbox.enqueue(conn, to=recipient.email, subject=" ".join(subject.split()),
                         body=f"Hello {recipient.name},\n\n{text}\n\nSee it in {link}\n\n"
                              f"You get this mail because of your notification preferences; change them in "
                              f"{settings}\n")
@@ -163,9 +92,11 @@ def _compose(event: Event, to: data.Recipient) -> tuple[str, str, str]:
         amount = facts.get("amount_due")
         what = (f" of {money(int(amount), str(facts.get('currency', '')).upper())}"
                 if isinstance(amount, int) else "")
+        reason = str(facts.get("reason") or "").replace("_", " ").lower()
+        why = f" ({reason})" if reason else ""
         return (f"A payment{what} for {organization} failed",
-                f"The payment{what} of an invoice of {organization} failed. Pay it with another card, or add one, "
-                "in the Billing menu.", "/billing")
+                f"The payment{what} of an invoice of {organization} failed{why}. Pay it with another card, or add "
+                "one, in the Billing menu.", "/billing")
     if event.type == "CREDIT_POOL_LOW":
         balance, threshold = int(facts.get("balance") or 0), int(facts.get("threshold") or 0)
         return (f"Cloud credits at {organization} are running low: {balance:,} left",

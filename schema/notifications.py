@@ -7,13 +7,14 @@ from typing import Annotated
 
 import strawberry
 
-from resolvers import notifications as resolve
+from resolvers import notification_preferences as resolve
+from resolvers.notifications import MAIL_KINDS
 from schema.common import Info, UserError, user_errors
 
 # Made from the one list of mailable kinds (resolvers/notifications.MAIL_KINDS).
 NotificationKind = strawberry.enum(
     Enum("NotificationKind", {kind: strawberry.enum_value(kind, description=description)  # type: ignore[misc]
-                              for kind, description in resolve.MAIL_KINDS.items()}),
+                              for kind, description in MAIL_KINDS.items()}),
     description="The events an account can be mailed about.")
 
 

@@ -59,7 +59,8 @@ async def recipients(conn: asyncpg.Connection, kind: str, *, organization_id: UU
                      license_id: UUID | None = None, subject_account_id: UUID | None = None,
                      request_id: UUID | None = None) -> list[Recipient]:
     """In one statement: the OWNER and ADMINs of `organization_id` (`to_managers`), or the
-    account `account_id` while it is a member of that organization, who want mail of `kind`:
+    account `account_id` while it is a member of that organization, who want mail of `kind`
+    (a manager is not told about themselves: the ADMIN who just joined):
     their stored choice, else the default of their role (`on_by_default_for`); and the facts
     their mail names."""
     rows = await conn.fetch(
@@ -75,6 +76,7 @@ async def recipients(conn: asyncpg.Connection, kind: str, *, organization_id: UU
             LEFT JOIN accounts s ON s.id = $7
             LEFT JOIN notification_preferences np ON np.account_id = m.account_id AND np.kind = $1
             WHERE CASE WHEN $4 THEN m.organization_id = $2 AND m.role IN ('OWNER', 'ADMIN')
+                                    AND m.account_id IS DISTINCT FROM $7
                        ELSE m.account_id = $3 AND ($2::uuid IS NULL OR m.organization_id = $2) END
               AND coalesce(np.mail, m.role::text = ANY($5::text[]))
             ORDER BY m.role, a.email""",
