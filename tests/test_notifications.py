@@ -263,3 +263,23 @@ async def test_only_managers_set_their_own_organizations_alert(gateway, db):
     body = await set_alert(gateway, await gateway.login(ADMIN), 100, relay.to_base64("Organization", str(GLOBEX)))
     assert [e["extensions"]["code"] for e in body["errors"]] == ["NOT_FOUND"]
     assert await db.fetchval("SELECT count(*) FROM organizations WHERE credit_low_threshold IS NOT NULL") == 0
+
+
+ACCEPT = """
+mutation Accept($input: AcceptInvitationInput!) {
+  acceptInvitation(input: $input) { account { email } userErrors { code } }
+}
+"""
+
+
+async def test_an_accepted_invitation_mails_the_managers_who_want_it(gateway, db):
+    """End to end: the mutation reports INVITATION_ACCEPTED, and its transaction queues the mail."""
+    await set_preference(db, ADMIN, "INVITATION_ACCEPTED", False)
+    before = len(await outbox(db))
+    body = await gateway.execute(ACCEPT, {"input": {"token": "demo-invitation-northwind", "name": "Ina Vitee",
+                                                    "password": "a-long-new-password-1"}})
+    assert body["data"]["acceptInvitation"]["userErrors"] == [], body
+    sent = [m for m in (await outbox(db))[before:] if "joined" in m["subject"]]
+    assert [(m["to_address"], m["subject"]) for m in sent] == [
+        (OWNER, "Ina Vitee (invitee@northwind.example) joined Northwind Studio")]
+    assert "https://portal.account-gateway.example/organization" in sent[0]["body"]  # the app's PORTAL_URL
