@@ -69,9 +69,9 @@ async def mail_for(conn: asyncpg.Connection, event: Event) -> None:
         settings = (f"{recipient.portal_url}{PREFERENCES_PATH}" if recipient.portal_url
                     else "the portal's Account menu")
         await outbox.enqueue(conn, to=recipient.email, subject=" ".join(subject.split()),
-                        body=f"Hello {recipient.name},\n\n{text}\n\nSee it in {link}\n\n"
-                             f"You get this mail because of your notification preferences; change them in "
-                             f"{settings}\n")
+                             body=f"Hello {recipient.name},\n\n{text}\n\nSee it in {link}\n\n"
+                                  f"You get this mail because of your notification preferences; change them in "
+                                  f"{settings}\n")
 
 
 def _compose(event: Event, to: data.Recipient) -> tuple[str, str, str]:
