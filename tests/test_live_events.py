@@ -326,3 +326,135 @@ async def test_a_subscription_over_http_is_refused_with_a_clear_message(live: Li
         response = await http.post(f"{live.a.url}/graphql", json={"query": "subscription { viewerEvents { id } }"})
     assert response.status_code == 400
     assert "WebSocket" in response.json()["errors"][0]["message"]
+
+
+async def test_too_many_subscriptions_of_one_viewer_across_connections_are_refused(live: Live):
+    token = await login(live.b, "owner@northwind.example")
+    async with connected(live, live.b, token) as first, connected(live, live.b, token) as second:
+        held = [Received(session, ORGANIZATION_EVENTS) for session in (first, first, first, second, second)]
+        await held[0].settle()
+        with pytest.raises(TransportQueryError) as refused:
+            async for _ in second.subscribe(GraphQLRequest(ORGANIZATION_EVENTS)):
+                pass
+        for received in held:
+            await received.stop()
+    [error] = refused.value.errors
+    assert error["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS"
+    assert "MAX_SUBSCRIPTIONS_PER_VIEWER" in error["message"]
+
+
+async def test_each_event_is_resolved_as_things_are_now_not_from_an_earlier_events_loaders(live: Live):
+    license_id = demo_id("license", "northwind", "ATLAS-SCATTER")
+    token = await login(live.a, ADMIN)
+
+    async def change_quantity(new: int) -> int | None:
+        conn = await asyncpg.connect(live.dsn)
+        try:
+            async with conn.transaction():
+                old = await conn.fetchval("UPDATE licenses SET quantity = $2 WHERE id = $1 RETURNING quantity",
+                                          license_id, new)
+                event = await events.publish(conn, "LICENSE_QUANTITY_CHANGED", organization_id=NORTHWIND,
+                                             data={"license_id": str(license_id), "old_quantity": old,
+                                                   "new_quantity": new})
+            return event.id if event else None
+        finally:
+            await conn.close()
+
+    async with connected(live, live.a, token) as session:
+        received = Received(session, ORGANIZATION_EVENTS, {"types": ["LICENSE_QUANTITY_CHANGED"]})
+        await received.settle()
+        await change_quantity(5)
+        await change_quantity(7)
+        items = await received.wait_for(2)
+        await received.stop()
+    assert [(i["newQuantity"], i["license"]["quantity"]) for i in items] == [(5, 5), (7, 7)]
+
+
+async def test_a_service_token_follows_one_organization_with_what_its_scope_reads(live: Live):
+    from tests.test_service_tokens import create_token
+    from strawberry.relay import to_base64
+
+    conn = await asyncpg.connect(live.dsn)
+    try:
+        token = await create_token(conn, "live-reader", "accounts:read")
+    finally:
+        await conn.close()
+    follow = ("subscription F($org: ID) { organizationEvents(organizationId: $org) { id type "
+              "... on MemberRoleChangedEvent { account { email } } } }")
+    async with connected(live, live.a, token) as session:
+        with pytest.raises(TransportQueryError) as unnamed:  # staff and services name the organization
+            async for _ in session.subscribe(GraphQLRequest(follow)):
+                pass
+        received = Received(session, follow, {"org": to_base64("Organization", str(NORTHWIND))})
+        await received.settle()
+        invoice = await publish(live, "INVOICE_PAID", organization_id=NORTHWIND,
+                                data={"invoice_id": "in_x", "amount_paid": 100, "currency": "usd"})
+        people = await publish(live, "MEMBER_ROLE_CHANGED", **role_changed())
+        items = await received.wait_for(1)
+        await asyncio.sleep(0.3)
+        await received.stop()
+    assert unnamed.value.errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
+    # accounts:read reads people, not invoices (billing:read does): the same rows as the queries.
+    assert [int(i["id"]) for i in items] == [people] and invoice not in [int(i["id"]) for i in items]
+    assert items[0]["account"]["email"] == "member2@northwind.example"
+
+
+async def test_an_admin_demoted_while_subscribed_is_ended_with_forbidden(live: Live):
+    member3 = demo_id("account", "member3@northwind.example")
+    conn = await asyncpg.connect(live.dsn)
+    try:
+        await conn.execute("UPDATE memberships SET role = 'ADMIN' WHERE account_id = $1", member3)
+        token = await login(live.a, "member3@northwind.example")
+        async with connected(live, live.a, token) as session:
+            received = Received(session, ORGANIZATION_EVENTS)
+            await received.settle()
+            async with conn.transaction():
+                await conn.execute("UPDATE memberships SET role = 'MEMBER' WHERE account_id = $1", member3)
+                await events.publish(conn, "MEMBER_ROLE_CHANGED", organization_id=NORTHWIND, account_id=member3,
+                                     data={"account_id": str(member3), "old_role": "ADMIN", "new_role": "MEMBER"})
+            error = await received.ended()
+    finally:
+        await conn.close()
+    assert isinstance(error, TransportQueryError), repr(error)
+    assert error.errors[0]["extensions"]["code"] == "FORBIDDEN"
+    assert "role in the organization changed" in error.errors[0]["message"]
+
+
+async def test_the_sessions_end_closes_the_socket_with_4401(live: Live):
+    email = "member4@northwind.example"
+    token = await login(live.a, email)
+    claims = tokens.decode(SECRET, token)
+    assert claims is not None
+    async with connected(live, live.a, token) as session:
+        received = Received(session, VIEWER_EVENTS)
+        await received.settle()
+        await publish(live, "SESSION_ENDED", account_id=claims.account_id, data={"session_id": str(uuid.uuid4())})
+        [elsewhere] = await received.wait_for(1)  # another session of the same account: told, not closed
+        await publish(live, "SESSION_ENDED", account_id=claims.account_id, data={"session_id": str(claims.session_id)})
+        error = await received.ended()
+    assert elsewhere["type"] == "SESSION_ENDED"
+    code, reason = close_of(error)
+    assert code == 4401 and "session ended" in reason, (code, reason, repr(error))
+
+
+async def test_a_lost_listener_connection_reconnects_and_delivers_what_was_committed_meanwhile(live: Live):
+    from datasources.postgres.listener import APPLICATION_NAME
+
+    token = await login(live.a, ADMIN)
+    async with connected(live, live.a, token) as session:
+        received = Received(session, ORGANIZATION_EVENTS, {"types": ["MEMBER_ROLE_CHANGED"]})
+        await received.settle()
+        conn = await asyncpg.connect(live.dsn)
+        try:  # both processes lose their LISTEN connection (a restart of PostgreSQL's side of it)
+            killed = await conn.fetchval("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                         "WHERE application_name = $1 AND datname = current_database()",
+                                         APPLICATION_NAME)
+        finally:
+            await conn.close()
+        meanwhile = [await publish(live, "MEMBER_ROLE_CHANGED", **role_changed()) for _ in range(3)]
+        items = await received.wait_for(3, timeout=20)
+        after = await publish(live, "MEMBER_ROLE_CHANGED", **role_changed())
+        items = await received.wait_for(4, timeout=20)
+        await received.stop()
+    assert killed == 2
+    assert [int(i["id"]) for i in items] == [*meanwhile, after]

@@ -17,6 +17,9 @@ import asyncpg
 from datasources.postgres.database import SERVER_SETTINGS
 from datasources.postgres.events import CHANNEL
 
+# How the listening connection shows in pg_stat_activity (an operator, or a test, can find it).
+APPLICATION_NAME = "account-gateway-listener"
+
 
 class ListenerLost(Exception):
     """The listening connection is gone (server restart, network): reconnect, then catch up."""
@@ -57,7 +60,8 @@ class Listener:
 async def listening(dsn: str, *, connect_timeout: float) -> AsyncIterator[Listener]:
     """Connects and LISTENs; ListenerLost when the server cannot be reached."""
     try:
-        conn = await asyncpg.connect(dsn, timeout=connect_timeout, server_settings=SERVER_SETTINGS)
+        conn = await asyncpg.connect(dsn, timeout=connect_timeout,
+                                     server_settings={**SERVER_SETTINGS, "application_name": APPLICATION_NAME})
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise ListenerLost(f"cannot connect to PostgreSQL: {exc or type(exc).__name__}") from exc
     try:
