@@ -61,6 +61,7 @@ class Live:
     a: Served
     b: Served
     dsn: str
+    env: dict[str, str]
 
     def ws(self, served: Served) -> str:
         return served.url.replace("http://", "ws://") + "/graphql"
@@ -77,7 +78,7 @@ def live(services, tmp_path_factory) -> Iterator[Live]:
     try:
         for label in ("a", "b"):  # one after the other: the first applies what migrations there are
             started.append(start(root / label, root / f"serve-{label}.log", env))
-        yield Live(started[0], started[1], dsn)
+        yield Live(started[0], started[1], dsn, env)
     finally:
         for served in started:
             if served.process.poll() is None:
@@ -458,3 +459,46 @@ async def test_a_lost_listener_connection_reconnects_and_delivers_what_was_commi
         await received.stop()
     assert killed == 2
     assert [int(i["id"]) for i in items] == [*meanwhile, after]
+
+
+async def test_a_slow_subscriber_is_ended_with_a_clear_error_instead_of_buffering_without_bound():
+    from datetime import datetime, timezone
+
+    from datasources.postgres.events import Event
+    from resolvers import live as resolve_live
+    from resolvers.event_hub import QUEUE_SIZE, Hub, Key
+
+    async def nothing():
+        return
+        yield
+
+    hub = Hub(None, None)  # type: ignore[arg-type] - fan-out only: no database, no listener
+    key = Key(organization_id=NORTHWIND)
+    with hub.subscribed(key, frozenset({"MEMBER_JOINED"})) as subscriber:
+        for n in range(1, QUEUE_SIZE + 2):  # one more than the queue holds, none read
+            hub._fan_out(Event(n, "MEMBER_JOINED", NORTHWIND, None, None, {}, datetime.now(timezone.utc)))
+        assert subscriber.queue.qsize() <= QUEUE_SIZE
+        with pytest.raises(resolve_live.SubscriberTooSlow) as ended:
+            async for _ in resolve_live._delivered(subscriber, nothing(), 0):
+                pass
+    assert f"fell more than {QUEUE_SIZE} events behind" in ended.value.message
+    assert "'after'" in ended.value.message
+    assert hub.subscriber_count == 0
+
+
+async def test_serve_stops_cleanly_with_a_subscription_open(live: Live, tmp_path: Path):
+    served = start(tmp_path / "c", tmp_path / "serve-c.log", live.env)
+    try:
+        token = await login(served, ADMIN)
+        async with connected(live, served, token) as session:
+            received = Received(session, ORGANIZATION_EVENTS)
+            await received.settle()
+            returncode = await asyncio.to_thread(stop, served)
+            error = await received.ended()
+    finally:
+        if served.process.poll() is None:
+            served.process.kill()
+    assert returncode == 0, served.output()
+    code, _ = close_of(error)
+    assert code in (1001, 1012), (code, repr(error))
+    assert "Traceback" not in served.output(), served.output()
