@@ -12,7 +12,6 @@ ids and data, so the tests do not see each other's.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -27,6 +26,7 @@ import pytest_asyncio
 from gql import Client, GraphQLRequest
 from gql.transport.exceptions import TransportConnectionFailed, TransportQueryError
 from gql.transport.websockets import WebsocketsTransport
+from strawberry.relay import to_base64
 
 from auth import tokens
 from gateway.demo import demo_id
@@ -160,6 +160,26 @@ class Received:
         await asyncio.gather(self.task, return_exceptions=True)
 
 
+async def refusal(session: Any, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The one error a subscription is refused with (an `error` message: gql raises it)."""
+    with pytest.raises(TransportQueryError) as refused:
+        async for _ in session.subscribe(GraphQLRequest(query, variable_values=variables)):
+            pass
+    [error] = refused.value.errors
+    return error
+
+
+async def limit_refusal(sessions: list[Any], extra: Any) -> dict[str, Any]:
+    """Holds one subscription on each of `sessions`, then asks for one more on `extra`."""
+    held = [Received(session, ORGANIZATION_EVENTS) for session in sessions]
+    await held[0].settle()
+    try:
+        return await refusal(extra, ORGANIZATION_EVENTS)
+    finally:
+        for received in held:
+            await received.stop()
+
+
 def close_of(error: BaseException | None) -> tuple[int | None, str]:
     """The close code and reason the server sent, from under gql's wrapping of websockets' error."""
     while error is not None:
@@ -215,22 +235,15 @@ async def test_another_organizations_admin_receives_nothing_and_cannot_name_it(l
         assert [int(i["id"]) for i in items] == [globex] and northwind not in [int(i["id"]) for i in items]
         assert (items[0]["oldQuantity"], items[0]["newQuantity"]) == (10, 12)
         # Naming Northwind: NOT_FOUND, as node(id:) answers for another organization's objects.
-        from strawberry.relay import to_base64
-        with pytest.raises(TransportQueryError) as refused:
-            async for _ in session.subscribe(GraphQLRequest(
-                    "subscription { organizationEvents(organizationId: $org) { id } }".replace(
-                        "$org", json.dumps(to_base64("Organization", str(NORTHWIND)))))):
-                pass
-    assert refused.value.errors[0]["extensions"]["code"] == "NOT_FOUND"
+        error = await refusal(session, "subscription F($org: ID) { organizationEvents(organizationId: $org) { id } }",
+                              {"org": to_base64("Organization", str(NORTHWIND))})
+    assert error["extensions"]["code"] == "NOT_FOUND"
 
 
 async def test_a_member_is_refused_organization_events(live: Live):
     token = await login(live.a, MEMBER)
     async with connected(live, live.a, token) as session:
-        with pytest.raises(TransportQueryError) as refused:
-            async for _ in session.subscribe(GraphQLRequest(ORGANIZATION_EVENTS)):
-                pass
-    [error] = refused.value.errors
+        error = await refusal(session, ORGANIZATION_EVENTS)
     assert error["extensions"]["code"] == "FORBIDDEN"
     assert "organization events" in error["message"]
 
@@ -280,24 +293,14 @@ async def test_a_cursor_that_is_not_one_is_bad_user_input_and_an_old_one_says_re
     old = base64.urlsafe_b64encode(b"event:1:1000000000").decode().rstrip("=")
     async with connected(live, live.a, token) as session:
         for cursor, words in (("not-a-cursor", "not an event cursor"), (old, "Refetch")):
-            with pytest.raises(TransportQueryError) as refused:
-                async for _ in session.subscribe(GraphQLRequest(ORGANIZATION_EVENTS, variable_values={"after": cursor})):
-                    pass
-            [error] = refused.value.errors
+            error = await refusal(session, ORGANIZATION_EVENTS, {"after": cursor})
             assert error["extensions"]["code"] == "BAD_USER_INPUT" and words in error["message"]
 
 
 async def test_too_many_subscriptions_on_one_connection_are_refused_naming_the_limit(live: Live):
     token = await login(live.a, ADMIN)
     async with connected(live, live.a, token) as session:
-        held = [Received(session, ORGANIZATION_EVENTS) for _ in range(3)]
-        await held[0].settle()
-        with pytest.raises(TransportQueryError) as refused:
-            async for _ in session.subscribe(GraphQLRequest(ORGANIZATION_EVENTS)):
-                pass
-        for received in held:
-            await received.stop()
-    [error] = refused.value.errors
+        error = await limit_refusal([session] * 3, session)
     assert error["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS"
     assert "MAX_SUBSCRIPTIONS_PER_CONNECTION" in error["message"]
 
@@ -332,14 +335,7 @@ async def test_a_subscription_over_http_is_refused_with_a_clear_message(live: Li
 async def test_too_many_subscriptions_of_one_viewer_across_connections_are_refused(live: Live):
     token = await login(live.b, "owner@northwind.example")
     async with connected(live, live.b, token) as first, connected(live, live.b, token) as second:
-        held = [Received(session, ORGANIZATION_EVENTS) for session in (first, first, first, second, second)]
-        await held[0].settle()
-        with pytest.raises(TransportQueryError) as refused:
-            async for _ in second.subscribe(GraphQLRequest(ORGANIZATION_EVENTS)):
-                pass
-        for received in held:
-            await received.stop()
-    [error] = refused.value.errors
+        error = await limit_refusal([first, first, first, second, second], second)
     assert error["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS"
     assert "MAX_SUBSCRIPTIONS_PER_VIEWER" in error["message"]
 
@@ -373,7 +369,6 @@ async def test_each_event_is_resolved_as_things_are_now_not_from_an_earlier_even
 
 async def test_a_service_token_follows_one_organization_with_what_its_scope_reads(live: Live):
     from tests.test_service_tokens import create_token
-    from strawberry.relay import to_base64
 
     conn = await asyncpg.connect(live.dsn)
     try:
@@ -383,9 +378,7 @@ async def test_a_service_token_follows_one_organization_with_what_its_scope_read
     follow = ("subscription F($org: ID) { organizationEvents(organizationId: $org) { id type "
               "... on MemberRoleChangedEvent { account { email } } } }")
     async with connected(live, live.a, token) as session:
-        with pytest.raises(TransportQueryError) as unnamed:  # staff and services name the organization
-            async for _ in session.subscribe(GraphQLRequest(follow)):
-                pass
+        unnamed = await refusal(session, follow)  # staff and services name the organization
         received = Received(session, follow, {"org": to_base64("Organization", str(NORTHWIND))})
         await received.settle()
         invoice = await publish(live, "INVOICE_PAID", organization_id=NORTHWIND,
@@ -394,7 +387,7 @@ async def test_a_service_token_follows_one_organization_with_what_its_scope_read
         items = await received.wait_for(1)
         await asyncio.sleep(0.3)
         await received.stop()
-    assert unnamed.value.errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert unnamed["extensions"]["code"] == "BAD_USER_INPUT"
     # accounts:read reads people, not invoices (billing:read does): the same rows as the queries.
     assert [int(i["id"]) for i in items] == [people] and invoice not in [int(i["id"]) for i in items]
     assert items[0]["account"]["email"] == "member2@northwind.example"
