@@ -12,6 +12,7 @@ ids and data, so the tests do not see each other's.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -495,3 +496,51 @@ async def test_serve_stops_cleanly_with_a_subscription_open(live: Live, tmp_path
     code, _ = close_of(error)
     assert code in (1001, 1012), (code, repr(error))
     assert "Traceback" not in served.output(), served.output()
+
+
+async def test_the_protocols_close_codes_for_messages_out_of_place(live: Live):
+    """graphql-transport-ws's own codes, with a raw WebSocket: the gql client never sends these."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    token = await login(live.a, ADMIN)
+    init = json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}})
+    subscribe = json.dumps({"id": "1", "type": "subscribe", "payload": {"query": ORGANIZATION_EVENTS}})
+
+    async def closed_by(*messages: str, init_first: bool = True) -> tuple[int | None, str]:
+        async with connect(live.ws(live.a), subprotocols=["graphql-transport-ws"]) as ws:
+            if init_first:
+                await ws.send(init)
+                assert json.loads(await ws.recv())["type"] == "connection_ack"
+            for message in messages:
+                await ws.send(message)
+            try:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 10)
+            except ConnectionClosed as closed:
+                return closed.rcvd.code if closed.rcvd else None, closed.rcvd.reason if closed.rcvd else ""
+
+    assert await closed_by(subscribe, init_first=False) == (4401, "Unauthorized")
+    assert await closed_by(init) == (4429, "Too many initialisation requests")
+    assert await closed_by(subscribe, subscribe) == (4409, "Subscriber for 1 already exists")
+    assert (await closed_by("{not json"))[0] == 4400
+    assert (await closed_by(json.dumps({"type": "nonsense"})))[0] == 4400
+    # A query over the socket answers once (next, then complete), with the HTTP path's validation.
+    async with connect(live.ws(live.a), subprotocols=["graphql-transport-ws"]) as ws:
+        await ws.send(init)
+        await ws.recv()
+        await ws.send(json.dumps({"id": "q", "type": "subscribe", "payload": {"query": "{ viewer { email } }"}}))
+        answered = [json.loads(await ws.recv()) for _ in range(2)]
+        deep = "subscription D { viewerEvents { " + "... on SessionEndedEvent { id } " + "} }"
+        too_deep = "{ viewer { " + "organization { members(first: 1) { nodes { account { " * 4 + "id" + \
+            " } } } }" * 4 + " } }"
+        await ws.send(json.dumps({"id": "d", "type": "subscribe", "payload": {"query": too_deep}}))
+        refused = json.loads(await ws.recv())
+        await ws.send(json.dumps({"id": "ok", "type": "subscribe", "payload": {"query": deep}}))
+        await ws.send(json.dumps({"id": "ok", "type": "complete"}))
+        await ws.send(json.dumps({"type": "ping"}))
+        assert json.loads(await ws.recv()) == {"type": "pong"}
+    assert answered == [{"id": "q", "type": "next", "payload": {"data": {"viewer": {"email": ADMIN}}}},
+                        {"id": "q", "type": "complete"}]
+    assert refused["type"] == "error" and refused["id"] == "d"
+    assert refused["payload"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED", refused
