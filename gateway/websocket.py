@@ -40,6 +40,7 @@ from strawberry.utils.operation import get_operation_type
 from auth.viewer import Credentials, Viewer, authenticate, bearer_token, credentials
 from datasources.errors import GatewayError
 from gateway.admission import Refusal, admit, viewer_key
+from gateway.bodies import InvalidJSON, load_json
 from gateway.errors import format_error
 from gateway.http import logged_viewer
 from gateway.services import Services
@@ -165,10 +166,10 @@ class Connection:
         text = raw.get("text")
         if text is None:
             raise Close(4400, "Messages are JSON text frames.")
-        try:
-            message = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            raise Close(4400, "Invalid message: not JSON.") from None
+        try:  # as the HTTP body is read: depth-limited, a lone surrogate escape accepted
+            message = load_json(text, "The message")
+        except InvalidJSON as exc:
+            raise Close(4400, f"Invalid message: {exc}") from None
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             raise Close(4400, "Invalid message: an object with a 'type' is expected.")
         return message

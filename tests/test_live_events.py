@@ -544,3 +544,25 @@ async def test_the_protocols_close_codes_for_messages_out_of_place(live: Live):
                         {"id": "q", "type": "complete"}]
     assert refused["type"] == "error" and refused["id"] == "d"
     assert refused["payload"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED", refused
+
+
+CRAFTED_CURSORS = ["", "=", "\u0000", "event:1:1", "ZXZlbnQ6", "ZXZlbnQ6LTE6MQ",  # "event:", "event:-1:1"
+                   "ZXZlbnQ6OTIyMzM3MjAzNjg1NDc3NTgwODox",  # "event:9223372036854775808:1", past bigint
+                   "ZXZlbnQ6MTo5OTk5OTk5OTk5OTk5OTk5OTk5", "x" * 10_000, "\ud800"]
+CRAFTED_ORGANIZATIONS = ["", "\u0000", "T3JnYW5pemF0aW9uOm5vdC1hLXV1aWQ", to_base64("Account", str(MEMBER2)),
+                         to_base64("Organization", str(uuid.uuid4())), "x" * 10_000]
+
+
+async def test_crafted_cursors_and_organization_ids_are_refused_with_a_clear_code(live: Live):
+    token = await login(live.a, ADMIN)
+    follow = ("subscription F($org: ID, $after: String) { organizationEvents(organizationId: $org, after: $after) "
+              "{ id } }")
+    async with connected(live, live.a, token) as session:
+        codes = [(await refusal(session, follow, {"after": cursor}))["extensions"]["code"]
+                 for cursor in CRAFTED_CURSORS]
+        codes += [(await refusal(session, follow, {"org": org}))["extensions"]["code"]
+                  for org in CRAFTED_ORGANIZATIONS]
+    assert set(codes[:len(CRAFTED_CURSORS)]) == {"BAD_USER_INPUT"}, codes
+    # As over HTTP: a NUL is refused before anything runs (admission: PostgreSQL stores none).
+    assert codes[len(CRAFTED_CURSORS):] == ["NOT_FOUND", "BAD_USER_INPUT", "NOT_FOUND", "NOT_FOUND", "NOT_FOUND",
+                                            "NOT_FOUND"], codes
