@@ -414,6 +414,11 @@ class ViewerCreditRequestResolvedEvent(_CreditRequestResolved, ViewerEvent):
 @strawberry.type(description=MEANINGS["SESSION_ENDED"] + " When it is this connection's own session, the "
                              "connection closes with 4401 right after.")
 class SessionEndedEvent(ViewerEvent):
+    @strawberry.field(description="Why: SIGNED_OUT, SIGNED_OUT_EVERYWHERE, PASSWORD_CHANGED, EMAIL_CHANGED (by support) "
+                                  "or REFRESH_TOKEN_REUSED (a stolen refresh token was detected).")
+    def reason(self) -> str | None:
+        return _data(self.event, "reason")
+
     @strawberry.field(description="Whether it is the session this subscription was opened with.")
     def this_session(self, info: Info) -> bool:
         return _data(self.event, "session_id") in (None, str(info.context.viewer.session_id))

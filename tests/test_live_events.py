@@ -566,3 +566,41 @@ async def test_crafted_cursors_and_organization_ids_are_refused_with_a_clear_cod
     # As over HTTP: a NUL is refused before anything runs (admission: PostgreSQL stores none).
     assert codes[len(CRAFTED_CURSORS):] == ["NOT_FOUND", "BAD_USER_INPUT", "NOT_FOUND", "NOT_FOUND", "NOT_FOUND",
                                             "NOT_FOUND"], codes
+
+
+CHANGE_ROLE = """mutation C($input: ChangeMemberRoleInput!) { changeMemberRole(input: $input) { userErrors { code } } }"""
+WITH_ACTOR = """
+subscription Follow($types: [OrganizationEventType!]) {
+  organizationEvents(types: $types) {
+    id type actor { email } ... on MemberRoleChangedEvent { oldRole newRole member { email role } }
+  }
+}"""
+
+
+async def http(served: Served, query: str, variables: dict[str, Any], token: str) -> dict[str, Any]:
+    async with httpx.AsyncClient() as client:
+        response = await client.post(f"{served.url}/graphql", json={"query": query, "variables": variables},
+                                     headers={"authorization": f"Bearer {token}"})
+    return response.json()
+
+
+async def test_a_mutation_over_http_on_one_process_reaches_a_subscriber_on_the_other(live: Live):
+    member5 = to_base64("Account", str(demo_id("account", "member5@northwind.example")))
+    owner = await login(live.b, "owner@northwind.example")
+    token = await login(live.a, ADMIN)
+    async with connected(live, live.a, token) as session:
+        received = Received(session, WITH_ACTOR, {"types": ["MEMBER_ROLE_CHANGED"]})
+        await received.settle()
+        for role in ("ADMIN", "MEMBER"):
+            body = await http(live.b, CHANGE_ROLE, {"input": {"accountId": member5, "role": role}}, owner)
+            assert body["data"]["changeMemberRole"]["userErrors"] == [], body
+        items = await received.wait_for(2)
+        # The admin signs out elsewhere (over HTTP, on the other process): this socket closes.
+        assert (await http(live.b, "mutation L { logout(input: {}) { revoked } }", {}, token))["data"]["logout"] == {
+            "revoked": 1}
+        error = await received.ended()
+    assert [(i["oldRole"], i["newRole"], i["actor"]["email"]) for i in items] == [
+        ("MEMBER", "ADMIN", "owner@northwind.example"), ("ADMIN", "MEMBER", "owner@northwind.example")]
+    # Each event's objects as they are when it is delivered.
+    assert items[1]["member"] == {"email": "member5@northwind.example", "role": "MEMBER"}
+    assert close_of(error)[0] == 4401
