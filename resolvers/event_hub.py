@@ -87,7 +87,6 @@ class Hub:
         self._keepalive = keepalive
         self._subscribers: dict[Key, set[Subscriber]] = defaultdict(set)
         self.high_water: int | None = None  # None until the first read of the log
-        self.connected = asyncio.Event()
 
     # Registration -------------------------------------------------------------------------
 
@@ -142,7 +141,6 @@ class Hub:
                     if self.high_water is None:
                         self.high_water = await events.last_id(self._db)
                     await self._catch_up()
-                    self.connected.set()
                     failures = 0
                     while True:
                         await listener.wait(self._keepalive)
@@ -150,7 +148,6 @@ class Hub:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the hub must outlive any outage
-                self.connected.clear()
                 delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
                 failures += 1
                 expected = isinstance(exc, (ListenerLost, DatabaseUnavailable))

@@ -414,8 +414,8 @@ class ViewerCreditRequestResolvedEvent(_CreditRequestResolved, ViewerEvent):
 @strawberry.type(description=MEANINGS["SESSION_ENDED"] + " When it is this connection's own session, the "
                              "connection closes with 4401 right after.")
 class SessionEndedEvent(ViewerEvent):
-    @strawberry.field(description="Why: SIGNED_OUT, SIGNED_OUT_EVERYWHERE, PASSWORD_CHANGED, EMAIL_CHANGED (by support) "
-                                  "or REFRESH_TOKEN_REUSED (a stolen refresh token was detected).")
+    @strawberry.field(description="Why: SIGNED_OUT, SIGNED_OUT_EVERYWHERE, PASSWORD_CHANGED, EMAIL_CHANGED (by "
+                                  "support) or REFRESH_TOKEN_REUSED (a stolen refresh token was detected).")
     def reason(self) -> str | None:
         return _data(self.event, "reason")
 

@@ -568,7 +568,7 @@ async def test_crafted_cursors_and_organization_ids_are_refused_with_a_clear_cod
                                             "NOT_FOUND"], codes
 
 
-CHANGE_ROLE = """mutation C($input: ChangeMemberRoleInput!) { changeMemberRole(input: $input) { userErrors { code } } }"""
+CHANGE_ROLE = "mutation C($input: ChangeMemberRoleInput!) { changeMemberRole(input: $input) { userErrors { code } } }"
 WITH_ACTOR = """
 subscription Follow($types: [OrganizationEventType!]) {
   organizationEvents(types: $types) {
