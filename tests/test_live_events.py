@@ -12,6 +12,7 @@ ids and data, so the tests do not see each other's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -604,3 +605,25 @@ async def test_a_mutation_over_http_on_one_process_reaches_a_subscriber_on_the_o
     # Each event's objects as they are when it is delivered.
     assert items[1]["member"] == {"email": "member5@northwind.example", "role": "MEMBER"}
     assert close_of(error)[0] == 4401
+
+
+async def test_serve_with_two_workers_delivers_to_subscribers_on_each(live: Live, tmp_path: Path):
+    from tests.test_workers import start_workers, workers_of
+
+    served = start_workers(tmp_path / "w", tmp_path / "serve-w.log", 2, live.env)
+    try:
+        assert len(workers_of(served)) == 2
+        token = await login(served, ADMIN)
+        async with contextlib.AsyncExitStack() as stack:
+            # Six connections, which the kernel spreads over the workers (each with its own hub).
+            sessions = [await stack.enter_async_context(connected(live, served, token)) for _ in range(6)]
+            received = [Received(session, ORGANIZATION_EVENTS, {"types": ["MEMBER_ROLE_CHANGED"]})
+                        for session in sessions]
+            await received[0].settle()
+            emitted = await publish(live, "MEMBER_ROLE_CHANGED", **role_changed())
+            delivered = [[int(i["id"]) for i in await r.wait_for(1)] for r in received]
+            for r in received:
+                await r.stop()
+    finally:
+        await asyncio.to_thread(stop, served)
+    assert delivered == [[emitted]] * 6
