@@ -467,7 +467,7 @@ async def test_a_slow_subscriber_is_ended_with_a_clear_error_instead_of_bufferin
         return
         yield
 
-    hub = Hub(None, None)  # type: ignore[arg-type] - fan-out only: no database, no listener
+    hub = Hub(None)  # type: ignore[arg-type] - fan-out only: no listener
     key = Key(organization_id=NORTHWIND)
     with hub.subscribed(key, frozenset({"MEMBER_JOINED"})) as subscriber:
         for n in range(1, QUEUE_SIZE + 2):  # one more than the queue holds, none read

@@ -27,13 +27,19 @@ class ListenerLost(Exception):
 
 class Listener:
     """One LISTEN connection: `wait` returns when something was notified (or after `timeout`,
-    having checked that the connection still answers) and raises ListenerLost once it is gone."""
+    having checked that the connection still answers) and raises ListenerLost once it is gone.
+    Between waits, `connection` reads the log: the fan-out never waits for the pool, which
+    the requests that write events are using."""
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
         self._notified = asyncio.Event()
         self._lost = False
         conn.add_termination_listener(self._on_lost)
+
+    @property
+    def connection(self) -> asyncpg.Connection:
+        return self._conn
 
     def _on_notify(self, *_args: Any) -> None:
         self._notified.set()
