@@ -168,6 +168,8 @@ class Connection:
         text = raw.get("text")
         if text is None:
             raise Close(4400, "Messages are JSON text frames.")
+        if len(text) > (limit := self.services.settings.max_body_bytes):
+            raise Close(1009, f"Message too big: at most {limit} characters (MAX_BODY_BYTES, as for an HTTP body).")
         try:  # as the HTTP body is read: depth-limited, a lone surrogate escape accepted
             message = load_json(text, "The message")
         except InvalidJSON as exc:

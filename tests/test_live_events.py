@@ -526,6 +526,7 @@ async def test_the_protocols_close_codes_for_messages_out_of_place(live: Live):
     assert await closed_by(subscribe, subscribe) == (4409, "Subscriber for 1 already exists")
     assert (await closed_by("{not json"))[0] == 4400
     assert (await closed_by(json.dumps({"type": "nonsense"})))[0] == 4400
+    assert (await closed_by(json.dumps({"type": "ping", "payload": "x" * (2 << 20)})))[0] == 1009
     # A query over the socket answers once (next, then complete), with the HTTP path's validation.
     async with connect(live.ws(live.a), subprotocols=["graphql-transport-ws"]) as ws:
         await ws.send(init)
