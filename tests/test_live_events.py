@@ -628,3 +628,25 @@ async def test_serve_with_two_workers_delivers_to_subscribers_on_each(live: Live
     finally:
         await asyncio.to_thread(stop, served)
     assert delivered == [[emitted]] * 6
+
+
+ALLOCATE = "mutation A($input: AllocateLicenseInput!) { allocateLicense(input: $input) { userErrors { code } } }"
+MY_SEATS = """
+subscription Mine { viewerEvents { id type ... on ViewerSeatAllocatedEvent { license { product { name } } } } }"""
+
+
+async def test_a_member_is_told_of_the_seat_an_admin_gives_them_on_another_process(live: Live):
+    member6 = demo_id("account", "member6@northwind.example")
+    admin = await login(live.b, ADMIN)
+    token = await login(live.a, "member6@northwind.example")
+    async with connected(live, live.a, token) as session:
+        received = Received(session, MY_SEATS)
+        await received.settle()
+        body = await http(live.b, ALLOCATE, {"input": {
+            "licenseId": to_base64("License", str(demo_id("license", "northwind", "LUMEN-RENDER"))),
+            "accountIds": [to_base64("Account", str(member6))]}}, admin)
+        assert body["data"]["allocateLicense"]["userErrors"] == [], body
+        [event] = await received.wait_for(1)
+        await received.stop()
+    assert event["type"] == "SEAT_ALLOCATED"
+    assert event["license"] == {"product": {"name": "Lumen Render"}}
