@@ -650,3 +650,42 @@ async def test_a_member_is_told_of_the_seat_an_admin_gives_them_on_another_proce
         await received.stop()
     assert event["type"] == "SEAT_ALLOCATED"
     assert event["license"] == {"product": {"name": "Lumen Render"}}
+
+
+async def test_no_connection_init_in_time_closes_with_4408_and_the_app_stops_with_sockets_open(
+        resolver_settings, monkeypatch):
+    """In process (the timeout shortened): the close code, then the lifespan's end with a socket
+    still open, which tells its client the server is going away (1001)."""
+    from gateway import websocket
+    from gateway.app import create_app
+    from tests import asgi_websocket
+
+    monkeypatch.setattr(websocket, "CONNECTION_INIT_TIMEOUT", 0.2)
+    app = create_app(resolver_settings)
+    lifespan = app.router.lifespan_context(app)
+    await lifespan.__aenter__()
+    stopped = False
+    try:
+        async with asgi_websocket.connected(app) as socket:
+            closed = await socket.receive()
+        token = await login_in_process(app)
+        async with asgi_websocket.connected(app) as socket:
+            await socket.send({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}})
+            assert (await socket.receive())["type"] == "connection_ack"
+            await socket.send({"id": "1", "type": "subscribe", "payload": {"query": VIEWER_EVENTS}})
+            await asyncio.sleep(0.2)
+            stopped = True
+            await asyncio.wait_for(lifespan.__aexit__(None, None, None), 10)
+            going_away = await socket.receive()
+    finally:
+        if not stopped:
+            await lifespan.__aexit__(None, None, None)
+    assert (closed["code"], closed["reason"]) == (4408, "Connection initialisation timeout")
+    assert going_away["code"] == 1001
+
+
+async def login_in_process(app) -> str:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway.test") as client:
+        response = await client.post("/graphql", json={"query": LOGIN, "variables": {
+            "email": ADMIN, "password": "demo-password"}})
+    return response.json()["data"]["login"]["token"]
