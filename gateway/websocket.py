@@ -53,6 +53,10 @@ from schema.extensions import require_operation_name
 
 PROTOCOL = "graphql-transport-ws"
 CONNECTION_INIT_TIMEOUT = 10.0  # seconds a client has to send connection_init
+# How often a connection's credentials are checked again. Sign-outs, password changes and the
+# like end a session with an event and close its sockets at once; this catches what reports
+# none (a revoked service token, a session past its own expiry) within this many seconds.
+RECHECK_SECONDS = 300.0
 log = logging.getLogger("gateway.websocket")
 
 
@@ -226,6 +230,7 @@ class Connection:
             self.watchers.append(asyncio.create_task(self._expire_at(presented.claims.expires_at)))
         if viewer.account_id is not None:
             self.watchers.append(asyncio.create_task(self._until_signed_out()))
+        self.watchers.append(asyncio.create_task(self._recheck(presented)))
 
     def _credentials(self, payload: dict[str, Any]) -> Credentials:
         raw = payload.get("authorization", payload.get("Authorization"))
@@ -246,6 +251,19 @@ class Connection:
     async def _until_signed_out(self) -> None:
         await resolve_live.session_ended(self._context())
         self.end(4401, "Unauthorized: the session ended.")
+
+    async def _recheck(self, presented: Credentials) -> None:
+        while True:
+            await asyncio.sleep(RECHECK_SECONDS)
+            try:
+                viewer = await authenticate(self.services.db, presented)
+            except GatewayError:
+                continue  # an outage is no revocation: checked again next time
+            current = self.viewer
+            assert current is not None
+            if viewer.account_id != current.account_id or viewer.service != current.service:
+                self.end(4401, "Unauthorized: the token was revoked.")
+                return
 
     def _context(self) -> Context:
         assert self.viewer is not None

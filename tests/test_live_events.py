@@ -689,3 +689,29 @@ async def login_in_process(app) -> str:
         response = await client.post("/graphql", json={"query": LOGIN, "variables": {
             "email": ADMIN, "password": "demo-password"}})
     return response.json()["data"]["login"]["token"]
+
+
+async def test_a_revoked_service_token_is_closed_with_4401_at_the_next_check(resolver_settings, database_url,
+                                                                              monkeypatch):
+    """Revoking a token reports no event: each connection checks its credentials again
+    (every RECHECK_SECONDS, shortened here)."""
+    from datasources.postgres import service_tokens
+    from gateway import websocket
+    from gateway.app import create_app
+    from tests import asgi_websocket
+    from tests.test_service_tokens import create_token
+
+    monkeypatch.setattr(websocket, "RECHECK_SECONDS", 0.3)
+    conn = await asyncpg.connect(database_url)
+    app = create_app(resolver_settings)
+    try:
+        token = await create_token(conn, "live-revoked", "accounts:read")
+        async with app.router.lifespan_context(app), asgi_websocket.connected(app) as socket:
+            await socket.send({"type": "connection_init", "payload": {"token": token}})
+            assert (await socket.receive())["type"] == "connection_ack"
+            await asyncio.sleep(0.5)  # checked once: still live
+            await service_tokens.revoke(conn, "live-revoked")
+            closed = await socket.receive(timeout=5)
+    finally:
+        await conn.close()
+    assert (closed["code"], closed["reason"]) == (4401, "Unauthorized: the token was revoked.")
