@@ -48,6 +48,7 @@ from loaders import create_loaders
 from resolvers import live as resolve_live
 from resolvers.context import Context
 from resolvers.event_hub import Hub
+from schema import variable_errors
 from schema.documents import Document, document_of
 from schema.extensions import require_operation_name
 
@@ -377,8 +378,10 @@ class Connection:
         built = Executor.build(gateway_schema.graphql_schema, document.node, context_value=base,
                                raw_variable_values=variables, operation_name=operation_name,
                                hide_suggestions=gateway_schema.hide_suggestions)
-        if isinstance(built, list):  # variables that do not coerce
-            await self._error(id_, [self._format(e) for e in built])
+        if isinstance(built, list):  # variables that do not coerce: worded as over HTTP, no value repeated
+            errors = variable_errors.rebuilt(gateway_schema.graphql_schema, built, variables,
+                                             hide_suggestions=gateway_schema.hide_suggestions)
+            await self._error(id_, [self._format(e) for e in errors])
             return False
         stream = await _awaited(create_source_event_stream(built))
         if not is_async_iterable(stream):

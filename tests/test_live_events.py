@@ -697,3 +697,11 @@ async def test_a_revoked_service_token_is_closed_with_4401_at_the_next_check(res
     finally:
         await conn.close()
     assert (closed["code"], closed["reason"]) == (4401, "Unauthorized: the token was revoked.")
+
+
+async def test_variables_that_do_not_coerce_are_refused_without_repeating_the_value(live: Live):
+    token = await login(live.a, ADMIN)
+    async with connected(live, live.a, token) as session:
+        error = await refusal(session, ORGANIZATION_EVENTS, {"types": ["NOT_A_KIND_secret-value"]})
+    assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+    assert "secret-value" not in error["message"], error
