@@ -14,8 +14,11 @@ with 4401 right away: graphql-ws clients take 4401 as final (no reconnect loop w
 bad token) and report it to every subscriber. Close codes, per the protocol: 4400 a message
 that is not the protocol's, 4401 unauthorized (also at the token's `exp` and when its session
 ends), 4406 subprotocol not acceptable, 4408 no connection_init in time, 4409 a subscription
-id already in use, 4429 a second connection_init. Too many subscriptions (per connection,
-per viewer in this process) are refused with an `error` message naming the limit.
+id already in use, 4429 a second connection_init; besides them 1009 for a message over
+MAX_BODY_BYTES and 1001 when the app shuts down. A token revoked without an event (a service
+token) is noticed within RECHECK_SECONDS. Too many subscriptions (per connection, per viewer
+in this process) are refused with an `error` message naming the limit, and so is whatever
+HTTP refuses before running (size, cost and budget, parse, validation).
 """
 
 from __future__ import annotations
