@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from datasources.payments.client import PaymentsClient
 from datasources.postgres.database import Database
+from datasources.postgres.listener import listening
 from gateway import graphiql, invoice_files
 from gateway.bodies import BodyLimit
 from gateway.cors import cors_middleware
@@ -29,6 +30,8 @@ from gateway.scheduler import Scheduler
 from gateway.services import Services, resolver_config
 from gateway.settings import Settings
 from gateway.webhooks import payment_webhook
+from gateway.websocket import LiveConnections, graphql_ws
+from resolvers.event_hub import Hub
 from schema import build_schema
 
 # localstripe accepts any key; the SDK insists on having one.
@@ -64,14 +67,18 @@ def create_app(settings: Settings) -> Starlette:
         metrics = app.state.metrics = Metrics(operations, db=db, payments=payments,
                                               tracer=load_tracer(settings.tracing))
         install_request_log()
+        # One LISTEN connection per process, apart from the pool, fans live events out to its sockets.
+        hub = Hub(lambda: listening(settings.database_url or "", connect_timeout=settings.db_connect_timeout_seconds))
+        live = app.state.live = LiveConnections(hub)
         background = [asyncio.create_task(Mailer(db, settings.data_dir / "mail", settings.smtp_url).run()),
-                      asyncio.create_task(metrics.share())]
+                      asyncio.create_task(metrics.share()), asyncio.create_task(hub.run(), name="event-hub")]
         app.state.scheduler = Scheduler(db, settings) if settings.run_scheduler else None
         if app.state.scheduler is not None:
             background.append(asyncio.create_task(app.state.scheduler.run()))
         try:
             yield
         finally:
+            await live.close_all()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
@@ -82,6 +89,7 @@ def create_app(settings: Settings) -> Starlette:
     return Starlette(
         routes=[
             Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql_ws),
             Route(graphiql.ASSET_PATH + "/{name}", graphiql.asset, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),

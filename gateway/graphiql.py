@@ -51,8 +51,13 @@ PAGE = """<!doctype html>
 <body>
   <div id="graphiql">Loading…</div>
   <script>
-    // The gateway has no @defer or subscriptions: plain JSON over POST to this same address.
-    const fetcher = GraphiQL.createFetcher({{url: window.location.pathname, enableIncrementalDelivery: false}});
+    // Queries and mutations: plain JSON over POST (the gateway has no @defer). Subscriptions: the
+    // graphql-ws client bundled in GraphiQL, on this same path; the Headers pane's Authorization
+    // goes into connection_init, which the gateway reads as it reads the HTTP header.
+    const wsUrl = (window.location.protocol === "https:" ? "wss://" : "ws://") + window.location.host
+      + window.location.pathname;
+    const fetcher = GraphiQL.createFetcher({{url: window.location.pathname, subscriptionUrl: wsUrl,
+                                             enableIncrementalDelivery: false}});
     ReactDOM.createRoot(document.getElementById("graphiql")).render(React.createElement(GraphiQL, {{
       fetcher,
       defaultQuery: {default_query},
