@@ -51,8 +51,13 @@ PAGE = """<!doctype html>
 <body>
   <div id="graphiql">Loading…</div>
   <script>
-    // The gateway has no @defer or subscriptions: plain JSON over POST to this same address.
-    const fetcher = GraphiQL.createFetcher({{url: window.location.pathname, enableIncrementalDelivery: false}});
+    // Queries and mutations: plain JSON over POST to this same address (no @defer). Subscriptions:
+    // graphql-transport-ws on the same path; GraphiQL sends the Headers pane as connection_init's
+    // payload, so the same {{"Authorization": "Bearer …"}} signs the socket in.
+    const subscriptionUrl = (window.location.protocol === "https:" ? "wss://" : "ws://") + window.location.host
+      + window.location.pathname;
+    const fetcher = GraphiQL.createFetcher({{url: window.location.pathname, subscriptionUrl,
+                                            enableIncrementalDelivery: false}});
     ReactDOM.createRoot(document.getElementById("graphiql")).render(React.createElement(GraphiQL, {{
       fetcher,
       defaultQuery: {default_query},

@@ -1,0 +1,404 @@
+"""python -m bench.events [--quick] [--organizations N] [--managers M] [--interval-ms 10] [--duration S]
+
+Live events under load (issue 17): one `serve` process (production settings) on a fresh embedded
+PostgreSQL seeded as `python -m bench` seeds; N organizations × M managers, each manager signed in on
+a WebSocket of their own (graphql-transport-ws, from a separate client process: bench/subscribers.py)
+subscribed to their organization's events; then an event committed every `--interval-ms` through a
+real transaction (a member's role changed and `resolvers.events.publish`, as the mutation does),
+round-robin over the organizations, for `--duration` seconds. Prints the deliveries, the latency from
+commit to receipt, the server's memory with no and with all subscriptions idle, the CPU per delivered
+event, and the issue's targets with pass or fail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import platform
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import psutil
+
+from auth import tokens
+from bench import cpu, dataset, servers
+from datasources.errors import GatewayError
+from datasources.postgres import sessions
+from resolvers import events
+
+ROOT = Path(__file__).resolve().parents[1]
+# The portal's own subscription, as a client would send it.
+OPERATION = ROOT / "operations" / "organization_events.graphql"
+TARGET_P99_MS = 100.0
+TARGET_MB_PER_1000_IDLE = 50.0
+SETTLE_SECONDS = 3.0  # after connecting or warming, before RSS is read: the allocator settles
+DRAIN_SECONDS = 3.0  # after the last commit, for the deliveries still on their way
+TOKEN_SECONDS = 3 * 3600
+
+
+@dataclass(frozen=True)
+class Organization:
+    id: uuid.UUID
+    managers: list[uuid.UUID]  # each one a subscriber
+    subject: uuid.UUID  # the MEMBER whose role the events change
+
+
+@dataclass
+class Committed:
+    """The events of the measured phase: cursor-independent, by log id."""
+    at: dict[int, float] = field(default_factory=dict)  # log id -> wall time just before COMMIT
+    group: dict[int, int] = field(default_factory=dict)  # log id -> organization index
+    behind: float = 0.0  # the most a commit started after its scheduled time
+    seconds: float = 0.0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench.events", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="10 s of events instead of 60")
+    p.add_argument("--duration", type=float, default=None, help="seconds of events (default 60, quick 10)")
+    p.add_argument("--interval-ms", type=float, default=10.0, help="one event committed every this many ms (default 10)")
+    p.add_argument("--organizations", type=int, default=100, help="organizations with subscribers (default 100)")
+    p.add_argument("--managers", type=int, default=10,
+                   help="subscribing managers (OWNER and ADMINs) per organization (default 10); subscribers = organizations "
+                        "× managers, and each event reaches its organization's managers")
+    p.add_argument("--no-compression", action="store_true",
+                   help="do not offer permessage-deflate (browsers and the graphql-ws client under node offer it)")
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory (gateway.log) at the end")
+    return p
+
+
+async def _organizations(conn: asyncpg.Connection, managers: int) -> list[Organization]:
+    """Makes the first `managers` members of every organization (by email) its OWNER or ADMINs."""
+    rows = await conn.fetch(
+        "SELECT m.organization_id, m.account_id, m.role,"
+        " row_number() OVER (PARTITION BY m.organization_id ORDER BY a.email) AS n"
+        " FROM memberships m JOIN accounts a ON a.id = m.account_id ORDER BY m.organization_id, n")
+    by_org: dict[uuid.UUID, list[asyncpg.Record]] = {}
+    for row in rows:
+        by_org.setdefault(row["organization_id"], []).append(row)
+    promoted = [(r["organization_id"], r["account_id"]) for members in by_org.values()
+                for r in members[:managers] if r["role"] == "MEMBER"]
+    await conn.executemany("UPDATE memberships SET role = 'ADMIN' WHERE organization_id = $1 AND account_id = $2",
+                           promoted)
+    return [Organization(org_id, [r["account_id"] for r in members[:managers]], members[managers]["account_id"])
+            for org_id, members in sorted(by_org.items())]
+
+
+async def _sign_in(conn: asyncpg.Connection, secret: str, account_ids: list[uuid.UUID]) -> list[str]:
+    """A session and a bearer token per subscriber, as `login` makes them, without 1,000 argon2 checks."""
+    expires = datetime.now(UTC) + timedelta(seconds=TOKEN_SECONDS)
+    out = []
+    for account_id in account_ids:
+        session_id = uuid.uuid4()
+        await sessions.create_session(conn, session_id, account_id, expires)
+        out.append(tokens.issue(secret, session_id=session_id, account_id=account_id,
+                                ttl_seconds=TOKEN_SECONDS)[0])
+    return out
+
+
+async def _commit_one(conn: asyncpg.Connection, org: Organization, role: str) -> tuple[int, float]:
+    """A member's role changed and the event published in one transaction; (log id, time before COMMIT)."""
+    tx = conn.transaction()
+    await tx.start()
+    try:
+        await conn.execute("UPDATE memberships SET role = $3 WHERE organization_id = $1 AND account_id = $2",
+                           org.id, org.subject, role)
+        event = await events.publish(
+            conn, "MEMBER_ROLE_CHANGED", organization_id=org.id, account_id=org.subject,
+            actor_account_id=org.managers[0],
+            data={"account_id": str(org.subject), "old_role": "ADMIN" if role == "MEMBER" else "MEMBER",
+                  "new_role": role})
+        assert event is not None
+        at = time.time()
+    except BaseException:
+        await tx.rollback()
+        raise
+    await tx.commit()
+    return event.id, at
+
+
+class Subscribers:
+    """The client process (bench/subscribers.py) and its line protocol."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    @classmethod
+    async def start(cls, config: dict) -> Subscribers:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.subscribers", cwd=ROOT, stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, limit=1 << 30, start_new_session=True)
+        assert process.stdin is not None
+        process.stdin.write(json.dumps(config).encode() + b"\n")
+        return cls(process)
+
+    def send(self, command: str) -> asyncio.Task:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(command.encode() + b"\n")
+        return asyncio.ensure_future(self._reply(command))
+
+    async def _reply(self, command: str) -> dict:
+        assert self.process.stdout is not None
+        line = await self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the subscribers' process ended during {command!r} "
+                               f"(exit {await self.process.wait()})")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise RuntimeError(f"subscribers, {command}: {reply['error']}")
+        return reply
+
+    async def stop(self) -> None:
+        if self.process.returncode is None:
+            try:
+                await asyncio.wait_for(self.send("stop"), 30)
+                await asyncio.wait_for(self.process.wait(), 10)
+            except (TimeoutError, RuntimeError, BrokenPipeError, ConnectionResetError):
+                with contextlib.suppress(ProcessLookupError):  # it may have ended on its own
+                    self.process.kill()
+                await self.process.wait()
+
+
+async def _publish_until(reply: asyncio.Task, conn: asyncpg.Connection, orgs: list[Organization],
+                         every: float, what: str) -> dict:
+    """Commits one event per organization every `every` seconds until the client's reply comes:
+    a subscription has no acknowledgement, so the first event it receives is the proof it is live."""
+    roles = {}
+    deadline = time.monotonic() + 90
+    while not reply.done():
+        if time.monotonic() > deadline:
+            reply.cancel()
+            raise RuntimeError(f"{what}: the subscribers received no event in 90 s")
+        for org in orgs:
+            roles[org.id] = "ADMIN" if roles.get(org.id) == "MEMBER" else "MEMBER"
+            await _commit_one(conn, org, roles[org.id])
+        await asyncio.wait([reply], timeout=every)
+    return reply.result()
+
+
+async def _publish(conn: asyncpg.Connection, orgs: list[Organization], interval: float, seconds: float) -> Committed:
+    """An event every `interval` seconds on a fixed schedule (a late commit does not shift the next)."""
+    done = Committed()
+    count = int(seconds / interval)
+    roles: dict[uuid.UUID, str] = {}
+    started = time.monotonic()
+    for i in range(count):
+        due = started + i * interval
+        wait = due - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        else:
+            done.behind = max(done.behind, -wait)
+        org_index = i % len(orgs)
+        org = orgs[org_index]
+        roles[org.id] = "ADMIN" if roles.get(org.id) == "MEMBER" else "MEMBER"
+        log_id, at = await _commit_one(conn, org, roles[org.id])
+        done.at[log_id], done.group[log_id] = at, org_index
+    done.seconds = time.monotonic() - started
+    return done
+
+
+def _log_id(cursor: str) -> int | None:
+    """The event log id in a subscriber's cursor, read as the gateway reads `after`."""
+    from resolvers.live import parse_cursor  # the transport's module (issue 17)
+
+    try:
+        return parse_cursor(cursor, 3650).last_id
+    except GatewayError:
+        return None
+
+
+def _percentile(ordered: list[float], p: float) -> float:
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def _mb(rss: int) -> float:
+    return rss / (1024 * 1024)
+
+
+def _f(value: float, digits: int = 1) -> str:
+    return "-" if math.isnan(value) else f"{value:,.{digits}f}"
+
+
+def _verdict(ok: bool) -> str:
+    return "pass" if ok else "FAIL"
+
+
+async def run(args: argparse.Namespace) -> int:
+    duration = args.duration if args.duration is not None else (10.0 if args.quick else 60.0)
+    interval = args.interval_ms / 1000
+    if args.organizations < 1 or args.managers < 1 or interval <= 0 or duration <= 0:
+        raise SystemExit("python -m bench.events: --organizations, --managers, --interval-ms and --duration "
+                         "must be positive")
+    subscriber_count = args.organizations * args.managers
+    query = OPERATION.read_text()
+    root = Path(tempfile.mkdtemp(prefix="account-gateway-bench-events-"))
+    root.chmod(0o755)  # the embedded server runs as its own system user when we are root
+    started: list[servers.Process] = []
+    postgres: servers.Postgres | None = None
+    client: Subscribers | None = None
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    if task is not None:
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    began = time.monotonic()
+    try:
+        print(f"bench.events: {os.cpu_count()} cores, Python {platform.python_version()}; "
+              f"{subscriber_count:,} subscribers = {args.organizations} organizations × {args.managers} managers, "
+              f"each subscribed to organizationEvents (operations/{OPERATION.name}) on a WebSocket of its own; "
+              f"an event every {args.interval_ms:g} ms for {duration:g} s, round-robin over the organizations",
+              flush=True)
+        postgres = servers.Postgres(root)
+        postgres.start()
+        admin = await asyncpg.connect(postgres.admin_uri())
+        try:
+            for name, value in servers.POSTGRES_SETTINGS.items():
+                await admin.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+            await admin.execute(f'CREATE DATABASE "{servers.DATABASE}"')
+        finally:
+            await admin.close()
+        postgres.restart()
+        conn = await asyncpg.connect(postgres.dsn())
+        try:
+            sizes = dataset.Sizes(organizations=args.organizations, members_per_org=max(30, args.managers + 5),
+                                  big_organizations=0, big_members=0)
+            loaded = await dataset.create(conn, sizes)
+            orgs = await _organizations(conn, args.managers)
+            print(f"bench.events: seeded {loaded.rows['organizations']:,} organizations of "
+                  f"{sizes.members_per_org} members in {loaded.seconds:.1f} s; the first {args.managers} of each "
+                  f"(by email) are its OWNER and ADMINs", flush=True)
+            secret = secrets.token_urlsafe(36)[:48]
+            signed = await _sign_in(conn, secret, [m for org in orgs for m in org.managers])
+            gateway = servers.start_gateway(postgres.dsn(), root, started, {"SECRET_KEY": secret})
+            server = psutil.Process(gateway.process.pid)
+            postmaster = cpu.postmaster_pid(postgres.server.pgdata)
+            print(f"bench.events: gateway (production, one process) at {gateway.url}", flush=True)
+
+            groups = [i for i, org in enumerate(orgs) for _ in org.managers]
+            client = await Subscribers.start({
+                "url": gateway.url.replace("http://", "ws://") + "/graphql", "query": query,
+                "compression": not args.no_compression,
+                "subscribers": [{"token": t, "group": g} for t, g in zip(signed, groups, strict=True)]})
+
+            # One subscriber receives one event and leaves: the code paths are loaded, none is held.
+            await _publish_until(client.send("warm"), conn, orgs[:1], 0.3, "warm-up")
+            await asyncio.sleep(SETTLE_SECONDS)
+            rss_none = server.memory_info().rss
+
+            connected = await asyncio.wait_for(client.send("connect"), 600)
+            print(f"bench.events: {subscriber_count:,} subscribers connected and subscribed in "
+                  f"{connected['seconds']:.1f} s (permessage-deflate on {connected['compressed']:,})", flush=True)
+            if connected["errors"]:
+                raise RuntimeError(f"subscribers failed: {connected['errors']}")
+            await _publish_until(client.send("idle"), conn, orgs, 0.5, "every subscription live")
+            await asyncio.sleep(SETTLE_SECONDS)
+            rss_idle = server.memory_info().rss
+            per_1000 = _mb(rss_idle - rss_none) * 1000 / subscriber_count
+            print(f"bench.events: every subscription received an event; server RSS {_mb(rss_none):.1f} MB → "
+                  f"{_mb(rss_idle):.1f} MB idle", flush=True)
+
+            before = (server.cpu_times(), cpu.tree_seconds(postmaster) if postmaster else float("nan"))
+            committed = await _publish(conn, orgs, interval, duration)
+            await asyncio.sleep(DRAIN_SECONDS)
+            after = (server.cpu_times(), cpu.tree_seconds(postmaster) if postmaster else float("nan"))
+            report = await asyncio.wait_for(client.send("report"), 120)
+        finally:
+            await conn.close()
+
+        server_cpu = (after[0].user + after[0].system) - (before[0].user + before[0].system)
+        postgres_cpu = after[1] - before[1]
+        expected = sum(args.managers for _ in committed.at)
+        latencies, seen, unknown, duplicates = [], set(), 0, 0
+        for index, cursor, at in report["receipts"]:
+            log_id = _log_id(cursor)
+            if log_id not in committed.at:
+                unknown += 1  # a warm-up event, or a cursor this bench cannot read
+                continue
+            if (index, log_id) in seen:
+                duplicates += 1
+                continue
+            if committed.group[log_id] != groups[index]:
+                raise RuntimeError(f"subscriber {index} received an event of another organization ({cursor})")
+            seen.add((index, log_id))
+            latencies.append((at - committed.at[log_id]) * 1000)
+        latencies.sort()
+        delivered = len(seen)
+        p50, p99, worst = _percentile(latencies, 50), _percentile(latencies, 99), latencies[-1] if latencies else math.nan
+        cpu_per_delivery = server_cpu * 1e6 / delivered if delivered else math.nan
+        committed_count = len(committed.at)
+
+        print()
+        print(f"subscribers   {subscriber_count:,} = {args.organizations} organizations × {args.managers} managers "
+              f"(organizationEvents; permessage-deflate on {connected['compressed']:,})")
+        print(f"committed     {committed_count:,} events in {committed.seconds:.1f} s "
+              f"({committed_count / committed.seconds:,.1f}/s; scheduled every {args.interval_ms:g} ms, "
+              f"at most {committed.behind * 1000:.1f} ms late)")
+        print(f"delivered     {delivered:,} of {expected:,} ({expected - delivered:,} missing, {duplicates} duplicates, "
+              f"{report['error_count']} subscriber errors, {report['closed']} closed{', ' if unknown else ''}"
+              f"{f'{unknown} unmatched' if unknown else ''})")
+        print(f"latency       p50 {_f(p50)} ms   p99 {_f(p99)} ms   max {_f(worst)} ms   "
+              "(wall clock from just before COMMIT to the subscriber's receipt)")
+        print(f"memory        server RSS {_mb(rss_none):.1f} MB with 0 subscriptions, {_mb(rss_idle):.1f} MB with "
+              f"{subscriber_count:,} idle → {per_1000:.1f} MB per 1,000 idle subscriptions")
+        print(f"CPU           server {_f(cpu_per_delivery)} µs per delivered event "
+              f"({_f(server_cpu * 1000 / committed_count if committed_count else math.nan, 2)} ms per committed event, "
+              f"{server_cpu / committed.seconds * 100:.0f}% of a core); PostgreSQL "
+              f"{_f(postgres_cpu * 1000 / committed_count if committed_count else math.nan, 2)} ms per committed event")
+        print(f"targets       p99 < {TARGET_P99_MS:g} ms: {_verdict(p99 < TARGET_P99_MS)} ({_f(p99)} ms);  "
+              f"< {TARGET_MB_PER_1000_IDLE:g} MB per 1,000 idle subscriptions: "
+              f"{_verdict(per_1000 < TARGET_MB_PER_1000_IDLE)} ({per_1000:.1f} MB)")
+        if report["errors"]:
+            print(f"first subscriber errors: {report['errors'][:3]}")
+        print(f"bench.events: finished in {time.monotonic() - began:.0f} s")
+        return 0 if delivered == expected and not duplicates else 1
+    finally:
+        if client is not None:
+            await client.stop()
+        for p in reversed(started):
+            p.stop()
+        if postgres is not None:
+            postgres.stop()
+        if args.keep:
+            print(f"bench.events: kept {root}", file=sys.stderr)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+        if task is not None:
+            loop.remove_signal_handler(signal.SIGTERM)
+
+
+def main() -> None:
+    warnings.filterwarnings("ignore", module="platformdirs")
+    args = _parser().parse_args()
+    try:
+        code = asyncio.run(run(args))
+    except KeyboardInterrupt:
+        print("bench.events: interrupted; everything it started is stopped", file=sys.stderr)
+        sys.exit(130)
+    except asyncio.CancelledError:
+        print("bench.events: terminated; everything it started is stopped", file=sys.stderr)
+        sys.exit(143)
+    except RuntimeError as exc:
+        print(f"bench.events: {exc}", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
