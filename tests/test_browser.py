@@ -17,6 +17,7 @@ import json
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +27,7 @@ import pytest
 
 from gateway import graphiql
 from tests.conftest import service_directory
+from tests.test_live_clients import CHANGE_ROLE, MEMBER, member_account
 from tests.test_serve import Served, graphql, login, start, stop
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
@@ -234,3 +236,44 @@ def test_a_page_on_an_allowed_origin_calls_the_api(served, pages, browser):
     browser.get(f"{pages.refused}/")
     refused = browser.execute_async_script(FETCH, f"{served.url}/graphql", token)
     assert refused == {"error": "TypeError: Failed to fetch"}
+
+
+# What a manager types to watch the member list change (issue 17), on one line as type_into sends it.
+SUBSCRIPTION = ("subscription { organizationEvents(types: [MEMBER_ROLE_CHANGED]) { type cursor"
+                " ... on MemberRoleChangedEvent { oldRole newRole member { email } } } }")
+
+
+@needs_chromium
+def test_graphiql_subscribes_and_shows_an_event_as_it_is_committed(served, browser):
+    token = login(served, ADMIN)
+    browser.get(f"{served.url}/graphql")
+    wait_for(browser, lambda: "mutation" in editor_text(browser, QUERY_EDITOR), "its editor")
+    # The Headers pane is connection_init's payload on the WebSocket (gateway/graphiql.py).
+    type_into(browser, HEADERS_EDITOR, json.dumps({"Authorization": f"Bearer {token}"}))
+    type_into(browser, QUERY_EDITOR, SUBSCRIPTION)
+    from selenium.webdriver.common.by import By
+
+    run(browser)
+    account_id, role = member_account(served, token, MEMBER)
+    made = []
+    try:
+        # The subscription has no acknowledgement: change the role until GraphiQL shows the event.
+        for _ in range(10):
+            role = "ADMIN" if role == "MEMBER" else "MEMBER"
+            changed = graphql(served, CHANGE_ROLE, {"accountId": account_id, "role": role}, token)
+            assert changed["data"]["changeMemberRole"]["userErrors"] == [], changed
+            made.append(role)
+            deadline = time.monotonic() + 2
+            while time.monotonic() < deadline and "MEMBER_ROLE_CHANGED" not in editor_text(browser, RESULT):
+                time.sleep(0.1)
+            if "MEMBER_ROLE_CHANGED" in editor_text(browser, RESULT):
+                break
+        wait_for(browser, lambda: "MEMBER_ROLE_CHANGED" in editor_text(browser, RESULT), "the event")
+        event = json.loads(editor_text(browser, RESULT))["data"]["organizationEvents"]
+        assert event["member"] == {"email": MEMBER}
+        assert event["newRole"] in made and event["oldRole"] != event["newRole"]
+        assert event["cursor"]
+        assert MEMBER in browser.find_element(By.CSS_SELECTOR, ".result-window").text  # what the user sees
+        run(browser)  # the same button stops the subscription
+    finally:
+        graphql(served, CHANGE_ROLE, {"accountId": account_id, "role": "MEMBER"}, token)
