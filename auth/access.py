@@ -104,6 +104,12 @@ ROWS: tuple[Row, ...] = (
     _changes("own account", "Change your own name, country and password, and sign out: every signed-in account "
              "(staff too, a customer in no organization too).", ACCOUNT_KINDS,
              ("updateProfile", "changePassword", "logout")),
+    _row("organization events", "Follow an organization's live events (`organizationEvents`); each kind only for "
+         "those whose rows above reach what it is about (people, entitlements, billing).",
+         (MANAGER, "SUPPORT", "BILLING", "ADMIN_TOOLING", "accounts:read", "billing:read"),
+         ("SubscriptionRoot.organizationEvents",), sign_in=True),
+    _row("own events", "Follow your own live events (`viewerEvents`): seats, credit access, credit requests, sessions.",
+         ACCOUNT_KINDS, ("SubscriptionRoot.viewerEvents",), sign_in=True),
     _row("signing in", "Sign in, trade a refresh token, accept an invitation: the credential is in the input, "
          "whoever sends it.", PRINCIPALS, ("login", "refreshToken", "acceptInvitation")),
 )

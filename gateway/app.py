@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from datasources.payments.client import PaymentsClient
 from datasources.postgres.database import Database
+from datasources.postgres.listener import listening
 from gateway import graphiql, invoice_files
 from gateway.bodies import BodyLimit
 from gateway.cors import cors_middleware
@@ -28,6 +29,8 @@ from gateway.ratelimit import LocalBuckets, RedisBuckets
 from gateway.services import Services, resolver_config
 from gateway.settings import Settings
 from gateway.webhooks import payment_webhook
+from gateway.websocket import LiveConnections, graphql_ws
+from resolvers.event_hub import Hub
 from schema import build_schema
 
 # localstripe accepts any key; the SDK insists on having one.
@@ -62,11 +65,15 @@ def create_app(settings: Settings) -> Starlette:
         metrics = app.state.metrics = Metrics(operations, db=db, payments=payments,
                                               tracer=load_tracer(settings.tracing))
         install_request_log()
+        # One LISTEN connection per process, apart from the pool, fans live events out to its sockets.
+        hub = Hub(db, lambda: listening(settings.database_url or "", connect_timeout=settings.db_connect_timeout_seconds))
+        live = app.state.live = LiveConnections(hub)
         background = [asyncio.create_task(Mailer(db, settings.data_dir / "mail", settings.smtp_url).run()),
-                      asyncio.create_task(metrics.share())]
+                      asyncio.create_task(metrics.share()), asyncio.create_task(hub.run(), name="event-hub")]
         try:
             yield
         finally:
+            await live.close_all()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
@@ -77,6 +84,7 @@ def create_app(settings: Settings) -> Starlette:
     return Starlette(
         routes=[
             Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql_ws),
             Route(graphiql.ASSET_PATH + "/{name}", graphiql.asset, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),

@@ -366,14 +366,18 @@ def _context(exchange: Exchange, viewer: Viewer) -> Context:
 async def _execution(exchange: Exchange, context: Context) -> ExecutionResult:
     """The operation run on the request's document; the ways it cannot run are answered here."""
     params, record, media_type = exchange.params, exchange.record, exchange.media_type
-    allowed = {OperationType.QUERY} if exchange.request.method in QUERY_STRING_METHODS else None
+    query_string = exchange.request.method in QUERY_STRING_METHODS
+    allowed = {OperationType.QUERY} if query_string else {OperationType.QUERY, OperationType.MUTATION}
     try:
         with _operation_span(record):
             return await exchange.services.schema.execute_document(
                 exchange.document, variable_values=params.variables, context_value=context,
                 operation_name=params.operation_name, allowed_operation_types=allowed,
                 operation_extensions=params.extensions)
-    except InvalidOperationTypeError:
+    except InvalidOperationTypeError as exc:
+        if exc.operation_type == OperationType.SUBSCRIPTION:
+            raise Answered(_refuse(record, media_type, 400, "Subscriptions are served over WebSocket on this same "
+                                   "path (subprotocol graphql-transport-ws), not over HTTP.")) from None
         raise Answered(_refuse(record, media_type, 405, "Only queries may be sent with GET; use POST.",
                                {"Allow": "POST"})) from None
     except CannotGetOperationTypeError:

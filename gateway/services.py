@@ -28,4 +28,5 @@ def resolver_config(settings: Settings) -> Config:
     return Config(secret_key=settings.secret_key, token_ttl_seconds=settings.token_ttl_seconds,
                   refresh_token_ttl_seconds=settings.refresh_token_ttl_seconds,
                   refresh_reuse_grace_seconds=settings.refresh_reuse_grace_seconds,
-                  help_center_url=settings.help_center_url, portal_url=settings.portal_url)
+                  help_center_url=settings.help_center_url, portal_url=settings.portal_url,
+                  event_retention_days=settings.event_retention_days)

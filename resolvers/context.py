@@ -11,6 +11,7 @@ from loaders import Loaders
 if TYPE_CHECKING:
     from datasources.payments.client import PaymentsClient
     from datasources.postgres.database import Database
+    from resolvers.event_hub import Hub
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class Config:
     refresh_reuse_grace_seconds: int
     help_center_url: str
     portal_url: str  # no trailing slash
+    # How far back a subscription may resume with `after` (the event log's window).
+    event_retention_days: float = 7.0
 
 
 class SignInThrottle(Protocol):
@@ -45,3 +48,5 @@ class Context:
     request_id: str
     client_address: str = "unknown"
     sign_in_throttle: SignInThrottle | None = None
+    # The process's fan-out of live events: set for subscriptions (over WebSocket) only.
+    hub: "Hub | None" = None

@@ -1,4 +1,4 @@
-"""The GraphQL schema: the root Query and Mutation, assembled once from the domain modules."""
+"""The GraphQL schema: the root Query, Mutation and SubscriptionRoot, assembled once from the domain modules."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from resolvers import entitlements as resolve_entitlements
 from schema import node, variable_errors
 from schema.literal_errors import values_of_correct_type_rule
 from schema.mutations import Mutation
+from schema.events import EVENT_TYPES, SubscriptionRoot
 from schema.account import Account
 from schema.node import NODE_TYPES
 from schema.product import Product
@@ -132,6 +133,11 @@ class GatewaySchema(strawberry.Schema):
         assert document.node is not None
         return validate_document(self.graphql_schema, document.node, self.validation_rules)
 
+    def validation_errors(self, document: Document) -> list[GraphQLError]:
+        """The document's errors by `validation_rules`, computed once per document (the
+        WebSocket transport validates before it runs, as `execute_document` does)."""
+        return document.derived(self._validation_errors)
+
     async def execute(
         self, query: str | None, variable_values: dict[str, Any] | None = None, context_value: Any | None = None,
         root_value: Any | None = None, operation_name: str | None = None,
@@ -166,7 +172,7 @@ class GatewaySchema(strawberry.Schema):
         if operation_type not in (DEFAULT_ALLOWED_OPERATION_TYPES if allowed_operation_types is None
                                   else allowed_operation_types):
             raise InvalidOperationTypeError(operation_type)
-        if errors := document.derived(self._validation_errors):
+        if errors := self.validation_errors(document):
             return self._refused(errors)
         schema = self.graphql_schema
         try:
@@ -212,6 +218,7 @@ def build_schema(*, production: bool = False, executor: str = "levels") -> Gatew
              *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules, SelectionLimitsRule]
     if production:
         rules.append(NoSchemaIntrospectionCustomRule)  # what strawberry's DisableIntrospection adds
-    return GatewaySchema(query=Query, mutation=Mutation, types=list(NODE_TYPES.values()),
+    return GatewaySchema(query=Query, mutation=Mutation, subscription=SubscriptionRoot,
+                         types=[*NODE_TYPES.values(), *EVENT_TYPES],
                          validation_rules=rules, execution_context_class=EXECUTORS[executor], hide_suggestions=production,
                          config=StrawberryConfig(scalar_map=SCALAR_MAP))

@@ -1,0 +1,73 @@
+"""LISTEN on the event log's channel over a connection of its own.
+
+A pooled connection cannot listen: the pool resets it (UNLISTEN *) when it is given back, and
+a listener must stay connected for the process's lifetime. So the fan-out holds one dedicated
+connection, and learns from this module when a notification arrives or the connection is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+
+from datasources.postgres.database import SERVER_SETTINGS
+from datasources.postgres.events import CHANNEL
+
+
+class ListenerLost(Exception):
+    """The listening connection is gone (server restart, network): reconnect, then catch up."""
+
+
+class Listener:
+    """One LISTEN connection: `wait` returns when something was notified (or after `timeout`,
+    having checked that the connection still answers) and raises ListenerLost once it is gone."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+        self._notified = asyncio.Event()
+        self._lost = False
+        conn.add_termination_listener(self._on_lost)
+
+    def _on_notify(self, *_args: Any) -> None:
+        self._notified.set()
+
+    def _on_lost(self, *_args: Any) -> None:
+        self._lost = True
+        self._notified.set()
+
+    async def wait(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self._notified.wait(), timeout)
+        except TimeoutError:
+            # Quiet for a while: a dead TCP peer is noticed only by talking to it.
+            try:
+                await self._conn.fetchval("SELECT 1", timeout=timeout)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                raise ListenerLost(str(exc) or type(exc).__name__) from exc
+        self._notified.clear()
+        if self._lost or self._conn.is_closed():
+            raise ListenerLost("the listening connection closed")
+
+
+@contextlib.asynccontextmanager
+async def listening(dsn: str, *, connect_timeout: float) -> AsyncIterator[Listener]:
+    """Connects and LISTENs; ListenerLost when the server cannot be reached."""
+    try:
+        conn = await asyncpg.connect(dsn, timeout=connect_timeout, server_settings=SERVER_SETTINGS)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise ListenerLost(f"cannot connect to PostgreSQL: {exc or type(exc).__name__}") from exc
+    try:
+        listener = Listener(conn)
+        await conn.add_listener(CHANNEL, listener._on_notify)
+        yield listener
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise ListenerLost(str(exc) or type(exc).__name__) from exc
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(conn.close(), 2)
+        if not conn.is_closed():
+            conn.terminate()

@@ -1,0 +1,380 @@
+"""GraphQL over WebSocket (`graphql-transport-ws`, the protocol of the `graphql-ws` client and
+Apollo) on the same /graphql path as HTTP: live events, and queries and mutations too.
+
+A handler of our own rather than strawberry's (strawberry.subscriptions.protocols.
+graphql_transport_ws): strawberry's runs its own execution and extensions around the schema,
+where the gateway's admission (size, cost, budget), validation and error formatting must be
+the same as over HTTP; and it has no way to close a connection with 4401 when the token
+expires or the session ends mid-connection, nor per-connection and per-viewer limits.
+
+Authentication is in `connection_init` (`{"authorization": "Bearer <token>"}`, or
+`{"token": "<token>"}`; the upgrade request's Authorization header also counts). Nothing here
+is for anonymous callers, so a missing, invalid, expired or revoked token closes the socket
+with 4401 right away: graphql-ws clients take 4401 as final (no reconnect loop with the same
+bad token) and report it to every subscriber. Close codes, per the protocol: 4400 a message
+that is not the protocol's, 4401 unauthorized (also at the token's `exp` and when its session
+ends), 4406 subprotocol not acceptable, 4408 no connection_init in time, 4409 a subscription
+id already in use, 4429 a second connection_init. Too many subscriptions (per connection,
+per viewer in this process) are refused with an `error` message naming the limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from graphql import GraphQLError, create_source_event_stream, execute
+from graphql.pyutils import is_async_iterable
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from strawberry.types.graphql import OperationType
+from strawberry.utils.operation import get_operation_type
+
+from auth.viewer import Credentials, Viewer, authenticate, bearer_token, credentials
+from datasources.errors import GatewayError
+from gateway.admission import Refusal, admit, viewer_key
+from gateway.errors import format_error
+from gateway.http import logged_viewer
+from gateway.services import Services
+from loaders import create_loaders
+from resolvers import live as resolve_live
+from resolvers.context import Context
+from resolvers.event_hub import Hub
+from schema.documents import Document, document_of
+from schema.extensions import require_operation_name
+
+PROTOCOL = "graphql-transport-ws"
+CONNECTION_INIT_TIMEOUT = 10.0  # seconds a client has to send connection_init
+log = logging.getLogger("gateway.websocket")
+
+
+class Close(Exception):
+    """Ends the connection with a close code and a reason."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass
+class LiveConnections:
+    """The process's WebSocket connections and each viewer's count of subscriptions in them."""
+
+    hub: Hub
+    per_viewer: Counter[str] = field(default_factory=Counter)
+    open: set["Connection"] = field(default_factory=set)
+
+    async def close_all(self) -> None:
+        """At shutdown: every client is told the server is going away (1001)."""
+        for connection in list(self.open):
+            connection.end(1001, "The server is shutting down.")
+        for _ in range(500):  # each closes its socket as its operations end: 5 s at most
+            if not self.open:
+                return
+            await asyncio.sleep(0.01)
+
+
+async def graphql_ws(websocket: WebSocket) -> None:
+    services: Services = websocket.app.state.services
+    connections: LiveConnections = websocket.app.state.live
+    if PROTOCOL not in websocket.scope.get("subprotocols", ()):
+        await websocket.accept()
+        await websocket.close(4406, f"Subprotocol not acceptable: use {PROTOCOL}.")
+        return
+    await websocket.accept(subprotocol=PROTOCOL)
+    connection = Connection(websocket, services, connections)
+    connections.open.add(connection)
+    try:
+        await connection.serve()
+    finally:
+        connections.open.discard(connection)
+
+
+def _limit_error(setting: str, maximum: int, where: str) -> list[dict[str, Any]]:
+    return [{"message": f"Too many subscriptions {where}: {setting} is {maximum}. Complete one before starting "
+                        "another.", "extensions": {"code": "TOO_MANY_SUBSCRIPTIONS", "limit": setting,
+                                                   "maximum": maximum}}]
+
+
+class Connection:
+    def __init__(self, websocket: WebSocket, services: Services, connections: LiveConnections) -> None:
+        self.ws = websocket
+        self.services = services
+        self.connections = connections
+        self.viewer: Viewer | None = None  # set once acknowledged
+        self.viewer_key = ""
+        self.operations: dict[str, asyncio.Task[None]] = {}
+        self.watchers: list[asyncio.Task[None]] = []
+        self.ended: asyncio.Future[Close] = asyncio.get_running_loop().create_future()
+        self._send_lock = asyncio.Lock()
+        self.address = websocket.client.host if websocket.client else "unknown"
+
+    # Life of the connection ----------------------------------------------------------------
+
+    async def serve(self) -> None:
+        reader = asyncio.create_task(self._read())
+        try:
+            await asyncio.wait({reader, self.ended}, return_when=asyncio.FIRST_COMPLETED)
+            if reader.done() and not reader.cancelled() and (exc := reader.exception()) is not None:
+                if isinstance(exc, Close):
+                    self.end(exc.code, exc.reason)
+                elif not isinstance(exc, WebSocketDisconnect):
+                    log.error("websocket connection failed", exc_info=exc)
+                    self.end(4500, "Internal error.")
+        finally:
+            reader.cancel()
+            for task in [*self.operations.values(), *self.watchers]:
+                task.cancel()
+            await asyncio.gather(reader, *self.operations.values(), *self.watchers, return_exceptions=True)
+            self.operations.clear()
+            if self.ended.done():
+                close = self.ended.result()
+                await self._close(close.code, close.reason)
+
+    def end(self, code: int, reason: str) -> None:
+        if not self.ended.done():
+            self.ended.set_result(Close(code, reason))
+
+    async def _close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            if self.ws.application_state == WebSocketState.CONNECTED:
+                await self.ws.close(code, reason)
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        async with self._send_lock:
+            await self.ws.send_text(orjson.dumps(message).decode())
+
+    # Reading -----------------------------------------------------------------------------------------
+
+    async def _receive(self, timeout: float | None) -> dict[str, Any] | None:
+        """The next message; None when the client went away."""
+        try:
+            raw = await asyncio.wait_for(self.ws.receive(), timeout)
+        except TimeoutError:
+            raise Close(4408, "Connection initialisation timeout") from None
+        if raw["type"] == "websocket.disconnect":
+            return None
+        text = raw.get("text")
+        if text is None:
+            raise Close(4400, "Messages are JSON text frames.")
+        try:
+            message = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            raise Close(4400, "Invalid message: not JSON.") from None
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            raise Close(4400, "Invalid message: an object with a 'type' is expected.")
+        return message
+
+    async def _read(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CONNECTION_INIT_TIMEOUT
+        initialised = False
+        while True:
+            message = await self._receive(None if initialised else max(0.0, deadline - loop.time()))
+            if message is None:
+                return
+            kind = message["type"]
+            if kind == "connection_init":
+                if initialised:
+                    raise Close(4429, "Too many initialisation requests")
+                initialised = True
+                await self._init(message.get("payload"))
+            elif kind == "ping":
+                await self._send({"type": "pong"})
+            elif kind == "pong":
+                pass
+            elif kind == "subscribe":
+                if self.viewer is None:
+                    raise Close(4401, "Unauthorized")
+                await self._subscribe(message)
+            elif kind == "complete":
+                task = self.operations.pop(str(message.get("id")), None)
+                if task is not None:
+                    task.cancel()
+            else:
+                raise Close(4400, f"Invalid message type {kind!r}.")
+
+    # connection_init ------------------------------------------------------------------------------------
+
+    async def _init(self, payload: Any) -> None:
+        if payload is not None and not isinstance(payload, dict):
+            raise Close(4400, "Invalid message: connection_init's payload must be an object.")
+        presented = self._credentials(payload or {})
+        try:
+            viewer = await authenticate(self.services.db, presented)
+        except GatewayError as exc:
+            raise Close(1013, f"Try again later: {exc.message}") from None
+        if not viewer.authenticated and viewer.service is None:
+            raise Close(4401, "Unauthorized: send a valid access token in connection_init as "
+                              '{"authorization": "Bearer <token>"}.')
+        self.viewer, self.viewer_key = viewer, logged_viewer(viewer)
+        await self._send({"type": "connection_ack"})
+        if presented.claims is not None:
+            self.watchers.append(asyncio.create_task(self._expire_at(presented.claims.expires_at)))
+        if viewer.account_id is not None:
+            self.watchers.append(asyncio.create_task(self._until_signed_out()))
+
+    def _credentials(self, payload: dict[str, Any]) -> Credentials:
+        raw = payload.get("authorization", payload.get("Authorization"))
+        if raw is None and isinstance(payload.get("token"), str):
+            raw = f"Bearer {payload['token']}"
+        if raw is None:
+            raw = self.ws.headers.get("authorization")
+        if raw is not None and not isinstance(raw, str):
+            raise Close(4400, "Invalid message: 'authorization' must be a string.")
+        if raw is not None and bearer_token(raw) is None:
+            raw = f"Bearer {raw}"  # a bare token
+        return credentials(self.services.settings.secret_key, raw)
+
+    async def _expire_at(self, expires_at: datetime) -> None:
+        await asyncio.sleep(max(0.0, (expires_at - datetime.now(timezone.utc)).total_seconds()))
+        self.end(4401, "Unauthorized: the access token expired. Connect again with a fresh one.")
+
+    async def _until_signed_out(self) -> None:
+        await resolve_live.session_ended(self._context())
+        self.end(4401, "Unauthorized: the session ended.")
+
+    def _context(self) -> Context:
+        assert self.viewer is not None
+        services = self.services
+        return Context(viewer=self.viewer, loaders=create_loaders(services.db, services.payments), db=services.db,
+                       payments=services.payments, config=services.resolver_config,
+                       request_id=uuid.uuid4().hex, client_address=self.address, sign_in_throttle=services.limiter,
+                       hub=self.connections.hub)
+
+    # subscribe ----------------------------------------------------------------------------------------------
+
+    async def _subscribe(self, message: dict[str, Any]) -> None:
+        id_, payload = message.get("id"), message.get("payload")
+        if not isinstance(id_, str) or not id_ or not isinstance(payload, dict) \
+                or not isinstance(payload.get("query"), str):
+            raise Close(4400, "Invalid message: subscribe needs an 'id' and a payload with a 'query'.")
+        if id_ in self.operations:
+            raise Close(4409, f"Subscriber for {id_} already exists")
+        variables, operation_name = payload.get("variables"), payload.get("operationName")
+        if variables is not None and not isinstance(variables, dict) or \
+                operation_name is not None and not isinstance(operation_name, str):
+            raise Close(4400, "Invalid message: 'variables' must be an object and 'operationName' a string.")
+        settings = self.services.settings
+        if len(self.operations) >= settings.max_subscriptions_per_connection:
+            await self._error(id_, _limit_error("MAX_SUBSCRIPTIONS_PER_CONNECTION",
+                                                settings.max_subscriptions_per_connection, "on this connection"))
+            return
+        if self.connections.per_viewer[self.viewer_key] >= settings.max_subscriptions_per_viewer:
+            await self._error(id_, _limit_error("MAX_SUBSCRIPTIONS_PER_VIEWER", settings.max_subscriptions_per_viewer,
+                                                "for this account or token in this process"))
+            return
+        document = document_of(payload["query"])
+        if (refused := await self._refusal(document, operation_name, variables)) is not None:
+            await self._error(id_, refused)
+            return
+        self.operations[id_] = asyncio.create_task(self._operation(id_, document, variables, operation_name))
+
+    async def _refusal(self, document: Document, operation_name: str | None, variables: dict[str, Any] | None
+                       ) -> list[dict[str, Any]] | None:
+        """What HTTP refuses before running: size and cost (admission), parse, validation."""
+        services = self.services
+        presented = Credentials(claims=None)
+        admitted = await admit(services.schema.graphql_schema, services.limiter, document=document,
+                               operation_name=operation_name, variables=variables,
+                               key=self.viewer_key if self.viewer_key else viewer_key(presented, self.address))
+        if isinstance(admitted, Refusal):
+            return [{"message": admitted.message, "extensions": {**admitted.extensions, "code": admitted.code}}]
+        errors: list[GraphQLError] = []
+        if document.node is None:
+            assert document.error is not None
+            errors = [document.error]
+        else:
+            try:
+                require_operation_name(document.node, operation_name)
+            except GraphQLError as error:
+                errors = [error]
+            else:
+                errors = services.schema.validation_errors(document)
+        if errors:
+            return [self._format(e, pre_execution=True) for e in errors]
+        return None
+
+    def _format(self, error: GraphQLError, *, pre_execution: bool = False) -> dict[str, Any]:
+        return format_error(error, pre_execution=pre_execution, production=self.services.settings.production,
+                            request_id=self.viewer_key)
+
+    async def _error(self, id_: str, errors: list[dict[str, Any]]) -> None:
+        await self._send({"id": id_, "type": "error", "payload": errors})
+
+    async def _operation(self, id_: str, document: Document, variables: dict[str, Any] | None,
+                         operation_name: str | None) -> None:
+        self.connections.per_viewer[self.viewer_key] += 1
+        try:
+            assert document.node is not None
+            if get_operation_type(document.node, operation_name) == OperationType.SUBSCRIPTION:
+                if not await self._stream(id_, document, variables, operation_name):
+                    return  # refused with an `error` message, which ends the operation
+            else:
+                result = await self.services.schema.execute_document(
+                    document, variable_values=variables, context_value=self._context(), operation_name=operation_name)
+                await self._next(id_, result.data, result.errors)
+            await self._send({"id": id_, "type": "complete"})
+        except GatewayError as exc:
+            await self._error(id_, [{"message": exc.message, "extensions": {**exc.extensions, "code": exc.code}}])
+        except WebSocketDisconnect:
+            self.end(1000, "")
+        except Exception as exc:  # noqa: BLE001 - a bug: masked like any resolver's, the connection lives on
+            with contextlib.suppress(Exception):
+                await self._error(id_, [self._format(GraphQLError(str(exc) or type(exc).__name__,
+                                                                  original_error=exc))])
+        finally:
+            self.connections.per_viewer[self.viewer_key] -= 1
+            if self.connections.per_viewer[self.viewer_key] <= 0:
+                del self.connections.per_viewer[self.viewer_key]
+            if asyncio.current_task() is self.operations.get(id_):
+                del self.operations[id_]
+
+    async def _next(self, id_: str, data: Any, errors: list[GraphQLError] | None) -> None:
+        payload: dict[str, Any] = {"data": data}
+        if errors:
+            payload["errors"] = [self._format(e) for e in errors]
+        await self._send({"id": id_, "type": "next", "payload": payload})
+
+    async def _stream(self, id_: str, document: Document, variables: dict[str, Any] | None,
+                      operation_name: str | None) -> bool:
+        """The source stream of the subscription field, and each event executed with a context
+        of its own (fresh loaders: the event's objects as they are now)."""
+        schema = self.services.schema.graphql_schema
+        assert document.node is not None
+        base = self._context()
+        stream = await _awaited(create_source_event_stream(
+            schema, document.node, context_value=base, variable_values=variables, operation_name=operation_name))
+        if not is_async_iterable(stream):  # refused: variables that do not coerce, an unknown operation
+            await self._error(id_, [self._format(e) for e in stream.errors or ()])
+            return False
+        iterator = stream.__aiter__()
+        try:
+            while True:
+                try:
+                    event = await iterator.__anext__()
+                except StopAsyncIteration:
+                    return True
+                except GraphQLError as error:
+                    original = error.original_error
+                    if isinstance(original, GatewayError):
+                        raise original from None
+                    raise
+                result = await _awaited(execute(schema, document.node, root_value=event,
+                                                context_value=resolve_live.fresh(base),
+                                                variable_values=variables, operation_name=operation_name))
+                await self._next(id_, result.data, result.errors)
+        finally:
+            with contextlib.suppress(Exception):
+                await iterator.aclose()  # type: ignore[attr-defined]
+
+
+async def _awaited(value: Any) -> Any:
+    return await value if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future) else value

@@ -1,0 +1,159 @@
+"""The process's fan-out of the event log to its live subscribers (one Hub per process).
+
+One dedicated connection LISTENs on the log's channel (datasources/postgres/listener.py). A
+notification says only "something was committed": the hub then reads every event past its
+high-water mark once, and puts each into the bounded queue of every subscriber it concerns
+(by organization for organizationEvents, by account for viewerEvents). After a lost
+connection it reconnects and reads what it missed the same way, so nothing is lost; ids are
+handed out in commit order (migration 0010), so reading past the mark never skips one.
+
+Every process runs its own hub on the same log: an event committed through any process
+reaches subscribers connected to every other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, AsyncContextManager
+from uuid import UUID
+
+from datasources.errors import DatabaseUnavailable
+from datasources.postgres import events
+from datasources.postgres.database import Executor
+from datasources.postgres.listener import Listener, ListenerLost
+
+log = logging.getLogger("gateway.events")
+
+# Events a subscriber may have waiting; past that it is too slow and is dropped (it resumes
+# with `after`), rather than the process buffering without bound.
+QUEUE_SIZE = 1000
+# A quiet listener checks its connection this often (seconds).
+KEEPALIVE_SECONDS = 15.0
+RECONNECT_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
+PAGE = 500  # events read at once
+
+
+@dataclass(frozen=True)
+class Key:
+    """Whose events a subscriber receives: an organization's, or an account's own."""
+
+    organization_id: UUID | None = None
+    account_id: UUID | None = None
+
+
+class Overflowed(Exception):
+    """The subscriber fell more than QUEUE_SIZE events behind."""
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One registration: its key, the kinds it wants, and its queue."""
+
+    key: Key
+    kinds: frozenset[str]
+    queue: asyncio.Queue[events.Event | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    overflowed: bool = False
+
+    def offer(self, event: events.Event) -> None:
+        if self.overflowed or event.type not in self.kinds:
+            return
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            self.queue.get_nowait()  # room for the wake-up below; the subscriber ends anyway
+            self.queue.put_nowait(None)
+
+    async def next(self) -> events.Event:
+        """The next event; Overflowed once the queue overflowed."""
+        event = await self.queue.get()
+        if event is None or self.overflowed:
+            raise Overflowed(f"fell more than {QUEUE_SIZE} events behind")
+        return event
+
+
+ListenerFactory = Callable[[], AsyncContextManager[Listener]]
+
+
+class Hub:
+    def __init__(self, db: Executor, listen: ListenerFactory, *, keepalive: float = KEEPALIVE_SECONDS) -> None:
+        self._db = db
+        self._listen = listen
+        self._keepalive = keepalive
+        self._subscribers: dict[Key, set[Subscriber]] = defaultdict(set)
+        self.high_water: int | None = None  # None until the first read of the log
+        self.connected = asyncio.Event()
+
+    # Registration -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def subscribed(self, key: Key, kinds: frozenset[str]) -> Any:
+        """Registers for the body's duration; events committed after this point are offered
+        (the caller reads its backlog after registering, so there is no gap)."""
+        subscriber = Subscriber(key, kinds)
+        self._subscribers[key].add(subscriber)
+        try:
+            yield subscriber
+        finally:
+            found = self._subscribers.get(key)
+            if found is not None:
+                found.discard(subscriber)
+                if not found:
+                    del self._subscribers[key]
+
+    @property
+    def subscriber_count(self) -> int:
+        return sum(len(s) for s in self._subscribers.values())
+
+    def _fan_out(self, event: events.Event) -> None:
+        keys = []
+        if event.organization_id is not None:
+            keys.append(Key(organization_id=event.organization_id))
+        if event.account_id is not None:
+            keys.append(Key(account_id=event.account_id))
+        for key in keys:
+            for subscriber in tuple(self._subscribers.get(key, ())):
+                subscriber.offer(event)
+
+    # The listening loop ---------------------------------------------------------------------
+
+    async def _catch_up(self) -> None:
+        assert self.high_water is not None
+        while True:
+            found = await events.after(self._db, self.high_water, limit=PAGE)
+            for event in found:
+                self._fan_out(event)
+                self.high_water = event.id
+            if len(found) < PAGE:
+                return
+
+    async def run(self) -> None:
+        """Listens until cancelled; reconnects after a lost connection and reads what it missed."""
+        failures = 0
+        while True:
+            try:
+                async with self._listen() as listener:
+                    # LISTEN first, then read: an event committed in between is read here or notified.
+                    if self.high_water is None:
+                        self.high_water = await events.last_id(self._db)
+                    await self._catch_up()
+                    self.connected.set()
+                    failures = 0
+                    while True:
+                        await listener.wait(self._keepalive)
+                        await self._catch_up()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the hub must outlive any outage
+                self.connected.clear()
+                delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
+                failures += 1
+                expected = isinstance(exc, (ListenerLost, DatabaseUnavailable))
+                log.log(logging.WARNING if expected else logging.ERROR, "event listener: %s: %s; reconnecting in %.1fs",
+                        type(exc).__name__, exc, delay, exc_info=not expected)
+                await asyncio.sleep(delay)
