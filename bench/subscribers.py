@@ -118,12 +118,16 @@ def _say(**fields: object) -> None:
 
 
 async def _wait_first(subs: list[Subscriber], client: Client, timeout: float) -> None:
-    try:
-        await asyncio.wait_for(asyncio.gather(*(s.first.wait() for s in subs)), timeout)
-    except TimeoutError:
-        missing = [s.index for s in subs if not s.first.is_set()]
-        raise RuntimeError(f"{len(missing)} subscribers received nothing in {timeout:g} s "
-                           f"(e.g. {missing[:5]}); errors: {client.errors[:3]}") from None
+    """Until each of `subs` received an event; a subscriber's error ends the wait at once."""
+    waiting = asyncio.ensure_future(asyncio.gather(*(s.first.wait() for s in subs)))
+    deadline = time.monotonic() + timeout
+    while not waiting.done():
+        if client.errors or time.monotonic() > deadline:
+            waiting.cancel()
+            missing = [s.index for s in subs if not s.first.is_set()]
+            raise RuntimeError(f"{len(missing)} subscribers received nothing (e.g. {missing[:5]}); "
+                               f"errors: {client.errors[:3]}")
+        await asyncio.wait([waiting], timeout=0.2)
 
 
 async def main() -> None:
