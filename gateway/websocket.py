@@ -30,7 +30,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 import orjson
-from graphql import GraphQLError, create_source_event_stream, execute
+from graphql import Executor, GraphQLError, create_source_event_stream
+from graphql.execution.execute import execute_subscription_event
 from graphql.pyutils import is_async_iterable
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.types.graphql import OperationType
@@ -347,12 +348,17 @@ class Connection:
                       operation_name: str | None) -> bool:
         """The source stream of the subscription field, and each event executed with a context
         of its own (fresh loaders: the event's objects as they are now)."""
-        schema = self.services.schema.graphql_schema
+        gateway_schema = self.services.schema
         assert document.node is not None
         base = self._context()
-        stream = await _awaited(create_source_event_stream(
-            schema, document.node, context_value=base, variable_values=variables, operation_name=operation_name))
-        if not is_async_iterable(stream):  # refused: variables that do not coerce, an unknown operation
+        built = Executor.build(gateway_schema.graphql_schema, document.node, context_value=base,
+                               raw_variable_values=variables, operation_name=operation_name,
+                               hide_suggestions=gateway_schema.hide_suggestions)
+        if isinstance(built, list):  # variables that do not coerce
+            await self._error(id_, [self._format(e) for e in built])
+            return False
+        stream = await _awaited(create_source_event_stream(built))
+        if not is_async_iterable(stream):
             await self._error(id_, [self._format(e) for e in stream.errors or ()])
             return False
         iterator = stream.__aiter__()
@@ -367,9 +373,9 @@ class Connection:
                     if isinstance(original, GatewayError):
                         raise original from None
                     raise
-                result = await _awaited(execute(schema, document.node, root_value=event,
-                                                context_value=resolve_live.fresh(base),
-                                                variable_values=variables, operation_name=operation_name))
+                per_event = built.build_per_event_executor(event)
+                per_event.context_value = resolve_live.fresh(base)
+                result = await _awaited(execute_subscription_event(per_event))
                 await self._next(id_, result.data, result.errors)
         finally:
             with contextlib.suppress(Exception):

@@ -25,7 +25,7 @@ from resolvers import accounts as resolve_accounts
 from resolvers.context import Context
 from resolvers.event_hub import Hub, Key, Overflowed, Subscriber
 from resolvers.events import ORGANIZATION_KINDS, VIEWER_KINDS
-from resolvers.permissions import kinds_everywhere, kinds_of_own, may, refusal, viewer_membership
+from resolvers.permissions import kinds_everywhere, kinds_in, kinds_of_own, may, refusal, viewer_membership
 
 ORGANIZATION_EVENTS = "SubscriptionRoot.organizationEvents"
 VIEWER_EVENTS = "SubscriptionRoot.viewerEvents"
@@ -125,10 +125,11 @@ async def organization_to_follow(ctx: Context, organization_id: UUID | None, typ
         raise Forbidden(refusal(ORGANIZATION_EVENTS))
     elif await resolve_accounts.visible_organization(ctx, organization_id) is None:
         raise NotFound("No organization with that ID.")  # as node(id:) answers another organization's
-    if not await may(ctx, ORGANIZATION_EVENTS, organization_id):
+    held = await kinds_in(ctx, organization_id)
+    if not access.allows(held, ORGANIZATION_EVENTS):
         raise Forbidden(refusal(ORGANIZATION_EVENTS))
     asked = ORGANIZATION_KINDS if types is None else types
-    kinds = frozenset(k for k in asked if await may(ctx, READ_BY[k], organization_id))
+    kinds = frozenset(k for k in asked if access.allows(held, READ_BY[k]))
     return OrganizationFollow(organization_id, kinds)
 
 
