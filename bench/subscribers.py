@@ -43,6 +43,7 @@ class Subscriber:
     first: asyncio.Event = field(default_factory=asyncio.Event)
     closed: str | None = None  # close code and reason, or the protocol error, once it ended
     compressed: bool = False
+    leaving: bool = False  # closed by this side: its end is no error
 
 
 class Client:
@@ -100,16 +101,15 @@ class Client:
             sub.closed = f"closed {exc.rcvd.code if exc.rcvd else '?'} {exc.rcvd.reason if exc.rcvd else ''}"
         if sub.closed is None:
             sub.closed = "closed by the server"
-        if not stopping:
+        if not sub.leaving:
             self.errors.append(f"subscriber {sub.index} {sub.closed}")
 
     async def close(self, subs: list[Subscriber]) -> None:
+        for sub in subs:
+            sub.leaving = True
         await asyncio.gather(*(s.socket.close() for s in subs if s.socket is not None), return_exceptions=True)
         for task in self.tasks:
             task.cancel()
-
-
-stopping = False
 
 
 def _say(**fields: object) -> None:
@@ -131,7 +131,6 @@ async def _wait_first(subs: list[Subscriber], client: Client, timeout: float) ->
 
 
 async def main() -> None:
-    global stopping
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -167,7 +166,6 @@ async def main() -> None:
         _say(error=f"{type(exc).__name__}: {exc}")
         raise SystemExit(1) from None
     finally:
-        stopping = True
         await client.close(subs)
     _say(ok="stop")
 
