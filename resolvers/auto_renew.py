@@ -20,7 +20,8 @@ from datasources.postgres.entitlements import Subscription
 from resolvers.context import Context
 from resolvers.entitlements import SWITCH_OFF_NOTICE, SWITCH_ON_NOTICE, auto_renew_changeable_until
 from resolvers.user_errors import Problem
-from resolvers.writes import NOT_FOUND, after_write, audit_refusal, audit_success, require_change, require_change_in
+from resolvers.writes import (NOT_FOUND, after_write, audit_refusal, audit_success, report, require_change,
+                              require_change_in)
 
 ACTION = "subscription.auto_renew"
 
@@ -69,6 +70,13 @@ async def set_auto_renew(ctx: Context, subscription_id: UUID | None, auto_renew:
             await subscription_changes.set_auto_renew(conn, locked.id, auto_renew)
             await audit_success(conn, ctx, organization_id=locked.organization_id, action=ACTION,
                                 target=target(locked.id), details={"autoRenew": auto_renew})
+            # Off: it ends at the period's end; back on: it renews then.
+            if auto_renew:
+                await report(conn, ctx, "SUBSCRIPTION_RENEWED", organization_id=locked.organization_id,
+                             data={"subscription_id": locked.id, "renews_at": locked.current_period_end})
+            else:
+                await report(conn, ctx, "SUBSCRIPTION_ENDING", organization_id=locked.organization_id,
+                             data={"subscription_id": locked.id, "ends_at": locked.current_period_end})
     if problem is not None:
         await audit_refusal(ctx, organization_id=found.organization_id, action=ACTION, target=target(found.id),
                             problems=[problem])

@@ -25,7 +25,8 @@ from planning.sources import DEFAULT_CREDIT_MODE
 from resolvers.permissions import viewer_membership
 from resolvers.seats import account_count_problem, not_member
 from resolvers.user_errors import Problem
-from resolvers.writes import after_write, audit_refusal, audit_success, require_change, require_change_in, send_mail
+from resolvers.writes import (after_write, audit_refusal, audit_success, report, require_change, require_change_in,
+                              send_mail)
 
 SET_ACCESS = "credits.set_access"
 REQUEST = "credits.request"
@@ -102,6 +103,9 @@ async def set_credit_access(ctx: Context, account_ids: list[UUID | None], mode: 
                                          "before": {str(a): _current(before.get(a), organization_id)
                                                     for a in changed},
                                          "problems": [{"field": list(p.field), "code": p.code} for p in problems]})
+            for account in changed:
+                await report(conn, ctx, "CREDIT_ACCESS_CHANGED", organization_id=organization_id, account_id=account,
+                             data={"account_id": account, "mode": mode, "quota": quota})
     if problems and not changed:
         await audit_refusal(ctx, organization_id=organization_id, action=SET_ACCESS,
                             target=f"Organization:{organization_id}", problems=problems)
@@ -165,5 +169,7 @@ async def request_credits(ctx: Context, amount: int, note: str) -> RequestResult
                                  "in the Organization menu, under Cloud credits.\n")
         await audit_success(conn, ctx, organization_id=mine.organization_id, action=REQUEST,
                             target=f"CloudCreditRequest:{request.id}", details={"amount": amount})
+        await report(conn, ctx, "CREDIT_REQUEST_MADE", organization_id=mine.organization_id,
+                     data={"request_id": request.id, "account_id": actor_id, "amount": amount})
     after_write(ctx)
     return RequestResult(request=request)

@@ -38,6 +38,8 @@ from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
 
+import asyncpg
+
 from datasources.errors import BadUserInput, NotFound, PaymentDeclined, ProviderUnavailable
 from datasources.payments.client import UNAVAILABLE, OutcomeUnknown, PaymentsClient
 from datasources.payments.records import Address, Customer, Invoice, PaymentMethod
@@ -49,7 +51,7 @@ from resolvers.countries import CODES
 from resolvers.permissions import viewer_membership
 from resolvers.user_errors import Problem
 from resolvers.writes import (NOT_FOUND, after_write, audit_refusal, audit_success, claim_key, complete_key,
-                              key_problem, provider_key, require_change, require_change_in)
+                              key_problem, provider_key, report, require_change, require_change_in)
 
 PAY_INVOICE = "billing.pay_invoice"
 PAY_BALANCE = "billing.pay_balance"
@@ -137,6 +139,13 @@ class PaymentResult:
     def pending(self) -> bool:
         return bool(self.pending_invoice_ids)
 
+    @property
+    def paid_invoice_ids(self) -> tuple[str, ...]:
+        """The invoices this request paid (or an earlier attempt of it did)."""
+        if any(p.code == "NOT_PAYABLE" for p in self.problems):
+            return ()
+        return tuple(i for i in self.invoice_ids if i != self.declined_invoice_id)
+
     def stored(self) -> dict[str, Any]:
         return {"invoiceIds": list(self.invoice_ids), "declinedInvoiceId": self.declined_invoice_id,
                 "declineReason": self.decline_reason, "problems": [_problem_dict(p) for p in self.problems]}
@@ -167,7 +176,8 @@ async def pay_invoice(ctx: Context, invoice_id: str | None, payment_method_id: s
     """
     billing = await managed_billing(ctx, "payInvoice")
     target = f"Invoice:{invoice_id}"
-    invoice = next((i for i in await read.invoices(ctx, billing.customer_id) if i.id == invoice_id), None)
+    known = {i.id: i for i in await read.invoices(ctx, billing.customer_id)}
+    invoice = known.get(invoice_id) if invoice_id is not None else None
     if invoice is None:
         raise NotFound(NOT_FOUND)
     problems = [p for p in (key_problem(key),) if p]
@@ -197,7 +207,7 @@ async def pay_invoice(ctx: Context, invoice_id: str | None, payment_method_id: s
                                "declineReason": result.decline_reason}
         return "SUCCESS", details
 
-    return await _pay(ctx, billing, PAY_INVOICE, target, key, request, plan, settle, audit)
+    return await _pay(ctx, billing, PAY_INVOICE, target, key, request, plan, settle, audit, known)
 
 
 async def pay_outstanding_balance(ctx: Context, currency: str, payment_method_id: str | None,
@@ -218,8 +228,8 @@ async def pay_outstanding_balance(ctx: Context, currency: str, payment_method_id
     if problems:
         return await _refused(ctx, billing, PAY_BALANCE, target, problems)
     request = {"currency": currency, "paymentMethodId": method}
-    due = [i for i in await read.invoices(ctx, billing.customer_id)
-           if i.currency == currency and i.is_outstanding]
+    known = {i.id: i for i in await read.invoices(ctx, billing.customer_id)}
+    due = [i for i in known.values() if i.currency == currency and i.is_outstanding]
     plan = [i.id for i in sorted(due, key=_issue_order)]
 
     async def settle(earlier: frozenset[str], plan: list[str]) -> PaymentResult:
@@ -246,7 +256,7 @@ async def pay_outstanding_balance(ctx: Context, currency: str, payment_method_id
                        problems=_problems_detail(list(result.problems)))
         return ("PARTIAL" if result.invoice_ids else "REFUSED"), details
 
-    return await _pay(ctx, billing, PAY_BALANCE, target, key, request, plan, settle, audit)
+    return await _pay(ctx, billing, PAY_BALANCE, target, key, request, plan, settle, audit, known)
 
 
 def _issue_order(invoice: Invoice) -> tuple[str, str, str]:
@@ -261,8 +271,9 @@ Audit = Callable[[PaymentResult], tuple[str, dict[str, Any]]]
 
 
 async def _pay(ctx: Context, billing: Billing, operation: str, target: str, key: str, request: dict[str, Any],
-               plan: list[str], settle: Settle, audit: Audit) -> PaymentResult:
-    """The idempotent frame around a payment: attempt record, claim, lock, settle, store, audit."""
+               plan: list[str], settle: Settle, audit: Audit, known: dict[str, Invoice]) -> PaymentResult:
+    """The idempotent frame around a payment: attempt record, claim, lock, settle, store, audit,
+    events (`known`: the organization's invoices as read before, for the events' amounts)."""
     async with ctx.db.transaction() as conn:
         attempt = await claim_key(conn, ctx, operation + ATTEMPT, key, request)
         if attempt is None:
@@ -293,6 +304,7 @@ async def _pay(ctx: Context, billing: Billing, operation: str, target: str, key:
                 outcome, details = audit(result)
                 await audit_success(conn, ctx, organization_id=billing.organization_id, action=operation,
                                     target=target, outcome=outcome, details=details)
+                await _report_payment(conn, ctx, billing, result, known)
     except _Unsettled as unsettled:
         result = unsettled.result
         await _record_pending(ctx, operation, key, request, plan, result)
@@ -302,6 +314,31 @@ async def _pay(ctx: Context, billing: Billing, operation: str, target: str, key:
         return await _refused(ctx, billing, operation, target, [reused])
     after_write(ctx)
     return result
+
+
+def invoice_paid_key(invoice_id: str) -> str:
+    """An invoice is paid once: the payment's own request and the provider's events about it
+    (resolvers/provider_events.py) report it under this key, so only the first is kept."""
+    return f"INVOICE_PAID:{invoice_id}"
+
+
+async def _report_payment(conn: asyncpg.Connection, ctx: Context, billing: Billing, result: PaymentResult,
+                          known: dict[str, Invoice]) -> None:
+    """INVOICE_PAID for each invoice the request paid, INVOICE_PAYMENT_FAILED for the one declined."""
+    for invoice_id in result.paid_invoice_ids:
+        invoice = known.get(invoice_id)
+        # An invoice an earlier attempt paid already reads 0 due: what it came to is its total.
+        amount = (invoice.amount_due or invoice.total) if invoice else None
+        await report(conn, ctx, "INVOICE_PAID", organization_id=billing.organization_id,
+                     data={"invoice_id": invoice_id, "amount_paid": amount,
+                           "currency": invoice.currency if invoice else None},
+                     dedupe_key=invoice_paid_key(invoice_id))
+    if result.declined_invoice_id is not None:
+        invoice = known.get(result.declined_invoice_id)
+        await report(conn, ctx, "INVOICE_PAYMENT_FAILED", organization_id=billing.organization_id,
+                     data={"invoice_id": result.declined_invoice_id,
+                           "amount_due": invoice.amount_due if invoice else None,
+                           "currency": invoice.currency if invoice else None, "reason": result.decline_reason})
 
 
 class _Unsettled(Exception):

@@ -30,11 +30,13 @@ from datasources.postgres.organizations import Invitation, MemberRow
 from resolvers import organizations as resolve_organizations
 from resolvers.attempts import check_password, give_back_attempt, hash_new_password, take_attempt
 from resolvers.context import Context
+from resolvers.events import publish
 from resolvers.permissions import viewer_membership
+from resolvers.seats import report_seats
 from resolvers.sessions import SessionTokens, start_session
 from resolvers.user_errors import Problem
 from resolvers.writes import (NOT_FOUND, OnBehalf, after_write, audit_refusal, audit_success, claim_key,
-                              complete_key, key_problem, require_change, require_change_in, send_mail)
+                              complete_key, key_problem, report, require_change, require_change_in, send_mail)
 
 # The portal's page that reads `token` from the invitation mail's link and calls `acceptInvitation`;
 # the portal's address is the PORTAL_URL setting (ctx.config.portal_url).
@@ -170,8 +172,10 @@ async def invite_members(ctx: Context, organization_id: UUID | None, invitations
             if claimed is not None:
                 stored = claimed  # a retry: replay the first result
             else:
-                stored = await _invite(conn, ctx, organization, inviter, invitations)
+                stored, created = await _invite(conn, ctx, organization, inviter, invitations)
                 await complete_key(conn, ctx, INVITE_OPERATION, idempotency_key, stored)
+                for invitation in created:
+                    await _report_sent(conn, ctx, invitation, resent=False)
     except _Refused as refused:
         await audit_refusal(ctx, organization_id=organization_id, action="member.invite", target=None,
                             problems=refused.problems)
@@ -195,12 +199,15 @@ def _invite_request_problems(invitations: Sequence[tuple[str, str]], key: str | 
 
 
 async def _invite(conn: asyncpg.Connection, ctx: Context, organization: data.LockedOrganization,
-                  inviter: Account | None, invitations: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    """Creates what can be created; returns the result as stored for replays (JSON)."""
+                  inviter: Account | None, invitations: Sequence[tuple[str, str]]
+                  ) -> tuple[dict[str, Any], list[Invitation]]:
+    """Creates what can be created; returns the result as stored for replays (JSON), and the
+    invitations created."""
     emails = [normalize_email(raw) for raw, _ in invitations]
     standings = await data.email_standings(conn, organization.id, [e for e in emails if e])
     invited_now: set[str] = set()
     results = []
+    sent: list[Invitation] = []
     for index, ((raw, role), email) in enumerate(zip(invitations, emails)):
         path = ("input", "invitations", str(index))
         problem = _invitation_problem(path, email, role, standings.get(email or ""), organization.id, invited_now)
@@ -220,7 +227,8 @@ async def _invite(conn: asyncpg.Connection, ctx: Context, organization: data.Loc
         await audit_success(conn, ctx, organization_id=organization.id, action="member.invite", target=email,
                             details={"invitationId": created.id, "role": role})
         results.append({"email": raw, "invitationId": str(created.id), "problems": []})
-    return {"results": results}
+        sent.append(created)
+    return {"results": results}, sent
 
 
 def _invitation_problem(path: tuple[str, ...], email: str | None, role: str, standing: data.EmailStanding | None,
@@ -239,6 +247,12 @@ def _invitation_problem(path: tuple[str, ...], email: str | None, role: str, sta
         return Problem((*path, "email"), f"{email} already has a pending invitation; resend it instead.",
                        "ALREADY_INVITED")
     return None
+
+
+async def _report_sent(conn: asyncpg.Connection, ctx: Context, invitation: Invitation, *, resent: bool) -> None:
+    await report(conn, ctx, "INVITATION_SENT", organization_id=invitation.organization_id,
+                 data={"invitation_id": invitation.id, "email": invitation.email, "role": invitation.role,
+                       "resent": resent})
 
 
 def _invitation_mail(ctx: Context, inviter: Account | None, organization_name: str, role: str, token: str) -> str:
@@ -316,6 +330,7 @@ async def resend_invitation(ctx: Context, invitation_id: UUID | None,
                             body=_invitation_mail(ctx, inviter, organization.name, renewed.role, token))
             await audit_success(conn, ctx, organization_id=organization.id, action="invitation.resend",
                                 target=renewed.email, details={"invitationId": renewed.id}, on_behalf=on_behalf)
+            await _report_sent(conn, ctx, renewed, resent=True)
     except _Refused as refused:
         await audit_refusal(ctx, organization_id=found.organization_id, action="invitation.resend",
                             target=found.email, problems=refused.problems, on_behalf=on_behalf)
@@ -400,6 +415,12 @@ async def accept_invitation(ctx: Context, token: str, name: str | None, password
                                details={"invitationId": invitation.id, "role": invitation.role,
                                         "accountCreated": created})
             signed_in = await start_session(ctx, conn, account_id)
+            # Anonymous request: the actor is the account that joined (as in the audit entry).
+            await publish(conn, "INVITATION_ACCEPTED", organization_id=invitation.organization_id,
+                          actor_account_id=account_id,
+                          data={"invitation_id": invitation.id, "account_id": account_id})
+            await publish(conn, "MEMBER_JOINED", organization_id=invitation.organization_id,
+                          actor_account_id=account_id, data={"account_id": account_id, "role": invitation.role})
     except _Refused as refused:
         return AcceptResult(problems=refused.problems)
     after_write(ctx)
@@ -483,6 +504,10 @@ async def remove_member(ctx: Context, account_id: UUID | None, *, revoke_seats: 
                                 details={"accountId": account_id, "role": membership.role,
                                          "revokedSeats": [{"licenseId": s.license_id, "product": s.product_name}
                                                           for s in seats]})
+            for seat in seats:
+                await report_seats(conn, ctx, "SEAT_REVOKED", organization_id, seat.license_id, [account_id])
+            await report(conn, ctx, "MEMBER_LEFT", organization_id=organization_id,
+                         data={"account_id": account_id, "email": target, "role": membership.role})
     except _Refused as refused:
         await audit_refusal(ctx, organization_id=organization_id, action="member.remove", target=target,
                             problems=refused.problems)
@@ -529,6 +554,8 @@ async def change_member_role(ctx: Context, account_id: UUID | None, role: str) -
                 await audit_success(conn, ctx, organization_id=organization_id, action="member.role_change",
                                     target=target, details={"accountId": account_id, "from": membership.role,
                                                             "to": role})
+                await report(conn, ctx, "MEMBER_ROLE_CHANGED", organization_id=organization_id,
+                             data={"account_id": account_id, "old_role": membership.role, "new_role": role})
     except _Refused as refused:
         await audit_refusal(ctx, organization_id=organization_id, action="member.role_change", target=target,
                             problems=refused.problems)

@@ -9,6 +9,7 @@ from datasources.postgres import profile as data
 from resolvers.attempts import check_password, hash_new_password
 from resolvers.context import Context
 from resolvers.countries import CODES
+from resolvers.sessions import report_ended
 from resolvers.user_errors import Problem
 from resolvers.writes import after_write, require_own_change
 
@@ -75,5 +76,6 @@ async def change_password(ctx: Context, current: str, new: str) -> PasswordChang
         if not await data.replace_password_hash(conn, account_id, stored, new_hash):
             return wrong  # changed by another request since it was checked: `current` is no longer it
         ended = await data.revoke_other_sessions(conn, account_id, ctx.viewer.session_id)
+        await report_ended(conn, account_id, ended, "PASSWORD_CHANGED", actor=account_id)
     after_write(ctx)
-    return PasswordChange(sessions_ended=ended)
+    return PasswordChange(sessions_ended=len(ended))

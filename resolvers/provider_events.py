@@ -12,6 +12,14 @@ organization's; any other event is recorded and ignored.
   `billing.payment_succeeded`, by the service `payment-provider`.
 - `payment_intent.payment_failed`: the same for a failure, with the decline reason in the
   gateway's terms; audited as `billing.payment_failed`, outcome REFUSED.
+- `invoice.created`: nothing to settle or audit (the gateway changed nothing); it is applied
+  only to report the event below.
+
+Each applied event about an invoice also reports a live event (resolvers/events.py), in the
+same transaction: INVOICE_CREATED, INVOICE_PAID (`invoice.paid`, `payment_intent.succeeded`)
+or INVOICE_PAYMENT_FAILED. INVOICE_CREATED and INVOICE_PAID happen once per invoice, so they
+carry a dedupe key: the provider's two events about one payment, and the gateway's own
+`payInvoice` that made it, report it once.
 
 An invoice paid elsewhere (the provider's hosted page, a bank transfer marked paid) keeps
 no status of its own here, only the audit entry. Invoices live at the provider and every
@@ -35,6 +43,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 
@@ -42,7 +51,8 @@ from datasources.payments.webhooks import ProviderEvent
 from datasources.postgres import audit, idempotency, provider_events
 from datasources.postgres.database import Database
 from datasources.postgres.provider_events import PendingAttempt
-from resolvers.payments import ATTEMPT, PAY_BALANCE, PAY_INVOICE
+from resolvers.events import publish
+from resolvers.payments import ATTEMPT, PAY_BALANCE, PAY_INVOICE, invoice_paid_key
 
 ACTOR = "payment-provider"  # the audit log's actor_service for what events change
 INVOICE_PAID = "billing.invoice_paid"
@@ -50,6 +60,9 @@ PAYMENT_SUCCEEDED = "billing.payment_succeeded"
 PAYMENT_FAILED = "billing.payment_failed"
 ACTIONS = {"invoice.paid": INVOICE_PAID, "payment_intent.succeeded": PAYMENT_SUCCEEDED,
            "payment_intent.payment_failed": PAYMENT_FAILED}
+# The live event each provider event about an invoice reports.
+EVENT_KINDS = {"invoice.created": "INVOICE_CREATED", "invoice.paid": "INVOICE_PAID",
+               "payment_intent.succeeded": "INVOICE_PAID", "payment_intent.payment_failed": "INVOICE_PAYMENT_FAILED"}
 # The attempt records that can hold a payment as pending.
 ATTEMPTS = (PAY_INVOICE + ATTEMPT, PAY_BALANCE + ATTEMPT)
 
@@ -71,7 +84,7 @@ async def receive(db: Database, event: ProviderEvent) -> Receipt:
         organization_id = (await provider_events.organization_of_customer(conn, event.customer_id)
                            if event.customer_id else None)
         action = ACTIONS.get(event.type)
-        applies = action is not None and organization_id is not None
+        applies = event.type in EVENT_KINDS and organization_id is not None
         first = await provider_events.record(
             conn, event_id=event.id, event_type=event.type, object_id=event.object_id,
             customer_id=event.customer_id, organization_id=organization_id,
@@ -80,22 +93,48 @@ async def receive(db: Database, event: ProviderEvent) -> Receipt:
             return Receipt(event.id, duplicate=True, applied=False)
         if not applies:
             return Receipt(event.id, duplicate=False, applied=False)
-        failed = action == PAYMENT_FAILED
-        settled = await _settle_pending(conn, event, failed) if event.invoice_id else []
-        details: dict[str, Any] = {"event": event.id, "invoice": event.invoice_id, "amount": event.amount,
-                                   "currency": event.currency, "settledPendingPayments": len(settled)}
-        if event.object_type == "payment_intent":
-            details["paymentIntent"] = event.object_id
-        if failed:
-            details["declineReason"] = event.decline_reason
-        target = f"Invoice:{event.invoice_id}" if event.invoice_id else f"PaymentIntent:{event.object_id}"
-        await audit.record(conn, organization_id=organization_id, actor_account_id=None, actor_service=ACTOR,
-                           action=action, target=target, outcome="REFUSED" if failed else "SUCCESS",
-                           details=details)
+        assert organization_id is not None
+        settled = await _apply(conn, event, organization_id, action) if action else []
+        await _report(conn, event, organization_id)
     if settled:
         log.info("provider event %s (%s) settled pending payment(s) on invoice %s", event.id, event.type,
                  event.invoice_id)
     return Receipt(event.id, duplicate=False, applied=True, settled=len(settled))
+
+
+async def _apply(conn: asyncpg.Connection, event: ProviderEvent, organization_id: UUID,
+                 action: str) -> list[PendingAttempt]:
+    """Settles the payments pending on the event's invoice and audits the event."""
+    failed = action == PAYMENT_FAILED
+    settled = await _settle_pending(conn, event, failed) if event.invoice_id else []
+    details: dict[str, Any] = {"event": event.id, "invoice": event.invoice_id, "amount": event.amount,
+                               "currency": event.currency, "settledPendingPayments": len(settled)}
+    if event.object_type == "payment_intent":
+        details["paymentIntent"] = event.object_id
+    if failed:
+        details["declineReason"] = event.decline_reason
+    target = f"Invoice:{event.invoice_id}" if event.invoice_id else f"PaymentIntent:{event.object_id}"
+    await audit.record(conn, organization_id=organization_id, actor_account_id=None, actor_service=ACTOR,
+                       action=action, target=target, outcome="REFUSED" if failed else "SUCCESS",
+                       details=details)
+    return settled
+
+
+async def _report(conn: asyncpg.Connection, event: ProviderEvent, organization_id: UUID) -> None:
+    """The invoice's live event; none for a payment of no invoice."""
+    if event.invoice_id is None:
+        return
+    kind = EVENT_KINDS[event.type]
+    common = {"invoice_id": event.invoice_id, "currency": event.currency}
+    if kind == "INVOICE_CREATED":
+        await publish(conn, kind, organization_id=organization_id, data={**common, "amount_due": event.amount_due},
+                      dedupe_key=f"INVOICE_CREATED:{event.invoice_id}")
+    elif kind == "INVOICE_PAID":
+        await publish(conn, kind, organization_id=organization_id, data={**common, "amount_paid": event.amount},
+                      dedupe_key=invoice_paid_key(event.invoice_id))
+    else:
+        await publish(conn, kind, organization_id=organization_id,
+                      data={**common, "amount_due": event.amount, "reason": event.decline_reason})
 
 
 async def _settle_pending(conn: asyncpg.Connection, event: ProviderEvent, failed: bool) -> list[PendingAttempt]:

@@ -21,6 +21,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import asyncpg
+
 from datasources.errors import NotFound
 from datasources.postgres import entitlements as data
 from datasources.postgres import seat_changes
@@ -28,7 +30,7 @@ from resolvers.context import Context
 from planning.reads import license_status
 from resolvers.user_errors import Problem
 from resolvers.writes import (NOT_FOUND, after_write, audit_refusal, audit_success, claim_key, complete_key,
-                              key_problem, require_change, require_change_in)
+                              key_problem, report, require_change, require_change_in)
 
 MAX_ACCOUNTS = 100
 ALLOCATE = "license.allocate"
@@ -145,6 +147,7 @@ async def allocate_license(ctx: Context, license_id: UUID | None, account_ids: l
                                 details={"accounts": [str(a) for a in chosen], "problems": _details(problems)})
             result = AllocateResult(locked.id, allocations, problems)
             await complete_key(conn, ctx, ALLOCATE, idempotency_key, _stored(result))
+            await report_seats(conn, ctx, "SEAT_ALLOCATED", locked.organization_id, locked.id, chosen)
     except _Refused as refused:
         return await _refuse_allocation(ctx, license, refused.problems)
     after_write(ctx)
@@ -179,10 +182,19 @@ async def revoke_license(ctx: Context, license_id: UUID | None, account_ids: lis
             await audit_success(conn, ctx, organization_id=locked.organization_id, action=REVOKE,
                                 target=target(locked.id), outcome="PARTIAL" if problems else "SUCCESS",
                                 details={"accounts": [str(a) for a in chosen], "problems": _details(problems)})
+            await report_seats(conn, ctx, "SEAT_REVOKED", locked.organization_id, locked.id, chosen)
     except _Refused as refused:
         return await _refuse_revocation(ctx, license, refused.problems)
     after_write(ctx)
     return RevokeResult(license.id, chosen, problems)
+
+
+async def report_seats(conn: asyncpg.Connection, ctx: Context, kind: str, organization_id: UUID, license_id: UUID,
+                       account_ids: list[UUID]) -> None:
+    """One SEAT_ALLOCATED or SEAT_REVOKED per holder: the organization's event and the holder's own."""
+    for account in account_ids:
+        await report(conn, ctx, kind, organization_id=organization_id, account_id=account,
+                     data={"license_id": license_id, "account_id": account})
 
 
 async def _refuse_allocation(ctx: Context, license: data.License, problems: list[Problem]) -> AllocateResult:

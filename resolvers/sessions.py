@@ -22,6 +22,7 @@ from datasources.postgres.accounts import Account
 from datasources.postgres.database import Executor
 from resolvers.attempts import check_password, give_back_attempt, take_attempt
 from resolvers.context import Context
+from resolvers.events import publish
 from resolvers.user_errors import Problem
 from resolvers.writes import require_change, require_own_change
 
@@ -147,7 +148,8 @@ async def _trade(ctx: Context, conn: Executor, presented: str,
         again = await _handed_out_again(ctx, conn, presented, found) if found.just_used else None
         if again is None:
             # Committed although the request is refused: ending the chain is the point of noticing reuse.
-            await sessions.revoke_session(conn, found.session_id)
+            if await sessions.revoke_session(conn, found.session_id):
+                await report_ended(conn, found.account_id, [found.session_id], "REFRESH_TOKEN_REUSED", actor=None)
         return again
     if not found.usable:
         return None
@@ -182,7 +184,20 @@ async def logout(ctx: Context, *, all_sessions: bool = False) -> int:
     Ending a session also ends its refresh tokens: they are usable only while it is live.
     """
     account_id = await require_own_change(ctx, "logout")
-    if all_sessions:
-        return await sessions.revoke_account_sessions(ctx.db, account_id)
-    assert ctx.viewer.session_id is not None
-    return int(await sessions.revoke_session(ctx.db, ctx.viewer.session_id))
+    async with ctx.db.transaction() as conn:
+        if all_sessions:
+            ended = await sessions.revoke_account_sessions(conn, account_id)
+        else:
+            assert ctx.viewer.session_id is not None
+            ended = [ctx.viewer.session_id] if await sessions.revoke_session(conn, ctx.viewer.session_id) else []
+        await report_ended(conn, account_id, ended, "SIGNED_OUT_EVERYWHERE" if all_sessions else "SIGNED_OUT",
+                           actor=account_id)
+    return len(ended)
+
+
+async def report_ended(conn: Executor, account_id: UUID, session_ids: list[UUID], reason: str, *,
+                       actor: UUID | None) -> None:
+    """SESSION_ENDED for each session ended by someone (not by expiry), for the account's own viewerEvents."""
+    for session_id in session_ids:
+        await publish(conn, "SESSION_ENDED", account_id=account_id, actor_account_id=actor,
+                      data={"session_id": session_id, "reason": reason})

@@ -24,9 +24,10 @@ from datasources.postgres.seat_changes import allocated_count, lock_license
 from resolvers import people
 from resolvers.context import Context
 from resolvers.permissions import require_everywhere, require_staff
+from resolvers.sessions import report_ended
 from resolvers.user_errors import Problem
 from resolvers.writes import (NOT_FOUND, OnBehalf, after_write, audit_refusal, audit_success, claim_key,
-                              complete_key, key_problem, send_mail)
+                              complete_key, key_problem, report, send_mail)
 
 MAX_REASON_LENGTH = 1000
 MAX_GRANT = 10_000_000
@@ -126,13 +127,14 @@ async def change_account_email(ctx: Context, account_id: UUID | None, email: str
                 await audit_success(conn, ctx, organization_id=organization_id, action="account.email_change",
                                     target=new_email, on_behalf=on_behalf,
                                     details={"accountId": locked.id, "from": locked.email, "to": new_email,
-                                             "sessionsEnded": ended})
+                                             "sessionsEnded": len(ended)})
+                await report_ended(conn, locked.id, ended, "EMAIL_CHANGED", actor=ctx.viewer.account_id)
     if problems:
         await audit_refusal(ctx, organization_id=organization_id, action="account.email_change",
                             target=account.email, problems=problems, on_behalf=on_behalf)
         return AccountChange(problems=problems)
     after_write(ctx)
-    return AccountChange(account=await ctx.loaders.accounts.account.load(account.id), sessions_ended=ended)
+    return AccountChange(account=await ctx.loaders.accounts.account.load(account.id), sessions_ended=len(ended))
 
 
 def _email_change_mail(name: str, old: str, new: str, reason: str) -> str:
@@ -220,6 +222,11 @@ async def extend_license(ctx: Context, license_id: UUID | None, expires_at: date
                 await audit_success(conn, ctx, organization_id=current.organization_id, action="license.extend",
                                     target=str(current.id), on_behalf=on_behalf,
                                     details={"licenseId": current.id, "from": current.expires_at, "to": expires_at})
+                if current.subscription_id is not None:
+                    # The subscription's license runs longer: for its managers, the subscription renewed.
+                    await report(conn, ctx, "SUBSCRIPTION_RENEWED", organization_id=current.organization_id,
+                                 data={"subscription_id": current.subscription_id, "renews_at": expires_at,
+                                       "license_id": current.id})
     return await _license_outcome(ctx, found, "license.extend", problems, on_behalf)
 
 
@@ -244,6 +251,9 @@ async def adjust_license_quantity(ctx: Context, license_id: UUID | None, quantit
                 await audit_success(conn, ctx, organization_id=current.organization_id, action="license.quantity",
                                     target=str(current.id), on_behalf=on_behalf,
                                     details={"licenseId": current.id, "from": current.quantity, "to": quantity})
+                await report(conn, ctx, "LICENSE_QUANTITY_CHANGED", organization_id=current.organization_id,
+                             data={"license_id": current.id, "old_quantity": current.quantity,
+                                   "new_quantity": quantity})
     return await _license_outcome(ctx, found, "license.quantity", problems, on_behalf)
 
 

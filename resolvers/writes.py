@@ -2,8 +2,10 @@
 idempotency, the audit log, mail, and fresh loaders afterwards.
 
 A mutation runs its checks and writes in one transaction (`ctx.db.transaction()`), records
-its audit entry and queues its mail in that same transaction, and then calls `after_write`
-so that the payload reads the new state.
+its audit entry, queues its mail and reports its events (`report`, after its last write) in
+that same transaction, and then calls `after_write` so that the payload reads the new state.
+A change made on a customer's behalf (`OnBehalf`) also reports STAFF_ACTION_TAKEN, from
+`audit_success`, since every such change is audited with its scope and reason.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from auth import access
 from auth.viewer import NOT_AUTHENTICATED, require_account
 from datasources.errors import Forbidden, NotFound, Unauthenticated
 from datasources.postgres import audit, idempotency, outbox
+from resolvers import events
 from resolvers.context import Context
 from resolvers.permissions import kinds_everywhere, kinds_in, kinds_of_own, refusal
 from resolvers.user_errors import Problem
@@ -145,6 +148,18 @@ async def audit_success(conn: asyncpg.Connection, ctx: Context, *, organization_
                         on_behalf: OnBehalf | None = None) -> None:
     await audit.record(conn, organization_id=organization_id, action=action, target=target, outcome=outcome,
                        details=details, **_actor(ctx, on_behalf))
+    if on_behalf is not None and outcome != "REFUSED":
+        await report(conn, ctx, "STAFF_ACTION_TAKEN", organization_id=organization_id,
+                     data={"action": action, "target": target, "scope": on_behalf.scope,
+                           "reason": on_behalf.reason})
+
+
+async def report(conn: asyncpg.Connection, ctx: Context, kind: str, *, organization_id: UUID | None,
+                 account_id: UUID | None = None, data: dict[str, Any], dedupe_key: str | None = None) -> None:
+    """The change's event (resolvers/events.py says what `data` holds), in its transaction and
+    after its last write; the actor is the viewer's account (None for a service)."""
+    await events.publish(conn, kind, organization_id=organization_id, account_id=account_id,
+                         actor_account_id=ctx.viewer.account_id, data=data, dedupe_key=dedupe_key)
 
 
 async def audit_refusal(ctx: Context, *, organization_id: UUID | None, action: str, target: str | None,

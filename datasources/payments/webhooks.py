@@ -50,6 +50,7 @@ class ProviderEvent:
     customer_id: str | None
     invoice_id: str | None  # the invoice itself, or the one a payment intent pays
     amount: int | None  # an invoice's amount paid, a payment intent's amount
+    amount_due: int | None  # an invoice's amount due (None for other objects)
     currency: str | None  # upper-case ISO 4217
     decline_reason: DeclineReason | None  # a failed payment intent's, in the gateway's terms
     payload: dict[str, Any]  # the whole event, as delivered
@@ -121,6 +122,7 @@ def _event(event: dict[str, Any]) -> ProviderEvent:
         error = error if isinstance(error, dict) else {}
         reason = declined(_text(error.get("code")), _text(error.get("decline_code"))).extensions["reason"]
     amount = obj.get("amount_paid" if is_invoice else "amount")
+    amount_due = obj.get("amount_due") if is_invoice else None
     currency = _text(obj.get("currency"))
     return ProviderEvent(
         id=event["id"],
@@ -130,11 +132,16 @@ def _event(event: dict[str, Any]) -> ProviderEvent:
         object_id=_id(obj),
         customer_id=_id(obj.get("customer")),
         invoice_id=_id(obj) if is_invoice else _id(obj.get("invoice")),
-        amount=amount if isinstance(amount, int) and not isinstance(amount, bool) else None,
+        amount=_whole(amount),
+        amount_due=_whole(amount_due),
         currency=currency.upper() if currency else None,
         decline_reason=reason,
         payload=event,
     )
+
+
+def _whole(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _id(value: Any) -> str | None:

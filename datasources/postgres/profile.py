@@ -27,8 +27,9 @@ async def replace_password_hash(db: Executor, account_id: UUID, checked: str | N
     return status.split()[-1] == "1"
 
 
-async def revoke_other_sessions(db: Executor, account_id: UUID, keep_session_id: UUID | None) -> int:
-    status = await db.execute(
+async def revoke_other_sessions(db: Executor, account_id: UUID, keep_session_id: UUID | None) -> list[UUID]:
+    """Ends every live session of the account but `keep_session_id`; the ids of those it ended."""
+    rows = await db.fetch(
         "UPDATE sessions SET revoked_at = now() WHERE account_id = $1 AND revoked_at IS NULL"
-        " AND expires_at > now() AND id IS DISTINCT FROM $2", account_id, keep_session_id)
-    return int(status.split()[-1])
+        " AND expires_at > now() AND id IS DISTINCT FROM $2 RETURNING id", account_id, keep_session_id)
+    return [r["id"] for r in rows]

@@ -46,16 +46,18 @@ async def extend_session(db: Executor, session_id: UUID, expires_at: datetime) -
 
 
 async def revoke_session(db: Executor, session_id: UUID) -> bool:
+    """True when it was live until now (False: revoked before)."""
     status = await db.execute(
         "UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", session_id
     )
     return status == "UPDATE 1"
 
 
-async def revoke_account_sessions(db: Executor, account_id: UUID) -> int:
-    status = await db.execute(
+async def revoke_account_sessions(db: Executor, account_id: UUID) -> list[UUID]:
+    """Ends every live session of the account; the ids of those it ended."""
+    rows = await db.fetch(
         "UPDATE sessions SET revoked_at = now() WHERE account_id = $1 AND revoked_at IS NULL"
-        " AND expires_at > now()",
+        " AND expires_at > now() RETURNING id",
         account_id,
     )
-    return int(status.split()[-1])
+    return [r["id"] for r in rows]
