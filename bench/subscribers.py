@@ -132,7 +132,7 @@ async def _wait_first(subs: list[Subscriber], client: Client, timeout: float) ->
 
 async def main() -> None:
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
+    reader = asyncio.StreamReader(limit=1 << 26)  # the first line holds every token
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     config = json.loads(await reader.readline())
     client = Client(config["url"], config["query"], config.get("compression", True))
