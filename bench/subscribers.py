@@ -9,7 +9,8 @@ this process over stdin/stdout, one JSON object per line:
   then the commands: "warm" (one subscriber, the first, connects; the reply comes once it received
                      an event), "connect" (all of them; the reply comes once each is acknowledged
                      and subscribed), "idle" (wait until every subscriber received one event:
-                     proof that every subscription is live), "report" (the receipts so far), "stop".
+                     proof that every subscription is live), "report" (the receipts, once none
+                     has come for QUIET_SECONDS), "stop".
   stdout: {"ok": "<command>", …} after each command; {"error": "…"} and exit 1 on a failure.
 
 A receipt is (subscriber index, event cursor, wall-clock time of receipt): the driver, on the same
@@ -19,6 +20,7 @@ machine's clock, matches cursors to the times it committed the events.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -31,6 +33,7 @@ from websockets.typing import Subprotocol
 
 PROTOCOL = Subprotocol("graphql-transport-ws")
 HANDSHAKES_AT_ONCE = 50  # more at once only fills the server's accept queue
+QUIET_SECONDS = 5.0
 
 
 @dataclass
@@ -50,7 +53,9 @@ class Client:
     def __init__(self, url: str, query: str, compression: bool) -> None:
         self.url, self.query, self.compression = url, query, compression
         self.receipts: list[tuple[int, str, float]] = []
-        self.errors: list[str] = []
+        self.errors: list[str] = []  # subscriptions that ended, sockets that closed
+        self.partial = 0  # events delivered with errors beside their data
+        self.first_partial = ""
         self.tasks: list[asyncio.Task] = []
 
     async def open(self, sub: Subscriber, gate: asyncio.Semaphore) -> None:
@@ -85,8 +90,9 @@ class Client:
                 kind = message.get("type")
                 if kind == "next":
                     payload = message.get("payload") or {}
-                    if payload.get("errors"):
-                        self.errors.append(f"subscriber {sub.index}: {json.dumps(payload['errors'])[:300]}")
+                    if payload.get("errors"):  # delivered, but some fields could not be resolved
+                        self.partial += 1
+                        self.first_partial = self.first_partial or json.dumps(payload["errors"])[:300]
                     event = (payload.get("data") or {}).get("organizationEvents") or {}
                     receipts.append((sub.index, event.get("cursor") or "", at))
                     sub.received += 1
@@ -124,6 +130,8 @@ async def _wait_first(subs: list[Subscriber], client: Client, timeout: float) ->
     while not waiting.done():
         if client.errors or time.monotonic() > deadline:
             waiting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiting
             missing = [s.index for s in subs if not s.first.is_set()]
             raise RuntimeError(f"{len(missing)} subscribers received nothing (e.g. {missing[:5]}); "
                                f"errors: {client.errors[:3]}")
@@ -155,10 +163,14 @@ async def main() -> None:
             elif line == "idle":
                 await _wait_first(subs, client, 60)
                 client.receipts.clear()
+                client.partial, client.first_partial = 0, ""
                 _say(ok="idle")
             elif line == "report":
+                # Until nothing has arrived for QUIET_SECONDS: a server behind its load is still delivering.
+                while client.receipts and time.time() - client.receipts[-1][2] < QUIET_SECONDS:
+                    await asyncio.sleep(0.2)
                 _say(ok="report", receipts=client.receipts, errors=client.errors[:20],
-                     error_count=len(client.errors), closed=sum(s.closed is not None for s in subs),
+                     error_count=len(client.errors), partial=client.partial, first_partial=client.first_partial, closed=sum(s.closed is not None for s in subs),
                      cpu=time.process_time())
             elif line == "stop":
                 break
