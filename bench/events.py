@@ -41,8 +41,14 @@ from datasources.postgres import sessions
 from resolvers import events
 
 ROOT = Path(__file__).resolve().parents[1]
-# The portal's own subscription, as a client would send it.
+# What the subscribers ask for: the portal's own subscription, as a client sends it (each event
+# then reads the objects it changed, per subscriber); or the interface's fields alone, which read
+# nothing: the transport's and the fan-out's own cost.
 OPERATION = ROOT / "operations" / "organization_events.graphql"
+SELECTIONS = {
+    "portal": OPERATION.read_text(),
+    "cursor": "subscription Cursor { organizationEvents { id type occurredAt cursor } }\n",
+}
 TARGET_P99_MS = 100.0
 TARGET_MB_PER_1000_IDLE = 50.0
 SETTLE_SECONDS = 3.0  # after connecting or warming, before RSS is read: the allocator settles
@@ -76,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--managers", type=int, default=10,
                    help="subscribing managers (OWNER and ADMINs) per organization (default 10); subscribers = organizations "
                         "× managers, and each event reaches its organization's managers")
+    p.add_argument("--selection", choices=sorted(SELECTIONS), default="portal",
+                   help="portal: operations/organization_events.graphql (default); cursor: id, type, occurredAt "
+                        "and cursor only (no object read per delivery)")
     p.add_argument("--no-compression", action="store_true",
                    help="do not offer permessage-deflate (browsers and the graphql-ws client under node offer it)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (gateway.log) at the end")
@@ -229,6 +238,10 @@ async def _publish(conn: asyncpg.Connection, orgs: list[Organization], interval:
     return done
 
 
+def _selection(name: str) -> str:
+    return f"operations/{OPERATION.name}" if name == "portal" else "id, type, occurredAt, cursor"
+
+
 def _log_id(cursor: str) -> int | None:
     """The event log id in a subscriber's cursor, read as the gateway reads `after`."""
     from resolvers.live import parse_cursor  # the transport's module (issue 17)
@@ -264,7 +277,7 @@ async def run(args: argparse.Namespace) -> int:
         raise SystemExit("python -m bench.events: --organizations, --managers, --interval-ms and --duration "
                          "must be positive")
     subscriber_count = args.organizations * args.managers
-    query = OPERATION.read_text()
+    query = SELECTIONS[args.selection]
     root = Path(tempfile.mkdtemp(prefix="account-gateway-bench-events-"))
     root.chmod(0o755)  # the embedded server runs as its own system user when we are root
     started: list[servers.Process] = []
@@ -278,7 +291,7 @@ async def run(args: argparse.Namespace) -> int:
     try:
         print(f"bench.events: {os.cpu_count()} cores, Python {platform.python_version()}; "
               f"{subscriber_count:,} subscribers = {args.organizations} organizations × {args.managers} managers, "
-              f"each subscribed to organizationEvents (operations/{OPERATION.name}) on a WebSocket of its own; "
+              f"each subscribed to organizationEvents ({_selection(args.selection)}) on a WebSocket of its own; "
               f"an event every {args.interval_ms:g} ms for {duration:g} s, round-robin over the organizations",
               flush=True)
         postgres = servers.Postgres(root)
@@ -366,7 +379,7 @@ async def run(args: argparse.Namespace) -> int:
 
         print()
         print(f"subscribers   {subscriber_count:,} = {args.organizations} organizations × {args.managers} managers "
-              f"(organizationEvents; permessage-deflate on {connected['compressed']:,})")
+              f"(organizationEvents, {_selection(args.selection)}; permessage-deflate on {connected['compressed']:,})")
         print(f"committed     {committed_count:,} events in {committed.seconds:.1f} s "
               f"({committed_count / committed.seconds:,.1f}/s; scheduled every {args.interval_ms:g} ms, "
               f"at most {committed.behind * 1000:.1f} ms late)")
