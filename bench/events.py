@@ -336,7 +336,7 @@ async def run(args: argparse.Namespace) -> int:
                   f"{connected['seconds']:.1f} s (permessage-deflate on {connected['compressed']:,})", flush=True)
             if connected["errors"]:
                 raise RuntimeError(f"subscribers failed: {connected['errors']}")
-            await _publish_until(client.send("idle"), conn, orgs, interval, "every subscription live")
+            live = await _publish_until(client.send("idle"), conn, orgs, interval, "every subscription live")
             await _quiet(server)
             await asyncio.sleep(SETTLE_SECONDS)
             rss_idle = server.memory_info().rss
@@ -395,7 +395,8 @@ async def run(args: argparse.Namespace) -> int:
         print(f"CPU           server {_f(cpu_per_delivery)} µs per delivered event "
               f"({_f(server_cpu * 1000 / committed_count if committed_count else math.nan, 2)} ms per committed event, "
               f"{server_cpu / measured * 100:.0f}% of a core over the {measured:.0f} s until the last delivery); PostgreSQL "
-              f"{_f(postgres_cpu * 1000 / committed_count if committed_count else math.nan, 2)} ms per committed event")
+              f"{_f(postgres_cpu * 1000 / committed_count if committed_count else math.nan, 2)} ms per committed event; "
+              f"the subscribers' process {(report['cpu'] - live['cpu']) / measured * 100:.0f}% of a core")
         print(f"targets       p99 < {TARGET_P99_MS:g} ms: {_verdict(p99 < TARGET_P99_MS)} ({_f(p99)} ms);  "
               f"< {TARGET_MB_PER_1000_IDLE:g} MB per 1,000 idle subscriptions: "
               f"{_verdict(per_1000 < TARGET_MB_PER_1000_IDLE)} ({per_1000:.1f} MB)")
