@@ -66,7 +66,7 @@ def create_app(settings: Settings) -> Starlette:
                                               tracer=load_tracer(settings.tracing))
         install_request_log()
         # One LISTEN connection per process, apart from the pool, fans live events out to its sockets.
-        hub = Hub(db, lambda: listening(settings.database_url or "", connect_timeout=settings.db_connect_timeout_seconds))
+        hub = Hub(lambda: listening(settings.database_url or "", connect_timeout=settings.db_connect_timeout_seconds))
         live = app.state.live = LiveConnections(hub)
         background = [asyncio.create_task(Mailer(db, settings.data_dir / "mail", settings.smtp_url).run()),
                       asyncio.create_task(metrics.share()), asyncio.create_task(hub.run(), name="event-hub")]

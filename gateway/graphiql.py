@@ -51,13 +51,13 @@ PAGE = """<!doctype html>
 <body>
   <div id="graphiql">Loading…</div>
   <script>
-    // Queries and mutations: plain JSON over POST to this same address (no @defer). Subscriptions:
-    // graphql-transport-ws on the same path; GraphiQL sends the Headers pane as connection_init's
-    // payload, so the same {{"Authorization": "Bearer …"}} signs the socket in.
-    const subscriptionUrl = (window.location.protocol === "https:" ? "wss://" : "ws://") + window.location.host
+    // Queries and mutations: plain JSON over POST (the gateway has no @defer). Subscriptions: the
+    // graphql-ws client bundled in GraphiQL, on this same path; the Headers pane's Authorization
+    // goes into connection_init, which the gateway reads as it reads the HTTP header.
+    const wsUrl = (window.location.protocol === "https:" ? "wss://" : "ws://") + window.location.host
       + window.location.pathname;
-    const fetcher = GraphiQL.createFetcher({{url: window.location.pathname, subscriptionUrl,
-                                            enableIncrementalDelivery: false}});
+    const fetcher = GraphiQL.createFetcher({{url: window.location.pathname, subscriptionUrl: wsUrl,
+                                             enableIncrementalDelivery: false}});
     ReactDOM.createRoot(document.getElementById("graphiql")).render(React.createElement(GraphiQL, {{
       fetcher,
       defaultQuery: {default_query},

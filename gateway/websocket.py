@@ -40,6 +40,7 @@ from strawberry.utils.operation import get_operation_type
 from auth.viewer import Credentials, Viewer, authenticate, bearer_token, credentials
 from datasources.errors import GatewayError
 from gateway.admission import Refusal, admit, viewer_key
+from gateway.bodies import InvalidJSON, load_json
 from gateway.errors import format_error
 from gateway.http import logged_viewer
 from gateway.services import Services
@@ -116,6 +117,8 @@ class Connection:
         self.ended: asyncio.Future[Close] = asyncio.get_running_loop().create_future()
         self._send_lock = asyncio.Lock()
         self.address = websocket.client.host if websocket.client else "unknown"
+        # Names the connection in the errors it is sent and in the log (as a request id does).
+        self.connection_id = uuid.uuid4().hex
 
     # Life of the connection ----------------------------------------------------------------
 
@@ -165,10 +168,10 @@ class Connection:
         text = raw.get("text")
         if text is None:
             raise Close(4400, "Messages are JSON text frames.")
-        try:
-            message = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            raise Close(4400, "Invalid message: not JSON.") from None
+        try:  # as the HTTP body is read: depth-limited, a lone surrogate escape accepted
+            message = load_json(text, "The message")
+        except InvalidJSON as exc:
+            raise Close(4400, f"Invalid message: {exc}") from None
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             raise Close(4400, "Invalid message: an object with a 'type' is expected.")
         return message
@@ -247,7 +250,7 @@ class Connection:
         services = self.services
         return Context(viewer=self.viewer, loaders=create_loaders(services.db, services.payments), db=services.db,
                        payments=services.payments, config=services.resolver_config,
-                       request_id=uuid.uuid4().hex, client_address=self.address, sign_in_throttle=services.limiter,
+                       request_id=self.connection_id, client_address=self.address, sign_in_throttle=services.limiter,
                        hub=self.connections.hub)
 
     # subscribe ----------------------------------------------------------------------------------------------
@@ -305,7 +308,7 @@ class Connection:
 
     def _format(self, error: GraphQLError, *, pre_execution: bool = False) -> dict[str, Any]:
         return format_error(error, pre_execution=pre_execution, production=self.services.settings.production,
-                            request_id=self.viewer_key)
+                            request_id=self.connection_id)
 
     async def _error(self, id_: str, errors: list[dict[str, Any]]) -> None:
         await self._send({"id": id_, "type": "error", "payload": errors})

@@ -2,7 +2,7 @@
 
 One dedicated connection LISTENs on the log's channel (datasources/postgres/listener.py). A
 notification says only "something was committed": the hub then reads every event past its
-high-water mark once, and puts each into the bounded queue of every subscriber it concerns
+high-water mark once, on that same connection (never waiting for the pool), and puts each into the bounded queue of every subscriber it concerns
 (by organization for organizationEvents, by account for viewerEvents). After a lost
 connection it reconnects and reads what it missed the same way, so nothing is lost; ids are
 handed out in commit order (migration 0010), so reading past the mark never skips one.
@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncContextManager
 from uuid import UUID
 
-from datasources.errors import DatabaseUnavailable
 from datasources.postgres import events
 from datasources.postgres.database import Executor
 from datasources.postgres.listener import Listener, ListenerLost
@@ -81,13 +80,11 @@ ListenerFactory = Callable[[], AsyncContextManager[Listener]]
 
 
 class Hub:
-    def __init__(self, db: Executor, listen: ListenerFactory, *, keepalive: float = KEEPALIVE_SECONDS) -> None:
-        self._db = db
+    def __init__(self, listen: ListenerFactory, *, keepalive: float = KEEPALIVE_SECONDS) -> None:
         self._listen = listen
         self._keepalive = keepalive
         self._subscribers: dict[Key, set[Subscriber]] = defaultdict(set)
         self.high_water: int | None = None  # None until the first read of the log
-        self.connected = asyncio.Event()
 
     # Registration -------------------------------------------------------------------------
 
@@ -122,10 +119,10 @@ class Hub:
 
     # The listening loop ---------------------------------------------------------------------
 
-    async def _catch_up(self) -> None:
+    async def _catch_up(self, db: Executor) -> None:
         assert self.high_water is not None
         while True:
-            found = await events.after(self._db, self.high_water, limit=PAGE)
+            found = await events.after(db, self.high_water, limit=PAGE)
             for event in found:
                 self._fan_out(event)
                 self.high_water = event.id
@@ -140,20 +137,18 @@ class Hub:
                 async with self._listen() as listener:
                     # LISTEN first, then read: an event committed in between is read here or notified.
                     if self.high_water is None:
-                        self.high_water = await events.last_id(self._db)
-                    await self._catch_up()
-                    self.connected.set()
+                        self.high_water = await events.last_id(listener.connection)
+                    await self._catch_up(listener.connection)
                     failures = 0
                     while True:
                         await listener.wait(self._keepalive)
-                        await self._catch_up()
+                        await self._catch_up(listener.connection)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the hub must outlive any outage
-                self.connected.clear()
                 delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
                 failures += 1
-                expected = isinstance(exc, (ListenerLost, DatabaseUnavailable))
+                expected = isinstance(exc, ListenerLost)  # the listener translates connection failures
                 log.log(logging.WARNING if expected else logging.ERROR, "event listener: %s: %s; reconnecting in %.1fs",
                         type(exc).__name__, exc, delay, exc_info=not expected)
                 await asyncio.sleep(delay)

@@ -50,6 +50,7 @@ assert set(READ_BY) == set(ORGANIZATION_KINDS), "every organization kind needs t
 # Events about the subscriber's own membership: its right to follow the organization is checked again.
 MEMBERSHIP_KINDS = frozenset({"MEMBER_ROLE_CHANGED", "MEMBER_LEFT"})
 _CURSOR_PREFIX = "event:"
+_MAX_ID = 2**63 - 1  # the log's bigint ids
 
 
 class CursorExpired(GatewayError):
@@ -84,7 +85,7 @@ def parse_cursor(raw: str, retention_days: float) -> Cursor:
         if not text.startswith(_CURSOR_PREFIX):
             raise ValueError(text)
         last_id, seconds = (int(part) for part in text.removeprefix(_CURSOR_PREFIX).split(":"))
-        if last_id < 0:
+        if not 0 <= last_id <= _MAX_ID:
             raise ValueError(text)
         cursor = Cursor(last_id, datetime.fromtimestamp(seconds, timezone.utc))
     except (ValueError, binascii.Error, UnicodeDecodeError, OverflowError, OSError):

@@ -75,6 +75,11 @@ def _data(event: Event, key: str) -> Any:
     return event.data.get(key)
 
 
+def _int(event: Event, key: str) -> int | None:
+    raw = _data(event, key)
+    return int(raw) if raw is not None else None
+
+
 async def _node(info: Info, cls: type[relay.Node], raw_id: Any) -> Any:
     """The object if it exists and the viewer may see it now; null otherwise, as `node(id:)`."""
     if raw_id is None:
@@ -275,46 +280,43 @@ class SeatRevokedEvent(_SeatChange, OrganizationEvent):
 class LicenseExpiringEvent(_AboutLicense, OrganizationEvent):
     @strawberry.field(description="Days left until it expires when this was reported: 30, 7 or 1.")
     def days_left(self) -> int | None:
-        value = _data(self.event, "days_left")
-        return int(value) if value is not None else None
+        return _int(self.event, "days_left")
 
     @strawberry.field(description="When it expires.")
     def expires_at(self) -> datetime | None:
-        return _moment(_data(self.event, "expires_at"))
+        return _moment(self.event, "expires_at")
 
 
 @strawberry.type(description=MEANINGS["LICENSE_EXPIRED"])
 class LicenseExpiredEvent(_AboutLicense, OrganizationEvent):
     @strawberry.field(description="When it expired.")
     def expired_at(self) -> datetime | None:
-        return _moment(_data(self.event, "expired_at"))
+        return _moment(self.event, "expired_at")
 
 
 @strawberry.type(description=MEANINGS["LICENSE_QUANTITY_CHANGED"])
 class LicenseQuantityChangedEvent(_AboutLicense, OrganizationEvent):
     @strawberry.field(description="Seats before.")
     def old_quantity(self) -> int | None:
-        value = _data(self.event, "old_quantity")
-        return int(value) if value is not None else None
+        return _int(self.event, "old_quantity")
 
     @strawberry.field(description="Seats now.")
     def new_quantity(self) -> int | None:
-        value = _data(self.event, "new_quantity")
-        return int(value) if value is not None else None
+        return _int(self.event, "new_quantity")
 
 
 @strawberry.type(description=MEANINGS["SUBSCRIPTION_RENEWED"])
 class SubscriptionRenewedEvent(_AboutSubscription, OrganizationEvent):
     @strawberry.field(description="When it renews next.")
     def renews_at(self) -> datetime | None:
-        return _moment(_data(self.event, "renews_at"))
+        return _moment(self.event, "renews_at")
 
 
 @strawberry.type(description=MEANINGS["SUBSCRIPTION_ENDING"])
 class SubscriptionEndingEvent(_AboutSubscription, OrganizationEvent):
     @strawberry.field(description="When it ends.")
     def ends_at(self) -> datetime | None:
-        return _moment(_data(self.event, "ends_at"))
+        return _moment(self.event, "ends_at")
 
 
 @strawberry.type(description=MEANINGS["INVOICE_CREATED"])
@@ -350,13 +352,11 @@ class CreditPoolLowEvent(OrganizationEvent):
 
     @strawberry.field(description="The balance when this was reported.")
     def balance(self) -> int | None:
-        value = _data(self.event, "balance")
-        return int(value) if value is not None else None
+        return _int(self.event, "balance")
 
     @strawberry.field(description="The threshold it fell below.")
     def threshold(self) -> int | None:
-        value = _data(self.event, "threshold")
-        return int(value) if value is not None else None
+        return _int(self.event, "threshold")
 
 
 @strawberry.type(description=MEANINGS["CREDIT_REQUEST_MADE"])
@@ -414,16 +414,20 @@ class ViewerCreditRequestResolvedEvent(_CreditRequestResolved, ViewerEvent):
 @strawberry.type(description=MEANINGS["SESSION_ENDED"] + " When it is this connection's own session, the "
                              "connection closes with 4401 right after.")
 class SessionEndedEvent(ViewerEvent):
+    @strawberry.field(description="Why: SIGNED_OUT, SIGNED_OUT_EVERYWHERE, PASSWORD_CHANGED, EMAIL_CHANGED (by "
+                                  "support) or REFRESH_TOKEN_REUSED (a stolen refresh token was detected).")
+    def reason(self) -> str | None:
+        return _data(self.event, "reason")
+
     @strawberry.field(description="Whether it is the session this subscription was opened with.")
     def this_session(self, info: Info) -> bool:
         return _data(self.event, "session_id") in (None, str(info.context.viewer.session_id))
 
 
-def _moment(raw: Any) -> datetime | None:
-    if raw is None:
-        return None
+def _moment(event: Event, key: str) -> datetime | None:
+    raw = _data(event, key)
     try:
-        return datetime.fromisoformat(str(raw))
+        return datetime.fromisoformat(str(raw)) if raw is not None else None
     except ValueError:
         return None
 

@@ -15,9 +15,12 @@ exist. `logout` gets a session of its own for each principal it allows.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +33,11 @@ from strawberry import relay
 
 from auth import access
 from datasources.postgres import audit
+from datasources.postgres import events as events_log
 from gateway.app import create_app
 from gateway.demo import demo_id
+from resolvers.events import publish
+from resolvers.live import cursor_of
 from schema import build_schema
 from tests.conftest import Gateway, copy_template, drop_database, settings_for
 from tests.test_service_tokens import create_token
@@ -134,6 +140,10 @@ class World:
     gateway: Gateway
     tokens: dict[str, str | None]  # per principal kind
     objects: dict[str, tuple[str, object]]  # OBJECTS and an audit log entry
+    app: Any = None  # for the subscriptions, spoken to over an in-process WebSocket
+    # A cursor just before one event of each area of Northwind and one own event per account:
+    # whoever may follow a subscription gets its backlog's first event at once.
+    events_after: str = ""
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -157,6 +167,7 @@ async def world(services, tmp_path_factory, executor: str) -> AsyncIterator[Worl
                              "revoked_at) VALUES ($1, $2, 'revoked@example.com', 'MEMBER', $3, now() + interval "
                              "'7 days', now())", REVOKED_INVITATION, NORTHWIND, uuid.uuid4().bytes)
             await db.execute("UPDATE subscriptions SET auto_renew = true WHERE id = $1", LUMEN_SUBSCRIPTION)
+            events_after = await _events_for_the_subscriptions(db)
         finally:
             await db.close()
         app = create_app(settings_for(services, dsn, tmp_path_factory.mktemp("access"), executor))
@@ -166,7 +177,7 @@ async def world(services, tmp_path_factory, executor: str) -> AsyncIterator[Worl
                 gateway = Gateway(http)
                 for kind, email in ACCOUNTS.items():
                     tokens[kind] = await gateway.login(email)
-                yield World(gateway, tokens, objects)
+                yield World(gateway, tokens, objects, app, events_after)
     finally:
         await drop_database(services, name)
 
@@ -251,7 +262,10 @@ def probe(kind: str, coordinate: str, objects: dict[str, tuple[str, object]]) ->
     raise AssertionError(f"no probe for {coordinate}: add one")
 
 
-CELLS = [(kind, coordinate) for coordinate in access.ROW_OF for kind in access.PRINCIPALS]
+CELLS = [(kind, coordinate) for coordinate in access.ROW_OF for kind in access.PRINCIPALS
+         if not coordinate.startswith("SubscriptionRoot.")]
+SUBSCRIPTION_CELLS = [(kind, coordinate) for coordinate in access.ROW_OF for kind in access.PRINCIPALS
+                      if coordinate.startswith("SubscriptionRoot.")]
 
 
 def _at(data: Any, path: tuple) -> Any:
@@ -444,3 +458,80 @@ async def test_pdf_links_and_the_archive_link_go_to_the_same_principals(world: W
         # Minted for staff, the link opens the invoice of the organization it was listed for.
         response = await world.gateway.http.get(pdf)
         assert response.status_code == 200 and response.headers["content-type"] == "application/pdf"
+
+
+# --- the subscriptions, over the WebSocket transport --------------------------------------
+
+
+async def _events_for_the_subscriptions(db: asyncpg.Connection) -> str:
+    """One organization event of each area (people, entitlements, billing) and one own event per
+    account; the cursor of the event before them."""
+    before = await events_log.last_id(db)
+    async with db.transaction():
+        await publish(db, "MEMBER_ROLE_CHANGED", organization_id=NORTHWIND, data={
+            "account_id": str(demo_id("account", "member2@northwind.example")), "old_role": "MEMBER",
+            "new_role": "ADMIN"})
+        await publish(db, "LICENSE_QUANTITY_CHANGED", organization_id=NORTHWIND, data={
+            "license_id": str(LUMEN), "old_quantity": 10, "new_quantity": 11})
+        await publish(db, "INVOICE_PAID", organization_id=NORTHWIND, data={
+            "invoice_id": "in_none", "amount_paid": 100, "currency": "usd"})
+        for email in ACCOUNTS.values():
+            account_id = await db.fetchval("SELECT id FROM accounts WHERE email = $1", email)
+            await publish(db, "CREDIT_ACCESS_CHANGED", account_id=account_id, data={"account_id": str(account_id)})
+    return cursor_of(events_log.Event(before, "", None, None, None, {}, datetime.now(timezone.utc)))
+
+
+SUBSCRIPTION_PROBES = {
+    "SubscriptionRoot.organizationEvents": "subscription S($org: ID, $after: String) { organizationEvents("
+                                           "organizationId: $org, after: $after) { id type } }",
+    "SubscriptionRoot.viewerEvents": "subscription S($after: String) { viewerEvents(after: $after) { id type } }",
+}
+
+
+async def first_answer(app: Any, token: str | None, query: str, variables: dict[str, Any]) -> tuple[str, Any]:
+    """connection_init, subscribe, and the first answer: ("close", code), or the message's
+    type ("next", "error") and payload. The app is driven over ASGI in this event loop."""
+    to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    scope = {"type": "websocket", "asgi": {"version": "3.0"}, "scheme": "ws", "path": "/graphql",
+             "raw_path": b"/graphql", "root_path": "", "query_string": b"", "headers": [(b"host", b"gateway.test")],
+             "client": ("127.0.0.1", 50000), "server": ("gateway.test", 80), "subprotocols": ["graphql-transport-ws"]}
+    running = asyncio.create_task(app(scope, to_app.get, from_app.put))
+
+    async def answer() -> dict[str, Any]:
+        sent = await asyncio.wait_for(from_app.get(), 10)
+        return sent if sent["type"] == "websocket.close" else json.loads(sent["text"])
+
+    try:
+        await to_app.put({"type": "websocket.connect"})
+        assert (await asyncio.wait_for(from_app.get(), 10))["type"] == "websocket.accept"
+        await to_app.put({"type": "websocket.receive", "text": json.dumps(
+            {"type": "connection_init", "payload": {"authorization": f"Bearer {token}"} if token else {}})})
+        ack = await answer()
+        if ack["type"] == "websocket.close":
+            return "close", ack["code"]
+        assert ack["type"] == "connection_ack", ack
+        await to_app.put({"type": "websocket.receive", "text": json.dumps(
+            {"id": "1", "type": "subscribe", "payload": {"query": query, "variables": variables}})})
+        first = await answer()
+        return first["type"], first.get("payload", first.get("code"))
+    finally:
+        await to_app.put({"type": "websocket.disconnect", "code": 1000})
+        await asyncio.wait_for(running, 10)
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize(("kind", "coordinate"), SUBSCRIPTION_CELLS, ids=[f"{c}-{k}" for k, c in SUBSCRIPTION_CELLS])
+async def test_every_subscription_cell_of_the_access_table_over_websocket(world: World, kind: str, coordinate: str):
+    """Allowed: the backlog's first event. Refused: an `error` with the query's code; anonymous
+    never gets as far as subscribing (4401 at connection_init: the rows are for those who sign in)."""
+    variables = {"after": world.events_after}
+    if coordinate == "SubscriptionRoot.organizationEvents":
+        variables["org"] = gid("Organization", NORTHWIND)
+    answer, payload = await first_answer(world.app, world.tokens[kind], SUBSCRIPTION_PROBES[coordinate], variables)
+    if access.allows({kind}, coordinate):
+        assert answer == "next" and payload.get("errors") is None, payload
+    elif kind == access.ANONYMOUS:
+        assert (answer, payload) == ("close", 4401)
+    else:
+        assert answer == "error" and [e["extensions"]["code"] for e in payload] == ["FORBIDDEN"], payload

@@ -67,12 +67,8 @@ def served() -> Iterator[Served]:
 
 
 # graphql-tools (under graphql-inspector, codegen and graphql-config) fills every root the
-# `schema` block leaves out with the type of the conventional name, so the domain type
-# `Subscription` is read as the subscription root until the block names a real one (issue 17's
-# root, e.g. `SubscriptionRoot`), or the domain type is renamed. strict: this test must start
-# failing as an xfail (that is, passing) the day that is done, and then the marker goes.
-@pytest.mark.xfail(strict=True, reason="graphql-tools adds `subscription: Subscription` to a schema block "
-                   "without a subscription root (@graphql-tools/merge mergeGraphQLTypes)")
+# `schema` block leaves out with the type of the conventional name: the block names
+# `subscription: SubscriptionRoot`, so the domain type `Subscription` is not taken for the root.
 def test_graphql_inspector_finds_no_change_between_the_committed_schema_and_the_live_one(tools, served):
     diff = _run(tools, "graphql-inspector", "diff", str(ROOT / "schema.graphql"), f"{served.url}/graphql")
     output = diff.stdout + diff.stderr

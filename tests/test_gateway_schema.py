@@ -25,6 +25,8 @@ CASES = [
     ("{ __schema { queryType { name } } }", None, None, None),
     ("query Q($id: ID!) { node(id: $id) { id } }", {"id": {"not": "an id"}}, None, None),
     ("query Q($id: ID!) { node(id: $id) { id } }", None, None, None),
+    # HTTP runs queries and mutations only: a subscription is refused before it runs.
+    ("subscription { viewerEvents { id } }", None, None, {OperationType.QUERY, OperationType.MUTATION}),
 ]
 
 

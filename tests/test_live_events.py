@@ -12,6 +12,7 @@ ids and data, so the tests do not see each other's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -27,6 +28,7 @@ import pytest_asyncio
 from gql import Client, GraphQLRequest
 from gql.transport.exceptions import TransportConnectionFailed, TransportQueryError
 from gql.transport.websockets import WebsocketsTransport
+from strawberry.relay import to_base64
 
 from auth import tokens
 from gateway.demo import demo_id
@@ -61,6 +63,7 @@ class Live:
     a: Served
     b: Served
     dsn: str
+    env: dict[str, str]
 
     def ws(self, served: Served) -> str:
         return served.url.replace("http://", "ws://") + "/graphql"
@@ -77,7 +80,7 @@ def live(services, tmp_path_factory) -> Iterator[Live]:
     try:
         for label in ("a", "b"):  # one after the other: the first applies what migrations there are
             started.append(start(root / label, root / f"serve-{label}.log", env))
-        yield Live(started[0], started[1], dsn)
+        yield Live(started[0], started[1], dsn, env)
     finally:
         for served in started:
             if served.process.poll() is None:
@@ -159,6 +162,26 @@ class Received:
         await asyncio.gather(self.task, return_exceptions=True)
 
 
+async def refusal(session: Any, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The one error a subscription is refused with (an `error` message: gql raises it)."""
+    with pytest.raises(TransportQueryError) as refused:
+        async for _ in session.subscribe(GraphQLRequest(query, variable_values=variables)):
+            pass
+    [error] = refused.value.errors
+    return error
+
+
+async def limit_refusal(sessions: list[Any], extra: Any) -> dict[str, Any]:
+    """Holds one subscription on each of `sessions`, then asks for one more on `extra`."""
+    held = [Received(session, ORGANIZATION_EVENTS) for session in sessions]
+    await held[0].settle()
+    try:
+        return await refusal(extra, ORGANIZATION_EVENTS)
+    finally:
+        for received in held:
+            await received.stop()
+
+
 def close_of(error: BaseException | None) -> tuple[int | None, str]:
     """The close code and reason the server sent, from under gql's wrapping of websockets' error."""
     while error is not None:
@@ -214,22 +237,15 @@ async def test_another_organizations_admin_receives_nothing_and_cannot_name_it(l
         assert [int(i["id"]) for i in items] == [globex] and northwind not in [int(i["id"]) for i in items]
         assert (items[0]["oldQuantity"], items[0]["newQuantity"]) == (10, 12)
         # Naming Northwind: NOT_FOUND, as node(id:) answers for another organization's objects.
-        from strawberry.relay import to_base64
-        with pytest.raises(TransportQueryError) as refused:
-            async for _ in session.subscribe(GraphQLRequest(
-                    "subscription { organizationEvents(organizationId: $org) { id } }".replace(
-                        "$org", json.dumps(to_base64("Organization", str(NORTHWIND)))))):
-                pass
-    assert refused.value.errors[0]["extensions"]["code"] == "NOT_FOUND"
+        error = await refusal(session, "subscription F($org: ID) { organizationEvents(organizationId: $org) { id } }",
+                              {"org": to_base64("Organization", str(NORTHWIND))})
+    assert error["extensions"]["code"] == "NOT_FOUND"
 
 
 async def test_a_member_is_refused_organization_events(live: Live):
     token = await login(live.a, MEMBER)
     async with connected(live, live.a, token) as session:
-        with pytest.raises(TransportQueryError) as refused:
-            async for _ in session.subscribe(GraphQLRequest(ORGANIZATION_EVENTS)):
-                pass
-    [error] = refused.value.errors
+        error = await refusal(session, ORGANIZATION_EVENTS)
     assert error["extensions"]["code"] == "FORBIDDEN"
     assert "organization events" in error["message"]
 
@@ -279,24 +295,14 @@ async def test_a_cursor_that_is_not_one_is_bad_user_input_and_an_old_one_says_re
     old = base64.urlsafe_b64encode(b"event:1:1000000000").decode().rstrip("=")
     async with connected(live, live.a, token) as session:
         for cursor, words in (("not-a-cursor", "not an event cursor"), (old, "Refetch")):
-            with pytest.raises(TransportQueryError) as refused:
-                async for _ in session.subscribe(GraphQLRequest(ORGANIZATION_EVENTS, variable_values={"after": cursor})):
-                    pass
-            [error] = refused.value.errors
+            error = await refusal(session, ORGANIZATION_EVENTS, {"after": cursor})
             assert error["extensions"]["code"] == "BAD_USER_INPUT" and words in error["message"]
 
 
 async def test_too_many_subscriptions_on_one_connection_are_refused_naming_the_limit(live: Live):
     token = await login(live.a, ADMIN)
     async with connected(live, live.a, token) as session:
-        held = [Received(session, ORGANIZATION_EVENTS) for _ in range(3)]
-        await held[0].settle()
-        with pytest.raises(TransportQueryError) as refused:
-            async for _ in session.subscribe(GraphQLRequest(ORGANIZATION_EVENTS)):
-                pass
-        for received in held:
-            await received.stop()
-    [error] = refused.value.errors
+        error = await limit_refusal([session] * 3, session)
     assert error["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS"
     assert "MAX_SUBSCRIPTIONS_PER_CONNECTION" in error["message"]
 
@@ -326,3 +332,298 @@ async def test_a_subscription_over_http_is_refused_with_a_clear_message(live: Li
         response = await http.post(f"{live.a.url}/graphql", json={"query": "subscription { viewerEvents { id } }"})
     assert response.status_code == 400
     assert "WebSocket" in response.json()["errors"][0]["message"]
+
+
+async def test_too_many_subscriptions_of_one_viewer_across_connections_are_refused(live: Live):
+    token = await login(live.b, "owner@northwind.example")
+    async with connected(live, live.b, token) as first, connected(live, live.b, token) as second:
+        error = await limit_refusal([first, first, first, second, second], second)
+    assert error["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS"
+    assert "MAX_SUBSCRIPTIONS_PER_VIEWER" in error["message"]
+
+
+async def test_each_event_is_resolved_as_things_are_now_not_from_an_earlier_events_loaders(live: Live):
+    license_id = demo_id("license", "northwind", "ATLAS-SCATTER")
+    token = await login(live.a, ADMIN)
+
+    async def change_quantity(new: int) -> int | None:
+        conn = await asyncpg.connect(live.dsn)
+        try:
+            async with conn.transaction():
+                old = await conn.fetchval("UPDATE licenses SET quantity = $2 WHERE id = $1 RETURNING quantity",
+                                          license_id, new)
+                event = await events.publish(conn, "LICENSE_QUANTITY_CHANGED", organization_id=NORTHWIND,
+                                             data={"license_id": str(license_id), "old_quantity": old,
+                                                   "new_quantity": new})
+            return event.id if event else None
+        finally:
+            await conn.close()
+
+    async with connected(live, live.a, token) as session:
+        received = Received(session, ORGANIZATION_EVENTS, {"types": ["LICENSE_QUANTITY_CHANGED"]})
+        await received.settle()
+        await change_quantity(5)
+        await change_quantity(7)
+        items = await received.wait_for(2)
+        await received.stop()
+    assert [(i["newQuantity"], i["license"]["quantity"]) for i in items] == [(5, 5), (7, 7)]
+
+
+async def test_a_service_token_follows_one_organization_with_what_its_scope_reads(live: Live):
+    from tests.test_service_tokens import create_token
+
+    conn = await asyncpg.connect(live.dsn)
+    try:
+        token = await create_token(conn, "live-reader", "accounts:read")
+    finally:
+        await conn.close()
+    follow = ("subscription F($org: ID) { organizationEvents(organizationId: $org) { id type "
+              "... on MemberRoleChangedEvent { account { email } } } }")
+    async with connected(live, live.a, token) as session:
+        unnamed = await refusal(session, follow)  # staff and services name the organization
+        received = Received(session, follow, {"org": to_base64("Organization", str(NORTHWIND))})
+        await received.settle()
+        invoice = await publish(live, "INVOICE_PAID", organization_id=NORTHWIND,
+                                data={"invoice_id": "in_x", "amount_paid": 100, "currency": "usd"})
+        people = await publish(live, "MEMBER_ROLE_CHANGED", **role_changed())
+        items = await received.wait_for(1)
+        await asyncio.sleep(0.3)
+        await received.stop()
+    assert unnamed["extensions"]["code"] == "BAD_USER_INPUT"
+    # accounts:read reads people, not invoices (billing:read does): the same rows as the queries.
+    assert [int(i["id"]) for i in items] == [people] and invoice not in [int(i["id"]) for i in items]
+    assert items[0]["account"]["email"] == "member2@northwind.example"
+
+
+async def test_an_admin_demoted_while_subscribed_is_ended_with_forbidden(live: Live):
+    member3 = demo_id("account", "member3@northwind.example")
+    conn = await asyncpg.connect(live.dsn)
+    try:
+        await conn.execute("UPDATE memberships SET role = 'ADMIN' WHERE account_id = $1", member3)
+        token = await login(live.a, "member3@northwind.example")
+        async with connected(live, live.a, token) as session:
+            received = Received(session, ORGANIZATION_EVENTS)
+            await received.settle()
+            async with conn.transaction():
+                await conn.execute("UPDATE memberships SET role = 'MEMBER' WHERE account_id = $1", member3)
+                await events.publish(conn, "MEMBER_ROLE_CHANGED", organization_id=NORTHWIND, account_id=member3,
+                                     data={"account_id": str(member3), "old_role": "ADMIN", "new_role": "MEMBER"})
+            error = await received.ended()
+    finally:
+        await conn.close()
+    assert isinstance(error, TransportQueryError), repr(error)
+    assert error.errors[0]["extensions"]["code"] == "FORBIDDEN"
+    assert "role in the organization changed" in error.errors[0]["message"]
+
+
+async def test_the_sessions_end_closes_the_socket_with_4401(live: Live):
+    email = "member4@northwind.example"
+    token = await login(live.a, email)
+    claims = tokens.decode(SECRET, token)
+    assert claims is not None
+    async with connected(live, live.a, token) as session:
+        received = Received(session, VIEWER_EVENTS)
+        await received.settle()
+        await publish(live, "SESSION_ENDED", account_id=claims.account_id, data={"session_id": str(uuid.uuid4())})
+        [elsewhere] = await received.wait_for(1)  # another session of the same account: told, not closed
+        await publish(live, "SESSION_ENDED", account_id=claims.account_id, data={"session_id": str(claims.session_id)})
+        error = await received.ended()
+    assert elsewhere["type"] == "SESSION_ENDED"
+    code, reason = close_of(error)
+    assert code == 4401 and "session ended" in reason, (code, reason, repr(error))
+
+
+async def test_a_lost_listener_connection_reconnects_and_delivers_what_was_committed_meanwhile(live: Live):
+    from datasources.postgres.listener import APPLICATION_NAME
+
+    token = await login(live.a, ADMIN)
+    async with connected(live, live.a, token) as session:
+        received = Received(session, ORGANIZATION_EVENTS, {"types": ["MEMBER_ROLE_CHANGED"]})
+        await received.settle()
+        conn = await asyncpg.connect(live.dsn)
+        try:  # both processes lose their LISTEN connection (a restart of PostgreSQL's side of it)
+            killed = await conn.fetchval("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                         "WHERE application_name = $1 AND datname = current_database()",
+                                         APPLICATION_NAME)
+        finally:
+            await conn.close()
+        meanwhile = [await publish(live, "MEMBER_ROLE_CHANGED", **role_changed()) for _ in range(3)]
+        items = await received.wait_for(3, timeout=20)
+        after = await publish(live, "MEMBER_ROLE_CHANGED", **role_changed())
+        items = await received.wait_for(4, timeout=20)
+        await received.stop()
+    assert killed == 2
+    assert [int(i["id"]) for i in items] == [*meanwhile, after]
+
+
+async def test_a_slow_subscriber_is_ended_with_a_clear_error_instead_of_buffering_without_bound():
+    from datetime import datetime, timezone
+
+    from datasources.postgres.events import Event
+    from resolvers import live as resolve_live
+    from resolvers.event_hub import QUEUE_SIZE, Hub, Key
+
+    async def nothing():
+        return
+        yield
+
+    hub = Hub(None)  # type: ignore[arg-type] - fan-out only: no listener
+    key = Key(organization_id=NORTHWIND)
+    with hub.subscribed(key, frozenset({"MEMBER_JOINED"})) as subscriber:
+        for n in range(1, QUEUE_SIZE + 2):  # one more than the queue holds, none read
+            hub._fan_out(Event(n, "MEMBER_JOINED", NORTHWIND, None, None, {}, datetime.now(timezone.utc)))
+        assert subscriber.queue.qsize() <= QUEUE_SIZE
+        with pytest.raises(resolve_live.SubscriberTooSlow) as ended:
+            async for _ in resolve_live._delivered(subscriber, nothing(), 0):
+                pass
+    assert f"fell more than {QUEUE_SIZE} events behind" in ended.value.message
+    assert "'after'" in ended.value.message
+    assert hub.subscriber_count == 0
+
+
+async def test_serve_stops_cleanly_with_a_subscription_open(live: Live, tmp_path: Path):
+    served = start(tmp_path / "c", tmp_path / "serve-c.log", live.env)
+    try:
+        token = await login(served, ADMIN)
+        async with connected(live, served, token) as session:
+            received = Received(session, ORGANIZATION_EVENTS)
+            await received.settle()
+            returncode = await asyncio.to_thread(stop, served)
+            error = await received.ended()
+    finally:
+        if served.process.poll() is None:
+            served.process.kill()
+    assert returncode == 0, served.output()
+    code, _ = close_of(error)
+    assert code in (1001, 1012), (code, repr(error))
+    assert "Traceback" not in served.output(), served.output()
+
+
+async def test_the_protocols_close_codes_for_messages_out_of_place(live: Live):
+    """graphql-transport-ws's own codes, with a raw WebSocket: the gql client never sends these."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    token = await login(live.a, ADMIN)
+    init = json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}})
+    subscribe = json.dumps({"id": "1", "type": "subscribe", "payload": {"query": ORGANIZATION_EVENTS}})
+
+    async def closed_by(*messages: str, init_first: bool = True) -> tuple[int | None, str]:
+        async with connect(live.ws(live.a), subprotocols=["graphql-transport-ws"]) as ws:
+            if init_first:
+                await ws.send(init)
+                assert json.loads(await ws.recv())["type"] == "connection_ack"
+            for message in messages:
+                await ws.send(message)
+            try:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 10)
+            except ConnectionClosed as closed:
+                return closed.rcvd.code if closed.rcvd else None, closed.rcvd.reason if closed.rcvd else ""
+
+    assert await closed_by(subscribe, init_first=False) == (4401, "Unauthorized")
+    assert await closed_by(init) == (4429, "Too many initialisation requests")
+    assert await closed_by(subscribe, subscribe) == (4409, "Subscriber for 1 already exists")
+    assert (await closed_by("{not json"))[0] == 4400
+    assert (await closed_by(json.dumps({"type": "nonsense"})))[0] == 4400
+    # A query over the socket answers once (next, then complete), with the HTTP path's validation.
+    async with connect(live.ws(live.a), subprotocols=["graphql-transport-ws"]) as ws:
+        await ws.send(init)
+        await ws.recv()
+        await ws.send(json.dumps({"id": "q", "type": "subscribe", "payload": {"query": "{ viewer { email } }"}}))
+        answered = [json.loads(await ws.recv()) for _ in range(2)]
+        deep = "subscription D { viewerEvents { " + "... on SessionEndedEvent { id } " + "} }"
+        too_deep = "{ viewer { " + "organization { members(first: 1) { nodes { account { " * 4 + "id" + \
+            " } } } }" * 4 + " } }"
+        await ws.send(json.dumps({"id": "d", "type": "subscribe", "payload": {"query": too_deep}}))
+        refused = json.loads(await ws.recv())
+        await ws.send(json.dumps({"id": "ok", "type": "subscribe", "payload": {"query": deep}}))
+        await ws.send(json.dumps({"id": "ok", "type": "complete"}))
+        await ws.send(json.dumps({"type": "ping"}))
+        assert json.loads(await ws.recv()) == {"type": "pong"}
+    assert answered == [{"id": "q", "type": "next", "payload": {"data": {"viewer": {"email": ADMIN}}}},
+                        {"id": "q", "type": "complete"}]
+    assert refused["type"] == "error" and refused["id"] == "d"
+    assert refused["payload"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED", refused
+
+
+CRAFTED_CURSORS = ["", "=", "\u0000", "event:1:1", "ZXZlbnQ6", "ZXZlbnQ6LTE6MQ",  # "event:", "event:-1:1"
+                   "ZXZlbnQ6OTIyMzM3MjAzNjg1NDc3NTgwODox",  # "event:9223372036854775808:1", past bigint
+                   "ZXZlbnQ6MTo5OTk5OTk5OTk5OTk5OTk5OTk5", "x" * 10_000, "\ud800"]
+CRAFTED_ORGANIZATIONS = ["", "\u0000", "T3JnYW5pemF0aW9uOm5vdC1hLXV1aWQ", to_base64("Account", str(MEMBER2)),
+                         to_base64("Organization", str(uuid.uuid4())), "x" * 10_000]
+
+
+async def test_crafted_cursors_and_organization_ids_are_refused_with_a_clear_code(live: Live):
+    token = await login(live.a, ADMIN)
+    follow = ("subscription F($org: ID, $after: String) { organizationEvents(organizationId: $org, after: $after) "
+              "{ id } }")
+    async with connected(live, live.a, token) as session:
+        codes = [(await refusal(session, follow, {"after": cursor}))["extensions"]["code"]
+                 for cursor in CRAFTED_CURSORS]
+        codes += [(await refusal(session, follow, {"org": org}))["extensions"]["code"]
+                  for org in CRAFTED_ORGANIZATIONS]
+    assert set(codes[:len(CRAFTED_CURSORS)]) == {"BAD_USER_INPUT"}, codes
+    # As over HTTP: a NUL is refused before anything runs (admission: PostgreSQL stores none).
+    assert codes[len(CRAFTED_CURSORS):] == ["NOT_FOUND", "BAD_USER_INPUT", "NOT_FOUND", "NOT_FOUND", "NOT_FOUND",
+                                            "NOT_FOUND"], codes
+
+
+CHANGE_ROLE = "mutation C($input: ChangeMemberRoleInput!) { changeMemberRole(input: $input) { userErrors { code } } }"
+WITH_ACTOR = """
+subscription Follow($types: [OrganizationEventType!]) {
+  organizationEvents(types: $types) {
+    id type actor { email } ... on MemberRoleChangedEvent { oldRole newRole member { email role } }
+  }
+}"""
+
+
+async def http(served: Served, query: str, variables: dict[str, Any], token: str) -> dict[str, Any]:
+    async with httpx.AsyncClient() as client:
+        response = await client.post(f"{served.url}/graphql", json={"query": query, "variables": variables},
+                                     headers={"authorization": f"Bearer {token}"})
+    return response.json()
+
+
+async def test_a_mutation_over_http_on_one_process_reaches_a_subscriber_on_the_other(live: Live):
+    member5 = to_base64("Account", str(demo_id("account", "member5@northwind.example")))
+    owner = await login(live.b, "owner@northwind.example")
+    token = await login(live.a, ADMIN)
+    async with connected(live, live.a, token) as session:
+        received = Received(session, WITH_ACTOR, {"types": ["MEMBER_ROLE_CHANGED"]})
+        await received.settle()
+        for role in ("ADMIN", "MEMBER"):
+            body = await http(live.b, CHANGE_ROLE, {"input": {"accountId": member5, "role": role}}, owner)
+            assert body["data"]["changeMemberRole"]["userErrors"] == [], body
+        items = await received.wait_for(2)
+        # The admin signs out elsewhere (over HTTP, on the other process): this socket closes.
+        assert (await http(live.b, "mutation L { logout(input: {}) { revoked } }", {}, token))["data"]["logout"] == {
+            "revoked": 1}
+        error = await received.ended()
+    assert [(i["oldRole"], i["newRole"], i["actor"]["email"]) for i in items] == [
+        ("MEMBER", "ADMIN", "owner@northwind.example"), ("ADMIN", "MEMBER", "owner@northwind.example")]
+    # Each event's objects as they are when it is delivered.
+    assert items[1]["member"] == {"email": "member5@northwind.example", "role": "MEMBER"}
+    assert close_of(error)[0] == 4401
+
+
+async def test_serve_with_two_workers_delivers_to_subscribers_on_each(live: Live, tmp_path: Path):
+    from tests.test_workers import start_workers, workers_of
+
+    served = start_workers(tmp_path / "w", tmp_path / "serve-w.log", 2, live.env)
+    try:
+        assert len(workers_of(served)) == 2
+        token = await login(served, ADMIN)
+        async with contextlib.AsyncExitStack() as stack:
+            # Six connections, which the kernel spreads over the workers (each with its own hub).
+            sessions = [await stack.enter_async_context(connected(live, served, token)) for _ in range(6)]
+            received = [Received(session, ORGANIZATION_EVENTS, {"types": ["MEMBER_ROLE_CHANGED"]})
+                        for session in sessions]
+            await received[0].settle()
+            emitted = await publish(live, "MEMBER_ROLE_CHANGED", **role_changed())
+            delivered = [[int(i["id"]) for i in await r.wait_for(1)] for r in received]
+            for r in received:
+                await r.stop()
+    finally:
+        await asyncio.to_thread(stop, served)
+    assert delivered == [[emitted]] * 6

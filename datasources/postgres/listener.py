@@ -17,6 +17,9 @@ import asyncpg
 from datasources.postgres.database import SERVER_SETTINGS
 from datasources.postgres.events import CHANNEL
 
+# How the listening connection shows in pg_stat_activity (an operator, or a test, can find it).
+APPLICATION_NAME = "account-gateway-listener"
+
 
 class ListenerLost(Exception):
     """The listening connection is gone (server restart, network): reconnect, then catch up."""
@@ -24,13 +27,19 @@ class ListenerLost(Exception):
 
 class Listener:
     """One LISTEN connection: `wait` returns when something was notified (or after `timeout`,
-    having checked that the connection still answers) and raises ListenerLost once it is gone."""
+    having checked that the connection still answers) and raises ListenerLost once it is gone.
+    Between waits, `connection` reads the log: the fan-out never waits for the pool, which
+    the requests that write events are using."""
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
         self._notified = asyncio.Event()
         self._lost = False
         conn.add_termination_listener(self._on_lost)
+
+    @property
+    def connection(self) -> asyncpg.Connection:
+        return self._conn
 
     def _on_notify(self, *_args: Any) -> None:
         self._notified.set()
@@ -57,7 +66,8 @@ class Listener:
 async def listening(dsn: str, *, connect_timeout: float) -> AsyncIterator[Listener]:
     """Connects and LISTENs; ListenerLost when the server cannot be reached."""
     try:
-        conn = await asyncpg.connect(dsn, timeout=connect_timeout, server_settings=SERVER_SETTINGS)
+        conn = await asyncpg.connect(dsn, timeout=connect_timeout,
+                                     server_settings={**SERVER_SETTINGS, "application_name": APPLICATION_NAME})
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise ListenerLost(f"cannot connect to PostgreSQL: {exc or type(exc).__name__}") from exc
     try:
