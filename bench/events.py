@@ -20,13 +20,9 @@ import math
 import os
 import platform
 import secrets
-import shutil
-import signal
 import sys
-import tempfile
 import time
 import uuid
-import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,7 +31,7 @@ import asyncpg
 import psutil
 
 from auth import tokens
-from bench import cpu, dataset, servers
+from bench import cpu, dataset, runs, servers
 from datasources.errors import GatewayError
 from datasources.postgres import sessions
 from resolvers import events
@@ -77,11 +73,12 @@ def _parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="10 s of events instead of 60")
     p.add_argument("--duration", type=float, default=None, help="seconds of events (default 60, quick 10)")
-    p.add_argument("--interval-ms", type=float, default=10.0, help="one event committed every this many ms (default 10)")
+    p.add_argument("--interval-ms", type=float, default=10.0,
+                   help="one event committed every this many ms (default 10)")
     p.add_argument("--organizations", type=int, default=100, help="organizations with subscribers (default 100)")
     p.add_argument("--managers", type=int, default=10,
-                   help="subscribing managers (OWNER and ADMINs) per organization (default 10); subscribers = organizations "
-                        "× managers, and each event reaches its organization's managers")
+                   help="subscribing managers (OWNER and ADMINs) per organization (default 10); subscribers = "
+                        "organizations × managers, and each event reaches its organization's managers")
     p.add_argument("--selection", choices=sorted(SELECTIONS), default="portal",
                    help="portal: operations/organization_events.graphql (default); cursor: id, type, occurredAt "
                         "and cursor only (no object read per delivery)")
@@ -270,172 +267,160 @@ def _verdict(ok: bool) -> str:
     return "pass" if ok else "FAIL"
 
 
+@dataclass
+class Measured:
+    """What one run measured, for the summary."""
+    groups: list[int]  # the organization index of each subscriber
+    compressed: int  # connections on which permessage-deflate was negotiated
+    rss_none: int
+    rss_idle: int
+    committed: Committed
+    report: dict  # the subscribers' receipts and counts
+    server_cpu: float  # seconds, from the first commit to the last delivery
+    postgres_cpu: float
+    client_cpu: float
+    seconds: float  # from the first commit to the last delivery
+
+
 async def run(args: argparse.Namespace) -> int:
     duration = args.duration if args.duration is not None else (10.0 if args.quick else 60.0)
-    interval = args.interval_ms / 1000
-    if args.organizations < 1 or args.managers < 1 or interval <= 0 or duration <= 0:
+    if args.organizations < 1 or args.managers < 1 or args.interval_ms <= 0 or duration <= 0:
         raise SystemExit("python -m bench.events: --organizations, --managers, --interval-ms and --duration "
                          "must be positive")
-    subscriber_count = args.organizations * args.managers
-    query = SELECTIONS[args.selection]
-    root = Path(tempfile.mkdtemp(prefix="account-gateway-bench-events-"))
-    root.chmod(0o755)  # the embedded server runs as its own system user when we are root
-    started: list[servers.Process] = []
-    postgres: servers.Postgres | None = None
-    client: Subscribers | None = None
-    task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-    if task is not None:
-        loop.add_signal_handler(signal.SIGTERM, task.cancel)
     began = time.monotonic()
-    try:
-        print(f"bench.events: {os.cpu_count()} cores, Python {platform.python_version()}; "
-              f"{subscriber_count:,} subscribers = {args.organizations} organizations × {args.managers} managers, "
-              f"each subscribed to organizationEvents ({_selection(args.selection)}) on a WebSocket of its own; "
-              f"an event every {args.interval_ms:g} ms for {duration:g} s, round-robin over the organizations",
-              flush=True)
-        postgres = servers.Postgres(root)
-        postgres.start()
-        admin = await asyncpg.connect(postgres.admin_uri())
-        try:
-            for name, value in servers.POSTGRES_SETTINGS.items():
-                await admin.execute(f"ALTER SYSTEM SET {name} = '{value}'")
-            await admin.execute(f'CREATE DATABASE "{servers.DATABASE}"')
-        finally:
-            await admin.close()
-        postgres.restart()
+    print(f"bench.events: {os.cpu_count()} cores, Python {platform.python_version()}; "
+          f"{args.organizations * args.managers:,} subscribers = {args.organizations} organizations × "
+          f"{args.managers} managers, each subscribed to organizationEvents ({_selection(args.selection)}) on a "
+          f"WebSocket of its own; an event every {args.interval_ms:g} ms for {duration:g} s, round-robin over the "
+          "organizations", flush=True)
+    async with runs.workspace("bench.events", args.keep) as workspace:
+        postgres = await workspace.start_postgres()
         conn = await asyncpg.connect(postgres.dsn())
         try:
-            sizes = dataset.Sizes(organizations=args.organizations, members_per_org=max(30, args.managers + 5),
-                                  big_organizations=0, big_members=0)
-            loaded = await dataset.create(conn, sizes)
-            orgs = await _organizations(conn, args.managers)
-            print(f"bench.events: seeded {loaded.rows['organizations']:,} organizations of "
-                  f"{sizes.members_per_org} members in {loaded.seconds:.1f} s; the first {args.managers} of each "
-                  f"(by email) are its OWNER and ADMINs", flush=True)
-            secret = secrets.token_urlsafe(36)[:48]
-            signed = await _sign_in(conn, secret, [m for org in orgs for m in org.managers])
-            gateway = servers.start_gateway(postgres.dsn(), root, started, {"SECRET_KEY": secret})
-            server = psutil.Process(gateway.process.pid)
-            postmaster = cpu.postmaster_pid(postgres.server.pgdata)
-            print(f"bench.events: gateway (production, one process) at {gateway.url}", flush=True)
-
-            groups = [i for i, org in enumerate(orgs) for _ in org.managers]
-            client = await Subscribers.start({
-                "url": gateway.url.replace("http://", "ws://") + "/graphql", "query": query,
-                "compression": not args.no_compression,
-                "subscribers": [{"token": t, "group": g} for t, g in zip(signed, groups, strict=True)]})
-
-            # One subscriber receives one event and leaves: the code paths are loaded, none is held.
-            await _publish_until(client.send("warm"), conn, orgs[:1], 0.3, "warm-up")
-            await asyncio.sleep(SETTLE_SECONDS)
-            rss_none = server.memory_info().rss
-
-            connected = await asyncio.wait_for(client.send("connect"), 600)
-            print(f"bench.events: {subscriber_count:,} subscribers connected and subscribed in "
-                  f"{connected['seconds']:.1f} s (permessage-deflate on {connected['compressed']:,})", flush=True)
-            if connected["errors"]:
-                raise RuntimeError(f"subscribers failed: {connected['errors']}")
-            live = await _publish_until(client.send("idle"), conn, orgs, interval, "every subscription live")
-            await _quiet(server)
-            await asyncio.sleep(SETTLE_SECONDS)
-            rss_idle = server.memory_info().rss
-            per_1000 = _mb(rss_idle - rss_none) * 1000 / subscriber_count
-            print(f"bench.events: every subscription received an event; server RSS {_mb(rss_none):.1f} MB → "
-                  f"{_mb(rss_idle):.1f} MB idle", flush=True)
-
-            before = (server.cpu_times(), cpu.tree_seconds(postmaster) if postmaster else float("nan"))
-            measured = time.monotonic()
-            committed = await _publish(conn, orgs, interval, duration)
-            report = await asyncio.wait_for(client.send("report"), 600)  # once the deliveries stopped
-            after = (server.cpu_times(), cpu.tree_seconds(postmaster) if postmaster else float("nan"))
-            measured = time.monotonic() - measured
+            measured = await _measure(args, duration, workspace, postgres, conn)
         finally:
             await conn.close()
+    code = _summary(args, measured)
+    print(f"bench.events: finished in {time.monotonic() - began:.0f} s")
+    return code
 
-        server_cpu = (after[0].user + after[0].system) - (before[0].user + before[0].system)
-        postgres_cpu = after[1] - before[1]
-        expected = sum(args.managers for _ in committed.at)
-        latencies, seen, unknown, duplicates = [], set(), 0, 0
-        for index, cursor, at in report["receipts"]:
-            log_id = _log_id(cursor)
-            if log_id not in committed.at:
-                unknown += 1  # a warm-up event, or a cursor this bench cannot read
-                continue
-            if (index, log_id) in seen:
-                duplicates += 1
-                continue
-            if committed.group[log_id] != groups[index]:
-                raise RuntimeError(f"subscriber {index} received an event of another organization ({cursor})")
-            seen.add((index, log_id))
-            latencies.append((at - committed.at[log_id]) * 1000)
-        latencies.sort()
-        last_commit = max(committed.at.values(), default=math.nan)
-        trailing = max((at for _, _, at in report["receipts"]), default=last_commit) - last_commit
-        delivered = len(seen)
-        p50, p99, worst = _percentile(latencies, 50), _percentile(latencies, 99), latencies[-1] if latencies else math.nan
-        cpu_per_delivery = server_cpu * 1e6 / delivered if delivered else math.nan
-        committed_count = len(committed.at)
 
-        print()
-        print(f"subscribers   {subscriber_count:,} = {args.organizations} organizations × {args.managers} managers "
-              f"(organizationEvents, {_selection(args.selection)}; permessage-deflate on {connected['compressed']:,})")
-        print(f"committed     {committed_count:,} events in {committed.seconds:.1f} s "
-              f"({committed_count / committed.seconds:,.1f}/s; scheduled every {args.interval_ms:g} ms, "
-              f"at most {committed.behind * 1000:.1f} ms late)")
-        print(f"delivered     {delivered:,} of {expected:,} ({expected - delivered:,} missing, {duplicates} duplicates, "
-              f"{report['partial']:,} with errors beside their data, {report['error_count']} subscriptions ended, "
-              f"{report['closed']} closed{', ' if unknown else ''}"
-              f"{f'{unknown} unmatched' if unknown else ''})")
-        print(f"latency       p50 {_f(p50)} ms   p99 {_f(p99)} ms   max {_f(worst)} ms   "
-              "(wall clock from just before COMMIT to the subscriber's receipt); the last delivery "
-              f"{trailing:.1f} s after the last commit")
-        print(f"memory        server RSS {_mb(rss_none):.1f} MB with 0 subscriptions, {_mb(rss_idle):.1f} MB with "
-              f"{subscriber_count:,} idle → {per_1000:.1f} MB per 1,000 idle subscriptions")
-        print(f"CPU           server {_f(cpu_per_delivery)} µs per delivered event "
-              f"({_f(server_cpu * 1000 / committed_count if committed_count else math.nan, 2)} ms per committed event, "
-              f"{server_cpu / measured * 100:.0f}% of a core over the {measured:.0f} s until the last delivery); PostgreSQL "
-              f"{_f(postgres_cpu * 1000 / committed_count if committed_count else math.nan, 2)} ms per committed event; "
-              f"the subscribers' process {(report['cpu'] - live['cpu']) / measured * 100:.0f}% of a core")
-        print(f"targets       p99 < {TARGET_P99_MS:g} ms: {_verdict(p99 < TARGET_P99_MS)} ({_f(p99)} ms);  "
-              f"< {TARGET_MB_PER_1000_IDLE:g} MB per 1,000 idle subscriptions: "
-              f"{_verdict(per_1000 < TARGET_MB_PER_1000_IDLE)} ({per_1000:.1f} MB)")
-        if report["first_partial"]:
-            print(f"first errors beside an event's data: {report['first_partial']}")
-        if report["errors"]:
-            print(f"first subscriptions ended: {report['errors'][:3]}")
-        print(f"bench.events: finished in {time.monotonic() - began:.0f} s")
-        return 0 if delivered == expected and not duplicates else 1
+async def _measure(args: argparse.Namespace, duration: float, workspace: runs.Run, postgres: servers.Postgres,
+                   conn: asyncpg.Connection) -> Measured:
+    interval = args.interval_ms / 1000
+    sizes = dataset.Sizes(organizations=args.organizations, members_per_org=max(30, args.managers + 5),
+                          big_organizations=0, big_members=0)
+    loaded = await dataset.create(conn, sizes)
+    orgs = await _organizations(conn, args.managers)
+    print(f"bench.events: seeded {loaded.rows['organizations']:,} organizations of {sizes.members_per_org} members "
+          f"in {loaded.seconds:.1f} s; the first {args.managers} of each (by email) are its OWNER and ADMINs",
+          flush=True)
+    secret = secrets.token_urlsafe(36)[:48]
+    signed = await _sign_in(conn, secret, [m for org in orgs for m in org.managers])
+    gateway = servers.start_gateway(postgres.dsn(), workspace.root, workspace.started, {"SECRET_KEY": secret})
+    server = psutil.Process(gateway.process.pid)
+    postmaster = cpu.postmaster_pid(postgres.server.pgdata)
+    print(f"bench.events: gateway (production, one process) at {gateway.url}", flush=True)
+
+    groups = [i for i, org in enumerate(orgs) for _ in org.managers]
+    client = await Subscribers.start({
+        "url": gateway.url.replace("http://", "ws://") + "/graphql", "query": SELECTIONS[args.selection],
+        "compression": not args.no_compression,
+        "subscribers": [{"token": t, "group": g} for t, g in zip(signed, groups, strict=True)]})
+    try:
+        # One subscriber receives one event and leaves: the code paths are loaded, none is held.
+        await _publish_until(client.send("warm"), conn, orgs[:1], 0.3, "warm-up")
+        await asyncio.sleep(SETTLE_SECONDS)
+        rss_none = server.memory_info().rss
+
+        connected = await asyncio.wait_for(client.send("connect"), 600)
+        print(f"bench.events: {len(groups):,} subscribers connected and subscribed in {connected['seconds']:.1f} s "
+              f"(permessage-deflate on {connected['compressed']:,})", flush=True)
+        if connected["errors"]:
+            raise RuntimeError(f"subscribers failed: {connected['errors']}")
+        live = await _publish_until(client.send("idle"), conn, orgs, interval, "every subscription live")
+        await _quiet(server)
+        await asyncio.sleep(SETTLE_SECONDS)
+        rss_idle = server.memory_info().rss
+        print(f"bench.events: every subscription received an event; server RSS {_mb(rss_none):.1f} MB → "
+              f"{_mb(rss_idle):.1f} MB idle", flush=True)
+
+        server_before, postgres_before = _cpu_seconds(server), _postgres_seconds(postmaster)
+        started = time.monotonic()
+        committed = await _publish(conn, orgs, interval, duration)
+        report = await asyncio.wait_for(client.send("report"), 600)  # once the deliveries stopped
+        return Measured(groups, connected["compressed"], rss_none, rss_idle, committed, report,
+                        server_cpu=_cpu_seconds(server) - server_before,
+                        postgres_cpu=_postgres_seconds(postmaster) - postgres_before,
+                        client_cpu=report["cpu"] - live["cpu"], seconds=time.monotonic() - started)
     finally:
-        if client is not None:
-            await client.stop()
-        for p in reversed(started):
-            p.stop()
-        if postgres is not None:
-            postgres.stop()
-        if args.keep:
-            print(f"bench.events: kept {root}", file=sys.stderr)
-        else:
-            shutil.rmtree(root, ignore_errors=True)
-        if task is not None:
-            loop.remove_signal_handler(signal.SIGTERM)
+        await client.stop()  # before the gateway stops: their ends are no error
+
+
+def _cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def _postgres_seconds(postmaster: int | None) -> float:
+    return cpu.tree_seconds(postmaster) if postmaster else math.nan
+
+
+def _summary(args: argparse.Namespace, m: Measured) -> int:
+    """Prints the figures and the targets; 1 when a delivery is missing or doubled."""
+    committed, report = m.committed, m.report
+    latencies, seen, unknown, duplicates = [], set(), 0, 0
+    for index, cursor, at in report["receipts"]:
+        log_id = _log_id(cursor)
+        if log_id not in committed.at:
+            unknown += 1  # a proof-of-life event, or a cursor this bench cannot read
+            continue
+        if (index, log_id) in seen:
+            duplicates += 1
+            continue
+        if committed.group[log_id] != m.groups[index]:
+            raise RuntimeError(f"subscriber {index} received an event of another organization ({cursor})")
+        seen.add((index, log_id))
+        latencies.append((at - committed.at[log_id]) * 1000)
+    latencies.sort()
+    last_commit = max(committed.at.values(), default=math.nan)
+    trailing = max((at for _, _, at in report["receipts"]), default=last_commit) - last_commit
+    events, delivered, expected = len(committed.at), len(seen), len(committed.at) * args.managers
+    p50, p99 = _percentile(latencies, 50), _percentile(latencies, 99)
+    per_1000 = _mb(m.rss_idle - m.rss_none) * 1000 / len(m.groups)
+
+    def per_event(seconds: float) -> str:
+        return _f(seconds * 1000 / events if events else math.nan, 2)
+
+    print()
+    print(f"subscribers   {len(m.groups):,} = {args.organizations} organizations × {args.managers} managers "
+          f"(organizationEvents, {_selection(args.selection)}; permessage-deflate on {m.compressed:,})")
+    print(f"committed     {events:,} events in {committed.seconds:.1f} s ({events / committed.seconds:,.1f}/s; "
+          f"scheduled every {args.interval_ms:g} ms, at most {committed.behind * 1000:.1f} ms late)")
+    print(f"delivered     {delivered:,} of {expected:,} ({expected - delivered:,} missing, {duplicates} duplicates, "
+          f"{report['partial']:,} with errors beside their data, {report['error_count']} subscriptions ended, "
+          f"{report['closed']} closed" + (f", {unknown} unmatched)" if unknown else ")"))
+    print(f"latency       p50 {_f(p50)} ms   p99 {_f(p99)} ms   max {_f(latencies[-1] if latencies else math.nan)} ms"
+          "   (wall clock from just before COMMIT to the subscriber's receipt); the last delivery "
+          f"{trailing:.1f} s after the last commit")
+    print(f"memory        server RSS {_mb(m.rss_none):.1f} MB with 0 subscriptions, {_mb(m.rss_idle):.1f} MB with "
+          f"{len(m.groups):,} idle → {per_1000:.1f} MB per 1,000 idle subscriptions")
+    print(f"CPU           server {_f(m.server_cpu * 1e6 / delivered if delivered else math.nan)} µs per delivered "
+          f"event ({per_event(m.server_cpu)} ms per committed event, {m.server_cpu / m.seconds * 100:.0f}% of a core "
+          f"over the {m.seconds:.0f} s until the last delivery); PostgreSQL {per_event(m.postgres_cpu)} ms per "
+          f"committed event; the subscribers' process {m.client_cpu / m.seconds * 100:.0f}% of a core")
+    print(f"targets       p99 < {TARGET_P99_MS:g} ms: {_verdict(p99 < TARGET_P99_MS)} ({_f(p99)} ms);  "
+          f"< {TARGET_MB_PER_1000_IDLE:g} MB per 1,000 idle subscriptions: "
+          f"{_verdict(per_1000 < TARGET_MB_PER_1000_IDLE)} ({per_1000:.1f} MB)")
+    if report["first_partial"]:
+        print(f"first errors beside an event's data: {report['first_partial']}")
+    if report["errors"]:
+        print(f"first subscriptions ended: {report['errors'][:3]}")
+    return 0 if delivered == expected and not duplicates else 1
 
 
 def main() -> None:
-    warnings.filterwarnings("ignore", module="platformdirs")
-    args = _parser().parse_args()
-    try:
-        code = asyncio.run(run(args))
-    except KeyboardInterrupt:
-        print("bench.events: interrupted; everything it started is stopped", file=sys.stderr)
-        sys.exit(130)
-    except asyncio.CancelledError:
-        print("bench.events: terminated; everything it started is stopped", file=sys.stderr)
-        sys.exit(143)
-    except RuntimeError as exc:
-        print(f"bench.events: {exc}", file=sys.stderr)
-        sys.exit(1)
-    sys.exit(code)
+    runs.main("bench.events", _parser(), run)
 
 
 if __name__ == "__main__":

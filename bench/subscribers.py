@@ -175,7 +175,8 @@ async def main() -> None:
                 while client.receipts and time.time() - client.receipts[-1][2] < QUIET_SECONDS:
                     await asyncio.sleep(0.2)
                 _say(ok="report", receipts=client.receipts, errors=client.errors[:20],
-                     error_count=len(client.errors), partial=client.partial, first_partial=client.first_partial, closed=sum(s.closed is not None for s in subs),
+                     error_count=len(client.errors), partial=client.partial, first_partial=client.first_partial,
+                     closed=sum(s.closed is not None for s in subs),
                      cpu=time.process_time())
             elif line == "stop":
                 break
