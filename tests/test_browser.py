@@ -26,9 +26,8 @@ from pathlib import Path
 import pytest
 
 from gateway import graphiql
-from tests.conftest import service_directory
 from tests.test_live_clients import CHANGE_ROLE, MEMBER, member_account
-from tests.test_serve import Served, graphql, login, start, stop
+from tests.test_serve import Served, graphql, login, serving
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver"))
@@ -114,13 +113,8 @@ def pages(tmp_path_factory) -> Iterator[Pages]:
 
 @pytest.fixture(scope="module")
 def served(pages: Pages) -> Iterator[Served]:
-    with service_directory("browser") as root:
-        served = start(root / "data", root / "serve.log", {"CORS_ORIGINS": pages.allowed})
-        try:
-            yield served
-        finally:
-            if served.process.poll() is None:
-                stop(served)
+    with serving("browser", {"CORS_ORIGINS": pages.allowed}) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

@@ -22,9 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import service_directory
 from tests.test_printed_forms import node_tool
-from tests.test_serve import Served, graphql, login, start, stop
+from tests.test_serve import Served, graphql, login, serving
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = Path(__file__).parent / "client_tools" / "subscribe.mjs"
@@ -56,13 +55,8 @@ def graphql_ws() -> Path:
 
 @pytest.fixture(scope="module")
 def served(graphql_ws: Path) -> Iterator[Served]:  # after the install: no gateway for a skipped module
-    with service_directory("live-clients") as root:
-        served = start(root / "data", root / "serve.log")
-        try:
-            yield served
-        finally:
-            if served.process.poll() is None:
-                stop(served)
+    with serving("live-clients") as served:
+        yield served
 
 
 class NodeSubscriber:
