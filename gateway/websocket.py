@@ -53,6 +53,10 @@ from schema.extensions import require_operation_name
 
 PROTOCOL = "graphql-transport-ws"
 CONNECTION_INIT_TIMEOUT = 10.0  # seconds a client has to send connection_init
+# How often a connection's credentials are checked again. Sign-outs, password changes and the
+# like end a session with an event and close its sockets at once; this catches what reports
+# none (a revoked service token, a session past its own expiry) within this many seconds.
+RECHECK_SECONDS = 300.0
 log = logging.getLogger("gateway.websocket")
 
 
@@ -168,6 +172,8 @@ class Connection:
         text = raw.get("text")
         if text is None:
             raise Close(4400, "Messages are JSON text frames.")
+        if len(text) > (limit := self.services.settings.max_body_bytes):
+            raise Close(1009, f"Message too big: at most {limit} characters (MAX_BODY_BYTES, as for an HTTP body).")
         try:  # as the HTTP body is read: depth-limited, a lone surrogate escape accepted
             message = load_json(text, "The message")
         except InvalidJSON as exc:
@@ -224,6 +230,7 @@ class Connection:
             self.watchers.append(asyncio.create_task(self._expire_at(presented.claims.expires_at)))
         if viewer.account_id is not None:
             self.watchers.append(asyncio.create_task(self._until_signed_out()))
+        self.watchers.append(asyncio.create_task(self._recheck(presented)))
 
     def _credentials(self, payload: dict[str, Any]) -> Credentials:
         raw = payload.get("authorization", payload.get("Authorization"))
@@ -244,6 +251,19 @@ class Connection:
     async def _until_signed_out(self) -> None:
         await resolve_live.session_ended(self._context())
         self.end(4401, "Unauthorized: the session ended.")
+
+    async def _recheck(self, presented: Credentials) -> None:
+        while True:
+            await asyncio.sleep(RECHECK_SECONDS)
+            try:
+                viewer = await authenticate(self.services.db, presented)
+            except GatewayError:
+                continue  # an outage is no revocation: checked again next time
+            current = self.viewer
+            assert current is not None
+            if viewer.account_id != current.account_id or viewer.service != current.service:
+                self.end(4401, "Unauthorized: the token was revoked.")
+                return
 
     def _context(self) -> Context:
         assert self.viewer is not None

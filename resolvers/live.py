@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
@@ -51,6 +51,7 @@ assert set(READ_BY) == set(ORGANIZATION_KINDS), "every organization kind needs t
 MEMBERSHIP_KINDS = frozenset({"MEMBER_ROLE_CHANGED", "MEMBER_LEFT"})
 _CURSOR_PREFIX = "event:"
 _MAX_ID = 2**63 - 1  # the log's bigint ids
+_BACKLOG_PAGE = 500  # events read at once when resuming
 
 
 class CursorExpired(GatewayError):
@@ -174,7 +175,8 @@ async def _delivered(subscriber: Subscriber, backlog: AsyncIterator[events.Event
             yield event
 
 
-async def _pages(read, last_id: int) -> AsyncIterator[events.Event]:  # type: ignore[no-untyped-def]
+async def _pages(read: Callable[[int], Awaitable[list[events.Event]]], last_id: int) -> AsyncIterator[events.Event]:
+    """The backlog past `last_id`, a page at a time."""
     while True:
         page = await read(last_id)
         for event in page:
@@ -182,9 +184,6 @@ async def _pages(read, last_id: int) -> AsyncIterator[events.Event]:  # type: ig
         if len(page) < _BACKLOG_PAGE:
             return
         last_id = page[-1].id
-
-
-_BACKLOG_PAGE = 500
 
 
 async def organization_events(ctx: Context, organization_id: UUID | None, types: list[str] | None,

@@ -15,8 +15,6 @@ exist. `logout` gets a session of its own for each principal it allows.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -39,6 +37,7 @@ from gateway.demo import demo_id
 from resolvers.events import publish
 from resolvers.live import cursor_of
 from schema import build_schema
+from tests.asgi_websocket import first_answer
 from tests.conftest import Gateway, copy_template, drop_database, settings_for
 from tests.test_service_tokens import create_token
 from tests.test_staff import make_staff
@@ -486,38 +485,6 @@ SUBSCRIPTION_PROBES = {
                                            "organizationId: $org, after: $after) { id type } }",
     "SubscriptionRoot.viewerEvents": "subscription S($after: String) { viewerEvents(after: $after) { id type } }",
 }
-
-
-async def first_answer(app: Any, token: str | None, query: str, variables: dict[str, Any]) -> tuple[str, Any]:
-    """connection_init, subscribe, and the first answer: ("close", code), or the message's
-    type ("next", "error") and payload. The app is driven over ASGI in this event loop."""
-    to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    scope = {"type": "websocket", "asgi": {"version": "3.0"}, "scheme": "ws", "path": "/graphql",
-             "raw_path": b"/graphql", "root_path": "", "query_string": b"", "headers": [(b"host", b"gateway.test")],
-             "client": ("127.0.0.1", 50000), "server": ("gateway.test", 80), "subprotocols": ["graphql-transport-ws"]}
-    running = asyncio.create_task(app(scope, to_app.get, from_app.put))
-
-    async def answer() -> dict[str, Any]:
-        sent = await asyncio.wait_for(from_app.get(), 10)
-        return sent if sent["type"] == "websocket.close" else json.loads(sent["text"])
-
-    try:
-        await to_app.put({"type": "websocket.connect"})
-        assert (await asyncio.wait_for(from_app.get(), 10))["type"] == "websocket.accept"
-        await to_app.put({"type": "websocket.receive", "text": json.dumps(
-            {"type": "connection_init", "payload": {"authorization": f"Bearer {token}"} if token else {}})})
-        ack = await answer()
-        if ack["type"] == "websocket.close":
-            return "close", ack["code"]
-        assert ack["type"] == "connection_ack", ack
-        await to_app.put({"type": "websocket.receive", "text": json.dumps(
-            {"id": "1", "type": "subscribe", "payload": {"query": query, "variables": variables}})})
-        first = await answer()
-        return first["type"], first.get("payload", first.get("code"))
-    finally:
-        await to_app.put({"type": "websocket.disconnect", "code": 1000})
-        await asyncio.wait_for(running, 10)
 
 
 @pytest.mark.asyncio(loop_scope="module")

@@ -526,6 +526,7 @@ async def test_the_protocols_close_codes_for_messages_out_of_place(live: Live):
     assert await closed_by(subscribe, subscribe) == (4409, "Subscriber for 1 already exists")
     assert (await closed_by("{not json"))[0] == 4400
     assert (await closed_by(json.dumps({"type": "nonsense"})))[0] == 4400
+    assert (await closed_by(json.dumps({"type": "ping", "payload": "x" * (2 << 20)})))[0] == 1009
     # A query over the socket answers once (next, then complete), with the HTTP path's validation.
     async with connect(live.ws(live.a), subprotocols=["graphql-transport-ws"]) as ws:
         await ws.send(init)
@@ -627,3 +628,90 @@ async def test_serve_with_two_workers_delivers_to_subscribers_on_each(live: Live
     finally:
         await asyncio.to_thread(stop, served)
     assert delivered == [[emitted]] * 6
+
+
+ALLOCATE = "mutation A($input: AllocateLicenseInput!) { allocateLicense(input: $input) { userErrors { code } } }"
+MY_SEATS = """
+subscription Mine { viewerEvents { id type ... on ViewerSeatAllocatedEvent { license { product { name } } } } }"""
+
+
+async def test_a_member_is_told_of_the_seat_an_admin_gives_them_on_another_process(live: Live):
+    member6 = demo_id("account", "member6@northwind.example")
+    admin = await login(live.b, ADMIN)
+    token = await login(live.a, "member6@northwind.example")
+    async with connected(live, live.a, token) as session:
+        received = Received(session, MY_SEATS)
+        await received.settle()
+        body = await http(live.b, ALLOCATE, {"input": {
+            "licenseId": to_base64("License", str(demo_id("license", "northwind", "LUMEN-RENDER"))),
+            "accountIds": [to_base64("Account", str(member6))]}}, admin)
+        assert body["data"]["allocateLicense"]["userErrors"] == [], body
+        [event] = await received.wait_for(1)
+        await received.stop()
+    assert event["type"] == "SEAT_ALLOCATED"
+    assert event["license"] == {"product": {"name": "Lumen Render"}}
+
+
+async def test_no_connection_init_in_time_closes_with_4408_and_the_app_stops_with_sockets_open(
+        resolver_settings, monkeypatch):
+    """In process (the timeout shortened): the close code, then the lifespan's end with a socket
+    still open, which tells its client the server is going away (1001)."""
+    from gateway import websocket
+    from gateway.app import create_app
+    from tests import asgi_websocket
+
+    monkeypatch.setattr(websocket, "CONNECTION_INIT_TIMEOUT", 0.2)
+    app = create_app(resolver_settings)
+    lifespan = app.router.lifespan_context(app)
+    await lifespan.__aenter__()
+    stopped = False
+    try:
+        async with asgi_websocket.connected(app) as socket:
+            closed = await socket.receive()
+        token = await login_in_process(app)
+        async with asgi_websocket.connected(app) as socket:
+            await socket.send({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}})
+            assert (await socket.receive())["type"] == "connection_ack"
+            await socket.send({"id": "1", "type": "subscribe", "payload": {"query": VIEWER_EVENTS}})
+            await asyncio.sleep(0.2)
+            stopped = True
+            await asyncio.wait_for(lifespan.__aexit__(None, None, None), 10)
+            going_away = await socket.receive()
+    finally:
+        if not stopped:
+            await lifespan.__aexit__(None, None, None)
+    assert (closed["code"], closed["reason"]) == (4408, "Connection initialisation timeout")
+    assert going_away["code"] == 1001
+
+
+async def login_in_process(app) -> str:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway.test") as client:
+        response = await client.post("/graphql", json={"query": LOGIN, "variables": {
+            "email": ADMIN, "password": "demo-password"}})
+    return response.json()["data"]["login"]["token"]
+
+
+async def test_a_revoked_service_token_is_closed_with_4401_at_the_next_check(resolver_settings, database_url,
+                                                                              monkeypatch):
+    """Revoking a token reports no event: each connection checks its credentials again
+    (every RECHECK_SECONDS, shortened here)."""
+    from datasources.postgres import service_tokens
+    from gateway import websocket
+    from gateway.app import create_app
+    from tests import asgi_websocket
+    from tests.test_service_tokens import create_token
+
+    monkeypatch.setattr(websocket, "RECHECK_SECONDS", 0.3)
+    conn = await asyncpg.connect(database_url)
+    app = create_app(resolver_settings)
+    try:
+        token = await create_token(conn, "live-revoked", "accounts:read")
+        async with app.router.lifespan_context(app), asgi_websocket.connected(app) as socket:
+            await socket.send({"type": "connection_init", "payload": {"token": token}})
+            assert (await socket.receive())["type"] == "connection_ack"
+            await asyncio.sleep(0.5)  # checked once: still live
+            await service_tokens.revoke(conn, "live-revoked")
+            closed = await socket.receive(timeout=5)
+    finally:
+        await conn.close()
+    assert (closed["code"], closed["reason"]) == (4401, "Unauthorized: the token was revoked.")
