@@ -237,16 +237,25 @@ SUBSCRIPTION = ("subscription { organizationEvents(types: [MEMBER_ROLE_CHANGED])
                 " ... on MemberRoleChangedEvent { oldRole newRole member { email } } } }")
 
 
+def result_shows(driver, text: str, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if text in editor_text(driver, RESULT):
+            return True
+        time.sleep(0.1)
+    return False
+
+
 @needs_chromium
 def test_graphiql_subscribes_and_shows_an_event_as_it_is_committed(served, browser):
+    from selenium.webdriver.common.by import By
+
     token = login(served, ADMIN)
     browser.get(f"{served.url}/graphql")
     wait_for(browser, lambda: "mutation" in editor_text(browser, QUERY_EDITOR), "its editor")
     # The Headers pane is connection_init's payload on the WebSocket (gateway/graphiql.py).
     type_into(browser, HEADERS_EDITOR, json.dumps({"Authorization": f"Bearer {token}"}))
     type_into(browser, QUERY_EDITOR, SUBSCRIPTION)
-    from selenium.webdriver.common.by import By
-
     run(browser)
     account_id, role = member_account(served, token, MEMBER)
     made = []
@@ -257,10 +266,7 @@ def test_graphiql_subscribes_and_shows_an_event_as_it_is_committed(served, brows
             changed = graphql(served, CHANGE_ROLE, {"accountId": account_id, "role": role}, token)
             assert changed["data"]["changeMemberRole"]["userErrors"] == [], changed
             made.append(role)
-            deadline = time.monotonic() + 2
-            while time.monotonic() < deadline and "MEMBER_ROLE_CHANGED" not in editor_text(browser, RESULT):
-                time.sleep(0.1)
-            if "MEMBER_ROLE_CHANGED" in editor_text(browser, RESULT):
+            if result_shows(browser, "MEMBER_ROLE_CHANGED", 2):
                 break
         wait_for(browser, lambda: "MEMBER_ROLE_CHANGED" in editor_text(browser, RESULT), "the event")
         event = json.loads(editor_text(browser, RESULT))["data"]["organizationEvents"]
