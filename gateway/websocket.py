@@ -14,8 +14,11 @@ with 4401 right away: graphql-ws clients take 4401 as final (no reconnect loop w
 bad token) and report it to every subscriber. Close codes, per the protocol: 4400 a message
 that is not the protocol's, 4401 unauthorized (also at the token's `exp` and when its session
 ends), 4406 subprotocol not acceptable, 4408 no connection_init in time, 4409 a subscription
-id already in use, 4429 a second connection_init. Too many subscriptions (per connection,
-per viewer in this process) are refused with an `error` message naming the limit.
+id already in use, 4429 a second connection_init; besides them 1009 for a message over
+MAX_BODY_BYTES and 1001 when the app shuts down. A token revoked without an event (a service
+token) is noticed within RECHECK_SECONDS. Too many subscriptions (per connection, per viewer
+in this process) are refused with an `error` message naming the limit, and so is whatever
+HTTP refuses before running (size, cost and budget, parse, validation).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from loaders import create_loaders
 from resolvers import live as resolve_live
 from resolvers.context import Context
 from resolvers.event_hub import Hub
+from schema import variable_errors
 from schema.documents import Document, document_of
 from schema.extensions import require_operation_name
 
@@ -377,8 +381,10 @@ class Connection:
         built = Executor.build(gateway_schema.graphql_schema, document.node, context_value=base,
                                raw_variable_values=variables, operation_name=operation_name,
                                hide_suggestions=gateway_schema.hide_suggestions)
-        if isinstance(built, list):  # variables that do not coerce
-            await self._error(id_, [self._format(e) for e in built])
+        if isinstance(built, list):  # variables that do not coerce: worded as over HTTP, no value repeated
+            errors = variable_errors.rebuilt(gateway_schema.graphql_schema, built, variables,
+                                             hide_suggestions=gateway_schema.hide_suggestions)
+            await self._error(id_, [self._format(e) for e in errors])
             return False
         stream = await _awaited(create_source_event_stream(built))
         if not is_async_iterable(stream):

@@ -103,6 +103,19 @@ async def connected(live: Live, served: Served, token: str | None) -> AsyncItera
         yield session
 
 
+@asynccontextmanager
+async def following(live: Live, served: Served, token: str, query: str = ORGANIZATION_EVENTS,
+                    variables: dict[str, Any] | None = None) -> AsyncIterator[Received]:
+    """A subscription running (registered at the server) for the body."""
+    async with connected(live, served, token) as session:
+        received = Received(session, query, variables)
+        await received.settle()
+        try:
+            yield received
+        finally:
+            await received.stop()
+
+
 async def publish(live: Live, kind: str, *, commit: bool = True, **fields: Any) -> int | None:
     conn = await asyncpg.connect(live.dsn)
     try:
@@ -194,13 +207,10 @@ def close_of(error: BaseException | None) -> tuple[int | None, str]:
 
 async def test_an_admin_receives_an_event_committed_through_another_process(live: Live):
     token = await login(live.a, ADMIN)
-    async with connected(live, live.a, token) as session:
-        received = Received(session, ORGANIZATION_EVENTS)
-        await received.settle()
+    async with following(live, live.a, token) as received:
         # The other process emits (an HTTP mutation there would do the same): A hears it from PostgreSQL.
         emitted = await publish(live, "MEMBER_ROLE_CHANGED", **role_changed())
         [event] = await received.wait_for(1)
-        await received.stop()
     assert int(event["id"]) == emitted
     assert event["type"] == "MEMBER_ROLE_CHANGED"
     assert (event["oldRole"], event["newRole"]) == ("MEMBER", "ADMIN")
@@ -211,31 +221,26 @@ async def test_an_admin_receives_an_event_committed_through_another_process(live
 
 async def test_a_rolled_back_change_emits_nothing(live: Live):
     token = await login(live.b, ADMIN)
-    async with connected(live, live.b, token) as session:
-        received = Received(session, ORGANIZATION_EVENTS)
-        await received.settle()
+    async with following(live, live.b, token) as received:
         assert await publish(live, "MEMBER_ROLE_CHANGED", commit=False, **role_changed("MEMBER", "OWNER")) is None
         committed = await publish(live, "MEMBER_ROLE_CHANGED", **role_changed("ADMIN", "MEMBER"))
         items = await received.wait_for(1)
         await asyncio.sleep(0.3)
-        await received.stop()
     assert [(int(i["id"]), i["newRole"]) for i in items] == [(committed, "MEMBER")]
 
 
 async def test_another_organizations_admin_receives_nothing_and_cannot_name_it(live: Live):
     token = await login(live.a, GLOBEX_ADMIN)
-    async with connected(live, live.a, token) as session:
-        received = Received(session, ORGANIZATION_EVENTS)
-        await received.settle()
+    async with following(live, live.a, token) as received:
         northwind = await publish(live, "MEMBER_ROLE_CHANGED", **role_changed())
         globex = await publish(live, "LICENSE_QUANTITY_CHANGED", organization_id=GLOBEX,
                                data={"license_id": str(demo_id("license", "globex", "LUMEN-RENDER")),
                                      "old_quantity": 10, "new_quantity": 12})
         items = await received.wait_for(1)
         await asyncio.sleep(0.3)
-        await received.stop()
-        assert [int(i["id"]) for i in items] == [globex] and northwind not in [int(i["id"]) for i in items]
-        assert (items[0]["oldQuantity"], items[0]["newQuantity"]) == (10, 12)
+    assert [int(i["id"]) for i in items] == [globex] and northwind not in [int(i["id"]) for i in items]
+    assert (items[0]["oldQuantity"], items[0]["newQuantity"]) == (10, 12)
+    async with connected(live, live.a, token) as session:
         # Naming Northwind: NOT_FOUND, as node(id:) answers for another organization's objects.
         error = await refusal(session, "subscription F($org: ID) { organizationEvents(organizationId: $org) { id } }",
                               {"org": to_base64("Organization", str(NORTHWIND))})
@@ -253,28 +258,22 @@ async def test_a_member_is_refused_organization_events(live: Live):
 async def test_viewer_events_deliver_only_ones_own(live: Live):
     member1 = demo_id("account", MEMBER)
     token = await login(live.a, MEMBER)
-    async with connected(live, live.a, token) as session:
-        received = Received(session, VIEWER_EVENTS)
-        await received.settle()
+    async with following(live, live.a, token, VIEWER_EVENTS) as received:
         other = await publish(live, "CREDIT_ACCESS_CHANGED", organization_id=NORTHWIND, account_id=MEMBER2,
                               data={"account_id": str(MEMBER2)})
         own = await publish(live, "CREDIT_ACCESS_CHANGED", organization_id=NORTHWIND, account_id=member1,
                             data={"account_id": str(member1)})
         items = await received.wait_for(1)
         await asyncio.sleep(0.3)
-        await received.stop()
     assert [int(i["id"]) for i in items] == [own] and other not in [int(i["id"]) for i in items]
     assert items[0]["account"]["email"] == MEMBER
 
 
 async def test_resuming_after_a_dropped_connection_loses_nothing_and_repeats_nothing(live: Live):
     token = await login(live.a, ADMIN)
-    async with connected(live, live.a, token) as session:
-        received = Received(session, ORGANIZATION_EVENTS, {"types": ["MEMBER_ROLE_CHANGED"]})
-        await received.settle()
+    async with following(live, live.a, token, ORGANIZATION_EVENTS, {"types": ["MEMBER_ROLE_CHANGED"]}) as received:
         first = await publish(live, "MEMBER_ROLE_CHANGED", **role_changed())
         [seen] = await received.wait_for(1)
-        await received.stop()
     # Disconnected: three changes happen meanwhile, through the other process's database.
     missed = [await publish(live, "MEMBER_ROLE_CHANGED", **role_changed()) for _ in range(3)]
     async with connected(live, live.b, token) as session:
@@ -359,13 +358,10 @@ async def test_each_event_is_resolved_as_things_are_now_not_from_an_earlier_even
         finally:
             await conn.close()
 
-    async with connected(live, live.a, token) as session:
-        received = Received(session, ORGANIZATION_EVENTS, {"types": ["LICENSE_QUANTITY_CHANGED"]})
-        await received.settle()
+    async with following(live, live.a, token, ORGANIZATION_EVENTS, {"types": ["LICENSE_QUANTITY_CHANGED"]}) as received:
         await change_quantity(5)
         await change_quantity(7)
         items = await received.wait_for(2)
-        await received.stop()
     assert [(i["newQuantity"], i["license"]["quantity"]) for i in items] == [(5, 5), (7, 7)]
 
 
@@ -401,9 +397,7 @@ async def test_an_admin_demoted_while_subscribed_is_ended_with_forbidden(live: L
     try:
         await conn.execute("UPDATE memberships SET role = 'ADMIN' WHERE account_id = $1", member3)
         token = await login(live.a, "member3@northwind.example")
-        async with connected(live, live.a, token) as session:
-            received = Received(session, ORGANIZATION_EVENTS)
-            await received.settle()
+        async with following(live, live.a, token) as received:
             async with conn.transaction():
                 await conn.execute("UPDATE memberships SET role = 'MEMBER' WHERE account_id = $1", member3)
                 await events.publish(conn, "MEMBER_ROLE_CHANGED", organization_id=NORTHWIND, account_id=member3,
@@ -421,9 +415,7 @@ async def test_the_sessions_end_closes_the_socket_with_4401(live: Live):
     token = await login(live.a, email)
     claims = tokens.decode(SECRET, token)
     assert claims is not None
-    async with connected(live, live.a, token) as session:
-        received = Received(session, VIEWER_EVENTS)
-        await received.settle()
+    async with following(live, live.a, token, VIEWER_EVENTS) as received:
         await publish(live, "SESSION_ENDED", account_id=claims.account_id, data={"session_id": str(uuid.uuid4())})
         [elsewhere] = await received.wait_for(1)  # another session of the same account: told, not closed
         await publish(live, "SESSION_ENDED", account_id=claims.account_id, data={"session_id": str(claims.session_id)})
@@ -437,9 +429,7 @@ async def test_a_lost_listener_connection_reconnects_and_delivers_what_was_commi
     from datasources.postgres.listener import APPLICATION_NAME
 
     token = await login(live.a, ADMIN)
-    async with connected(live, live.a, token) as session:
-        received = Received(session, ORGANIZATION_EVENTS, {"types": ["MEMBER_ROLE_CHANGED"]})
-        await received.settle()
+    async with following(live, live.a, token, ORGANIZATION_EVENTS, {"types": ["MEMBER_ROLE_CHANGED"]}) as received:
         conn = await asyncpg.connect(live.dsn)
         try:  # both processes lose their LISTEN connection (a restart of PostgreSQL's side of it)
             killed = await conn.fetchval("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
@@ -451,7 +441,6 @@ async def test_a_lost_listener_connection_reconnects_and_delivers_what_was_commi
         items = await received.wait_for(3, timeout=20)
         after = await publish(live, "MEMBER_ROLE_CHANGED", **role_changed())
         items = await received.wait_for(4, timeout=20)
-        await received.stop()
     assert killed == 2
     assert [int(i["id"]) for i in items] == [*meanwhile, after]
 
@@ -485,9 +474,7 @@ async def test_serve_stops_cleanly_with_a_subscription_open(live: Live, tmp_path
     served = start(tmp_path / "c", tmp_path / "serve-c.log", live.env)
     try:
         token = await login(served, ADMIN)
-        async with connected(live, served, token) as session:
-            received = Received(session, ORGANIZATION_EVENTS)
-            await received.settle()
+        async with following(live, served, token) as received:
             returncode = await asyncio.to_thread(stop, served)
             error = await received.ended()
     finally:
@@ -590,9 +577,7 @@ async def test_a_mutation_over_http_on_one_process_reaches_a_subscriber_on_the_o
     member5 = to_base64("Account", str(demo_id("account", "member5@northwind.example")))
     owner = await login(live.b, "owner@northwind.example")
     token = await login(live.a, ADMIN)
-    async with connected(live, live.a, token) as session:
-        received = Received(session, WITH_ACTOR, {"types": ["MEMBER_ROLE_CHANGED"]})
-        await received.settle()
+    async with following(live, live.a, token, WITH_ACTOR, {"types": ["MEMBER_ROLE_CHANGED"]}) as received:
         for role in ("ADMIN", "MEMBER"):
             body = await http(live.b, CHANGE_ROLE, {"input": {"accountId": member5, "role": role}}, owner)
             assert body["data"]["changeMemberRole"]["userErrors"] == [], body
@@ -639,15 +624,12 @@ async def test_a_member_is_told_of_the_seat_an_admin_gives_them_on_another_proce
     member6 = demo_id("account", "member6@northwind.example")
     admin = await login(live.b, ADMIN)
     token = await login(live.a, "member6@northwind.example")
-    async with connected(live, live.a, token) as session:
-        received = Received(session, MY_SEATS)
-        await received.settle()
+    async with following(live, live.a, token, MY_SEATS) as received:
         body = await http(live.b, ALLOCATE, {"input": {
             "licenseId": to_base64("License", str(demo_id("license", "northwind", "LUMEN-RENDER"))),
             "accountIds": [to_base64("Account", str(member6))]}}, admin)
         assert body["data"]["allocateLicense"]["userErrors"] == [], body
         [event] = await received.wait_for(1)
-        await received.stop()
     assert event["type"] == "SEAT_ALLOCATED"
     assert event["license"] == {"product": {"name": "Lumen Render"}}
 
@@ -715,3 +697,11 @@ async def test_a_revoked_service_token_is_closed_with_4401_at_the_next_check(res
     finally:
         await conn.close()
     assert (closed["code"], closed["reason"]) == (4401, "Unauthorized: the token was revoked.")
+
+
+async def test_variables_that_do_not_coerce_are_refused_without_repeating_the_value(live: Live):
+    token = await login(live.a, ADMIN)
+    async with connected(live, live.a, token) as session:
+        error = await refusal(session, ORGANIZATION_EVENTS, {"types": ["NOT_A_KIND_secret-value"]})
+    assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+    assert "secret-value" not in error["message"], error
