@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import orjson
-from graphql import Executor, GraphQLError, create_source_event_stream
+from graphql import Executor, GraphQLError, create_source_event_stream, get_operation_ast
 from graphql.execution.execute import execute_subscription_event
 from graphql.pyutils import is_async_iterable
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -299,11 +299,30 @@ class Connection:
             await self._error(id_, _limit_error("MAX_SUBSCRIPTIONS_PER_VIEWER", settings.max_subscriptions_per_viewer,
                                                 "for this account or token in this process"))
             return
-        document = document_of(payload["query"])
-        if (refused := await self._refusal(document, operation_name, variables)) is not None:
+        # The viewer's slot is taken before the first await below: other connections of the same
+        # viewer check the count meanwhile, and a burst across them must not pass the limit.
+        self._hold_slot()
+        try:
+            document = document_of(payload["query"])
+            refused = await self._refusal(document, operation_name, variables)
+        except BaseException:
+            self._release_slot()
+            raise
+        if refused is not None:
+            self._release_slot()
             await self._error(id_, refused)
             return
-        self.operations[id_] = asyncio.create_task(self._operation(id_, document, variables, operation_name))
+        task = asyncio.create_task(self._operation(id_, document, variables, operation_name))
+        task.add_done_callback(lambda _: self._release_slot())  # also when cancelled before it ran
+        self.operations[id_] = task
+
+    def _hold_slot(self) -> None:
+        self.connections.per_viewer[self.viewer_key] += 1
+
+    def _release_slot(self) -> None:
+        self.connections.per_viewer[self.viewer_key] -= 1
+        if self.connections.per_viewer[self.viewer_key] <= 0:
+            del self.connections.per_viewer[self.viewer_key]
 
     async def _refusal(self, document: Document, operation_name: str | None, variables: dict[str, Any] | None
                        ) -> list[dict[str, Any]] | None:
@@ -325,6 +344,9 @@ class Connection:
             except GraphQLError as error:
                 errors = [error]
             else:
+                if get_operation_ast(document.node, operation_name) is None:  # as HTTP answers it
+                    return [{"message": "Pick the operation to run with 'operationName'.",
+                             "extensions": {"code": "BAD_REQUEST"}}]
                 errors = services.schema.validation_errors(document)
         if errors:
             return [self._format(e, pre_execution=True) for e in errors]
@@ -339,7 +361,6 @@ class Connection:
 
     async def _operation(self, id_: str, document: Document, variables: dict[str, Any] | None,
                          operation_name: str | None) -> None:
-        self.connections.per_viewer[self.viewer_key] += 1
         try:
             assert document.node is not None
             if get_operation_type(document.node, operation_name) == OperationType.SUBSCRIPTION:
@@ -359,9 +380,6 @@ class Connection:
                 await self._error(id_, [self._format(GraphQLError(str(exc) or type(exc).__name__,
                                                                   original_error=exc))])
         finally:
-            self.connections.per_viewer[self.viewer_key] -= 1
-            if self.connections.per_viewer[self.viewer_key] <= 0:
-                del self.connections.per_viewer[self.viewer_key]
             if asyncio.current_task() is self.operations.get(id_):
                 del self.operations[id_]
 
