@@ -265,7 +265,10 @@ class Connection:
                 continue  # an outage is no revocation: checked again next time
             current = self.viewer
             assert current is not None
-            if viewer.account_id != current.account_id or viewer.service != current.service:
+            # A staff role revoked (or changed) reports no event either: what it let the
+            # connection follow must stop too.
+            if viewer.account_id != current.account_id or viewer.service != current.service \
+                    or viewer.staff_role != current.staff_role:
                 self.end(4401, "Unauthorized: the token was revoked.")
                 return
 

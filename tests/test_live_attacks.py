@@ -46,8 +46,9 @@ def served(services, tmp_path_factory) -> Iterator[Served]:
 
 @pytest.fixture(autouse=True)
 def no_traceback(served: Served) -> Iterator[None]:
+    logged = len(served.output())
     yield
-    assert "Traceback" not in served.output(), served.output()
+    assert "Traceback" not in served.output()[logged:], served.output()[logged:]
 
 
 async def login(served: Served, email: str = "owner@northwind.example") -> str:
@@ -195,3 +196,43 @@ async def test_what_a_careless_client_sends_is_answered_and_the_connection_lives
         assert refusals(got) == ["GRAPHQL_VALIDATION_FAILED", "BAD_USER_INPUT"]
     finally:
         await ws.close()
+
+
+async def test_a_staff_member_whose_role_is_revoked_is_closed_with_4401_at_the_next_check(
+        resolver_settings, database_url, monkeypatch):
+    """Found: revoking a staff role left the staff member's subscription to another
+    organization's events running for as long as the socket lived (HTTP refuses them from the
+    next request). Revoking reports no event: the credentials check (RECHECK_SECONDS,
+    shortened here) now compares the staff role too."""
+    import asyncpg
+
+    from datasources.postgres import staff
+    from gateway import websocket
+    from gateway.app import create_app
+    from gateway.demo import demo_id
+    from strawberry.relay import to_base64
+    from tests import asgi_websocket
+
+    monkeypatch.setattr(websocket, "RECHECK_SECONDS", 0.3)
+    email = "member6@northwind.example"
+    conn = await asyncpg.connect(database_url)
+    app = create_app(resolver_settings)
+    try:
+        await staff.grant_role(conn, demo_id("account", email), "SUPPORT")
+        async with app.router.lifespan_context(app):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway.test") as c:
+                response = await c.post("/graphql", json={"query": LOGIN, "variables": {
+                    "email": email, "password": "demo-password"}})
+            token = response.json()["data"]["login"]["token"]
+            async with asgi_websocket.connected(app) as socket:
+                await socket.send({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}})
+                assert (await socket.receive())["type"] == "connection_ack"
+                await socket.send({"id": "1", "type": "subscribe", "payload": {
+                    "query": "subscription($o: ID) { organizationEvents(organizationId: $o) { id } }",
+                    "variables": {"o": to_base64("Organization", demo_id("organization", "globex"))}}})
+                await asyncio.sleep(0.5)  # checked once: still live
+                await staff.revoke_role(conn, demo_id("account", email))
+                closed = await socket.receive(timeout=5)
+    finally:
+        await conn.close()
+    assert (closed["type"], closed["code"]) == ("websocket.close", 4401), closed
