@@ -46,6 +46,7 @@ from gateway.admission import Refusal, admit, viewer_key
 from gateway.bodies import InvalidJSON, load_json
 from gateway.errors import format_error
 from gateway.http import logged_viewer
+from gateway.persisted import sha256_hex
 from gateway.services import Services
 from loaders import create_loaders
 from resolvers import live as resolve_live
@@ -307,7 +308,9 @@ class Connection:
         self._hold_slot()
         try:
             document = document_of(payload["query"])
-            refused = await self._refusal(document, operation_name, variables)
+            refused = self._unregistered(payload["query"])
+            if refused is None:
+                refused = await self._refusal(document, operation_name, variables)
         except BaseException:
             self._release_slot()
             raise
@@ -326,6 +329,14 @@ class Connection:
         self.connections.per_viewer[self.viewer_key] -= 1
         if self.connections.per_viewer[self.viewer_key] <= 0:
             del self.connections.per_viewer[self.viewer_key]
+
+    def _unregistered(self, query: str) -> list[dict[str, Any]] | None:
+        """PERSISTED_OPERATIONS_ONLY holds here as over HTTP: only a registered operation's text runs."""
+        services = self.services
+        if services.settings.persisted_operations_only and not services.operations.is_registered(sha256_hex(query)):
+            return [{"message": "Only registered operations may run here: send a registered operation's text.",
+                     "extensions": {"code": "PERSISTED_QUERY_REQUIRED"}}]
+        return None
 
     async def _refusal(self, document: Document, operation_name: str | None, variables: dict[str, Any] | None
                        ) -> list[dict[str, Any]] | None:

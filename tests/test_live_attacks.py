@@ -236,3 +236,33 @@ async def test_a_staff_member_whose_role_is_revoked_is_closed_with_4401_at_the_n
     finally:
         await conn.close()
     assert (closed["type"], closed["code"]) == ("websocket.close", 4401), closed
+
+
+async def test_persisted_operations_only_holds_over_websocket_too(resolver_settings):
+    """Found: with PERSISTED_OPERATIONS_ONLY, HTTP refused any text but a registered
+    operation's, while the same socket path ran any query, mutation or subscription."""
+    from pathlib import Path
+
+    from gateway.app import create_app
+    from tests import asgi_websocket
+
+    operations = Path(__file__).parent.parent / "operations"
+    app = create_app(resolver_settings.with_(persisted_operations_only=True))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway.test") as c:
+            response = await c.post("/graphql", json={"query": (operations / "login.graphql").read_text(), "variables": {
+                "input": {"email": "admin@northwind.example", "password": "demo-password"}}})
+        token = response.json()["data"]["login"]["token"]
+        async with asgi_websocket.connected(app) as socket:
+            await socket.send({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}})
+            assert (await socket.receive())["type"] == "connection_ack"
+            for i, text in enumerate(("{ viewer { email } }", 'mutation { updateProfile(input: {name: "Other"}) { '
+                                      "userErrors { code } } }", "subscription { viewerEvents { id } }")):
+                await socket.send({"id": str(i), "type": "subscribe", "payload": {"query": text}})
+                refused = await socket.receive()
+                assert (refused["type"], refused["payload"][0]["extensions"]["code"]) == (
+                    "error", "PERSISTED_QUERY_REQUIRED"), refused
+            await socket.send({"id": "registered", "type": "subscribe", "payload": {
+                "query": (operations / "account.graphql").read_text()}})
+            ran = await socket.receive()
+            assert ran["type"] == "next" and ran["payload"]["data"]["viewer"] is not None, ran
