@@ -266,3 +266,33 @@ async def test_persisted_operations_only_holds_over_websocket_too(resolver_setti
                 "query": (operations / "account.graphql").read_text()}})
             ran = await socket.receive()
             assert ran["type"] == "next" and ran["payload"]["data"]["viewer"] is not None, ran
+
+
+async def graphql(served: Served, query: str, variables: dict[str, Any], token: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(timeout=30) as http:
+        response = await http.post(f"{served.url}/graphql", json={"query": query, "variables": variables},
+                                   headers={"authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_concurrent_preference_and_alert_changes_of_one_account_all_succeed_consistently(served: Served):
+    # Found: two updateNotificationPreferences of one account at once could end in PostgreSQL's
+    # "deadlock detected", answered as INTERNAL_SERVER_ERROR.
+    admin, owner = await login(served, "admin@globex.example"), await login(served, "owner@globex.example")
+    update = """mutation($m: [NotificationPreferenceInput!]!) {
+      updateNotificationPreferences(input: {mail: $m}) { userErrors { code } } }"""
+    kinds = ["LICENSE_EXPIRING", "LICENSE_EXPIRED", "INVOICE_PAYMENT_FAILED", "CREDIT_POOL_LOW", "INVITATION_ACCEPTED"]
+    for round_ in range(4):
+        answers_ = await asyncio.gather(*(graphql(served, update, {"m": [
+            {"kind": kind, "mail": bool(i % 2)} for kind in (kinds if i % 2 else kinds[::-1])]}, admin)
+            for i in range(24)))
+        assert [a.get("errors") for a in answers_] == [None] * 24, [a["errors"] for a in answers_ if "errors" in a]
+        now = await graphql(served, "{ notificationPreferences { kind mail } }", {}, admin)
+        assert len({p["mail"] for p in now["data"]["notificationPreferences"] if p["kind"] in kinds}) == 1, now
+    alert = "mutation($t: Int) { setCreditPoolAlert(input: {threshold: $t}) { userErrors { code } } }"
+    answers_ = await asyncio.gather(*(graphql(served, alert, {"t": 100 + i}, admin if i % 2 else owner)
+                                      for i in range(24)))
+    assert [a.get("errors") for a in answers_] == [None] * 24
+    pool = await graphql(served, "{ viewer { organization { creditPool { lowBalanceThreshold } } } }", {}, admin)
+    assert pool["data"]["viewer"]["organization"]["creditPool"]["lowBalanceThreshold"] in range(100, 124)
