@@ -142,6 +142,8 @@ async def organization_to_follow(ctx: Context, organization_id: UUID | None, typ
         raise Forbidden(refusal(ORGANIZATION_EVENTS))
     asked = ORGANIZATION_KINDS if types is None else types
     kinds = frozenset(k for k in asked if access.allows(held, READ_BY[k]))
+    if asked and not kinds:  # else a subscription that can never deliver anything, open in silence
+        raise Forbidden("Not allowed: you may not read any of the kinds in 'types' for this organization.")
     return OrganizationFollow(organization_id, kinds)
 
 

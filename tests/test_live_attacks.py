@@ -26,6 +26,11 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 PER_CONNECTION, PER_VIEWER = 5, 8
 FOLLOW = "subscription { organizationEvents { id type } }"
+_DSNS: dict[int, str] = {}  # the served process's database, for what a test writes directly
+
+
+def served_dsn(served: Served) -> str:
+    return _DSNS[id(served)]
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +41,7 @@ def served(services, tmp_path_factory) -> Iterator[Served]:
            "MAX_SUBSCRIPTIONS_PER_VIEWER": str(PER_VIEWER)}
     root = tmp_path_factory.mktemp("live-attacks")
     process = start(root / "data", root / "serve.log", env)
+    _DSNS[id(process)] = env["DATABASE_URL"]
     try:
         yield process
     finally:
@@ -296,3 +302,31 @@ async def test_concurrent_preference_and_alert_changes_of_one_account_all_succee
     assert [a.get("errors") for a in answers_] == [None] * 24
     pool = await graphql(served, "{ viewer { organization { creditPool { lowBalanceThreshold } } } }", {}, admin)
     assert pool["data"]["viewer"]["organization"]["creditPool"]["lowBalanceThreshold"] in range(100, 124)
+
+
+async def test_asking_only_for_kinds_one_may_not_read_is_forbidden_not_silence(served: Served):
+    # Found: a BILLING staff member asking only for people events got a subscription that
+    # stayed open and could never deliver anything.
+    import asyncpg
+
+    from datasources.postgres import staff
+    from gateway.demo import demo_id
+    from strawberry.relay import to_base64
+
+    email = "member6@globex.example"
+    conn = await asyncpg.connect(served_dsn(served))
+    try:
+        await staff.grant_role(conn, demo_id("account", email), "BILLING")
+    finally:
+        await conn.close()
+    ws = await connect(served, await login(served, email))
+    follow = "subscription($o: ID, $t: [OrganizationEventType!]) { organizationEvents(organizationId: $o, types: $t) { id } }"
+    northwind = to_base64("Organization", demo_id("organization", "northwind"))
+    try:
+        await ws.send(subscribe("people", follow, variables={"o": northwind, "t": ["MEMBER_JOINED", "MEMBER_LEFT"]}))
+        await ws.send(subscribe("billing", follow, variables={"o": northwind, "t": ["MEMBER_JOINED", "INVOICE_PAID"]}))
+        got = await answers(ws)
+        assert [(m["id"], m["type"]) for m in got] == [("people", "error")], got
+        assert got[0]["payload"][0]["extensions"]["code"] == "FORBIDDEN"
+    finally:
+        await ws.close()
