@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import orjson
-from graphql import Executor, GraphQLError, create_source_event_stream
+from graphql import Executor, GraphQLError, create_source_event_stream, get_operation_ast
 from graphql.execution.execute import execute_subscription_event
 from graphql.pyutils import is_async_iterable
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -46,6 +46,7 @@ from gateway.admission import Refusal, admit, viewer_key
 from gateway.bodies import InvalidJSON, load_json
 from gateway.errors import format_error
 from gateway.http import logged_viewer
+from gateway.persisted import sha256_hex
 from gateway.services import Services
 from loaders import create_loaders
 from resolvers import live as resolve_live
@@ -265,7 +266,10 @@ class Connection:
                 continue  # an outage is no revocation: checked again next time
             current = self.viewer
             assert current is not None
-            if viewer.account_id != current.account_id or viewer.service != current.service:
+            # A staff role revoked (or changed) reports no event either: what it let the
+            # connection follow must stop too.
+            if viewer.account_id != current.account_id or viewer.service != current.service \
+                    or viewer.staff_role != current.staff_role:
                 self.end(4401, "Unauthorized: the token was revoked.")
                 return
 
@@ -299,11 +303,40 @@ class Connection:
             await self._error(id_, _limit_error("MAX_SUBSCRIPTIONS_PER_VIEWER", settings.max_subscriptions_per_viewer,
                                                 "for this account or token in this process"))
             return
-        document = document_of(payload["query"])
-        if (refused := await self._refusal(document, operation_name, variables)) is not None:
+        # The viewer's slot is taken before the first await below: other connections of the same
+        # viewer check the count meanwhile, and a burst across them must not pass the limit.
+        self._hold_slot()
+        try:
+            document = document_of(payload["query"])
+            refused = self._unregistered(payload["query"])
+            if refused is None:
+                refused = await self._refusal(document, operation_name, variables)
+        except BaseException:
+            self._release_slot()
+            raise
+        if refused is not None:
+            self._release_slot()
             await self._error(id_, refused)
             return
-        self.operations[id_] = asyncio.create_task(self._operation(id_, document, variables, operation_name))
+        task = asyncio.create_task(self._operation(id_, document, variables, operation_name))
+        task.add_done_callback(lambda _: self._release_slot())  # also when cancelled before it ran
+        self.operations[id_] = task
+
+    def _hold_slot(self) -> None:
+        self.connections.per_viewer[self.viewer_key] += 1
+
+    def _release_slot(self) -> None:
+        self.connections.per_viewer[self.viewer_key] -= 1
+        if self.connections.per_viewer[self.viewer_key] <= 0:
+            del self.connections.per_viewer[self.viewer_key]
+
+    def _unregistered(self, query: str) -> list[dict[str, Any]] | None:
+        """PERSISTED_OPERATIONS_ONLY holds here as over HTTP: only a registered operation's text runs."""
+        services = self.services
+        if services.settings.persisted_operations_only and not services.operations.is_registered(sha256_hex(query)):
+            return [{"message": "Only registered operations may run here: send a registered operation's text.",
+                     "extensions": {"code": "PERSISTED_QUERY_REQUIRED"}}]
+        return None
 
     async def _refusal(self, document: Document, operation_name: str | None, variables: dict[str, Any] | None
                        ) -> list[dict[str, Any]] | None:
@@ -325,6 +358,9 @@ class Connection:
             except GraphQLError as error:
                 errors = [error]
             else:
+                if get_operation_ast(document.node, operation_name) is None:  # as HTTP answers it
+                    return [{"message": "Pick the operation to run with 'operationName'.",
+                             "extensions": {"code": "BAD_REQUEST"}}]
                 errors = services.schema.validation_errors(document)
         if errors:
             return [self._format(e, pre_execution=True) for e in errors]
@@ -339,7 +375,6 @@ class Connection:
 
     async def _operation(self, id_: str, document: Document, variables: dict[str, Any] | None,
                          operation_name: str | None) -> None:
-        self.connections.per_viewer[self.viewer_key] += 1
         try:
             assert document.node is not None
             if get_operation_type(document.node, operation_name) == OperationType.SUBSCRIPTION:
@@ -359,9 +394,6 @@ class Connection:
                 await self._error(id_, [self._format(GraphQLError(str(exc) or type(exc).__name__,
                                                                   original_error=exc))])
         finally:
-            self.connections.per_viewer[self.viewer_key] -= 1
-            if self.connections.per_viewer[self.viewer_key] <= 0:
-                del self.connections.per_viewer[self.viewer_key]
             if asyncio.current_task() is self.operations.get(id_):
                 del self.operations[id_]
 

@@ -99,6 +99,16 @@ def parse_cursor(raw: str, retention_days: float) -> Cursor:
     return cursor
 
 
+async def _of_this_log(ctx: Context, cursor: Cursor | None) -> Cursor | None:
+    """A cursor past the log's newest event is not one this log handed out (another
+    deployment's, or made up): followed, it would hold back every event until the ids caught
+    up with it, in silence."""
+    if cursor is not None and cursor.last_id > await events.last_id(ctx.db):
+        raise BadUserInput("'after' is not a cursor of this gateway's events: pass the `cursor` of the last event "
+                           "received, or subscribe without 'after'.", field="after")
+    return cursor
+
+
 # Who may follow what -------------------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +142,8 @@ async def organization_to_follow(ctx: Context, organization_id: UUID | None, typ
         raise Forbidden(refusal(ORGANIZATION_EVENTS))
     asked = ORGANIZATION_KINDS if types is None else types
     kinds = frozenset(k for k in asked if access.allows(held, READ_BY[k]))
+    if asked and not kinds:  # else a subscription that can never deliver anything, open in silence
+        raise Forbidden("Not allowed: you may not read any of the kinds in 'types' for this organization.")
     return OrganizationFollow(organization_id, kinds)
 
 
@@ -191,6 +203,7 @@ async def organization_events(ctx: Context, organization_id: UUID | None, types:
     """Checked when subscribing; again whenever the subscriber's own membership changes."""
     cursor = parse_cursor(after, ctx.config.event_retention_days) if after is not None else None
     follow = await organization_to_follow(ctx, organization_id, types)
+    cursor = await _of_this_log(ctx, cursor)
     # Every organization kind, whatever was asked: the subscriber's own role changes must arrive.
     with _hub(ctx).subscribed(Key(organization_id=follow.organization_id), frozenset(ORGANIZATION_KINDS)) as subscriber:
         wanted = sorted(follow.kinds)
@@ -209,6 +222,7 @@ async def organization_events(ctx: Context, organization_id: UUID | None, types:
 async def viewer_events(ctx: Context, after: str | None) -> AsyncIterator[events.Event]:
     cursor = parse_cursor(after, ctx.config.event_retention_days) if after is not None else None
     account_id = await viewer_to_follow(ctx)
+    cursor = await _of_this_log(ctx, cursor)
     with _hub(ctx).subscribed(Key(account_id=account_id), frozenset(VIEWER_KINDS)) as subscriber:
         async def read(past: int) -> list[events.Event]:
             return await events.for_account(ctx.db, account_id, past, list(VIEWER_KINDS), _BACKLOG_PAGE)

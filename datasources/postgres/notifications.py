@@ -30,6 +30,9 @@ async def save_preferences(conn: asyncpg.Connection, account_id: UUID, chosen: M
                            defaults: Mapping[str, bool]) -> None:
     """Stores each choice that differs from its default and forgets those that equal it."""
     keep = {kind: mail for kind, mail in chosen.items() if mail != defaults[kind]}
+    # One account's saves one at a time: two at once deleted and upserted the same rows in
+    # different orders and PostgreSQL ended one with "deadlock detected" (a 500 to the client).
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"notification-preferences:{account_id}")
     await conn.execute("DELETE FROM notification_preferences WHERE account_id = $1 AND kind = ANY($2::text[])",
                        account_id, [k for k in chosen if k not in keep])
     await conn.execute(
