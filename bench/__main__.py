@@ -9,25 +9,19 @@ interleaved, and prints a table per operation ending with one line
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import math
 import os
 import platform
-import shutil
-import signal
 import subprocess
-import sys
-import tempfile
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
 import httpx
 
-from bench import cpu, dataset, load, servers
+from bench import cpu, dataset, load, runs, servers
 
 OPERATIONS_DIR = Path(__file__).parent / "operations"
 OPERATIONS = ("dashboard", "members")
@@ -178,31 +172,15 @@ async def run(args: argparse.Namespace) -> int:
     tenants = _list(args.tenants, TENANTS, "tenant")
 
     started_at = time.monotonic()
-    root = Path(tempfile.mkdtemp(prefix="account-gateway-bench-"))
-    root.chmod(0o755)  # the embedded server runs as its own system user when we are root
-    started: list[servers.Process] = []
-    postgres: servers.Postgres | None = None
-    task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-    if task is not None:
-        loop.add_signal_handler(signal.SIGTERM, task.cancel)
-    try:
+    async with runs.workspace("bench", args.keep) as workspace:
+        root, started = workspace.root, workspace.started
         print(f"bench: {'quick' if args.quick else 'full'} run on {os.cpu_count()} cores, "
               f"Python {platform.python_version()}, concurrency {args.concurrency}, "
               f"{duration:g} s per server per operation in {rounds} interleaved rounds after {warmup:g} s warm-up",
               flush=True)
         print(f"bench: working directory {root}", flush=True)
 
-        postgres = servers.Postgres(root)
-        postgres.start()
-        admin = await asyncpg.connect(postgres.admin_uri())
-        try:
-            for name, value in servers.POSTGRES_SETTINGS.items():
-                await admin.execute(f"ALTER SYSTEM SET {name} = '{value}'")
-            await admin.execute(f'CREATE DATABASE "{servers.DATABASE}"')
-        finally:
-            await admin.close()
-        postgres.restart()  # loads pg_stat_statements and the settings
+        postgres = await workspace.start_postgres()
         conn = await asyncpg.connect(postgres.dsn())
         try:
             await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
@@ -286,17 +264,6 @@ async def run(args: argparse.Namespace) -> int:
         print(f"bench: finished in {time.monotonic() - started_at:.0f} s")
         print(f"ratios: {ratios}")
         return 0
-    finally:
-        for p in reversed(started):
-            p.stop()
-        if postgres is not None:
-            postgres.stop()
-        if args.keep:
-            print(f"bench: kept {root}", file=sys.stderr)
-        else:
-            shutil.rmtree(root, ignore_errors=True)
-        if task is not None:
-            loop.remove_signal_handler(signal.SIGTERM)
 
 
 def _print_table(cells: dict[tuple[str, str, str], Cell], operations: list[str], tenants: list[str],
@@ -379,20 +346,7 @@ def _write_between_markers(path: Path, table: str) -> None:
 
 
 def main() -> None:
-    warnings.filterwarnings("ignore", module="platformdirs")
-    args = _parser().parse_args()
-    try:
-        code = asyncio.run(run(args))
-    except KeyboardInterrupt:
-        print("bench: interrupted; everything it started is stopped", file=sys.stderr)
-        sys.exit(130)
-    except asyncio.CancelledError:
-        print("bench: terminated; everything it started is stopped", file=sys.stderr)
-        sys.exit(143)
-    except RuntimeError as exc:
-        print(f"bench: {exc}", file=sys.stderr)
-        sys.exit(1)
-    sys.exit(code)
+    runs.main("bench", _parser(), run)
 
 
 if __name__ == "__main__":

@@ -122,7 +122,8 @@ def gateway_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-c", "from gateway.cli import main; main()"]
 
 
-def start_gateway(dsn: str, root: Path, started: list[Process]) -> Process:
+def start_gateway(dsn: str, root: Path, started: list[Process], settings: dict[str, str] | None = None) -> Process:
+    """`settings`: more environment for the gateway (bench.events names its SECRET_KEY)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "STRIPE_API_KEY", "GATEWAY_DATA_DIR"}}
     env.update({
@@ -138,6 +139,7 @@ def start_gateway(dsn: str, root: Path, started: list[Process]) -> Process:
         "MAX_QUERY_COST": "100000000",
         "COST_BUDGET": "1000000000",
         "COST_RESTORE_RATE": "1000000000",
+        **(settings or {}),
     })
     data_dir = root / "gateway"
     log = root / "gateway.log"

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -25,8 +26,8 @@ from pathlib import Path
 import pytest
 
 from gateway import graphiql
-from tests.conftest import service_directory
-from tests.test_serve import Served, graphql, login, start, stop
+from tests.test_live_clients import CHANGE_ROLE, MEMBER, member_account
+from tests.test_serve import Served, graphql, login, serving
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver"))
@@ -112,13 +113,8 @@ def pages(tmp_path_factory) -> Iterator[Pages]:
 
 @pytest.fixture(scope="module")
 def served(pages: Pages) -> Iterator[Served]:
-    with service_directory("browser") as root:
-        served = start(root / "data", root / "serve.log", {"CORS_ORIGINS": pages.allowed})
-        try:
-            yield served
-        finally:
-            if served.process.poll() is None:
-                stop(served)
+    with serving("browser", {"CORS_ORIGINS": pages.allowed}) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
@@ -234,3 +230,50 @@ def test_a_page_on_an_allowed_origin_calls_the_api(served, pages, browser):
     browser.get(f"{pages.refused}/")
     refused = browser.execute_async_script(FETCH, f"{served.url}/graphql", token)
     assert refused == {"error": "TypeError: Failed to fetch"}
+
+
+# What a manager types to watch the member list change (issue 17), on one line as type_into sends it.
+SUBSCRIPTION = ("subscription { organizationEvents(types: [MEMBER_ROLE_CHANGED]) { type cursor"
+                " ... on MemberRoleChangedEvent { oldRole newRole member { email } } } }")
+
+
+def result_shows(driver, text: str, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if text in editor_text(driver, RESULT):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@needs_chromium
+def test_graphiql_subscribes_and_shows_an_event_as_it_is_committed(served, browser):
+    from selenium.webdriver.common.by import By
+
+    token = login(served, ADMIN)
+    browser.get(f"{served.url}/graphql")
+    wait_for(browser, lambda: "mutation" in editor_text(browser, QUERY_EDITOR), "its editor")
+    # The Headers pane is connection_init's payload on the WebSocket (gateway/graphiql.py).
+    type_into(browser, HEADERS_EDITOR, json.dumps({"Authorization": f"Bearer {token}"}))
+    type_into(browser, QUERY_EDITOR, SUBSCRIPTION)
+    run(browser)
+    account_id, role = member_account(served, token, MEMBER)
+    made = []
+    try:
+        # The subscription has no acknowledgement: change the role until GraphiQL shows the event.
+        for _ in range(10):
+            role = "ADMIN" if role == "MEMBER" else "MEMBER"
+            changed = graphql(served, CHANGE_ROLE, {"accountId": account_id, "role": role}, token)
+            assert changed["data"]["changeMemberRole"]["userErrors"] == [], changed
+            made.append(role)
+            if result_shows(browser, "MEMBER_ROLE_CHANGED", 2):
+                break
+        wait_for(browser, lambda: "MEMBER_ROLE_CHANGED" in editor_text(browser, RESULT), "the event")
+        event = json.loads(editor_text(browser, RESULT))["data"]["organizationEvents"]
+        assert event["member"] == {"email": MEMBER}
+        assert event["newRole"] in made and event["oldRole"] != event["newRole"]
+        assert event["cursor"]
+        assert MEMBER in browser.find_element(By.CSS_SELECTOR, ".result-window").text  # what the user sees
+        run(browser)  # the same button stops the subscription
+    finally:
+        graphql(served, CHANGE_ROLE, {"accountId": account_id, "role": "MEMBER"}, token)

@@ -20,8 +20,7 @@ from pathlib import Path
 import graphql
 import pytest
 
-from tests.conftest import service_directory
-from tests.test_serve import Served, start, stop
+from tests.test_serve import Served, serving
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = Path(__file__).parent / "client_tooling" / "package.json"
@@ -57,13 +56,8 @@ def _run(tools: Path, tool: str, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[Served]:
-    with service_directory("client-tooling") as root:
-        served = start(root / "data", root / "serve.log")
-        try:
-            yield served
-        finally:
-            if served.process.poll() is None:
-                stop(served)
+    with serving("client-tooling") as served:
+        yield served
 
 
 # graphql-tools (under graphql-inspector, codegen and graphql-config) fills every root the

@@ -43,10 +43,11 @@ AWKWARD = [
 ]
 
 
-def node_tool(name: str, dependencies: dict[str, str]) -> Path:
+def node_tool(name: str, dependencies: dict[str, str],
+              purpose: str = "to compare with graphql-js and graphql-codegen") -> Path:
     """A directory with `dependencies` installed from npm, kept between runs."""
     if not (shutil.which("node") and shutil.which("npm")):
-        pytest.skip("node and npm are needed to compare with graphql-js and graphql-codegen")
+        pytest.skip(f"node and npm are needed {purpose}")
     root = Path(os.environ.get("CLIENT_TOOLS_DIR", Path.home() / ".cache" / "account-gateway-client-tools"))
     workdir = root / name
     workdir.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ it with SIGTERM, checking that nothing is left running.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -83,6 +84,18 @@ def start(data_dir: Path, log: Path, env: dict[str, str] | None = None) -> Serve
             time.sleep(0.2)
     process.kill()
     pytest.fail(f"serve did not come up in 90 s:\n{served.output()}")
+
+
+@contextlib.contextmanager
+def serving(name: str, env: dict[str, str] | None = None) -> Iterator[Served]:
+    """`serve` in a service directory of its own, for a module's tests; stopped at the end."""
+    with service_directory(name) as root:
+        served = start(root / "data", root / "serve.log", env)
+        try:
+            yield served
+        finally:
+            if served.process.poll() is None:
+                stop(served)
 
 
 def gone(pid: int, timeout: float = 10) -> bool:
