@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import uuid
 from collections import Counter
@@ -46,6 +47,7 @@ from gateway.admission import Refusal, admit, viewer_key
 from gateway.bodies import InvalidJSON, load_json
 from gateway.errors import format_error
 from gateway.http import logged_viewer
+from gateway.live_answers import LiveAnswers, shareable
 from gateway.services import Services
 from loaders import create_loaders
 from resolvers import live as resolve_live
@@ -53,6 +55,8 @@ from resolvers.context import Context
 from resolvers.event_hub import Hub
 from schema import variable_errors
 from schema.documents import Document, document_of
+from schema.events import OrganizationEvent
+from schema.live_sharing import reads_viewer
 from schema.extensions import require_operation_name
 
 PROTOCOL = "graphql-transport-ws"
@@ -80,6 +84,7 @@ class LiveConnections:
     hub: Hub
     per_viewer: Counter[str] = field(default_factory=Counter)
     open: set["Connection"] = field(default_factory=set)
+    answers: LiveAnswers = field(default_factory=LiveAnswers)
 
     async def close_all(self) -> None:
         """At shutdown: every client is told the server is going away (1001)."""
@@ -365,16 +370,27 @@ class Connection:
             if asyncio.current_task() is self.operations.get(id_):
                 del self.operations[id_]
 
-    async def _next(self, id_: str, data: Any, errors: list[GraphQLError] | None) -> None:
+    def _payload(self, data: Any, errors: list[GraphQLError] | None) -> tuple[str, bool]:
+        """The `next` payload's JSON text, and whether subscribers with equal keys may share it."""
         payload: dict[str, Any] = {"data": data}
-        if errors:
-            payload["errors"] = [self._format(e) for e in errors]
-        await self._send({"id": id_, "type": "next", "payload": payload})
+        formatted = [self._format(e) for e in errors] if errors else None
+        if formatted:
+            payload["errors"] = formatted
+        return orjson.dumps(payload).decode(), shareable(formatted)
+
+    async def _next(self, id_: str, data: Any, errors: list[GraphQLError] | None) -> None:
+        await self._send_next(id_, self._payload(data, errors)[0])
+
+    async def _send_next(self, id_: str, payload: str) -> None:
+        """A `next` message around a payload already in JSON (shared by several subscribers)."""
+        async with self._send_lock:
+            await self.ws.send_text(f'{{"id":{orjson.dumps(id_).decode()},"type":"next","payload":{payload}}}')
 
     async def _stream(self, id_: str, document: Document, variables: dict[str, Any] | None,
                       operation_name: str | None) -> bool:
         """The source stream of the subscription field, and each event executed with a context
-        of its own (fresh loaders: the event's objects as they are now)."""
+        of its own (fresh loaders: the event's objects as they are now): once for all the
+        subscribers of an organization's event whose answers must be equal (gateway/live_answers.py)."""
         gateway_schema = self.services.schema
         assert document.node is not None
         base = self._context()
@@ -390,6 +406,17 @@ class Connection:
         if not is_async_iterable(stream):
             await self._error(id_, [self._format(e) for e in stream.errors or ()])
             return False
+        # What the answer depends on besides the subscriber's rights; None: answered alone.
+        asked = None if reads_viewer(gateway_schema.graphql_schema, document) else (
+            document.text, operation_name, _canonical(variables))
+        rights: resolve_live.Rights | None = None
+
+        async def execute(event: Any, context: Context) -> tuple[str, bool]:
+            per_event = built.build_per_event_executor(event)
+            per_event.context_value = context
+            result = await _awaited(execute_subscription_event(per_event))
+            return self._payload(result.data, result.errors)
+
         iterator = stream.__aiter__()
         try:
             while True:
@@ -402,13 +429,27 @@ class Connection:
                     if isinstance(original, GatewayError):
                         raise original from None
                     raise
-                per_event = built.build_per_event_executor(event)
-                per_event.context_value = resolve_live.fresh(base)
-                result = await _awaited(execute_subscription_event(per_event))
-                await self._next(id_, result.data, result.errors)
+                logged = event.event
+                if asked is None or not isinstance(event, OrganizationEvent) or logged.organization_id is None:
+                    payload, _ = await execute(event, resolve_live.fresh(base))
+                else:
+                    if rights is None or resolve_live.changes_rights(base, logged):
+                        rights = await resolve_live.rights_for(resolve_live.fresh(base), logged.organization_id)
+                    found = rights
+                    payload = await self.connections.answers.answer(
+                        logged, (asked, found.key), lambda: execute(event, resolve_live.for_rights(base, found)))
+                await self._send_next(id_, payload)
         finally:
             with contextlib.suppress(Exception):
                 await iterator.aclose()  # type: ignore[attr-defined]
+
+
+def _canonical(variables: dict[str, Any] | None) -> str:
+    """Variables as a key: equal values, equal text (orjson refuses integers past 64 bits)."""
+    try:
+        return orjson.dumps(variables, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:
+        return json.dumps(variables, sort_keys=True)
 
 
 async def _awaited(value: Any) -> Any:
