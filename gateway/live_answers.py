@@ -37,10 +37,11 @@ class LiveAnswers:
     go when the event does (`weakref.finalize`): no timer, nothing kept for a slow reader that
     would not hold the event anyway."""
 
-    __slots__ = ("_by_event",)
+    __slots__ = ("_by_event", "reused")
 
     def __init__(self) -> None:
         self._by_event: dict[int, dict[Hashable, asyncio.Future[str | None]]] = {}
+        self.reused = 0  # deliveries answered by another subscriber's execution
 
     def __len__(self) -> int:
         return len(self._by_event)
@@ -56,6 +57,7 @@ class LiveAnswers:
         if made is not None:
             text = await asyncio.shield(made)
             if text is not None:
+                self.reused += 1
                 return text
             return (await execute())[0]
         made = answers[key] = asyncio.get_running_loop().create_future()
