@@ -52,7 +52,7 @@ from gateway.services import Services
 from loaders import create_loaders
 from resolvers import live as resolve_live
 from resolvers.context import Context
-from resolvers.event_hub import Hub
+from resolvers.event_hub import Hub, Subscriber
 from schema import variable_errors
 from schema.documents import Document, document_of
 from schema.events import OrganizationEvent
@@ -119,6 +119,15 @@ def _limit_error(setting: str, maximum: int, where: str) -> list[dict[str, Any]]
 
 
 class Connection:
+    """One socket. A thousand idle subscribers are a thousand of these, so the connection
+    holds no task of its own besides the one that serves it (which reads) and one per
+    operation: the token's expiry and the periodic recheck are timers, the end of the session
+    a callback of the hub (`resolvers.live.watch_session`)."""
+
+    __slots__ = ("ws", "services", "connections", "viewer", "viewer_key", "operations", "closing", "address",
+                 "connection_id", "_send_lock", "_task", "_reading", "_expiry", "_recheck_timer", "_recheck_task",
+                 "_session_watch")
+
     def __init__(self, websocket: WebSocket, services: Services, connections: LiveConnections) -> None:
         self.ws = websocket
         self.services = services
@@ -126,38 +135,62 @@ class Connection:
         self.viewer: Viewer | None = None  # set once acknowledged
         self.viewer_key = ""
         self.operations: dict[str, asyncio.Task[None]] = {}
-        self.watchers: list[asyncio.Task[None]] = []
-        self.ended: asyncio.Future[Close] = asyncio.get_running_loop().create_future()
+        self.closing: Close | None = None  # set by `end`
         self._send_lock = asyncio.Lock()
         self.address = websocket.client.host if websocket.client else "unknown"
         # Names the connection in the errors it is sent and in the log (as a request id does).
         self.connection_id = uuid.uuid4().hex
+        self._task: asyncio.Task[Any] | None = None
+        self._reading = False
+        self._expiry: asyncio.TimerHandle | None = None
+        self._recheck_timer: asyncio.TimerHandle | None = None
+        self._recheck_task: asyncio.Task[None] | None = None
+        self._session_watch: Subscriber | None = None
 
     # Life of the connection ----------------------------------------------------------------
 
     async def serve(self) -> None:
-        reader = asyncio.create_task(self._read())
+        """Reads in the serving task itself; `end` interrupts the reading by cancelling it."""
+        self._task = asyncio.current_task()
         try:
-            await asyncio.wait({reader, self.ended}, return_when=asyncio.FIRST_COMPLETED)
-            if reader.done() and not reader.cancelled() and (exc := reader.exception()) is not None:
-                if isinstance(exc, Close):
-                    self.end(exc.code, exc.reason)
-                elif not isinstance(exc, WebSocketDisconnect):
-                    log.error("websocket connection failed", exc_info=exc)
-                    self.end(4500, "Internal error.")
+            self._reading = True
+            try:
+                await self._read()
+            except asyncio.CancelledError:
+                if self.closing is None:
+                    raise  # cancelled from outside: the server is going
+                assert self._task is not None
+                self._task.uncancel()  # our own `end`
+            except Close as exc:
+                self.end(exc.code, exc.reason)
+            except WebSocketDisconnect:
+                pass
+            except Exception as exc:  # noqa: BLE001 - a bug: logged, and the client told
+                log.error("websocket connection failed", exc_info=exc)
+                self.end(4500, "Internal error.")
+            finally:
+                self._reading = False
         finally:
-            reader.cancel()
-            for task in [*self.operations.values(), *self.watchers]:
+            for timer in (self._expiry, self._recheck_timer):
+                if timer is not None:
+                    timer.cancel()
+            if self._session_watch is not None:
+                self.connections.hub.unwatch(self._session_watch)
+            tasks = [*self.operations.values(), *([self._recheck_task] if self._recheck_task else [])]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(reader, *self.operations.values(), *self.watchers, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             self.operations.clear()
-            if self.ended.done():
-                close = self.ended.result()
-                await self._close(close.code, close.reason)
+            if self.closing is not None:
+                await self._close(self.closing.code, self.closing.reason)
 
     def end(self, code: int, reason: str) -> None:
-        if not self.ended.done():
-            self.ended.set_result(Close(code, reason))
+        """Closes the connection with `code` (the first reason given counts)."""
+        if self.closing is not None:
+            return
+        self.closing = Close(code, reason)
+        if self._reading and self._task is not None and self._task is not asyncio.current_task():
+            self._task.cancel()  # from another task or a timer: the reading stops
 
     async def _close(self, code: int, reason: str) -> None:
         with contextlib.suppress(Exception):
@@ -194,31 +227,35 @@ class Connection:
     async def _read(self) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + CONNECTION_INIT_TIMEOUT
-        initialised = False
         while True:
-            message = await self._receive(None if initialised else max(0.0, deadline - loop.time()))
+            message = await self._receive(None if self.viewer is not None else max(0.0, deadline - loop.time()))
             if message is None:
                 return
-            kind = message["type"]
-            if kind == "connection_init":
-                if initialised:
-                    raise Close(4429, "Too many initialisation requests")
-                initialised = True
-                await self._init(message.get("payload"))
-            elif kind == "ping":
-                await self._send({"type": "pong"})
-            elif kind == "pong":
-                pass
-            elif kind == "subscribe":
-                if self.viewer is None:
-                    raise Close(4401, "Unauthorized")
-                await self._subscribe(message)
-            elif kind == "complete":
-                task = self.operations.pop(str(message.get("id")), None)
-                if task is not None:
-                    task.cancel()
-            else:
-                raise Close(4400, f"Invalid message type {kind!r}.")
+            # Handled in a frame of its own: an idle reader keeps no message (a subscribe's
+            # query text would otherwise stay with every idle connection).
+            await self._handle(message)
+            del message
+
+    async def _handle(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "connection_init":
+            if self.viewer is not None:
+                raise Close(4429, "Too many initialisation requests")
+            await self._init(message.get("payload"))
+        elif kind == "ping":
+            await self._send({"type": "pong"})
+        elif kind == "pong":
+            pass
+        elif kind == "subscribe":
+            if self.viewer is None:
+                raise Close(4401, "Unauthorized")
+            await self._subscribe(message)
+        elif kind == "complete":
+            task = self.operations.pop(str(message.get("id")), None)
+            if task is not None:
+                task.cancel()
+        else:
+            raise Close(4400, f"Invalid message type {kind!r}.")
 
     # connection_init ------------------------------------------------------------------------------------
 
@@ -235,11 +272,14 @@ class Connection:
                               '{"authorization": "Bearer <token>"}.')
         self.viewer, self.viewer_key = viewer, logged_viewer(viewer)
         await self._send({"type": "connection_ack"})
+        loop = asyncio.get_running_loop()
         if presented.claims is not None:
-            self.watchers.append(asyncio.create_task(self._expire_at(presented.claims.expires_at)))
+            left = (presented.claims.expires_at - datetime.now(timezone.utc)).total_seconds()
+            self._expiry = loop.call_later(max(0.0, left), self.end, 4401,
+                                           "Unauthorized: the access token expired. Connect again with a fresh one.")
         if viewer.account_id is not None:
-            self.watchers.append(asyncio.create_task(self._until_signed_out()))
-        self.watchers.append(asyncio.create_task(self._recheck(presented)))
+            self._session_watch = resolve_live.watch_session(self.connections.hub, viewer, self._session_ended)
+        self._recheck_timer = loop.call_later(RECHECK_SECONDS, self._start_recheck, presented)
 
     def _credentials(self, payload: dict[str, Any]) -> Credentials:
         raw = payload.get("authorization", payload.get("Authorization"))
@@ -253,26 +293,26 @@ class Connection:
             raw = f"Bearer {raw}"  # a bare token
         return credentials(self.services.settings.secret_key, raw)
 
-    async def _expire_at(self, expires_at: datetime) -> None:
-        await asyncio.sleep(max(0.0, (expires_at - datetime.now(timezone.utc)).total_seconds()))
-        self.end(4401, "Unauthorized: the access token expired. Connect again with a fresh one.")
-
-    async def _until_signed_out(self) -> None:
-        await resolve_live.session_ended(self._context())
+    def _session_ended(self) -> None:
         self.end(4401, "Unauthorized: the session ended.")
 
+    def _start_recheck(self, presented: Credentials) -> None:
+        self._recheck_timer = None
+        self._recheck_task = asyncio.create_task(self._recheck(presented))
+
     async def _recheck(self, presented: Credentials) -> None:
-        while True:
-            await asyncio.sleep(RECHECK_SECONDS)
-            try:
-                viewer = await authenticate(self.services.db, presented)
-            except GatewayError:
-                continue  # an outage is no revocation: checked again next time
-            current = self.viewer
-            assert current is not None
-            if viewer.account_id != current.account_id or viewer.service != current.service:
-                self.end(4401, "Unauthorized: the token was revoked.")
-                return
+        try:
+            viewer = await authenticate(self.services.db, presented)
+        except GatewayError:
+            viewer = None  # an outage is no revocation: checked again next time
+        current = self.viewer
+        assert current is not None
+        if viewer is not None and (viewer.account_id != current.account_id or viewer.service != current.service):
+            self.end(4401, "Unauthorized: the token was revoked.")
+        elif self.closing is None:
+            self._recheck_timer = asyncio.get_running_loop().call_later(RECHECK_SECONDS, self._start_recheck,
+                                                                        presented)
+        self._recheck_task = None
 
     def _context(self) -> Context:
         assert self.viewer is not None

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
 from auth import access
-from auth.viewer import require_account
+from auth.viewer import Viewer, require_account
 from datasources.errors import BadUserInput, Forbidden, GatewayError, NotFound
 from datasources.postgres import events
 from loaders import create_loaders
@@ -302,17 +302,16 @@ async def _still_allowed(ctx: Context, organization_id: UUID) -> None:
                         + refusal(ORGANIZATION_EVENTS))
 
 
-async def session_ended(ctx: Context) -> None:
-    """Returns when the viewer's session ends (signed out, elsewhere too): the transport then
-    closes the connection. Sessions end with a SESSION_ENDED event for the account; one that
-    names no session ended all of them."""
-    account_id, session_id = ctx.viewer.account_id, ctx.viewer.session_id
+def watch_session(hub: Hub, viewer: Viewer, ended: Callable[[], None]) -> Subscriber:
+    """Calls `ended` when the viewer's session ends (signed out, elsewhere too): the transport
+    then closes the connection; `hub.unwatch` the result when the connection ends. Sessions
+    end with a SESSION_ENDED event for the account; one that names no session ended all of
+    them. A callback rather than a task and a queue: every signed-in connection has one."""
+    account_id, session_id = viewer.account_id, str(viewer.session_id)
     assert account_id is not None
-    with _hub(ctx).subscribed(Key(account_id=account_id), frozenset({"SESSION_ENDED"})) as subscriber:
-        while True:
-            try:
-                event = await subscriber.next()
-            except Overflowed:
-                return  # cannot tell any more: end it, the client signs in again
-            if event.data.get("session_id") in (None, str(session_id)):
-                return
+
+    def on_event(event: events.Event) -> None:
+        if event.data.get("session_id") in (None, session_id):
+            ended()
+
+    return hub.watch(Key(account_id=account_id), frozenset({"SESSION_ENDED"}), on_event)
