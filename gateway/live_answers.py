@@ -55,7 +55,8 @@ class LiveAnswers:
             weakref.finalize(event, self._by_event.pop, id(event), None)
         made = answers.get(key)
         if made is not None:
-            text = await asyncio.shield(made)
+            # Most arrive once it is made; a waiter's cancellation must not cancel it for the others.
+            text = made.result() if made.done() else await asyncio.shield(made)
             if text is not None:
                 self.reused += 1
                 return text

@@ -419,12 +419,13 @@ class Connection:
         return orjson.dumps(payload).decode(), shareable(formatted)
 
     async def _next(self, id_: str, data: Any, errors: list[GraphQLError] | None) -> None:
-        await self._send_next(id_, self._payload(data, errors)[0])
+        await self._send_next(_next_head(id_), self._payload(data, errors)[0])
 
-    async def _send_next(self, id_: str, payload: str) -> None:
-        """A `next` message around a payload already in JSON (shared by several subscribers)."""
+    async def _send_next(self, head: str, payload: str) -> None:
+        """A `next` message: its head (`_next_head`) and a payload already in JSON, which
+        several subscribers may share; spliced, not serialized again."""
         async with self._send_lock:
-            await self.ws.send_text(f'{{"id":{orjson.dumps(id_).decode()},"type":"next","payload":{payload}}}')
+            await self.ws.send_text(f"{head}{payload}}}")
 
     async def _stream(self, id_: str, document: Document, variables: dict[str, Any] | None,
                       operation_name: str | None) -> bool:
@@ -450,6 +451,7 @@ class Connection:
         asked = None if reads_viewer(gateway_schema.graphql_schema, document) else (
             document.text, operation_name, _canonical(variables))
         rights: resolve_live.Rights | None = None
+        head = _next_head(id_)
 
         async def execute(event: Any, context: Context) -> tuple[str, bool]:
             per_event = built.build_per_event_executor(event)
@@ -478,10 +480,15 @@ class Connection:
                     found = rights
                     payload = await self.connections.answers.answer(
                         logged, (asked, found.key), lambda: execute(event, resolve_live.for_rights(base, found)))
-                await self._send_next(id_, payload)
+                await self._send_next(head, payload)
         finally:
             with contextlib.suppress(Exception):
                 await iterator.aclose()  # type: ignore[attr-defined]
+
+
+def _next_head(id_: str) -> str:
+    """A `next` message up to its payload, which follows, then the closing brace."""
+    return f'{{"id":{orjson.dumps(id_).decode()},"type":"next","payload":'
 
 
 def _canonical(variables: dict[str, Any] | None) -> str:
