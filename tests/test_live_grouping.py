@@ -101,18 +101,22 @@ class World:
     invoice: str  # a provider invoice id of Northwind
 
 
+async def _another_admin_and_two_staff(dsn: str) -> None:
+    db = await asyncpg.connect(dsn)
+    try:
+        await db.execute("UPDATE memberships SET role = 'ADMIN' WHERE account_id = $1", MEMBER3)
+        for role in ("SUPPORT", "BILLING"):
+            await make_staff(db, role, f"{role.lower()}@vendor.example")
+    finally:
+        await db.close()
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def world(services, tmp_path_factory, executor: str) -> AsyncIterator[World]:
     name = await copy_template(services)
     dsn = services.dsn(name)
     try:
-        db = await asyncpg.connect(dsn)
-        try:
-            await db.execute("UPDATE memberships SET role = 'ADMIN' WHERE account_id = $1", MEMBER3)
-            await make_staff(db, "SUPPORT", "support@vendor.example")
-            await make_staff(db, "BILLING", "billing@vendor.example")
-        finally:
-            await db.close()
+        await _another_admin_and_two_staff(dsn)
         app = create_app(settings_for(services, dsn, tmp_path_factory.mktemp("grouping"), executor))
         async with app.router.lifespan_context(app):
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway.test") as http:
