@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import uuid
@@ -270,6 +271,9 @@ class Connection:
         if not viewer.authenticated and viewer.service is None:
             raise Close(4401, "Unauthorized: send a valid access token in connection_init as "
                               '{"authorization": "Bearer <token>"}.')
+        # What the session check read (`standing`) primes an HTTP request's loaders; a socket's
+        # events are read fresh, so the connection does not keep it.
+        viewer = dataclasses.replace(viewer, standing=None)
         self.viewer, self.viewer_key = viewer, logged_viewer(viewer)
         await self._send({"type": "connection_ack"})
         loop = asyncio.get_running_loop()
