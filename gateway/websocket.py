@@ -206,8 +206,8 @@ class Connection:
 
     async def _receive(self, timeout: float | None) -> dict[str, Any] | None:
         """The next message; None when the client went away."""
-        try:
-            raw = await asyncio.wait_for(self.ws.receive(), timeout)
+        try:  # no wait_for once signed in: its frame would stay with every idle connection
+            raw = await (self.ws.receive() if timeout is None else asyncio.wait_for(self.ws.receive(), timeout))
         except TimeoutError:
             raise Close(4408, "Connection initialisation timeout") from None
         if raw["type"] == "websocket.disconnect":
