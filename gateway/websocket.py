@@ -476,11 +476,15 @@ class Connection:
                         raise original from None
                     raise
                 logged = event.event
-                if asked is None or not isinstance(event, OrganizationEvent) or logged.organization_id is None:
+                if asked is not None and isinstance(event, OrganizationEvent) and logged.organization_id is not None \
+                        and (rights is None or resolve_live.changes_rights(base, logged)):
+                    try:
+                        rights = await resolve_live.rights_for(resolve_live.fresh(base), logged.organization_id)
+                    except GatewayError:
+                        rights = None  # an outage: this event answered alone, its errors its own
+                if rights is None or asked is None or not isinstance(event, OrganizationEvent):
                     payload, _ = await execute(event, resolve_live.fresh(base))
                 else:
-                    if rights is None or resolve_live.changes_rights(base, logged):
-                        rights = await resolve_live.rights_for(resolve_live.fresh(base), logged.organization_id)
                     found = rights
                     payload = await self.connections.answers.answer(
                         logged, (asked, found.key), lambda: execute(event, resolve_live.for_rights(base, found)))
