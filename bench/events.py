@@ -35,6 +35,7 @@ from bench import cpu, dataset, runs, servers
 from datasources.errors import GatewayError
 from datasources.postgres import sessions
 from resolvers import events
+from resolvers.live import parse_cursor
 
 ROOT = Path(__file__).resolve().parents[1]
 # What the subscribers ask for: the portal's own subscription, as a client sends it (each event
@@ -241,8 +242,6 @@ def _selection(name: str) -> str:
 
 def _log_id(cursor: str) -> int | None:
     """The event log id in a subscriber's cursor, read as the gateway reads `after`."""
-    from resolvers.live import parse_cursor  # the transport's module (issue 17)
-
     try:
         return parse_cursor(cursor, 3650).last_id
     except GatewayError:
