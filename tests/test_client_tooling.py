@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import graphql
 import pytest
 
+from tests import node_tools
 from tests.test_serve import Served, serving
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,24 +29,11 @@ PACKAGE = Path(__file__).parent / "client_tooling" / "package.json"
 @pytest.fixture(scope="module")
 def tools() -> Path:
     """The directory whose node_modules/.bin holds the tools, installed on first use."""
-    if not (shutil.which("node") and shutil.which("npm")):
-        pytest.skip("node and npm are needed to run graphql-inspector and graphql-codegen")
     workdir = Path(os.environ.get("CLIENT_TOOLING_DIR", Path.home() / ".cache" / "account-gateway-client-tooling"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    wanted = PACKAGE.read_text()
-    installed = workdir / "package.json"
-    fresh = installed.exists() and installed.read_text() == wanted
-    if not (fresh and (workdir / "node_modules" / ".bin" / "graphql-inspector").exists()
-            and (workdir / "node_modules" / ".bin" / "graphql-codegen").exists()):
-        installed.write_text(wanted)
-        try:
-            done = subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund"], cwd=workdir,
-                                  capture_output=True, text=True, timeout=300)
-        except subprocess.TimeoutExpired:
-            pytest.skip("npm install of the client tools took over 300 s (registry unreachable?)")
-        if done.returncode != 0:
-            pytest.skip(f"npm install of the client tools failed (registry unreachable?): {done.stderr.strip()[:300]}")
-    return workdir
+    bins = ("graphql-inspector", "graphql-codegen")
+    return node_tools.installed(workdir, PACKAGE.read_text(), "to run graphql-inspector and graphql-codegen",
+                                ready=lambda found: all((found / "node_modules" / ".bin" / b).exists() for b in bins),
+                                timeout=300)
 
 
 def _run(tools: Path, tool: str, *args: str) -> subprocess.CompletedProcess:

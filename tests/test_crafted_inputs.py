@@ -11,6 +11,8 @@ Generated from the schema the running gateway publishes (introspection), in two 
 - `hypothesis-graphql` documents for every root query and mutation, whose scalars are the same
   crafted values, some as literals in the document and some as variables.
 Each runs as anonymous, a member, an admin, staff and a service token, one after another.
+The subscription root's fields get theirs over a WebSocket (graphql-transport-ws), one socket per
+principal (anonymous is refused at `connection_init`, so it sends none).
 
 Whatever is sent, every answer must be: not a 5xx; no INTERNAL_SERVER_ERROR; no exception text
 (no traceback, no SQL, no Python or driver exception names) in any message. After all of it the
@@ -42,6 +44,8 @@ import asyncpg
 import graphql
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import mutations as graphql_mutations
@@ -183,7 +187,7 @@ def input_values(type_: graphql.GraphQLInputType, argument: str, known: Known) -
 
 @dataclass(frozen=True)
 class Target:
-    operation: str  # "query" or "mutation"
+    operation: str  # "query", "mutation" or "subscription"
     path: tuple[str, ...]  # fields from the root down to the parent of `field` (no arguments needed)
     owner: str  # the type that holds the field
     field: str
@@ -200,7 +204,9 @@ def leaf_selection(type_: graphql.GraphQLOutputType) -> str:
 def targets(schema: graphql.GraphQLSchema) -> list[Target]:
     """Every field with arguments reachable from a root through fields that need none (breadth first)."""
     found: dict[str, Target] = {}
-    for operation, root in (("query", schema.query_type), ("mutation", schema.mutation_type)):
+    roots = (("query", schema.query_type), ("mutation", schema.mutation_type),
+             ("subscription", schema.subscription_type))
+    for operation, root in roots:
         queue: list[tuple[graphql.GraphQLObjectType, tuple[str, ...]]] = [(root, ())]
         seen = {root.name}
         while queue:
@@ -333,8 +339,10 @@ def phase(operation: str, field_name: str) -> int:
 
 
 def run_targets(crafted: Crafted, principal: str, step: int) -> None:
-    with httpx.Client(base_url=crafted.served.url, timeout=TIMEOUT) as http:
+    with httpx.Client(base_url=crafted.served.url, timeout=TIMEOUT) as http, Socket(crafted, principal) as socket:
         for target in (t for t in targets(crafted.schema) if phase(t.operation, t.field) == step):
+            if target.operation == "subscription" and crafted.tokens[principal] is None:
+                continue  # anonymous: refused at connection_init (tests/test_live_events.py)
             query, variables = document_for(crafted.schema, target)
             strategy = st.fixed_dictionaries({v: input_values(t, v.removeprefix("a_"), crafted.known)
                                               for v, t in variables.items()})
@@ -344,9 +352,78 @@ def run_targets(crafted: Crafted, principal: str, step: int) -> None:
                       suppress_health_check=list(HealthCheck), print_blob=False)
             @given(values=strategy)
             def one(values: dict[str, Any]) -> None:
-                send(crafted, http, principal, target.label, query, values)
+                if target.operation == "subscription":
+                    socket.send(target.label, query, values)
+                else:
+                    send(crafted, http, principal, target.label, query, values)
 
             one()
+
+
+# How long a crafted subscription is given to answer: a refusal comes at once; silence means it
+# is running (waiting for events), and it is completed.
+SUBSCRIBED_SECONDS = 0.3
+
+
+class Socket:
+    """One principal's WebSocket for the subscription targets, opened on first use."""
+
+    def __init__(self, crafted: Crafted, principal: str) -> None:
+        self.crafted, self.principal = crafted, principal
+        self.connection: ClientConnection | None = None
+        self.ids = 0
+
+    def __enter__(self) -> "Socket":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.connection is not None:
+            self.connection.close()
+
+    def _open(self) -> ClientConnection:
+        if self.connection is None:
+            url = self.crafted.served.url.replace("http://", "ws://") + "/graphql"
+            self.connection = connect(url, subprotocols=["graphql-transport-ws"], open_timeout=TIMEOUT)
+            token = self.crafted.tokens[self.principal]
+            self.connection.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}))
+            assert json.loads(self.connection.recv(TIMEOUT))["type"] == "connection_ack"
+        return self.connection
+
+    def send(self, label: str, query: str, variables: dict[str, Any]) -> None:
+        crafted, principal = self.crafted, self.principal
+        crafted.sent[principal] = crafted.sent.get(principal, 0) + 1
+        self.ids += 1
+        sub = str(self.ids)
+        connection = self._open()
+        found: list[str] = []
+        try:
+            # json.dumps keeps a lone surrogate as the escape "\ud800", as a client's encoder would send it.
+            connection.send(json.dumps({"id": sub, "type": "subscribe",
+                                        "payload": {"query": query, "variables": variables}}))
+            try:
+                message = json.loads(connection.recv(SUBSCRIBED_SECONDS))
+            except TimeoutError:  # running: waiting for events
+                crafted.answers.setdefault(principal, Counter()).update(["executed"])
+                connection.send(json.dumps({"id": sub, "type": "complete"}))
+            else:
+                errors = message.get("payload") if message.get("type") == "error" else \
+                    (message.get("payload") or {}).get("errors") or []
+                codes = [str((e.get("extensions") or {}).get("code")) for e in errors]
+                crafted.answers.setdefault(principal, Counter()).update(
+                    ["executed"] if message.get("type") == "next" else codes)
+                for error in errors:
+                    message_text = str(error.get("message"))
+                    if (error.get("extensions") or {}).get("code") == "INTERNAL_SERVER_ERROR":
+                        found.append(f"INTERNAL_SERVER_ERROR: {message_text[:200]}")
+                    if leak := LEAKS.search(message_text):
+                        found.append(f"exception text {leak.group(0)!r} in: {message_text[:300]}")
+        except ConnectionClosed as closed:
+            self.connection = None  # a crafted subscription never closes the socket
+            found.append(f"socket closed: {closed.rcvd.code if closed.rcvd else None} "
+                         f"{closed.rcvd.reason if closed.rcvd else ''}")
+        for problem in found:
+            crafted.findings.setdefault(principal, []).append(
+                f"{label}: {problem}\n    query: {query[:3000]}\n    variables: {json.dumps(variables)[:400]}")
 
 
 def run_documents(crafted: Crafted, principal: str, step: int) -> None:
@@ -435,7 +512,7 @@ def test_every_argument_is_reached(crafted: Crafted) -> None:
                       for n, f in t.fields.items() if f.args}
     assert with_arguments - reached == set(), "fields with arguments no target reaches"
     assert {"Query.node", "Query.nodes", "Mutation.login", "Organization.invoicesArchiveUrl",
-            "Staff.creditUsage", "License.allocations"} <= reached
+            "Staff.creditUsage", "License.allocations", "SubscriptionRoot.organizationEvents"} <= reached
 
 
 @pytest.mark.parametrize("principal", PRINCIPALS)

@@ -19,6 +19,7 @@ from graphql import parse, print_ast
 
 from gateway.persisted import OperationRegistry
 from gateway.printed import print_graphql_js_16, stable_print
+from tests import node_tools
 
 ROOT = Path(__file__).resolve().parents[1]
 OPERATIONS = ROOT / "operations"
@@ -46,21 +47,10 @@ AWKWARD = [
 def node_tool(name: str, dependencies: dict[str, str],
               purpose: str = "to compare with graphql-js and graphql-codegen") -> Path:
     """A directory with `dependencies` installed from npm, kept between runs."""
-    if not (shutil.which("node") and shutil.which("npm")):
-        pytest.skip(f"node and npm are needed {purpose}")
     root = Path(os.environ.get("CLIENT_TOOLS_DIR", Path.home() / ".cache" / "account-gateway-client-tools"))
-    workdir = root / name
-    workdir.mkdir(parents=True, exist_ok=True)
     package = json.dumps({"name": f"account-gateway-{name}", "private": True, "type": "module",
                           "dependencies": dependencies}, indent=2)
-    if not (workdir / "package.json").exists() or (workdir / "package.json").read_text() != package:
-        (workdir / "package.json").write_text(package)
-        installed = subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund"], cwd=workdir,
-                                   capture_output=True, text=True, timeout=600)
-        if installed.returncode != 0:
-            (workdir / "package.json").unlink()
-            pytest.skip(f"npm install in {workdir} failed: {installed.stderr.strip()[:200]}")
-    return workdir
+    return node_tools.installed(root / name, package, purpose)
 
 
 def corpus() -> list[str]:

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +24,7 @@ import psutil
 import pytest
 
 from datasources.postgres.migrations import available
+from tests import node_tools
 from tests.conftest import LOGIN, drop_database, login_outcome, service_directory
 
 AUDIT_DIR = Path(__file__).parent / "http_audit"
@@ -253,17 +253,11 @@ def test_head_answers_headers_only(served):
 
 
 def test_graphql_over_http_audit_passes_strictly(served, tmp_path_factory):
-    if not (shutil.which("node") and shutil.which("npm")):
-        pytest.skip("node and npm are needed for the graphql-http audit suite")
-    workdir = Path(os.environ.get("GRAPHQL_HTTP_AUDIT_DIR", Path.home() / ".cache" / "account-gateway-http-audit"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    for name in ("package.json", "audit.mjs"):
-        shutil.copy(AUDIT_DIR / name, workdir / name)
-    if not (workdir / "node_modules" / "graphql-http").exists():
-        installed = subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund"], cwd=workdir,
-                                   capture_output=True, text=True, timeout=300)
-        if installed.returncode != 0:
-            pytest.skip(f"npm install of graphql-http failed: {installed.stderr.strip()[:200]}")
+    workdir = node_tools.installed(
+        Path(os.environ.get("GRAPHQL_HTTP_AUDIT_DIR", Path.home() / ".cache" / "account-gateway-http-audit")),
+        (AUDIT_DIR / "package.json").read_text(), "for the graphql-http audit suite",
+        files={"audit.mjs": (AUDIT_DIR / "audit.mjs").read_text()},
+        ready=lambda found: (found / "node_modules" / "graphql-http").exists(), timeout=300)
     run = subprocess.run(["node", "audit.mjs", f"{served.url}/graphql"], cwd=workdir,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
