@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import logging
 import uuid
 from collections import Counter
@@ -46,14 +48,17 @@ from gateway.admission import Refusal, admit, viewer_key
 from gateway.bodies import InvalidJSON, load_json
 from gateway.errors import format_error
 from gateway.http import logged_viewer
+from gateway.live_answers import LiveAnswers, shareable
 from gateway.persisted import sha256_hex
 from gateway.services import Services
 from loaders import create_loaders
 from resolvers import live as resolve_live
 from resolvers.context import Context
-from resolvers.event_hub import Hub
+from resolvers.event_hub import Hub, Subscriber
 from schema import variable_errors
 from schema.documents import Document, document_of
+from schema.events import OrganizationEvent
+from schema.live_sharing import reads_viewer
 from schema.extensions import require_operation_name
 
 PROTOCOL = "graphql-transport-ws"
@@ -81,6 +86,7 @@ class LiveConnections:
     hub: Hub
     per_viewer: Counter[str] = field(default_factory=Counter)
     open: set["Connection"] = field(default_factory=set)
+    answers: LiveAnswers = field(default_factory=LiveAnswers)
 
     async def close_all(self) -> None:
         """At shutdown: every client is told the server is going away (1001)."""
@@ -115,6 +121,15 @@ def _limit_error(setting: str, maximum: int, where: str) -> list[dict[str, Any]]
 
 
 class Connection:
+    """One socket. A thousand idle subscribers are a thousand of these, so the connection
+    holds no task of its own besides the one that serves it (which reads) and one per
+    operation: the token's expiry and the periodic recheck are timers, the end of the session
+    a callback of the hub (`resolvers.live.watch_session`)."""
+
+    __slots__ = ("ws", "services", "connections", "viewer", "viewer_key", "operations", "closing", "address",
+                 "connection_id", "_send_lock", "_task", "_reading", "_expiry", "_recheck_timer", "_recheck_task",
+                 "_session_watch")
+
     def __init__(self, websocket: WebSocket, services: Services, connections: LiveConnections) -> None:
         self.ws = websocket
         self.services = services
@@ -122,38 +137,62 @@ class Connection:
         self.viewer: Viewer | None = None  # set once acknowledged
         self.viewer_key = ""
         self.operations: dict[str, asyncio.Task[None]] = {}
-        self.watchers: list[asyncio.Task[None]] = []
-        self.ended: asyncio.Future[Close] = asyncio.get_running_loop().create_future()
+        self.closing: Close | None = None  # set by `end`
         self._send_lock = asyncio.Lock()
         self.address = websocket.client.host if websocket.client else "unknown"
         # Names the connection in the errors it is sent and in the log (as a request id does).
         self.connection_id = uuid.uuid4().hex
+        self._task: asyncio.Task[Any] | None = None
+        self._reading = False
+        self._expiry: asyncio.TimerHandle | None = None
+        self._recheck_timer: asyncio.TimerHandle | None = None
+        self._recheck_task: asyncio.Task[None] | None = None
+        self._session_watch: Subscriber | None = None
 
     # Life of the connection ----------------------------------------------------------------
 
     async def serve(self) -> None:
-        reader = asyncio.create_task(self._read())
+        """Reads in the serving task itself; `end` interrupts the reading by cancelling it."""
+        self._task = asyncio.current_task()
         try:
-            await asyncio.wait({reader, self.ended}, return_when=asyncio.FIRST_COMPLETED)
-            if reader.done() and not reader.cancelled() and (exc := reader.exception()) is not None:
-                if isinstance(exc, Close):
-                    self.end(exc.code, exc.reason)
-                elif not isinstance(exc, WebSocketDisconnect):
-                    log.error("websocket connection failed", exc_info=exc)
-                    self.end(4500, "Internal error.")
+            self._reading = True
+            try:
+                await self._read()
+            except asyncio.CancelledError:
+                if self.closing is None:
+                    raise  # cancelled from outside: the server is going
+                assert self._task is not None
+                self._task.uncancel()  # our own `end`
+            except Close as exc:
+                self.end(exc.code, exc.reason)
+            except WebSocketDisconnect:
+                pass
+            except Exception as exc:  # noqa: BLE001 - a bug: logged, and the client told
+                log.error("websocket connection failed", exc_info=exc)
+                self.end(4500, "Internal error.")
+            finally:
+                self._reading = False
         finally:
-            reader.cancel()
-            for task in [*self.operations.values(), *self.watchers]:
+            for timer in (self._expiry, self._recheck_timer):
+                if timer is not None:
+                    timer.cancel()
+            if self._session_watch is not None:
+                self.connections.hub.unwatch(self._session_watch)
+            tasks = [*self.operations.values(), *([self._recheck_task] if self._recheck_task else [])]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(reader, *self.operations.values(), *self.watchers, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             self.operations.clear()
-            if self.ended.done():
-                close = self.ended.result()
-                await self._close(close.code, close.reason)
+            if self.closing is not None:
+                await self._close(self.closing.code, self.closing.reason)
 
     def end(self, code: int, reason: str) -> None:
-        if not self.ended.done():
-            self.ended.set_result(Close(code, reason))
+        """Closes the connection with `code` (the first reason given counts)."""
+        if self.closing is not None:
+            return
+        self.closing = Close(code, reason)
+        if self._reading and self._task is not None and self._task is not asyncio.current_task():
+            self._task.cancel()  # from another task or a timer: the reading stops
 
     async def _close(self, code: int, reason: str) -> None:
         with contextlib.suppress(Exception):
@@ -168,8 +207,8 @@ class Connection:
 
     async def _receive(self, timeout: float | None) -> dict[str, Any] | None:
         """The next message; None when the client went away."""
-        try:
-            raw = await asyncio.wait_for(self.ws.receive(), timeout)
+        try:  # no wait_for once signed in: its frame would stay with every idle connection
+            raw = await (self.ws.receive() if timeout is None else asyncio.wait_for(self.ws.receive(), timeout))
         except TimeoutError:
             raise Close(4408, "Connection initialisation timeout") from None
         if raw["type"] == "websocket.disconnect":
@@ -190,31 +229,35 @@ class Connection:
     async def _read(self) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + CONNECTION_INIT_TIMEOUT
-        initialised = False
         while True:
-            message = await self._receive(None if initialised else max(0.0, deadline - loop.time()))
+            message = await self._receive(None if self.viewer is not None else max(0.0, deadline - loop.time()))
             if message is None:
                 return
-            kind = message["type"]
-            if kind == "connection_init":
-                if initialised:
-                    raise Close(4429, "Too many initialisation requests")
-                initialised = True
-                await self._init(message.get("payload"))
-            elif kind == "ping":
-                await self._send({"type": "pong"})
-            elif kind == "pong":
-                pass
-            elif kind == "subscribe":
-                if self.viewer is None:
-                    raise Close(4401, "Unauthorized")
-                await self._subscribe(message)
-            elif kind == "complete":
-                task = self.operations.pop(str(message.get("id")), None)
-                if task is not None:
-                    task.cancel()
-            else:
-                raise Close(4400, f"Invalid message type {kind!r}.")
+            # Handled in a frame of its own: an idle reader keeps no message (a subscribe's
+            # query text would otherwise stay with every idle connection).
+            await self._handle(message)
+            del message
+
+    async def _handle(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "connection_init":
+            if self.viewer is not None:
+                raise Close(4429, "Too many initialisation requests")
+            await self._init(message.get("payload"))
+        elif kind == "ping":
+            await self._send({"type": "pong"})
+        elif kind == "pong":
+            pass
+        elif kind == "subscribe":
+            if self.viewer is None:
+                raise Close(4401, "Unauthorized")
+            await self._subscribe(message)
+        elif kind == "complete":
+            task = self.operations.pop(str(message.get("id")), None)
+            if task is not None:
+                task.cancel()
+        else:
+            raise Close(4400, f"Invalid message type {kind!r}.")
 
     # connection_init ------------------------------------------------------------------------------------
 
@@ -229,13 +272,19 @@ class Connection:
         if not viewer.authenticated and viewer.service is None:
             raise Close(4401, "Unauthorized: send a valid access token in connection_init as "
                               '{"authorization": "Bearer <token>"}.')
+        # What the session check read (`standing`) primes an HTTP request's loaders; a socket's
+        # events are read fresh, so the connection does not keep it.
+        viewer = dataclasses.replace(viewer, standing=None)
         self.viewer, self.viewer_key = viewer, logged_viewer(viewer)
         await self._send({"type": "connection_ack"})
+        loop = asyncio.get_running_loop()
         if presented.claims is not None:
-            self.watchers.append(asyncio.create_task(self._expire_at(presented.claims.expires_at)))
+            left = (presented.claims.expires_at - datetime.now(timezone.utc)).total_seconds()
+            self._expiry = loop.call_later(max(0.0, left), self.end, 4401,
+                                           "Unauthorized: the access token expired. Connect again with a fresh one.")
         if viewer.account_id is not None:
-            self.watchers.append(asyncio.create_task(self._until_signed_out()))
-        self.watchers.append(asyncio.create_task(self._recheck(presented)))
+            self._session_watch = resolve_live.watch_session(self.connections.hub, viewer, self._session_ended)
+        self._recheck_timer = loop.call_later(RECHECK_SECONDS, self._start_recheck, presented)
 
     def _credentials(self, payload: dict[str, Any]) -> Credentials:
         raw = payload.get("authorization", payload.get("Authorization"))
@@ -249,29 +298,29 @@ class Connection:
             raw = f"Bearer {raw}"  # a bare token
         return credentials(self.services.settings.secret_key, raw)
 
-    async def _expire_at(self, expires_at: datetime) -> None:
-        await asyncio.sleep(max(0.0, (expires_at - datetime.now(timezone.utc)).total_seconds()))
-        self.end(4401, "Unauthorized: the access token expired. Connect again with a fresh one.")
-
-    async def _until_signed_out(self) -> None:
-        await resolve_live.session_ended(self._context())
+    def _session_ended(self) -> None:
         self.end(4401, "Unauthorized: the session ended.")
 
+    def _start_recheck(self, presented: Credentials) -> None:
+        self._recheck_timer = None
+        self._recheck_task = asyncio.create_task(self._recheck(presented))
+
     async def _recheck(self, presented: Credentials) -> None:
-        while True:
-            await asyncio.sleep(RECHECK_SECONDS)
-            try:
-                viewer = await authenticate(self.services.db, presented)
-            except GatewayError:
-                continue  # an outage is no revocation: checked again next time
-            current = self.viewer
-            assert current is not None
-            # A staff role revoked (or changed) reports no event either: what it let the
-            # connection follow must stop too.
-            if viewer.account_id != current.account_id or viewer.service != current.service \
-                    or viewer.staff_role != current.staff_role:
-                self.end(4401, "Unauthorized: the token was revoked.")
-                return
+        try:
+            viewer = await authenticate(self.services.db, presented)
+        except GatewayError:
+            viewer = None  # an outage is no revocation: checked again next time
+        current = self.viewer
+        assert current is not None
+        # A staff role revoked (or changed) reports no event either: what it let the connection
+        # follow must stop too.
+        if viewer is not None and (viewer.account_id != current.account_id or viewer.service != current.service
+                                   or viewer.staff_role != current.staff_role):
+            self.end(4401, "Unauthorized: the token was revoked.")
+        elif self.closing is None:
+            self._recheck_timer = asyncio.get_running_loop().call_later(RECHECK_SECONDS, self._start_recheck,
+                                                                        presented)
+        self._recheck_task = None
 
     def _context(self) -> Context:
         assert self.viewer is not None
@@ -397,16 +446,28 @@ class Connection:
             if asyncio.current_task() is self.operations.get(id_):
                 del self.operations[id_]
 
-    async def _next(self, id_: str, data: Any, errors: list[GraphQLError] | None) -> None:
+    def _payload(self, data: Any, errors: list[GraphQLError] | None) -> tuple[str, bool]:
+        """The `next` payload's JSON text, and whether subscribers with equal keys may share it."""
         payload: dict[str, Any] = {"data": data}
-        if errors:
-            payload["errors"] = [self._format(e) for e in errors]
-        await self._send({"id": id_, "type": "next", "payload": payload})
+        formatted = [self._format(e) for e in errors] if errors else None
+        if formatted:
+            payload["errors"] = formatted
+        return orjson.dumps(payload).decode(), shareable(formatted)
+
+    async def _next(self, id_: str, data: Any, errors: list[GraphQLError] | None) -> None:
+        await self._send_next(_next_head(id_), self._payload(data, errors)[0])
+
+    async def _send_next(self, head: str, payload: str) -> None:
+        """A `next` message: its head (`_next_head`) and a payload already in JSON, which
+        several subscribers may share; spliced, not serialized again."""
+        async with self._send_lock:
+            await self.ws.send_text(f"{head}{payload}}}")
 
     async def _stream(self, id_: str, document: Document, variables: dict[str, Any] | None,
                       operation_name: str | None) -> bool:
         """The source stream of the subscription field, and each event executed with a context
-        of its own (fresh loaders: the event's objects as they are now)."""
+        of its own (fresh loaders: the event's objects as they are now): once for all the
+        subscribers of an organization's event whose answers must be equal (gateway/live_answers.py)."""
         gateway_schema = self.services.schema
         assert document.node is not None
         base = self._context()
@@ -422,6 +483,18 @@ class Connection:
         if not is_async_iterable(stream):
             await self._error(id_, [self._format(e) for e in stream.errors or ()])
             return False
+        # What the answer depends on besides the subscriber's rights; None: answered alone.
+        asked = None if reads_viewer(gateway_schema.graphql_schema, document) else (
+            document.text, operation_name, _canonical(variables))
+        rights: resolve_live.Rights | None = None
+        head = _next_head(id_)
+
+        async def execute(event: Any, context: Context) -> tuple[str, bool]:
+            per_event = built.build_per_event_executor(event)
+            per_event.context_value = context
+            result = await _awaited(execute_subscription_event(per_event))
+            return self._payload(result.data, result.errors)
+
         iterator = stream.__aiter__()
         try:
             while True:
@@ -434,13 +507,36 @@ class Connection:
                     if isinstance(original, GatewayError):
                         raise original from None
                     raise
-                per_event = built.build_per_event_executor(event)
-                per_event.context_value = resolve_live.fresh(base)
-                result = await _awaited(execute_subscription_event(per_event))
-                await self._next(id_, result.data, result.errors)
+                logged = event.event
+                if asked is not None and isinstance(event, OrganizationEvent) and logged.organization_id is not None \
+                        and (rights is None or resolve_live.changes_rights(base, logged)):
+                    try:
+                        rights = await resolve_live.rights_for(resolve_live.fresh(base), logged.organization_id)
+                    except GatewayError:
+                        rights = None  # an outage: this event answered alone, its errors its own
+                if rights is None or asked is None or not isinstance(event, OrganizationEvent):
+                    payload, _ = await execute(event, resolve_live.fresh(base))
+                else:
+                    found = rights
+                    payload = await self.connections.answers.answer(
+                        logged, (asked, found.key), lambda: execute(event, resolve_live.for_rights(base, found)))
+                await self._send_next(head, payload)
         finally:
             with contextlib.suppress(Exception):
                 await iterator.aclose()  # type: ignore[attr-defined]
+
+
+def _next_head(id_: str) -> str:
+    """A `next` message up to its payload, which follows, then the closing brace."""
+    return f'{{"id":{orjson.dumps(id_).decode()},"type":"next","payload":'
+
+
+def _canonical(variables: dict[str, Any] | None) -> str:
+    """Variables as a key: equal values, equal text (orjson refuses integers past 64 bits)."""
+    try:
+        return orjson.dumps(variables, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:
+        return json.dumps(variables, sort_keys=True)
 
 
 async def _awaited(value: Any) -> Any:

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
 from auth import access
-from auth.viewer import require_account
+from auth.viewer import Viewer, require_account
 from datasources.errors import BadUserInput, Forbidden, GatewayError, NotFound
 from datasources.postgres import events
 from loaders import create_loaders
@@ -25,7 +25,10 @@ from resolvers import accounts as resolve_accounts
 from resolvers.context import Context
 from resolvers.event_hub import Hub, Key, Overflowed, Subscriber
 from resolvers.events import ORGANIZATION_KINDS, VIEWER_KINDS
-from resolvers.permissions import kinds_everywhere, kinds_in, kinds_of_own, may, refusal, viewer_membership
+from datasources.postgres.accounts import Membership
+from planning import rights
+from resolvers.permissions import (kinds_everywhere, kinds_in, kinds_of_own, kinds_with, may, refusal,
+                                   viewer_membership)
 
 ORGANIZATION_EVENTS = "SubscriptionRoot.organizationEvents"
 VIEWER_EVENTS = "SubscriptionRoot.viewerEvents"
@@ -49,6 +52,12 @@ READ_BY = {
 assert set(READ_BY) == set(ORGANIZATION_KINDS), "every organization kind needs the field that decides who reads it"
 # Events about the subscriber's own membership: its right to follow the organization is checked again.
 MEMBERSHIP_KINDS = frozenset({"MEMBER_ROLE_CHANGED", "MEMBER_LEFT"})
+# What the hub is asked for, one set for every subscriber (a set each cost 0.3 to 1 KB per idle
+# subscription).
+_EVERY_ORGANIZATION_KIND, _EVERY_VIEWER_KIND = frozenset(ORGANIZATION_KINDS), frozenset(VIEWER_KINDS)
+_SESSION_ENDED = frozenset({"SESSION_ENDED"})
+# Events after which a subscriber's rights are read again for the answers it shares.
+_REKEY_KINDS = MEMBERSHIP_KINDS | {"MEMBER_JOINED"}
 _CURSOR_PREFIX = "event:"
 _MAX_ID = 2**63 - 1  # the log's bigint ids
 _BACKLOG_PAGE = 500  # events read at once when resuming
@@ -144,7 +153,7 @@ async def organization_to_follow(ctx: Context, organization_id: UUID | None, typ
     kinds = frozenset(k for k in asked if access.allows(held, READ_BY[k]))
     if asked and not kinds:  # else a subscription that can never deliver anything, open in silence
         raise Forbidden("Not allowed: you may not read any of the kinds in 'types' for this organization.")
-    return OrganizationFollow(organization_id, kinds)
+    return OrganizationFollow(organization_id, _EVERY_ORGANIZATION_KIND if kinds == _EVERY_ORGANIZATION_KIND else kinds)
 
 
 async def viewer_to_follow(ctx: Context) -> UUID:
@@ -159,6 +168,69 @@ async def viewer_to_follow(ctx: Context) -> UUID:
 def fresh(ctx: Context) -> Context:
     """The same viewer with new loaders: each event is resolved from what is stored now."""
     return dataclasses.replace(ctx, loaders=create_loaders(ctx.db, ctx.payments))
+
+
+# Answers shared by subscribers ----------------------------------------------------------------------
+
+# Seats and licenses a viewer holds are read in Python (`entitlements.visible_license`,
+# `visible_allocation`) where the table does not let the viewer read them in the organization.
+_HELD_FALLBACKS = ("License", "LicenseAllocation")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Rights:
+    """What an answer to an organization's event depends on, of the subscriber: `key` is equal
+    for two subscribers exactly when the same operation answers them alike (the transport
+    executes it once for all of them), and `membership` is what it was computed from, which
+    the execution for them uses (`for_rights`), so that it answers for these rights."""
+
+    membership: Membership | None
+    key: tuple[object, ...]
+
+
+async def rights_for(ctx: Context, organization_id: UUID) -> Rights:
+    """The subscriber's kinds in the event's organization and in its own, its own organization,
+    and the scope that statements apply (`planning.rights.Scope`), its `viewer_id` left out only
+    where it cannot change an answer: every account and every seat it reaches, it reaches
+    everywhere or in its own organization. There `x.id = viewer` (ACCOUNT_VISIBLE, SEAT_VISIBLE,
+    the SEATS count) is implied: an account is a member of one organization, and a seat is held
+    by a member of the license's organization (`resolvers.seats` refuses others, and a member
+    leaves with their seats revoked). Otherwise the viewer is part of the key: it shares with
+    no one else. The fields that read the viewer in Python are the document's side
+    (`schema.live_sharing`)."""
+    viewer = ctx.viewer
+    mine = await viewer_membership(ctx) if viewer.account_id is not None else None
+    everywhere = kinds_everywhere(ctx)
+    own = mine.organization_id if mine else None
+    own_kinds = kinds_with(everywhere, mine, own)
+    scope = await rights.scope(ctx)
+    implied = scope is not None and (
+        scope.viewer_id is None
+        or own is not None
+        and (scope.accounts_everywhere or scope.accounts_in == own)
+        and (scope.seats_everywhere or scope.seats_in == own)
+        and all(access.allows(own_kinds, coordinate) for coordinate in _HELD_FALLBACKS))
+    if implied and scope is not None:
+        scope = dataclasses.replace(scope, viewer_id=None)
+    key = (await kinds_in(ctx, organization_id), own_kinds, own, scope,
+           None if implied else (viewer.account_id, viewer.session_id))
+    return Rights(mine, key)
+
+
+def for_rights(ctx: Context, found: Rights) -> Context:
+    """A context for one event (fresh loaders) whose viewer has the membership its rights were
+    computed from: the execution answers for the rights in the key, even when the membership
+    changed since and the event saying so is still on its way (it then ends or re-keys the
+    subscription)."""
+    event_ctx = fresh(ctx)
+    if ctx.viewer.account_id is not None:
+        event_ctx.loaders.accounts.membership.prime(ctx.viewer.account_id, found.membership)
+    return event_ctx
+
+
+def changes_rights(ctx: Context, event: events.Event) -> bool:
+    """Whether the event may change the subscriber's rights (its own membership)."""
+    return event.type in _REKEY_KINDS and _about_viewer(ctx, event)
 
 
 # The streams ----------------------------------------------------------------------------------------
@@ -205,7 +277,7 @@ async def organization_events(ctx: Context, organization_id: UUID | None, types:
     follow = await organization_to_follow(ctx, organization_id, types)
     cursor = await _of_this_log(ctx, cursor)
     # Every organization kind, whatever was asked: the subscriber's own role changes must arrive.
-    with _hub(ctx).subscribed(Key(organization_id=follow.organization_id), frozenset(ORGANIZATION_KINDS)) as subscriber:
+    with _hub(ctx).subscribed(Key(organization_id=follow.organization_id), _EVERY_ORGANIZATION_KIND) as subscriber:
         wanted = sorted(follow.kinds)
 
         async def read(past: int) -> list[events.Event]:
@@ -223,7 +295,7 @@ async def viewer_events(ctx: Context, after: str | None) -> AsyncIterator[events
     cursor = parse_cursor(after, ctx.config.event_retention_days) if after is not None else None
     account_id = await viewer_to_follow(ctx)
     cursor = await _of_this_log(ctx, cursor)
-    with _hub(ctx).subscribed(Key(account_id=account_id), frozenset(VIEWER_KINDS)) as subscriber:
+    with _hub(ctx).subscribed(Key(account_id=account_id), _EVERY_VIEWER_KIND) as subscriber:
         async def read(past: int) -> list[events.Event]:
             return await events.for_account(ctx.db, account_id, past, list(VIEWER_KINDS), _BACKLOG_PAGE)
 
@@ -248,17 +320,16 @@ async def _still_allowed(ctx: Context, organization_id: UUID) -> None:
                         + refusal(ORGANIZATION_EVENTS))
 
 
-async def session_ended(ctx: Context) -> None:
-    """Returns when the viewer's session ends (signed out, elsewhere too): the transport then
-    closes the connection. Sessions end with a SESSION_ENDED event for the account; one that
-    names no session ended all of them."""
-    account_id, session_id = ctx.viewer.account_id, ctx.viewer.session_id
+def watch_session(hub: Hub, viewer: Viewer, ended: Callable[[], None]) -> Subscriber:
+    """Calls `ended` when the viewer's session ends (signed out, elsewhere too): the transport
+    then closes the connection; `hub.unwatch` the result when the connection ends. Sessions
+    end with a SESSION_ENDED event for the account; one that names no session ended all of
+    them. A callback rather than a task and a queue: every signed-in connection has one."""
+    account_id, session_id = viewer.account_id, str(viewer.session_id)
     assert account_id is not None
-    with _hub(ctx).subscribed(Key(account_id=account_id), frozenset({"SESSION_ENDED"})) as subscriber:
-        while True:
-            try:
-                event = await subscriber.next()
-            except Overflowed:
-                return  # cannot tell any more: end it, the client signs in again
-            if event.data.get("session_id") in (None, str(session_id)):
-                return
+
+    def on_event(event: events.Event) -> None:
+        if event.data.get("session_id") in (None, session_id):
+            ended()
+
+    return hub.watch(Key(account_id=account_id), _SESSION_ENDED, on_event)

@@ -461,7 +461,7 @@ async def test_a_slow_subscriber_is_ended_with_a_clear_error_instead_of_bufferin
     with hub.subscribed(key, frozenset({"MEMBER_JOINED"})) as subscriber:
         for n in range(1, QUEUE_SIZE + 2):  # one more than the queue holds, none read
             hub._fan_out(Event(n, "MEMBER_JOINED", NORTHWIND, None, None, {}, datetime.now(timezone.utc)))
-        assert subscriber.queue.qsize() <= QUEUE_SIZE
+        assert subscriber.waiting <= QUEUE_SIZE
         with pytest.raises(resolve_live.SubscriberTooSlow) as ended:
             async for _ in resolve_live._delivered(subscriber, nothing(), 0):
                 pass
