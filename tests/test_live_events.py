@@ -359,7 +359,9 @@ async def test_each_event_is_resolved_as_things_are_now_not_from_an_earlier_even
             await conn.close()
 
     async with following(live, live.a, token, ORGANIZATION_EVENTS, {"types": ["LICENSE_QUANTITY_CHANGED"]}) as received:
+        # The second change waits for the first event: each is answered at its delivery, as things are then.
         await change_quantity(5)
+        await received.wait_for(1)
         await change_quantity(7)
         items = await received.wait_for(2)
     assert [(i["newQuantity"], i["license"]["quantity"]) for i in items] == [(5, 5), (7, 7)]
