@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import json
 import os
@@ -371,19 +372,20 @@ class Socket:
     def __init__(self, crafted: Crafted, principal: str) -> None:
         self.crafted, self.principal = crafted, principal
         self.connection: ClientConnection | None = None
+        self.opened = contextlib.ExitStack()  # websockets wants connect() used as a context manager
         self.ids = 0
 
     def __enter__(self) -> "Socket":
         return self
 
     def __exit__(self, *_: object) -> None:
-        if self.connection is not None:
-            self.connection.close()
+        self.opened.close()
 
     def _open(self) -> ClientConnection:
         if self.connection is None:
             url = self.crafted.served.url.replace("http://", "ws://") + "/graphql"
-            self.connection = connect(url, subprotocols=["graphql-transport-ws"], open_timeout=TIMEOUT)
+            self.connection = self.opened.enter_context(
+                connect(url, subprotocols=["graphql-transport-ws"], open_timeout=TIMEOUT))
             token = self.crafted.tokens[self.principal]
             self.connection.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}))
             assert json.loads(self.connection.recv(TIMEOUT))["type"] == "connection_ack"
