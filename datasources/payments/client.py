@@ -48,6 +48,7 @@ from datasources.payments.records import (
     InvoiceStatus,
     PaymentMethod,
 )
+from datasources.payments.subscriptions import SubscriptionCalls
 
 UNAVAILABLE = "The payment provider is unavailable; try again shortly."
 PAGE_SIZE = 100  # Stripe's maximum page size
@@ -119,7 +120,7 @@ class _HTTPXClient(stripe.HTTPXClient):
         return args, kwargs
 
 
-class PaymentsClient:
+class PaymentsClient(SubscriptionCalls):
     """One per process: it holds the connection pool and the circuit breaker.
 
     `timeout_seconds` bounds each request, retries included; `attempt_timeout_seconds`

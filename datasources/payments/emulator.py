@@ -4,7 +4,8 @@ localstripe's `Store` pickles itself to the fixed `/tmp/localstripe.pickle` on e
 and reloads it at start, so every instance on a machine would share (and clobber) one
 file. This module is both the child process (`python -m datasources.payments.emulator
 --store PATH`), which redirects the store and closes a few API gaps (see
-`localstripe_patches`), and the parent-side `Emulator` handle that spawns it on a free
+`localstripe_patches` and, for subscriptions billed per seat, `localstripe_subscriptions`),
+and the parent-side `Emulator` handle that spawns it on a free
 loopback port and stops it again.
 """
 
@@ -44,13 +45,16 @@ def main(argv: list[str] | None = None) -> None:
 
     # Imported here, not at module top: the parent side must not pay for (or depend on)
     # localstripe, and the patches must land before localstripe.server is imported.
-    from datasources.payments import localstripe_patches
+    from datasources.payments import localstripe_patches, localstripe_subscriptions
 
     localstripe_patches.redirect_store(store_path)
     localstripe_patches.close_api_gaps()
+    localstripe_subscriptions.close_subscription_gaps()
     from aiohttp import web
     from localstripe.resources import store
     from localstripe.server import app
+
+    localstripe_subscriptions.close_subscription_gaps(app.router)
 
     store.try_load_from_disk()
 

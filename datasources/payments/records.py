@@ -75,3 +75,41 @@ class Invoice:
     @property
     def is_outstanding(self) -> bool:
         return self.status == "OPEN" and self.amount_due > 0
+
+
+SubscriptionStatus = Literal["ACTIVE", "CANCELED", "PAST_DUE", "EXPIRED", "TRIALING"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSubscription:
+    """A subscription as the provider holds it, in the gateway's words (`subscriptions.py`)."""
+
+    id: str
+    customer_id: str
+    item_id: str  # the one subscription item, whose quantity is the seat count
+    status: SubscriptionStatus
+    quantity: int  # seats now
+    price_id: str  # the per-seat price (plan)
+    unit_amount: int  # per seat per period
+    currency: str
+    interval: str  # MONTH, YEAR, THREE_YEARS
+    cancel_at_period_end: bool  # the gateway's autoRenew is its negation
+    current_period_start: datetime
+    current_period_end: datetime
+    scheduled_quantity: int | None  # a decrease the provider applies at `scheduled_at` (the period's end)
+    scheduled_at: datetime | None
+    schedule_id: str | None
+    latest_invoice_id: str | None
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class SeatChangePreview:
+    """What a seat change would cost, as the provider's own preview invoices say."""
+
+    quantity: int  # seats after the change
+    amount_due_now: int  # charged at once for the rest of the period (0 for a decrease)
+    next_invoice_total: int  # the renewal invoice after the change
+    next_invoice_at: datetime
+    effective_at: datetime  # now for an increase, the period's end for a decrease
+    currency: str
