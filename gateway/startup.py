@@ -12,6 +12,7 @@ from datasources.postgres import seed
 from datasources.postgres.database import Database
 from datasources.postgres.migrations import Migration, migrate
 from gateway import demo
+from resolvers import subscription_sync
 
 log = logging.getLogger("gateway.startup")
 
@@ -40,6 +41,7 @@ async def seed_demo(db: Database, payments: PaymentsClient, *, today: date | Non
     if seeded:
         log.info("seeded the demo organizations: %s", ", ".join(o.name for o in demo.ORGS))
     await ensure_demo_provider(db, payments)
+    await subscription_sync.sync_all(db, payments)
     return seeded
 
 

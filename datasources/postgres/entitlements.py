@@ -75,6 +75,10 @@ class Subscription:
     current_period_end: datetime
     unit_price: int
     currency: str
+    provider_subscription_id: str | None = None  # the provider's subscription this row follows
+    scheduled_seats: int | None = None  # a decrease waiting for `scheduled_seats_at` (the period's end)
+    scheduled_seats_at: datetime | None = None
+    past_due_since: datetime | None = None  # when a renewal payment failed
 
 
 @dataclass(frozen=True)
@@ -94,8 +98,11 @@ class SubscriptionQuery:
 _PRODUCT = "SELECT id, sku, name, family, description FROM products"
 _LICENSE = ("SELECT l.id, l.organization_id, l.product_id, l.subscription_id, l.kind, l.seat_model,"
             " l.quantity, l.expires_at FROM licenses l")
-_SUBSCRIPTION = ("SELECT s.id, s.organization_id, s.product_id, s.plan_interval, s.seats, s.status, s.auto_renew,"
-                 " s.current_period_start, s.current_period_end, s.unit_price, s.currency FROM subscriptions s")
+# Every field of `Subscription`, in its order, of the table aliased `s`.
+SUBSCRIPTION_COLUMNS = ("s.id, s.organization_id, s.product_id, s.plan_interval, s.seats, s.status, s.auto_renew,"
+                        " s.current_period_start, s.current_period_end, s.unit_price, s.currency,"
+                        " s.provider_subscription_id, s.scheduled_seats, s.scheduled_seats_at, s.past_due_since")
+_SUBSCRIPTION = f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions s"
 
 
 async def products_by_ids(db: Executor, ids: Sequence[UUID]) -> list[Product | None]:

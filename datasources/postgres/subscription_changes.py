@@ -1,21 +1,78 @@
-"""Changing a subscription's auto-renew: the statements of one mutation's transaction."""
+"""Changing subscriptions: the statements of the transactions that write them.
+
+A subscription that exists at the payment provider follows it: `follow` writes what the
+provider holds (seats, status, auto-renew, period, price, a scheduled decrease) into the row and
+into the row's SUBSCRIPTION licenses, so license, subscription and provider say the same.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from uuid import UUID
 
 import asyncpg
 
-from datasources.postgres.entitlements import Subscription
-
-_COLUMNS = ("id, organization_id, product_id, plan_interval, seats, status, auto_renew, current_period_start,"
-            " current_period_end, unit_price, currency")
+from datasources.payments.records import ProviderSubscription
+from datasources.postgres.database import Executor
+from datasources.postgres.entitlements import SUBSCRIPTION_COLUMNS, Subscription
 
 
 async def lock_subscription(conn: asyncpg.Connection, subscription_id: UUID) -> Subscription | None:
     """The subscription as it is now, locked until the transaction ends."""
-    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM subscriptions WHERE id = $1 FOR UPDATE", subscription_id)
+    row = await conn.fetchrow(f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions s WHERE s.id = $1 FOR UPDATE",
+                              subscription_id)
     return Subscription(**row) if row else None
+
+
+async def by_provider_id(db: Executor, provider_subscription_id: str) -> Subscription | None:
+    row = await db.fetchrow(f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions s"
+                            " WHERE s.provider_subscription_id = $1", provider_subscription_id)
+    return Subscription(**row) if row else None
+
+
+async def running_without_provider(db: Executor) -> list[UUID]:
+    """Rows still running that the provider does not hold yet (made before it held subscriptions)."""
+    return [r["id"] for r in await db.fetch(
+        "SELECT id FROM subscriptions WHERE provider_subscription_id IS NULL AND status <> 'EXPIRED'"
+        " AND current_period_end > now() ORDER BY id")]
+
+
+async def follow(conn: asyncpg.Connection, subscription_id: UUID, provider: ProviderSubscription, *,
+                 event_created: datetime | None = None) -> tuple[Subscription, Subscription] | None:
+    """Writes the provider's state into the row and its licenses; (before, after).
+
+    None when the row is gone, or when `event_created` (a webhook's) is older than what the row
+    already follows: the provider delivers events late and out of order. A subscription that
+    ended lets its licenses expire at the end of what was paid, or now if that is earlier;
+    leaving PAST_DUE ends its licenses' grace.
+    """
+    before = await lock_subscription(conn, subscription_id)
+    if before is None:
+        return None
+    row = await conn.fetchrow(
+        f"""UPDATE subscriptions s SET provider_subscription_id = $2, provider_price_id = $3, seats = $4,
+                   status = $5, auto_renew = NOT $6, current_period_start = $7, current_period_end = $8,
+                   unit_price = $9, currency = $10, plan_interval = $11, scheduled_seats = $12,
+                   scheduled_seats_at = $13,
+                   past_due_since = CASE WHEN $5 = 'PAST_DUE' THEN coalesce(s.past_due_since, now()) END,
+                   provider_updated_at = greatest(s.provider_updated_at, $14)
+            WHERE s.id = $1 AND ($14::timestamptz IS NULL OR s.provider_updated_at IS NULL
+                                 OR s.provider_updated_at <= $14)
+            RETURNING {SUBSCRIPTION_COLUMNS}""",
+        subscription_id, provider.id, provider.price_id, provider.quantity, provider.status,
+        provider.cancel_at_period_end, provider.current_period_start, provider.current_period_end,
+        provider.unit_amount, provider.currency, provider.interval, provider.scheduled_quantity,
+        provider.scheduled_at, event_created)
+    if row is None:
+        return None
+    after = Subscription(**row)
+    await conn.execute(
+        """UPDATE licenses SET quantity = $2,
+                  expires_at = CASE WHEN $3 = 'EXPIRED' THEN least($4, now()) ELSE $4 END,
+                  grace_until = CASE WHEN $3 = 'PAST_DUE' THEN grace_until END
+           WHERE subscription_id = $1 AND kind = 'SUBSCRIPTION'""",
+        subscription_id, after.seats, after.status, after.current_period_end)
+    return before, after
 
 
 async def set_auto_renew(conn: asyncpg.Connection, subscription_id: UUID, auto_renew: bool) -> None:
