@@ -22,13 +22,27 @@ Organization events (organizationEvents, for those who manage the organization):
                                                                   revokeSeats (idem)
   LICENSE_EXPIRING         {license_id, days_left, expires_at}    (scheduler: 30, 7 and 1 days before)
   LICENSE_EXPIRED          {license_id, expired_at}               (scheduler)
-  LICENSE_QUANTITY_CHANGED {license_id, old_quantity, new_quantity}   adjustLicenseQuantity
+  LICENSE_QUANTITY_CHANGED {license_id, old_quantity, new_quantity}   changeSeatQuantity or
+                                                                  adjustLicenseQuantity adding seats,
+                                                                  a decrease applied at renewal (provider
+                                                                  event customer.subscription.updated)
   SUBSCRIPTION_RENEWED     {subscription_id, renews_at[, license_id]}  auto-renew switched back on
                                                                   (renews_at: the period's end);
                                                                   extendLicense of a subscription's
                                                                   license (license_id; renews_at:
                                                                   the license's new expiry)
   SUBSCRIPTION_ENDING      {subscription_id, ends_at}             auto-renew switched off
+  SEATS_DECREASE_SCHEDULED {subscription_id, license_id, seats, effective_at, canceled}
+                                                                  changeSeatQuantity to fewer seats (or
+                                                                  back to the current count: canceled
+                                                                  true), adjustLicenseQuantity likewise
+  SUBSCRIPTION_PAST_DUE    {subscription_id, license_id, invoice_id, grace_until}   provider event
+                                                                  invoice.payment_failed of a renewal
+                                                                  (license_id: its first license)
+  SUBSCRIPTION_RESTORED    {subscription_id, license_id, invoice_id}   a PAST_DUE subscription's
+                                                                  invoice paid (payInvoice,
+                                                                  payOutstandingBalance, invoice.paid)
+  LICENSE_SUSPENDED        {license_id, suspended_at}             (scheduler: a payment grace ended)
   INVOICE_CREATED          {invoice_id, amount_due, currency}     provider event invoice.created
   INVOICE_PAID             {invoice_id, amount_paid, currency}    payInvoice, payOutstandingBalance (one
                                                                   per invoice paid), provider events
@@ -76,7 +90,8 @@ ORGANIZATION_KINDS = (
     "INVITATION_SENT", "INVITATION_ACCEPTED", "INVITATION_EXPIRED",
     "SEAT_ALLOCATED", "SEAT_REVOKED",
     "LICENSE_EXPIRING", "LICENSE_EXPIRED", "LICENSE_QUANTITY_CHANGED",
-    "SUBSCRIPTION_RENEWED", "SUBSCRIPTION_ENDING",
+    "SUBSCRIPTION_RENEWED", "SUBSCRIPTION_ENDING", "SEATS_DECREASE_SCHEDULED", "SUBSCRIPTION_PAST_DUE",
+    "SUBSCRIPTION_RESTORED", "LICENSE_SUSPENDED",
     "INVOICE_CREATED", "INVOICE_PAID", "INVOICE_PAYMENT_FAILED",
     "CREDIT_POOL_LOW", "CREDIT_REQUEST_MADE", "CREDIT_REQUEST_RESOLVED",
     "STAFF_ACTION_TAKEN",

@@ -43,6 +43,8 @@ READ_BY = {
     "LICENSE_EXPIRING": "Organization.licenses", "LICENSE_EXPIRED": "Organization.licenses",
     "LICENSE_QUANTITY_CHANGED": "Organization.licenses",
     "SUBSCRIPTION_RENEWED": "Organization.subscriptions", "SUBSCRIPTION_ENDING": "Organization.subscriptions",
+    "SEATS_DECREASE_SCHEDULED": "Organization.subscriptions", "SUBSCRIPTION_PAST_DUE": "Organization.subscriptions",
+    "SUBSCRIPTION_RESTORED": "Organization.subscriptions", "LICENSE_SUSPENDED": "Organization.licenses",
     "INVOICE_CREATED": "Organization.invoices", "INVOICE_PAID": "Organization.invoices",
     "INVOICE_PAYMENT_FAILED": "Organization.invoices",
     "CREDIT_POOL_LOW": "Organization.creditPool", "CREDIT_REQUEST_MADE": "Organization.creditPool",

@@ -33,6 +33,8 @@ MAIL_KINDS: dict[str, str] = {
     "LICENSE_EXPIRING": "A license of the organization expires in 30, 7 or 1 days.",
     "LICENSE_EXPIRED": "A license of the organization has expired.",
     "INVOICE_PAYMENT_FAILED": "A payment of one of the organization's invoices failed.",
+    "SUBSCRIPTION_PAST_DUE": "A subscription's renewal payment failed; its licenses work until the grace ends.",
+    "LICENSE_SUSPENDED": "A license's payment grace ended unpaid; its seats stopped working.",
     "CREDIT_POOL_LOW": "The organization's cloud credits fell to the alert threshold its admins set.",
     "INVITATION_ACCEPTED": "Someone accepted an invitation and joined the organization.",
     "CREDIT_REQUEST_RESOLVED": "Your own request for more cloud credits was answered.",
@@ -97,6 +99,15 @@ def _compose(event: Event, to: data.Recipient) -> tuple[str, str, str]:
         return (f"A payment{what} for {organization} failed",
                 f"The payment{what} of an invoice of {organization} failed{why}. Pay it with another card, or add "
                 "one, in the Billing menu.", "/billing")
+    if event.type == "SUBSCRIPTION_PAST_DUE":
+        return (f"Renewal payment for {product} at {organization} failed",
+                f"The renewal payment of the {product} subscription of {organization} failed. Its seats keep "
+                f"working until {_day(facts.get('grace_until'))}; pay the open invoice, or add a card, in the "
+                "Billing menu before then, or the license is suspended.", "/billing")
+    if event.type == "LICENSE_SUSPENDED":
+        return (f"{product} at {organization} is suspended",
+                f"The {product} license of {organization} is suspended: its renewal was not paid within the grace "
+                "period. Its seats work again as soon as the open invoice is paid in the Billing menu.", "/billing")
     if event.type == "CREDIT_POOL_LOW":
         balance, threshold = int(facts.get("balance") or 0), int(facts.get("threshold") or 0)
         return (f"Cloud credits at {organization} are running low: {balance:,} left",

@@ -126,7 +126,8 @@ async def allocate_license(ctx: Context, license_id: UUID | None, account_ids: l
             known = [a for a in account_ids if a is not None]
             members = await seat_changes.members_among(conn, locked.organization_id, known)
             holders = await seat_changes.holders_among(conn, locked.id, known)
-            free = locked.quantity - await seat_changes.allocated_count(conn, locked.id)
+            limit = await seat_changes.seat_limit(conn, locked)
+            free = limit - await seat_changes.allocated_count(conn, locked.id)
             chosen: list[UUID] = []
             for index, account in enumerate(account_ids):
                 if account is None or account not in members:
@@ -135,8 +136,7 @@ async def allocate_license(ctx: Context, license_id: UUID | None, account_ids: l
                     problems.append(Problem(_account_field(index), "This member already holds a seat of this "
                                                                    "license.", "ALREADY_ALLOCATED"))
                 elif len(chosen) >= free:
-                    problems.append(Problem(_account_field(index), f"No seat is left: all {locked.quantity} "
-                                                                   "seats are allocated.", "NO_SEATS_AVAILABLE"))
+                    problems.append(Problem(_account_field(index), _no_seat_left(locked, limit), "NO_SEATS_AVAILABLE"))
                 else:
                     chosen.append(account)
             if not chosen:
@@ -152,6 +152,13 @@ async def allocate_license(ctx: Context, license_id: UUID | None, account_ids: l
         return await _refuse_allocation(ctx, license, refused.problems)
     after_write(ctx)
     return result
+
+
+def _no_seat_left(license: data.License, limit: int) -> str:
+    if limit < license.quantity:
+        return (f"No seat is left: the license goes down to {limit} seats at the end of the period, "
+                f"and {limit} are allocated.")
+    return f"No seat is left: all {license.quantity} seats are allocated."
 
 
 async def revoke_license(ctx: Context, license_id: UUID | None, account_ids: list[UUID | None]) -> RevokeResult:

@@ -48,6 +48,11 @@ MEANINGS = {
     "LICENSE_QUANTITY_CHANGED": "A license's number of seats changed.",
     "SUBSCRIPTION_RENEWED": "A subscription renewed.",
     "SUBSCRIPTION_ENDING": "A subscription will end at its period's end (auto-renew off or canceled).",
+    "SEATS_DECREASE_SCHEDULED": "A subscription will have fewer seats from the end of its period (or a decrease "
+                                "scheduled before was canceled).",
+    "SUBSCRIPTION_PAST_DUE": "A subscription's renewal payment failed: its licenses work until the grace ends.",
+    "SUBSCRIPTION_RESTORED": "A past-due subscription was paid: its licenses work again.",
+    "LICENSE_SUSPENDED": "A license's payment grace ended unpaid: its seats no longer work until an invoice is paid.",
     "INVOICE_CREATED": "An invoice was issued.",
     "INVOICE_PAID": "An invoice was paid.",
     "INVOICE_PAYMENT_FAILED": "A payment of an invoice failed.",
@@ -319,6 +324,42 @@ class SubscriptionEndingEvent(_AboutSubscription, OrganizationEvent):
         return _moment(self.event, "ends_at")
 
 
+@strawberry.type(description=MEANINGS["SEATS_DECREASE_SCHEDULED"])
+class SeatsDecreaseScheduledEvent(_AboutSubscription, _AboutLicense, OrganizationEvent):
+    @strawberry.field(description="Seats from `effectiveAt` on (the current count when `canceled`).")
+    def seats(self) -> int | None:
+        return _int(self.event, "seats")
+
+    @strawberry.field(description="When the decrease applies: the end of the subscription's period.")
+    def effective_at(self) -> datetime | None:
+        return _moment(self.event, "effective_at")
+
+    @strawberry.field(description="true: a decrease scheduled before was canceled; the seats stay as they are.")
+    def canceled(self) -> bool | None:
+        value = _data(self.event, "canceled")
+        return value if isinstance(value, bool) else None
+
+
+@strawberry.type(description=MEANINGS["SUBSCRIPTION_PAST_DUE"])
+class SubscriptionPastDueEvent(_AboutSubscription, _AboutLicense, _AboutInvoice, OrganizationEvent):
+    @strawberry.field(description="Until when the licenses keep working; they are SUSPENDED after it until an "
+                                  "invoice is paid.")
+    def grace_until(self) -> datetime | None:
+        return _moment(self.event, "grace_until")
+
+
+@strawberry.type(description=MEANINGS["SUBSCRIPTION_RESTORED"])
+class SubscriptionRestoredEvent(_AboutSubscription, _AboutLicense, _AboutInvoice, OrganizationEvent):
+    pass
+
+
+@strawberry.type(description=MEANINGS["LICENSE_SUSPENDED"])
+class LicenseSuspendedEvent(_AboutLicense, OrganizationEvent):
+    @strawberry.field(description="When the grace ended.")
+    def suspended_at(self) -> datetime | None:
+        return _moment(self.event, "suspended_at")
+
+
 @strawberry.type(description=MEANINGS["INVOICE_CREATED"])
 class InvoiceCreatedEvent(_AboutInvoice, OrganizationEvent):
     @strawberry.field(description="What it asks for.")
@@ -438,7 +479,9 @@ ORGANIZATION_EVENT_TYPES: dict[str, type[OrganizationEvent]] = {
     "INVITATION_EXPIRED": InvitationExpiredEvent, "SEAT_ALLOCATED": SeatAllocatedEvent,
     "SEAT_REVOKED": SeatRevokedEvent, "LICENSE_EXPIRING": LicenseExpiringEvent, "LICENSE_EXPIRED": LicenseExpiredEvent,
     "LICENSE_QUANTITY_CHANGED": LicenseQuantityChangedEvent, "SUBSCRIPTION_RENEWED": SubscriptionRenewedEvent,
-    "SUBSCRIPTION_ENDING": SubscriptionEndingEvent, "INVOICE_CREATED": InvoiceCreatedEvent,
+    "SUBSCRIPTION_ENDING": SubscriptionEndingEvent, "SEATS_DECREASE_SCHEDULED": SeatsDecreaseScheduledEvent,
+    "SUBSCRIPTION_PAST_DUE": SubscriptionPastDueEvent, "SUBSCRIPTION_RESTORED": SubscriptionRestoredEvent,
+    "LICENSE_SUSPENDED": LicenseSuspendedEvent, "INVOICE_CREATED": InvoiceCreatedEvent,
     "INVOICE_PAID": InvoicePaidEvent, "INVOICE_PAYMENT_FAILED": InvoicePaymentFailedEvent,
     "CREDIT_POOL_LOW": CreditPoolLowEvent, "CREDIT_REQUEST_MADE": CreditRequestMadeEvent,
     "CREDIT_REQUEST_RESOLVED": CreditRequestResolvedEvent, "STAFF_ACTION_TAKEN": StaffActionTakenEvent,

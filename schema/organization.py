@@ -233,7 +233,8 @@ class Organization(relay.Node):
         "members and invitations", ("inviteMembers", "resendInvitation", "revokeInvitation", "removeMember",
                                     "changeMemberRole"))
     viewer_can_manage_licenses: bool = _viewer_can_manage(
-        "seats and subscriptions", ("allocateLicense", "revokeLicense", "setSubscriptionAutoRenew"))
+        "seats and subscriptions", ("allocateLicense", "revokeLicense", "setSubscriptionAutoRenew",
+                                    "changeSeatQuantity"))
     viewer_can_manage_credits: bool = _viewer_can_manage("members' credit access", ("setCreditAccess",))
     viewer_can_manage_billing: bool = _viewer_can_manage(
         "billing", ("payInvoice", "payOutstandingBalance", "addPaymentMethod", "setDefaultPaymentMethod",

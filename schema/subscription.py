@@ -69,6 +69,11 @@ class Subscription(relay.Node):
     id: relay.NodeID[str]
     plan_interval: PlanInterval = strawberry.field(description="Billing period length.")
     seats: int = strawberry.field(description="Seats paid for.")
+    scheduled_seats: int | None = strawberry.field(
+        description="Seats from `scheduledSeatsAt` on: a decrease (`changeSeatQuantity`) waiting for the end of the "
+                    "period. Until then no more seats than this can be allocated. Null when none is scheduled.")
+    scheduled_seats_at: datetime | None = strawberry.field(
+        description="When `scheduledSeats` applies (the end of the current period); null when none is scheduled.")
     status: SubscriptionStatus = strawberry.field(description="Where it stands.")
     auto_renew: bool = strawberry.field(description="Whether it renews at the end of the period.")
     current_period_start: datetime = strawberry.field(description="Start of the current period.")
@@ -83,6 +88,7 @@ class Subscription(relay.Node):
     @classmethod
     def from_record(cls, s: records.Subscription) -> "Subscription":
         return cls(id=str(s.id), plan_interval=PlanInterval(s.plan_interval), seats=s.seats,
+                   scheduled_seats=s.scheduled_seats, scheduled_seats_at=s.scheduled_seats_at,
                    status=SubscriptionStatus(s.status), auto_renew=s.auto_renew,
                    current_period_start=s.current_period_start, current_period_end=s.current_period_end,
                    unit_price=Money(amount=s.unit_price, currency=s.currency), currency=s.currency,

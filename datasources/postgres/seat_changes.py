@@ -12,6 +12,7 @@ from uuid import UUID
 
 import asyncpg
 
+from datasources.postgres.database import Executor
 from datasources.postgres.entitlements import Allocation, License
 
 _LICENSE_COLUMNS = "id, organization_id, product_id, subscription_id, kind, seat_model, quantity, expires_at"
@@ -61,3 +62,25 @@ async def revoke(conn: asyncpg.Connection, license_id: UUID, account_ids: Sequen
     rows = await conn.fetch("DELETE FROM allocations WHERE license_id = $1 AND account_id = ANY($2::uuid[])"
                             " RETURNING account_id", license_id, list(account_ids))
     return {r["account_id"] for r in rows}
+
+
+async def seat_limit(conn: asyncpg.Connection, license: License) -> int:
+    """How many seats may be allocated: the quantity, or fewer while a decrease of its
+    subscription waits for the period's end (so the change never finds too many allocated)."""
+    scheduled = await conn.fetchval("SELECT scheduled_seats FROM subscriptions WHERE id = $1",
+                                    license.subscription_id) if license.subscription_id else None
+    return min(license.quantity, scheduled) if scheduled else license.quantity
+
+
+async def lock_licenses_of_subscription(conn: asyncpg.Connection, subscription_id: UUID) -> list[UUID]:
+    """The subscription's own licenses (their quantity is its seats), locked as allocations lock them."""
+    return [r["id"] for r in await conn.fetch(
+        "SELECT id FROM licenses WHERE subscription_id = $1 AND kind = 'SUBSCRIPTION' ORDER BY id FOR UPDATE",
+        subscription_id)]
+
+
+async def allocated_of_subscription(db: Executor, subscription_id: UUID) -> int:
+    """The most seats allocated of any of the subscription's licenses."""
+    return await db.fetchval(
+        "SELECT coalesce(max((SELECT count(*) FROM allocations a WHERE a.license_id = l.id)), 0)"
+        " FROM licenses l WHERE l.subscription_id = $1 AND l.kind = 'SUBSCRIPTION'", subscription_id)
