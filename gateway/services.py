@@ -29,4 +29,5 @@ def resolver_config(settings: Settings) -> Config:
                   refresh_token_ttl_seconds=settings.refresh_token_ttl_seconds,
                   refresh_reuse_grace_seconds=settings.refresh_reuse_grace_seconds,
                   help_center_url=settings.help_center_url, portal_url=settings.portal_url,
-                  event_retention_days=settings.event_retention_days)
+                  event_retention_days=settings.event_retention_days,
+                  payment_grace_days=settings.payment_grace_days)

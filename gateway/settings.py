@@ -103,6 +103,8 @@ class Settings:
     max_subscriptions_per_connection: int = 20
     max_subscriptions_per_viewer: int = 50
     scheduler_interval_seconds: float = 60.0
+    # Issue 18: how long the licenses of a subscription whose renewal payment failed keep working.
+    payment_grace_days: int = 14
     # Whether this app runs the scheduler loop (gateway/scheduler.py). Not read from the environment:
     # every `serve` runs it (one process at a time holds its lock); the tests' in-process apps
     # switch it off, so that seeded expiries do not turn into events and mail under other tests.
@@ -246,6 +248,9 @@ SETTINGS: tuple[Setting, ...] = (
             "live subscriptions one WebSocket may hold at once; more are refused"),
     Setting("MAX_SUBSCRIPTIONS_PER_VIEWER", "max_subscriptions_per_viewer", Integer(1, 100_000),
             "live subscriptions one account or service token may hold at once in this process"),
+    Setting("PAYMENT_GRACE_DAYS", "payment_grace_days", Integer(0, 90),
+            "days the seats of a subscription whose renewal payment failed keep working; SUSPENDED after, "
+            "until an invoice is paid"),
     Setting("SCHEDULER_INTERVAL_SECONDS", "scheduler_interval_seconds", Seconds(24 * 3600),
             "how often the scheduler (on one process at a time) looks for expiries and low credit pools"),
     Setting("GATEWAY_TRACING", "tracing", Flag(),

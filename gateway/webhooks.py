@@ -46,7 +46,8 @@ async def payment_webhook(request: Request) -> JSONResponse:
         log.warning("webhook refused: %s", refused.message)
         return _answer(400, error=refused.message, reason=refused.extensions["reason"])
     try:
-        receipt = await provider_events.receive(services.db, event)
+        receipt = await provider_events.receive(services.db, event, services.payments,
+                                                services.settings.payment_grace_days)
     except DatabaseUnavailable as exc:
         return _answer(503, error=exc.message)
     log.info("provider event %s (%s): %s", event.id, event.type,

@@ -27,6 +27,8 @@ class Config:
     portal_url: str  # no trailing slash
     # How far back a subscription may resume with `after` (the event log's window).
     event_retention_days: float = 7.0
+    # Days a PAST_DUE subscription's licenses keep working (GRACE) before they are SUSPENDED.
+    payment_grace_days: int = 14
 
 
 class SignInThrottle(Protocol):

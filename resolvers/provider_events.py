@@ -14,6 +14,9 @@ organization's; any other event is recorded and ignored.
   gateway's terms; audited as `billing.payment_failed`, outcome REFUSED.
 - `invoice.created`: nothing to settle or audit (the gateway changed nothing); it is applied
   only to report the event below.
+- `customer.subscription.updated`/`.deleted`, a renewal's `invoice.payment_failed`, and
+  `invoice.paid` of a PAST_DUE subscription: the subscription's row follows the provider
+  (resolvers/subscription_standing.py), audited as `billing.subscription_changed` when it changed.
 
 Each applied event about an invoice also reports a live event (resolvers/events.py), in the
 same transaction: INVOICE_CREATED, INVOICE_PAID (`invoice.paid`, `payment_intent.succeeded`)
@@ -47,10 +50,12 @@ from uuid import UUID
 
 import asyncpg
 
+from datasources.payments.client import PaymentsClient
 from datasources.payments.webhooks import ProviderEvent
 from datasources.postgres import audit, idempotency, provider_events
 from datasources.postgres.database import Database
 from datasources.postgres.provider_events import PendingAttempt
+from resolvers import subscription_standing
 from resolvers.events import publish
 from resolvers.payments import ATTEMPT, PAY_BALANCE, PAY_INVOICE, invoice_paid_key
 
@@ -58,6 +63,7 @@ ACTOR = "payment-provider"  # the audit log's actor_service for what events chan
 INVOICE_PAID = "billing.invoice_paid"
 PAYMENT_SUCCEEDED = "billing.payment_succeeded"
 PAYMENT_FAILED = "billing.payment_failed"
+SUBSCRIPTION_CHANGED = "billing.subscription_changed"  # the row followed the provider (subscription_standing)
 ACTIONS = {"invoice.paid": INVOICE_PAID, "payment_intent.succeeded": PAYMENT_SUCCEEDED,
            "payment_intent.payment_failed": PAYMENT_FAILED}
 # The live event each provider event about an invoice reports.
@@ -79,12 +85,16 @@ class Receipt:
     settled: int = 0  # pending payment attempts it settled
 
 
-async def receive(db: Database, event: ProviderEvent) -> Receipt:
+async def receive(db: Database, event: ProviderEvent, payments: PaymentsClient | None = None,
+                  grace_days: int = 14) -> Receipt:
+    # Read before the transaction: no provider call while rows are locked.
+    current, invoice_paid_now = await subscription_standing.provider_state(payments, event)
     async with db.transaction() as conn:
         organization_id = (await provider_events.organization_of_customer(conn, event.customer_id)
                            if event.customer_id else None)
         action = ACTIONS.get(event.type)
-        applies = event.type in EVENT_KINDS and organization_id is not None
+        about_subscription = subscription_standing.concerns(event)
+        applies = (event.type in EVENT_KINDS or about_subscription) and organization_id is not None
         first = await provider_events.record(
             conn, event_id=event.id, event_type=event.type, object_id=event.object_id,
             customer_id=event.customer_id, organization_id=organization_id,
@@ -95,7 +105,14 @@ async def receive(db: Database, event: ProviderEvent) -> Receipt:
             return Receipt(event.id, duplicate=False, applied=False)
         assert organization_id is not None
         settled = await _apply(conn, event, organization_id, action) if action else []
-        await _report(conn, event, organization_id)
+        if event.type in EVENT_KINDS:
+            await _report(conn, event, organization_id)
+        if about_subscription and await subscription_standing.apply(conn, event, current, invoice_paid_now,
+                                                                     grace_days):
+            await audit.record(conn, organization_id=organization_id, actor_account_id=None, actor_service=ACTOR,
+                               action=SUBSCRIPTION_CHANGED, target=f"Subscription:{event.subscription_id}",
+                               outcome="SUCCESS", details={"event": event.id, "type": event.type,
+                                                           "invoice": event.invoice_id})
     if settled:
         log.info("provider event %s (%s) settled pending payment(s) on invoice %s", event.id, event.type,
                  event.invoice_id)

@@ -53,6 +53,8 @@ class ProviderEvent:
     amount_due: int | None  # an invoice's amount due (None for other objects)
     currency: str | None  # upper-case ISO 4217
     decline_reason: DeclineReason | None  # a failed payment intent's, in the gateway's terms
+    subscription_id: str | None  # the subscription itself, or the one an invoice bills
+    billing_reason: str | None  # an invoice's: "subscription_cycle" for a renewal
     payload: dict[str, Any]  # the whole event, as delivered
 
 
@@ -124,6 +126,11 @@ def _event(event: dict[str, Any]) -> ProviderEvent:
     amount = obj.get("amount_paid" if is_invoice else "amount")
     amount_due = obj.get("amount_due") if is_invoice else None
     currency = _text(obj.get("currency"))
+    # Stripe moved an invoice's subscription under `parent` in 2025; older shapes have it on top.
+    parent = obj.get("parent") if isinstance(obj.get("parent"), dict) else {}
+    details = parent.get("subscription_details") if isinstance(parent.get("subscription_details"), dict) else {}
+    subscription = (_id(obj) if object_type == "subscription"
+                    else _id(obj.get("subscription")) or _id(details.get("subscription")) if is_invoice else None)
     return ProviderEvent(
         id=event["id"],
         type=event["type"],
@@ -136,6 +143,8 @@ def _event(event: dict[str, Any]) -> ProviderEvent:
         amount_due=_whole(amount_due),
         currency=currency.upper() if currency else None,
         decline_reason=reason,
+        subscription_id=subscription,
+        billing_reason=_text(obj.get("billing_reason")) if is_invoice else None,
         payload=event,
     )
 

@@ -77,3 +77,24 @@ async def follow(conn: asyncpg.Connection, subscription_id: UUID, provider: Prov
 
 async def set_auto_renew(conn: asyncpg.Connection, subscription_id: UUID, auto_renew: bool) -> None:
     await conn.execute("UPDATE subscriptions SET auto_renew = $2 WHERE id = $1", subscription_id, auto_renew)
+
+
+async def mark_past_due(conn: asyncpg.Connection, subscription_id: UUID, grace_until: datetime) -> list[UUID]:
+    """A renewal payment failed: PAST_DUE, and its licenses' grace, which a later failure does not
+    extend. The licenses whose grace starts now (none when it had started already)."""
+    await conn.execute("UPDATE subscriptions SET status = 'PAST_DUE', past_due_since = coalesce(past_due_since, now())"
+                       " WHERE id = $1", subscription_id)
+    return [r["id"] for r in await conn.fetch(
+        "UPDATE licenses SET grace_until = $2 WHERE subscription_id = $1 AND kind = 'SUBSCRIPTION'"
+        " AND grace_until IS NULL RETURNING id", subscription_id, grace_until)]
+
+
+async def past_due_of_organization(db: Executor, organization_id: UUID) -> list[Subscription]:
+    rows = await db.fetch(f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions s WHERE s.organization_id = $1"
+                          " AND s.status = 'PAST_DUE' AND s.provider_subscription_id IS NOT NULL", organization_id)
+    return [Subscription(**r) for r in rows]
+
+
+async def license_ids(db: Executor, subscription_id: UUID) -> list[UUID]:
+    return [r["id"] for r in await db.fetch(
+        "SELECT id FROM licenses WHERE subscription_id = $1 AND kind = 'SUBSCRIPTION' ORDER BY id", subscription_id)]
