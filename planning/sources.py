@@ -11,8 +11,11 @@ from planning.declare import Connection, Entry, Relation
 
 # A license's seats allocated to people; `{allocated}` where used (`declare.Table.lets`).
 LICENSE_LETS = {"allocated": "(SELECT count(*) FROM allocations WHERE license_id = {t}.id)"}
-# ACTIVE, EXPIRING within `rights.EXPIRING_WITHIN`, or EXPIRED; the allocation refuses an EXPIRED one.
-LICENSE_STATUS = (f"CASE WHEN {{t}}.expires_at IS NULL THEN 'ACTIVE' WHEN {{t}}.expires_at <= now() THEN 'EXPIRED'"
+# EXPIRED; SUSPENDED once a failed renewal's grace has ended (GRACE until then: still usable); else
+# EXPIRING within `rights.EXPIRING_WITHIN`, or ACTIVE. The allocation refuses EXPIRED and SUSPENDED.
+LICENSE_STATUS = (f"CASE WHEN {{t}}.expires_at <= now() THEN 'EXPIRED'"
+                  f" WHEN {{t}}.grace_until <= now() THEN 'SUSPENDED' WHEN {{t}}.grace_until IS NOT NULL THEN 'GRACE'"
+                  f" WHEN {{t}}.expires_at IS NULL THEN 'ACTIVE'"
                   f" WHEN {{t}}.expires_at - now() <= {rights.EXPIRING} THEN 'EXPIRING' ELSE 'ACTIVE' END")
 # A floating pool is shared, never allocated: all of it is available.
 AVAILABLE_SEATS = ("CASE WHEN {t}.seat_model = 'FLOATING' THEN {t}.quantity"

@@ -46,6 +46,7 @@ from datasources.payments.records import Address, Customer, Invoice, PaymentMeth
 from datasources.postgres import payment_records
 from datasources.postgres.entitlements import SubscriptionQuery
 from resolvers import billing as read
+from resolvers import subscription_standing
 from resolvers.context import Context
 from resolvers.countries import CODES
 from resolvers.permissions import viewer_membership
@@ -134,6 +135,7 @@ class PaymentResult:
     # Sent to the provider without an answer: maybe paid. Such a result is never stored
     # under the key (a retry settles it), so it is never replayed either.
     pending_invoice_ids: tuple[str, ...] = ()
+    preview: "PaymentPreview | None" = None  # a dry run's answer: nothing was paid
 
     @property
     def pending(self) -> bool:
@@ -158,6 +160,26 @@ class PaymentResult:
 
 
 @dataclass(frozen=True)
+class PaymentPreview:
+    """What a payment would charge, to which card: a dry run's answer."""
+
+    amount: int
+    currency: str
+    invoice_ids: tuple[str, ...]
+    payment_method: PaymentMethod | None
+
+
+async def _dry_run(ctx: Context, billing: Billing, method: str | None, invoices: list[Invoice],
+                   currency: str) -> PaymentResult:
+    """The same checks as the payment, then nothing: no claim, no charge, no audit entry."""
+    methods = await read.payment_methods(ctx, billing.customer_id)
+    card = next((m for m in methods if (m.id == method if method else m.is_default)), None)
+    return PaymentResult(billing.customer_id, preview=PaymentPreview(
+        amount=sum(i.amount_due for i in invoices), currency=currency, invoice_ids=tuple(i.id for i in invoices),
+        payment_method=card))
+
+
+@dataclass(frozen=True)
 class _Settled:
     """One invoice after its turn: paid (now or by an earlier attempt), not payable, declined,
     or pending (the provider did not say whether it paid)."""
@@ -168,7 +190,7 @@ class _Settled:
 
 
 async def pay_invoice(ctx: Context, invoice_id: str | None, payment_method_id: str | None,
-                      raw_payment_method_id: bool, key: str) -> PaymentResult:
+                      raw_payment_method_id: bool, key: str, dry_run: bool = False) -> PaymentResult:
     """Pays one OPEN invoice of the viewer's organization, with the default method or a chosen one.
 
     `invoice_id`/`payment_method_id` are provider ids decoded from global IDs (None for one
@@ -183,8 +205,12 @@ async def pay_invoice(ctx: Context, invoice_id: str | None, payment_method_id: s
     problems = [p for p in (key_problem(key),) if p]
     method, method_problem = await _payment_method_to_use(ctx, billing, payment_method_id, raw_payment_method_id)
     problems += [method_problem] if method_problem else []
+    if not problems and dry_run and not invoice.is_outstanding:
+        problems.append(_not_payable())
     if problems:
-        return await _refused(ctx, billing, PAY_INVOICE, target, problems)
+        return await _refused(ctx, billing, PAY_INVOICE, target, problems, audited=not dry_run)
+    if dry_run:
+        return await _dry_run(ctx, billing, method, [invoice], invoice.currency)
     request = {"invoiceId": invoice.id, "paymentMethodId": method}
     plan = [invoice.id] if invoice.is_outstanding else []
 
@@ -195,8 +221,7 @@ async def pay_invoice(ctx: Context, invoice_id: str | None, payment_method_id: s
         if settled.declined is not None:
             return _declined(billing, (invoice.id,), invoice.id, settled.declined, raw_payment_method_id)
         if not settled.paid:
-            return PaymentResult(billing.customer_id, (invoice.id,), problems=(Problem(
-                ("input", "invoiceId"), "This invoice is not open, or nothing is due on it.", "NOT_PAYABLE"),))
+            return PaymentResult(billing.customer_id, (invoice.id,), problems=(_not_payable(),))
         return PaymentResult(billing.customer_id, (invoice.id,))
 
     def audit(result: PaymentResult) -> tuple[str, dict[str, Any]]:
@@ -211,7 +236,7 @@ async def pay_invoice(ctx: Context, invoice_id: str | None, payment_method_id: s
 
 
 async def pay_outstanding_balance(ctx: Context, currency: str, payment_method_id: str | None,
-                                  raw_payment_method_id: bool, key: str) -> PaymentResult:
+                                  raw_payment_method_id: bool, key: str, dry_run: bool = False) -> PaymentResult:
     """Pays every OPEN invoice in `currency`, oldest first, until one is declined.
 
     The ones paid before a decline stay paid, and are reported (outcome PARTIAL).
@@ -226,11 +251,15 @@ async def pay_outstanding_balance(ctx: Context, currency: str, payment_method_id
     method, method_problem = await _payment_method_to_use(ctx, billing, payment_method_id, raw_payment_method_id)
     problems += [method_problem] if method_problem else []
     if problems:
-        return await _refused(ctx, billing, PAY_BALANCE, target, problems)
+        return await _refused(ctx, billing, PAY_BALANCE, target, problems, audited=not dry_run)
     request = {"currency": currency, "paymentMethodId": method}
     known = {i.id: i for i in await read.invoices(ctx, billing.customer_id)}
-    due = [i for i in known.values() if i.currency == currency and i.is_outstanding]
-    plan = [i.id for i in sorted(due, key=_issue_order)]
+    due = sorted((i for i in known.values() if i.currency == currency and i.is_outstanding), key=_issue_order)
+    plan = [i.id for i in due]
+    if dry_run:
+        if not due:
+            return PaymentResult(billing.customer_id, problems=(_nothing_due(currency),))
+        return await _dry_run(ctx, billing, method, due, currency)
 
     async def settle(earlier: frozenset[str], plan: list[str]) -> PaymentResult:
         paid: list[str] = []
@@ -243,8 +272,7 @@ async def pay_outstanding_balance(ctx: Context, currency: str, payment_method_id
             if settled.paid:
                 paid.append(invoice_id)
         if not paid:
-            return PaymentResult(billing.customer_id, problems=(Problem(
-                ("input", "currency"), f"Nothing is due in {currency}.", "NOT_PAYABLE"),))
+            return PaymentResult(billing.customer_id, problems=(_nothing_due(currency),))
         return PaymentResult(billing.customer_id, tuple(paid))
 
     def audit(result: PaymentResult) -> tuple[str, dict[str, Any]]:
@@ -257,6 +285,14 @@ async def pay_outstanding_balance(ctx: Context, currency: str, payment_method_id
         return ("PARTIAL" if result.invoice_ids else "REFUSED"), details
 
     return await _pay(ctx, billing, PAY_BALANCE, target, key, request, plan, settle, audit, known)
+
+
+def _not_payable() -> Problem:
+    return Problem(("input", "invoiceId"), "This invoice is not open, or nothing is due on it.", "NOT_PAYABLE")
+
+
+def _nothing_due(currency: str) -> Problem:
+    return Problem(("input", "currency"), f"Nothing is due in {currency}.", "NOT_PAYABLE")
 
 
 def _issue_order(invoice: Invoice) -> tuple[str, str, str]:
@@ -312,6 +348,10 @@ async def _pay(ctx: Context, billing: Billing, operation: str, target: str, key:
         return result
     if reused is not None:
         return await _refused(ctx, billing, operation, target, [reused])
+    if result.paid_invoice_ids:
+        # A PAST_DUE subscription whose open invoice this paid is active again at the provider.
+        await subscription_standing.restore_paid(ctx.db, billing.payments, billing.organization_id,
+                                                 ctx.viewer.account_id)
     after_write(ctx)
     return result
 
@@ -411,9 +451,11 @@ async def _payment_method_to_use(ctx: Context, billing: Billing, payment_method_
 
 
 async def _refused(ctx: Context, billing: Billing, action: str, target: str,
-                   problems: list[Problem]) -> PaymentResult:
-    await audit_refusal(ctx, organization_id=billing.organization_id, action=action, target=target,
-                        problems=problems)
+                   problems: list[Problem], audited: bool = True) -> PaymentResult:
+    """`audited`: false for a dry run, which writes nothing, its refusals included."""
+    if audited:
+        await audit_refusal(ctx, organization_id=billing.organization_id, action=action, target=target,
+                            problems=problems)
     return PaymentResult(billing.customer_id, problems=tuple(problems))
 
 

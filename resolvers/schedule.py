@@ -26,6 +26,8 @@ def _event_data(due: data.Due) -> dict[str, object]:
         return {"license_id": str(due.subject_id), "days_left": due.days_left, "expires_at": due.moment.isoformat()}
     if due.kind == "LICENSE_EXPIRED":
         return {"license_id": str(due.subject_id), "expired_at": due.moment.isoformat()}
+    if due.kind == "LICENSE_SUSPENDED":
+        return {"license_id": str(due.subject_id), "suspended_at": due.moment.isoformat()}
     return {"invitation_id": str(due.subject_id), "email": due.email}
 
 
@@ -35,7 +37,7 @@ async def run_pass(db: Database, *, retention_days: float, at: datetime | None =
     unless given (a test's clock)."""
     reported: Counter[str] = Counter()
     due = [*await data.licenses_expiring(db, EXPIRY_WARNINGS, at), *await data.licenses_expired(db, at),
-           *await data.invitations_expired(db, at)]
+           *await data.licenses_suspended(db, at), *await data.invitations_expired(db, at)]
     for each in due:
         # One transaction per event: one that fails leaves the others reported.
         async with db.transaction() as conn:

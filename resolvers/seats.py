@@ -97,6 +97,9 @@ def _license_problem(license: data.License, *, allocating: bool, status: str | N
                        "FLOATING_LICENSE")
     if allocating and status == "EXPIRED":
         return Problem(field_, "The license has expired: its seats can no longer be allocated.", "LICENSE_EXPIRED")
+    if allocating and status == "SUSPENDED":
+        return Problem(field_, "The license is suspended: its renewal is unpaid. Pay the open invoice to allocate "
+                               "its seats again.", "LICENSE_SUSPENDED")
     if not allocating and license.kind in LOCKED_KINDS:
         return Problem(field_, f"Seats of a {license.kind} license cannot be revoked or reassigned.", "SEAT_LOCKED")
     return None

@@ -21,6 +21,7 @@ from resolvers import payments as resolve
 from schema.billing import BillingInfo, Invoice, PaymentMethod
 from resolvers.user_errors import Problem
 from schema.common import Info, UserError, node_id_of, user_errors
+from schema.money import Money
 
 IDEMPOTENCY_KEY = ("Any unique string up to 200 characters, chosen by the client for this payment. A retry "
                    "with the same key and input (after a timeout, say) gets the first result again and never "
@@ -34,6 +35,33 @@ PAYMENT_PENDING = ("True when the payment provider did not answer in time, after
                    "the provider's. `userErrors` is then empty.")
 PAYMENT_METHOD_TO_USE = ("The card to pay with: the ID of one of the organization's payment methods. Null: the "
                          "default payment method.")
+
+
+DRY_RUN = ("true: charge nothing, store nothing under the key and audit nothing; `preview` says what would be "
+           "charged, for which invoices, to which card. The same checks (and user errors) as the payment.")
+
+
+@strawberry.type(description="What a payment would charge: a dry run's answer.")
+class PaymentPreview:
+    amount: Money = strawberry.field(description="The total that would be charged.")
+    payment_method: PaymentMethod | None = strawberry.field(
+        description="The card it would be charged to (the default, or the one chosen).")
+    customer_id: strawberry.Private[str | None]
+    invoice_ids: strawberry.Private[tuple[str, ...]]
+
+    @strawberry.field(description="The invoices it would pay, in the order it would pay them.")
+    async def invoices(self, info: Info) -> list[Invoice]:
+        found = await resolve.invoices_by_id(info.context, self.customer_id, self.invoice_ids)
+        return [Invoice.from_record(i) for i in found]
+
+    @classmethod
+    def of(cls, result: resolve.PaymentResult) -> "PaymentPreview | None":
+        p = result.preview
+        if p is None:
+            return None
+        return cls(amount=Money(amount=p.amount, currency=p.currency),
+                   payment_method=PaymentMethod.from_record(p.payment_method) if p.payment_method else None,
+                   customer_id=result.customer_id, invoice_ids=p.invoice_ids)
 
 
 def payment_method_global_id(payment_method_id: str) -> strawberry.ID:
@@ -66,6 +94,7 @@ class PayInvoiceInput:
     invoice_id: strawberry.ID = strawberry.field(description="The OPEN invoice to pay (an `Invoice` ID).")
     payment_method_id: strawberry.ID | None = strawberry.field(default=None, description=PAYMENT_METHOD_TO_USE)
     idempotency_key: str = strawberry.field(description=IDEMPOTENCY_KEY)
+    dry_run: bool = strawberry.field(default=False, description=DRY_RUN)
 
 
 @strawberry.type(description="The result of `payInvoice`.")
@@ -77,6 +106,7 @@ class PayInvoicePayload:
                     "NOT_FOUND or REQUIRED (`paymentMethodId`: not the organization's, or no default to use), "
                     "INVALID, IDEMPOTENCY_KEY_REUSED.")
     payment_pending: bool = strawberry.field(description=PAYMENT_PENDING)
+    preview: PaymentPreview | None = strawberry.field(description="A dry run's answer; null otherwise.")
     customer_id: strawberry.Private[str | None]
     invoice_id: strawberry.Private[str | None]
 
@@ -94,10 +124,10 @@ async def pay_invoice(info: Info, input: Annotated[PayInvoiceInput, strawberry.a
     invoice_id = node_id_of(input.invoice_id, "Invoice")
     result = await resolve.pay_invoice(
         info.context, invoice_id, node_id_of(input.payment_method_id, "PaymentMethod"),
-        input.payment_method_id is not None, input.idempotency_key)
+        input.payment_method_id is not None, input.idempotency_key, input.dry_run)
     return PayInvoicePayload(decline_reason=_reason(result.decline_reason),
                              user_errors=user_errors(_with_pending(result.problems, result.pending)),
-                             payment_pending=result.pending,
+                             payment_pending=result.pending, preview=PaymentPreview.of(result),
                              customer_id=result.customer_id, invoice_id=invoice_id)
 
 
@@ -121,6 +151,7 @@ class PayOutstandingBalanceInput:
                                                  "invoices in other currencies are left as they are.")
     payment_method_id: strawberry.ID | None = strawberry.field(default=None, description=PAYMENT_METHOD_TO_USE)
     idempotency_key: str = strawberry.field(description=IDEMPOTENCY_KEY)
+    dry_run: bool = strawberry.field(default=False, description=DRY_RUN)
 
 
 @strawberry.type(description="The result of `payOutstandingBalance`. Invoices are paid oldest first; the first "
@@ -133,6 +164,7 @@ class PayOutstandingBalancePayload:
                     "NOT_FOUND or REQUIRED (`paymentMethodId`), INVALID, IDEMPOTENCY_KEY_REUSED.")
     payment_pending: bool = strawberry.field(
         description=PAYMENT_PENDING + " The run stopped at `pendingInvoice`; `invoices` lists those paid before it.")
+    preview: PaymentPreview | None = strawberry.field(description="A dry run's answer; null otherwise.")
     customer_id: strawberry.Private[str | None]
     invoice_ids: strawberry.Private[tuple[str, ...]]
     declined_invoice_id: strawberry.Private[str | None]
@@ -163,10 +195,10 @@ async def pay_outstanding_balance(info: Info, input: Annotated[PayOutstandingBal
         description="The currency, the card and the idempotency key.")]) -> PayOutstandingBalancePayload:
     result = await resolve.pay_outstanding_balance(
         info.context, input.currency, node_id_of(input.payment_method_id, "PaymentMethod"),
-        input.payment_method_id is not None, input.idempotency_key)
+        input.payment_method_id is not None, input.idempotency_key, input.dry_run)
     return PayOutstandingBalancePayload(decline_reason=_reason(result.decline_reason),
                                         user_errors=user_errors(_with_pending(result.problems, result.pending)),
-                                        payment_pending=result.pending,
+                                        payment_pending=result.pending, preview=PaymentPreview.of(result),
                                         customer_id=result.customer_id, invoice_ids=result.invoice_ids,
                                         declined_invoice_id=result.declined_invoice_id,
                                         pending_invoice_ids=result.pending_invoice_ids)

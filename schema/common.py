@@ -34,6 +34,14 @@ class UserErrorCode(Enum):
     OWN_ROLE = strawberry.enum_value("OWN_ROLE", description="No one can change their own role.")
     NO_SEATS_AVAILABLE = strawberry.enum_value("NO_SEATS_AVAILABLE", description="The license has no free seat left for this member.")
     LICENSE_EXPIRED = strawberry.enum_value("LICENSE_EXPIRED", description="The license has expired.")
+    LICENSE_SUSPENDED = strawberry.enum_value(
+        "LICENSE_SUSPENDED", description="The license is suspended: its subscription's renewal is unpaid.")
+    SEATS_ALLOCATED = strawberry.enum_value(
+        "SEATS_ALLOCATED", description="Fewer seats than are allocated: the message says how many to revoke first.")
+    PAST_DUE = strawberry.enum_value(
+        "PAST_DUE", description="A renewal payment is outstanding: pay the open invoice first.")
+    BILLING_NOT_SET_UP = strawberry.enum_value(
+        "BILLING_NOT_SET_UP", description="The subscription is not billed through the payment provider; ask support.")
     NOT_IN_ORGANIZATION = strawberry.enum_value("NOT_IN_ORGANIZATION", description="The account is not a member of the license's organization.")
     ALREADY_ALLOCATED = strawberry.enum_value("ALREADY_ALLOCATED", description="The member already holds a seat of this license.")
     NOT_ALLOCATED = strawberry.enum_value("NOT_ALLOCATED", description="The member holds no seat of this license.")

@@ -42,6 +42,12 @@ class LicenseStatus(Enum):
     ACTIVE = strawberry.enum_value("ACTIVE", description="Usable, and not expiring within 30 days.")
     EXPIRING = strawberry.enum_value("EXPIRING", description="Usable, but expires within 30 days.")
     EXPIRED = strawberry.enum_value("EXPIRED", description="Past its expiry; no new allocations.")
+    GRACE = strawberry.enum_value(
+        "GRACE", description="Its subscription's renewal payment failed: still usable until `graceUntil`, then "
+                             "SUSPENDED unless an invoice is paid.")
+    SUSPENDED = strawberry.enum_value(
+        "SUSPENDED", description="The payment grace ended unpaid: its seats do not work (no downloads, no new "
+                                 "allocations) until the open invoice is paid.")
 
 
 @table("allocations", key=("license_id", "account_id"))
@@ -102,8 +108,12 @@ class License(relay.Node):
     seat_model: SeatModel = column("seat_model", description="Named seats or a floating pool.")
     quantity: int = column("quantity", description="Seats in the license.")
     expires_at: datetime | None = column("expires_at", description="Expiry; null for perpetual licenses.")
+    grace_until: datetime | None = column(
+        "grace_until", description="After a failed renewal payment: until when the seats keep working (GRACE), "
+                                   "SUSPENDED after it until an invoice is paid. Null otherwise.")
     status: LicenseStatus = expression(sources.LICENSE_STATUS,
-                                       description="ACTIVE, EXPIRING within 30 days, or EXPIRED.")
+                                       description="ACTIVE, EXPIRING within 30 days, EXPIRED, or GRACE and then "
+                                                   "SUSPENDED after a failed renewal payment.")
     # Declared among the data fields, to keep the schema's field order.
     product: Product = planned(sources.one("products", "product_id", "p"), description="The product licensed.")(
         _product)

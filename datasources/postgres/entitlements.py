@@ -52,6 +52,7 @@ class License:
     seat_model: str
     quantity: int
     expires_at: datetime | None
+    grace_until: datetime | None = None  # a failed renewal's grace: GRACE until then, SUSPENDED after
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ class SubscriptionQuery:
 
 _PRODUCT = "SELECT id, sku, name, family, description FROM products"
 _LICENSE = ("SELECT l.id, l.organization_id, l.product_id, l.subscription_id, l.kind, l.seat_model,"
-            " l.quantity, l.expires_at FROM licenses l")
+            " l.quantity, l.expires_at, l.grace_until FROM licenses l")
 # Every field of `Subscription`, in its order, of the table aliased `s`.
 SUBSCRIPTION_COLUMNS = ("s.id, s.organization_id, s.product_id, s.plan_interval, s.seats, s.status, s.auto_renew,"
                         " s.current_period_start, s.current_period_end, s.unit_price, s.currency,"
@@ -200,14 +201,15 @@ async def allocations_by_keys(db: Executor, keys: Sequence[tuple[UUID, UUID]]) -
 
 
 async def downloadable_products(db: Executor, account_ids: Sequence[UUID]) -> list[tuple[UUID, UUID]]:
-    """(account id, product id) the account may download: it holds a seat of an unexpired
-    license of the product, or its organization has an unexpired FLOATING license of it."""
+    """(account id, product id) the account may download: it holds a seat of an unexpired, not
+    suspended license of the product, or its organization has such a FLOATING license of it."""
     rows = await db.fetch(
         """SELECT DISTINCT x.account_id, l.product_id
            FROM unnest($1::uuid[]) AS x(account_id)
            JOIN memberships m ON m.account_id = x.account_id
            JOIN licenses l ON l.organization_id = m.organization_id
            WHERE (l.expires_at IS NULL OR l.expires_at > now())
+             AND (l.grace_until IS NULL OR l.grace_until > now())
              AND (l.seat_model = 'FLOATING'
                   OR EXISTS (SELECT 1 FROM allocations a WHERE a.license_id = l.id AND a.account_id = x.account_id))""",
         list(account_ids))

@@ -66,16 +66,25 @@ async def licenses_expiring(db: Executor, thresholds: Sequence[int], at: datetim
 
 async def licenses_expired(db: Executor, at: datetime | None = None) -> list[Due]:
     """Licenses that expired within the report window."""
+    return await _licenses_past(db, "expires_at", "LICENSE_EXPIRED", at)
+
+
+async def licenses_suspended(db: Executor, at: datetime | None = None) -> list[Due]:
+    """Licenses whose payment grace ended within the report window (still unpaid: a payment clears it)."""
+    return await _licenses_past(db, "grace_until", "LICENSE_SUSPENDED", at)
+
+
+async def _licenses_past(db: Executor, column: str, kind: str, at: datetime | None) -> list[Due]:
     rows = await db.fetch(
         f"""SELECT * FROM (
-              SELECT l.id AS subject_id, l.organization_id, l.expires_at AS moment,
-                     l.expires_at + make_interval(days => $1) AS relevant_until,
-                     'LICENSE_EXPIRED:' || l.id || ':' || {_AT.format('l.expires_at')} AS dedupe_key
+              SELECT l.id AS subject_id, l.organization_id, l.{column} AS moment,
+                     l.{column} + make_interval(days => $1) AS relevant_until,
+                     '{kind}:' || l.id || ':' || {_AT.format(f'l.{column}')} AS dedupe_key
               FROM (SELECT coalesce($2::timestamptz, now()) AS now) at, licenses l
-              WHERE l.expires_at <= at.now AND l.expires_at > at.now - make_interval(days => $1)) due
+              WHERE l.{column} <= at.now AND l.{column} > at.now - make_interval(days => $1)) due
             WHERE {_NOT_REPORTED} ORDER BY moment, subject_id""",
         REPORT_WINDOW_DAYS, at)
-    return [Due(kind="LICENSE_EXPIRED", **r) for r in rows]
+    return [Due(kind=kind, **r) for r in rows]
 
 
 async def invitations_expired(db: Executor, at: datetime | None = None) -> list[Due]:

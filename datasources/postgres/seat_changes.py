@@ -15,7 +15,7 @@ import asyncpg
 from datasources.postgres.database import Executor
 from datasources.postgres.entitlements import Allocation, License
 
-_LICENSE_COLUMNS = "id, organization_id, product_id, subscription_id, kind, seat_model, quantity, expires_at"
+_LICENSE_COLUMNS = "id, organization_id, product_id, subscription_id, kind, seat_model, quantity, expires_at, grace_until"
 
 
 async def lock_license(conn: asyncpg.Connection, license_id: UUID) -> License | None:
