@@ -5,11 +5,13 @@ days before renewal (14 for monthly plans), back on until 1 day before; the chan
 up to and including that moment. Asking for the setting the subscription already has is a
 success that changes nothing and is not audited (the audit log records changes and refusals),
 whatever the status or the date: a client retrying a switch that went through gets a success.
-Otherwise an EXPIRED or CANCELED subscription is NOT_RENEWABLE.
+Otherwise an EXPIRED or CANCELED subscription is NOT_RENEWABLE. A subscription the provider holds
+is switched there (its `cancel_at_period_end`) and the row follows the provider's answer.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from uuid import UUID
@@ -17,6 +19,7 @@ from uuid import UUID
 from datasources.errors import NotFound
 from datasources.postgres import subscription_changes
 from datasources.postgres.entitlements import Subscription
+from resolvers import subscription_sync
 from resolvers.context import Context
 from resolvers.entitlements import SWITCH_OFF_NOTICE, SWITCH_ON_NOTICE, auto_renew_changeable_until
 from resolvers.user_errors import Problem
@@ -59,6 +62,8 @@ async def set_auto_renew(ctx: Context, subscription_id: UUID | None, auto_renew:
     if found is None:
         raise NotFound(NOT_FOUND)
     await require_change_in(ctx, "setSubscriptionAutoRenew", found.organization_id)
+    if ctx.payments is not None:
+        found = await subscription_sync.ensure_at_provider(ctx.db, ctx.payments, found)
     async with ctx.db.transaction() as conn:
         locked = await subscription_changes.lock_subscription(conn, found.id)
         if locked is None:
@@ -67,7 +72,14 @@ async def set_auto_renew(ctx: Context, subscription_id: UUID | None, auto_renew:
             return AutoRenewResult(locked.id)
         problem = change_problem(locked, auto_renew, datetime.now(timezone.utc))
         if problem is None:
-            await subscription_changes.set_auto_renew(conn, locked.id, auto_renew)
+            if locked.provider_subscription_id is not None and ctx.payments is not None:
+                # The provider's cancel_at_period_end is the setting; the row follows what it answers.
+                provider = await ctx.payments.set_cancel_at_period_end(
+                    locked.provider_subscription_id, not auto_renew,
+                    idempotency_key=f"auto-renew:{locked.id}:{uuid.uuid4().hex}")
+                await subscription_changes.follow(conn, locked.id, provider)
+            else:
+                await subscription_changes.set_auto_renew(conn, locked.id, auto_renew)
             await audit_success(conn, ctx, organization_id=locked.organization_id, action=ACTION,
                                 target=target(locked.id), details={"autoRenew": auto_renew})
             # Off: it ends at the period's end; back on: it renews then.

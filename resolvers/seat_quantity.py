@@ -39,7 +39,7 @@ from resolvers.writes import (NOT_FOUND, OnBehalf, after_write, audit_refusal, a
                               complete_key, key_problem, provider_key, report, require_change, require_change_in)
 
 OPERATION = "subscription.seats"
-MAX_SEATS = 10_000
+MAX_SEATS = 100_000  # the most seats a license (and so a subscription) has
 _QUANTITY = ("input", "quantity")
 _SUBSCRIPTION = ("input", "subscriptionId")
 

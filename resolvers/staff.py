@@ -19,9 +19,10 @@ from datasources.postgres import sessions
 from datasources.postgres import people as people_data
 from datasources.postgres import staff as data
 from datasources.postgres.accounts import Account
-from datasources.postgres.entitlements import License
+from datasources.postgres import subscription_changes
+from datasources.postgres.entitlements import License, Subscription
 from datasources.postgres.seat_changes import allocated_count, lock_license
-from resolvers import people
+from resolvers import people, seat_quantity, subscription_sync
 from resolvers.context import Context
 from resolvers.permissions import require_everywhere, require_staff
 from resolvers.sessions import report_ended
@@ -31,7 +32,7 @@ from resolvers.writes import (NOT_FOUND, OnBehalf, after_write, audit_refusal, a
 
 MAX_REASON_LENGTH = 1000
 MAX_GRANT = 10_000_000
-MAX_QUANTITY = 100_000
+MAX_QUANTITY = seat_quantity.MAX_SEATS
 GRANT_SOURCE = "VENDOR"
 GRANT_OPERATION = "grantCredits"
 
@@ -206,8 +207,11 @@ async def extend_license(ctx: Context, license_id: UUID | None, expires_at: date
         expires_at = expires_at.replace(tzinfo=timezone.utc)
     if expires_at <= datetime.now(timezone.utc):
         problems.append(Problem(("input", "expiresAt"), "The new expiry must be in the future.", "INVALID"))
+    billed = await _billed_subscription(ctx, found) if not problems else None
     if not problems:
         async with ctx.db.transaction() as conn:
+            if billed is not None:  # in the order seat changes lock them: subscription, then license
+                await subscription_changes.lock_subscription(conn, billed.id)
             current = await lock_license(conn, found.id)
             if current is None:
                 raise NotFound(NOT_FOUND)
@@ -218,7 +222,15 @@ async def extend_license(ctx: Context, license_id: UUID | None, expires_at: date
                 problems.append(Problem(("input", "expiresAt"), "Extend only: the new expiry must be later than "
                                         f"the current one ({current.expires_at.isoformat()}).", "INVALID"))
             else:
-                await data.set_license_expiry(conn, current.id, expires_at)
+                if billed is not None and billed.provider_subscription_id is not None:
+                    # Free time at the provider (its next bill moves to the new expiry); the rows follow.
+                    assert ctx.payments is not None
+                    provider = await ctx.payments.extend_period(
+                        billed.provider_subscription_id, expires_at,
+                        idempotency_key=f"extend:{current.id}:{expires_at.isoformat()}")
+                    await subscription_changes.follow(conn, billed.id, provider)
+                else:
+                    await data.set_license_expiry(conn, current.id, expires_at)
                 await audit_success(conn, ctx, organization_id=current.organization_id, action="license.extend",
                                     target=str(current.id), on_behalf=on_behalf,
                                     details={"licenseId": current.id, "from": current.expires_at, "to": expires_at})
@@ -235,6 +247,15 @@ async def adjust_license_quantity(ctx: Context, license_id: UUID | None, quantit
     """Sets a license's seat count; never below the seats allocated now (the license row is
     locked, as allocations lock it, so no allocation slips in between)."""
     found, on_behalf, problems = await _license_change(ctx, "adjustLicenseQuantity", license_id, reason)
+    subscription = await _billed_subscription(ctx, found)
+    if subscription is not None and not problems:
+        # Seats the provider bills change as the customer's own change does (more: now, charged
+        # prorated; fewer: at the period's end), so license, subscription and provider agree.
+        change = await seat_quantity.change_seats(ctx, subscription, quantity, idempotency_key=None, dry_run=False,
+                                                  on_behalf=on_behalf)
+        if change.problems:
+            return LicenseChange(problems=change.problems)
+        return LicenseChange(license=await ctx.loaders.entitlements.license.load(found.id))
     if not 1 <= quantity <= MAX_QUANTITY:
         problems.append(Problem(("input", "quantity"), f"A license has 1 to {MAX_QUANTITY:,} seats.", "INVALID"))
     if not problems:
@@ -255,6 +276,17 @@ async def adjust_license_quantity(ctx: Context, license_id: UUID | None, quantit
                              data={"license_id": current.id, "old_quantity": current.quantity,
                                    "new_quantity": quantity})
     return await _license_outcome(ctx, found, "license.quantity", problems, on_behalf)
+
+
+async def _billed_subscription(ctx: Context, license: License) -> Subscription | None:
+    """The subscription the provider bills for this license's seats, if it has one."""
+    if license.kind != "SUBSCRIPTION" or license.subscription_id is None or ctx.payments is None:
+        return None
+    found = await ctx.loaders.entitlements.subscription.load(license.subscription_id)
+    if found is None:
+        return None
+    found = await subscription_sync.ensure_at_provider(ctx.db, ctx.payments, found)
+    return found if found.provider_subscription_id is not None else None
 
 
 async def _license_outcome(ctx: Context, found: License, action: str, problems: list[Problem],

@@ -46,7 +46,7 @@ async def set_subscription_auto_renew(
 @strawberry.input(description="A new number of seats for a subscription.")
 class ChangeSeatQuantityInput:
     subscription_id: strawberry.ID = strawberry.field(description="The subscription.")
-    quantity: int = strawberry.field(description="Seats wanted, 1 to 10,000. More: added now and billed now for "
+    quantity: int = strawberry.field(description="Seats wanted, 1 to 100,000. More: added now and billed now for "
                                                  "the rest of the period. Fewer: from the end of the period, never "
                                                  "below the seats allocated. The current count cancels a scheduled "
                                                  "decrease.")
