@@ -382,10 +382,14 @@ def renew(sub: Any) -> Any:
     if invoice.status != "paid":
         try:
             Invoice._api_pay_invoice(invoice.id)
-        except UserError:  # no card at all: the renewal is owed
-            invoice._on_payment_failure_now()
+        except UserError:
+            pass  # no card at all: the renewal is owed all the same
     if invoice.status == "paid":
         sub.status = "active"
+    else:
+        # localstripe's pay leaves a refused invoice open without telling anyone: Stripe sends
+        # invoice.payment_failed and the subscription becomes past_due.
+        invoice._on_payment_failure_now()
     schedule_webhook(Event("customer.subscription.updated", sub))
     return sub
 
