@@ -13,6 +13,7 @@ replayed by the provider rather than made twice.
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 
 from datasources.errors import GatewayError
 from datasources.payments.client import PaymentsClient
@@ -26,7 +27,7 @@ log = logging.getLogger("gateway.subscriptions")
 async def ensure_at_provider(db: Database, payments: PaymentsClient, subscription: Subscription) -> Subscription:
     """The subscription as it follows its provider subscription, created there if it had none.
     Unchanged when its organization has no provider customer (nothing can be billed)."""
-    if subscription.provider_subscription_id is not None:
+    if subscription.provider_subscription_id is not None or not running(subscription):
         return subscription
     [organization] = await accounts.organizations_by_ids(db, [subscription.organization_id])
     [product] = await entitlements.products_by_ids(db, [subscription.product_id])
@@ -34,7 +35,7 @@ async def ensure_at_provider(db: Database, payments: PaymentsClient, subscriptio
         return subscription
     async with db.transaction() as conn:
         current = await subscription_changes.lock_subscription(conn, subscription.id)
-        if current is None or current.provider_subscription_id is not None:
+        if current is None or current.provider_subscription_id is not None or not running(current):
             return current or subscription
         price_id = await payments.ensure_price(
             product_key=product.sku, product_name=product.name, interval=current.plan_interval,
@@ -47,6 +48,13 @@ async def ensure_at_provider(db: Database, payments: PaymentsClient, subscriptio
             idempotency_key=f"subscription:{current.id}:create")
         followed = await subscription_changes.follow(conn, current.id, provider)
     return followed[1] if followed else subscription
+
+
+def running(subscription: Subscription) -> bool:
+    """Still to be billed: an ended or canceled one (it runs out, nothing more is charged) stays
+    here only, as the provider never held it."""
+    return (subscription.status not in ("EXPIRED", "CANCELED")
+            and subscription.current_period_end > datetime.now(timezone.utc))
 
 
 async def sync_all(db: Database, payments: PaymentsClient) -> int:

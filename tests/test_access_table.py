@@ -113,6 +113,8 @@ CUSTOMER_MUTATIONS: dict[str, dict[str, Any]] = {
     "setCreditPoolAlert": {"threshold": None},
     # The fixture switches it on: switching it on again changes nothing.
     "setSubscriptionAutoRenew": {"subscriptionId": ("Subscription", LUMEN_SUBSCRIPTION), "autoRenew": True},
+    # A dry run at the current count: the provider is only asked for a preview.
+    "changeSeatQuantity": {"subscriptionId": ("Subscription", LUMEN_SUBSCRIPTION), "quantity": 10, "dryRun": True},
     "payInvoice": {"invoiceId": ("Invoice",), "idempotencyKey": "access-table"},
     "payOutstandingBalance": {"currency": "--", "idempotencyKey": "access-table"},
     "addPaymentMethod": {"paymentMethodToken": "not-a-token"},

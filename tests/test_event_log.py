@@ -24,6 +24,7 @@ from datasources.errors import ProviderUnavailable
 from datasources.payments.client import PaymentsClient
 from datasources.postgres import events as event_log
 from gateway.demo import demo_id
+from tests.provider_subscriptions import billed  # noqa: F401  (a fixture)
 from tests.conftest import production_executor_only
 from tests.test_billing_mutations import DECLINES_AT_CHARGE, PAY_BALANCE, PAY_INVOICE, key, make_customer, provider
 from tests.test_people_mutations import ACCEPT, CHANGE_ROLE, INVITE, REMOVE, RESEND, gid, invite_input, mailed_token
@@ -257,7 +258,7 @@ async def test_ids_follow_commit_order_so_a_reader_past_its_high_water_mark_miss
 # --- staff on a customer's behalf ----------------------------------------------------------------
 
 
-async def test_staff_changes_report_their_event_and_the_staff_action_with_scope_and_reason(gateway, db):
+async def test_staff_changes_report_their_event_and_the_staff_action_with_scope_and_reason(gateway, db, billed):
     await make_staff(db, "BILLING", "billing@vendor.example")
     agent = await db.fetchval("SELECT id FROM accounts WHERE email = 'billing@vendor.example'")
     token = await gateway.login("billing@vendor.example")
@@ -268,7 +269,7 @@ async def test_staff_changes_report_their_event_and_the_staff_action_with_scope_
                    actor=agent)
 
     below = {"input": {"licenseId": gid("License", LUMEN), "quantity": 3, "reason": "downsized"}}
-    assert [e["code"] for e in (await payload(gateway, ADJUST, below, token))["userErrors"]] == ["NOT_ALLOWED"]
+    assert [e["code"] for e in (await payload(gateway, ADJUST, below, token))["userErrors"]] == ["SEATS_ALLOCATED"]
     blank = {"input": {"licenseId": gid("License", LUMEN), "quantity": 12, "reason": " "}}
     assert [e["code"] for e in (await payload(gateway, ADJUST, blank, token))["userErrors"]] == ["REQUIRED"]
     assert await written(db, before) == []
@@ -288,7 +289,8 @@ async def test_staff_changes_report_their_event_and_the_staff_action_with_scope_
     renewed_at = found[3]["data"].pop("renews_at")
     assert datetime.fromisoformat(renewed_at) == later
     assert found == [
-        staff_action("license.quantity", str(LUMEN), "two more seats"),
+        # The provider bills the subscription's seats: the customer's own path (resolvers/seat_quantity.py).
+        staff_action("subscription.seats", f"Subscription:{LUMEN_SUBSCRIPTION}", "two more seats"),
         row("LICENSE_QUANTITY_CHANGED", {"license_id": str(LUMEN), "old_quantity": 10, "new_quantity": 12},
             actor=agent),
         staff_action("license.extend", str(ATLAS), "renewal agreed by phone"),

@@ -1,9 +1,7 @@
 """Seats and billing as one picture (issue 18), against the real emulator and PostgreSQL.
 
-Each test gives Northwind a provider customer of its own (a Visa as default card, or a card that
-is refused) and unlinks its subscriptions from the session's shared provider ones, so the first
-change creates Northwind's provider subscription under that customer (the path rows made before
-the provider held subscriptions take) and nothing leaks between tests. Time passing at the
+Each test gives Northwind a provider customer of its own (tests/provider_subscriptions.py: a Visa
+as default card, or a card that is refused). Time passing at the
 provider is the emulator's `/_config/subscriptions/{id}/renew`; its events reach the gateway as
 the provider delivers them (signed, to `/webhooks/payments`).
 """
@@ -25,12 +23,11 @@ from gateway.app import EMULATOR_API_KEY
 from gateway.demo import demo_id
 from gateway.settings import Settings
 from tests.conftest import Gateway
-from tests.test_provider_faults import ADMIN, NORTHWIND, VISA, gid, key
+from tests.provider_subscriptions import LUMEN_SUBSCRIPTION, VISA, Billed, billed, refusing  # noqa: F401
+from tests.test_provider_faults import ADMIN, gid, key
 from tests.test_staff import make_staff
 from tests.test_webhooks import SECRET, deliver, signature
 
-DECLINES_AT_CHARGE = "4000000000000341"  # attaches fine; every charge on it is refused
-LUMEN_SUBSCRIPTION = demo_id("subscription", "northwind", "LUMEN-RENDER")  # YEAR, 10 seats, 4 allocated
 LUMEN = demo_id("license", "northwind", "LUMEN-RENDER")
 MEMBER = demo_id("account", "member5@northwind.example")  # holds no Lumen seat
 CHANGE = """
@@ -55,62 +52,6 @@ mutation Pay($input: PayInvoiceInput!) {
   }
 }
 """
-
-
-@dataclass(frozen=True)
-class Billed:
-    customer_id: str
-    provider: PaymentsClient
-    api_base: str
-
-    async def subscription(self, db) -> Any:
-        provider_id = await db.fetchval("SELECT provider_subscription_id FROM subscriptions WHERE id = $1",
-                                        LUMEN_SUBSCRIPTION)
-        return await self.provider.get_subscription(provider_id) if provider_id else None
-
-    async def invoices(self) -> list[Any]:
-        return await self.provider.list_invoices(self.customer_id)
-
-    async def renew(self, db) -> None:
-        """The period ends now at the provider (the emulator's clock)."""
-        provider_id = await db.fetchval("SELECT provider_subscription_id FROM subscriptions WHERE id = $1",
-                                        LUMEN_SUBSCRIPTION)
-        async with httpx.AsyncClient(base_url=self.api_base) as http:
-            answer = await http.post(f"/_config/subscriptions/{provider_id}/renew")
-        assert answer.status_code == 200, answer.text
-
-    async def events(self, type_: str) -> list[dict[str, Any]]:
-        """The provider's events of this type about this customer, oldest first."""
-        async with httpx.AsyncClient(base_url=self.api_base,
-                                     headers={"authorization": f"Bearer {EMULATOR_API_KEY}"}) as http:
-            answer = await http.get("/v1/events", params={"type": type_, "limit": 100})
-        found = [e for e in answer.json()["data"] if e["data"]["object"].get("customer") == self.customer_id]
-        return sorted(found, key=lambda e: e["created"])
-
-
-async def _billed(services, db, card: str) -> Billed:
-    provider = PaymentsClient(EMULATOR_API_KEY, api_base=services.stripe_api_base, timeout_seconds=5)
-    customer = await provider.create_customer(name="Northwind Studio", email="billing@northwind.example",
-                                              metadata={"test": "seat-changes"}, idempotency_key=key())
-    await provider.add_card(customer.id, card_number=card, exp_month=12, exp_year=2031, cvc="123",
-                            make_default=True, idempotency_key=key())
-    await db.execute("UPDATE organizations SET payment_customer_id = $1 WHERE id = $2", customer.id, NORTHWIND)
-    await db.execute("UPDATE subscriptions SET provider_subscription_id = NULL WHERE organization_id = $1", NORTHWIND)
-    return Billed(customer.id, provider, services.stripe_api_base)
-
-
-@pytest.fixture
-async def billed(services, db):
-    found = await _billed(services, db, VISA)
-    yield found
-    await found.provider.close()
-
-
-@pytest.fixture
-async def refusing(services, db):
-    found = await _billed(services, db, DECLINES_AT_CHARGE)
-    yield found
-    await found.provider.close()
 
 
 @pytest.fixture

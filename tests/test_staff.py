@@ -15,6 +15,7 @@ from strawberry import relay
 
 from datasources.postgres import staff
 from gateway.demo import demo_id
+from tests.provider_subscriptions import billed  # noqa: F401  (a fixture)
 
 NORTHWIND = demo_id("organization", "northwind")
 LUMEN = demo_id("license", "northwind", "LUMEN-RENDER")
@@ -178,18 +179,22 @@ async def test_search_pages_at_most_100(gateway, support):
     assert codes(body) == ["BAD_USER_INPUT"]
 
 
-async def test_quantity_below_the_allocated_seats_is_refused_and_nothing_changes(gateway, billing, db):
+async def test_quantity_below_the_allocated_seats_is_refused_and_nothing_changes(gateway, billing, db, billed):
     body = await gateway.execute(ADJUST, {"input": {"licenseId": gid("License", LUMEN), "quantity": 3,
                                                     "reason": "customer downsized"}}, token=billing)
     result = body["data"]["adjustLicenseQuantity"]
-    assert result["license"] is None and [e["code"] for e in result["userErrors"]] == ["NOT_ALLOWED"]
+    assert result["license"] is None and [e["code"] for e in result["userErrors"]] == ["SEATS_ALLOCATED"]
     assert await db.fetchval("SELECT quantity FROM licenses WHERE id = $1", LUMEN) == 10
-    refused = await db.fetchrow("SELECT outcome, scope, reason FROM audit_log WHERE action = 'license.quantity'")
+    refused = await db.fetchrow("SELECT outcome, scope, reason FROM audit_log WHERE action = 'subscription.seats'")
     assert dict(refused) == {"outcome": "REFUSED", "scope": "BILLING", "reason": "customer downsized"}
 
+    # The provider bills these seats: fewer apply at the end of the period, as for the customer.
     body = await gateway.execute(ADJUST, {"input": {"licenseId": gid("License", LUMEN), "quantity": 4,
                                                     "reason": "customer downsized"}}, token=billing)
-    assert body["data"]["adjustLicenseQuantity"] == {"license": {"quantity": 4, "allocatedCount": 4}, "userErrors": []}
+    assert body["data"]["adjustLicenseQuantity"] == {"license": {"quantity": 10, "allocatedCount": 4}, "userErrors": []}
+    assert await db.fetchval("SELECT scheduled_seats FROM subscriptions WHERE id = $1",
+                             demo_id("subscription", "northwind", "LUMEN-RENDER")) == 4
+    assert (await billed.subscription(db)).scheduled_quantity == 4
 
 
 async def test_billing_grants_credits_and_extends_a_license_but_cannot_change_emails(gateway, billing, db):

@@ -59,10 +59,12 @@ async def audit_rows(db) -> list[dict]:
 
 async def renews_in(db, subscription_id: str, delta: timedelta, *, interval: str | None = None,
                     auto_renew: bool | None = None, status: str | None = None) -> datetime:
-    """Moves the subscription's renewal to now + delta (and sets what else is given)."""
-    end = datetime.now(timezone.utc) + delta
+    """Moves the subscription's renewal to now + delta (and sets what else is given). Its provider
+    side is dropped: the next change makes it again for this period, as for a row made before the
+    provider held subscriptions (resolvers/subscription_sync.py)."""
+    end = (datetime.now(timezone.utc) + delta).replace(microsecond=0)  # the provider keeps whole seconds
     await db.execute(
-        "UPDATE subscriptions SET current_period_end = $2::timestamptz,"
+        "UPDATE subscriptions SET current_period_end = $2::timestamptz, provider_subscription_id = NULL,"
         " current_period_start = $2::timestamptz - interval '400 days',"
         " plan_interval = coalesce($3::text, plan_interval), auto_renew = coalesce($4::boolean, auto_renew),"
         " status = coalesce($5::text, status) WHERE id = $1",

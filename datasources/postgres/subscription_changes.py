@@ -33,7 +33,7 @@ async def by_provider_id(db: Executor, provider_subscription_id: str) -> Subscri
 async def running_without_provider(db: Executor) -> list[UUID]:
     """Rows still running that the provider does not hold yet (made before it held subscriptions)."""
     return [r["id"] for r in await db.fetch(
-        "SELECT id FROM subscriptions WHERE provider_subscription_id IS NULL AND status <> 'EXPIRED'"
+        "SELECT id FROM subscriptions WHERE provider_subscription_id IS NULL AND status NOT IN ('EXPIRED', 'CANCELED')"
         " AND current_period_end > now() ORDER BY id")]
 
 
