@@ -24,7 +24,7 @@ from gateway.demo import demo_id
 from gateway.settings import Settings
 from tests.conftest import Gateway
 from tests.provider_subscriptions import LUMEN_SUBSCRIPTION, VISA, Billed, billed, refusing  # noqa: F401
-from tests.test_provider_faults import ADMIN, gid, key
+from tests.test_provider_faults import ADMIN, TIMEOUT, Proxy, gid, key
 from tests.test_staff import make_staff
 from tests.test_webhooks import SECRET, deliver, signature
 
@@ -329,3 +329,58 @@ async def test_a_seat_change_needs_a_manager(gateway, billed, db):
                                                          "quantity": 11}})
     assert [e["extensions"]["code"] for e in anonymous["errors"]] == ["UNAUTHENTICATED"]
     assert await billed.invoices() == [] and (await rows(db))[0] == 10
+
+
+# --- crafted input, a provider that loses its answer -----------------------------------------------
+
+
+@pytest.mark.parametrize("quantity, key_, code", [(0, None, "INVALID"), (-3, None, "INVALID"),
+                                                  (100_001, None, "INVALID"), (11, "", "INVALID"),
+                                                  (11, "k" * 201, "INVALID")],
+                         ids=["zero", "negative", "too-many", "empty-key", "long-key"])
+async def test_bad_input_is_a_user_error_and_changes_nothing(gateway, billed, db, quantity, key_, code):
+    before = await rows(db)
+    for dry_run in (True, False):
+        refused = await change(gateway, quantity, dry_run=dry_run, idempotency_key=key_)
+        assert [(e["code"]) for e in refused["userErrors"]] == [code], refused
+        assert refused["preview"] is None and refused["invoice"] is None
+    assert await rows(db) == before and await billed.invoices() == []
+    assert await billed.subscription(db) is None  # not even the provider side was made
+
+
+@pytest.mark.parametrize("subscription_id", [gid("Subscription", str(uuid.uuid4())), gid("License", str(LUMEN)),
+                                             "not-an-id", gid("Subscription", "x" * 300)],
+                         ids=["unknown", "another-type", "garbage", "long"])
+async def test_a_subscription_that_is_not_there_is_not_found(gateway, billed, subscription_id):
+    body = await gateway.execute(CHANGE, {"input": {"subscriptionId": subscription_id, "quantity": 11}},
+                                 token=await gateway.login(ADMIN))
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["NOT_FOUND"], body
+
+
+async def test_a_lost_answer_to_a_seat_increase_never_charges_twice(app_for, settings, services, billed, db):
+    proxy = Proxy(services.stripe_api_base)
+    await proxy.start()
+    try:
+        gateway = await app_for(settings.with_(stripe_api_base=proxy.api_base, provider_timeout_seconds=TIMEOUT))
+        await change(gateway, 10, dry_run=True)  # the provider side exists
+        lost: list[Any] = []
+
+        def lose_the_first_update(seen: Any) -> str:
+            if seen.method == "POST" and seen.path.startswith("/v1/subscriptions/sub_") and not lost:
+                lost.append(seen)
+                return "lose_answer"
+            return "forward"
+
+        proxy.policy = lose_the_first_update
+        request = {"input": {"subscriptionId": gid("Subscription", str(LUMEN_SUBSCRIPTION)), "quantity": 12,
+                             "idempotencyKey": "lost-answer"}}
+        first = await gateway.execute(CHANGE, request, token=await gateway.login(ADMIN))
+        assert lost and ("errors" not in first or [e["extensions"]["code"] for e in first["errors"]] ==
+                         ["PROVIDER_UNAVAILABLE"]), first
+        again = await gateway.execute(CHANGE, request, token=await gateway.login(ADMIN))
+        assert again["data"]["changeSeatQuantity"]["userErrors"] == [], again
+        assert again["data"]["changeSeatQuantity"]["subscription"]["seats"] == 12
+    finally:
+        await proxy.close()
+    assert len(await billed.invoices()) == 1
+    assert (await billed.subscription(db)).quantity == 12 == (await rows(db))[5]

@@ -148,6 +148,11 @@ class SubscriptionCalls:
         from datasources.payments.client import _invoice, step_key
 
         current = await self._required(subscription_id)
+        if quantity == current.quantity and current.latest_invoice_id:
+            # An earlier attempt of this change went through and its answer was lost: that is
+            # the answer (the emulator keeps no idempotency keys; Stripe would replay it).
+            invoice = await self._read(lambda: self._v1.invoices.retrieve_async(current.latest_invoice_id))
+            return current, _invoice(invoice)
         if quantity <= current.quantity:
             raise BadUserInput("Adding seats needs more seats than the subscription has.")
         if current.schedule_id:
