@@ -33,6 +33,9 @@ MAIL_KINDS: dict[str, str] = {
     "LICENSE_EXPIRING": "A license of the organization expires in 30, 7 or 1 days.",
     "LICENSE_EXPIRED": "A license of the organization has expired.",
     "INVOICE_PAYMENT_FAILED": "A payment of one of the organization's invoices failed.",
+    "LICENSE_QUANTITY_CHANGED": "Seats were added to a license (bought, or applied at renewal).",
+    "SEATS_DECREASE_SCHEDULED": "A subscription will have fewer seats from the end of its period.",
+    "SUBSCRIPTION_RENEWED": "A subscription renewed, or will renew again.",
     "SUBSCRIPTION_PAST_DUE": "A subscription's renewal payment failed; its licenses work until the grace ends.",
     "LICENSE_SUSPENDED": "A license's payment grace ended unpaid; its seats stopped working.",
     "CREDIT_POOL_LOW": "The organization's cloud credits fell to the alert threshold its admins set.",
@@ -99,6 +102,25 @@ def _compose(event: Event, to: data.Recipient) -> tuple[str, str, str]:
         return (f"A payment{what} for {organization} failed",
                 f"The payment{what} of an invoice of {organization} failed{why}. Pay it with another card, or add "
                 "one, in the Billing menu.", "/billing")
+    if event.type == "LICENSE_QUANTITY_CHANGED":
+        old, new = int(facts.get("old_quantity") or 0), int(facts.get("new_quantity") or 0)
+        return (f"{product} at {organization} now has {new} seats",
+                f"The {product} license of {organization} went from {old} to {new} seats. Any charge for it is in "
+                "the Billing menu.", "/licensing")
+    if event.type == "SEATS_DECREASE_SCHEDULED":
+        seats = int(facts.get("seats") or 0)
+        if facts.get("canceled"):
+            return (f"{product} at {organization} keeps its seats",
+                    f"The decrease of the {product} subscription of {organization} was canceled: it keeps its "
+                    "seats.", "/licensing")
+        return (f"{product} at {organization} goes down to {seats} seats",
+                f"The {product} subscription of {organization} goes down to {seats} seats on "
+                f"{_day(facts.get('effective_at'))}. Until then no more than {seats} seats can be allocated.",
+                "/licensing")
+    if event.type == "SUBSCRIPTION_RENEWED":
+        return (f"{product} at {organization} renews",
+                f"The {product} subscription of {organization} runs until {_day(facts.get('renews_at'))} and then "
+                "renews.", "/licensing")
     if event.type == "SUBSCRIPTION_PAST_DUE":
         return (f"Renewal payment for {product} at {organization} failed",
                 f"The renewal payment of the {product} subscription of {organization} failed. Its seats keep "

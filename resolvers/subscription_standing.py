@@ -121,7 +121,8 @@ async def report_followed(conn: asyncpg.Connection, followed: tuple[Subscription
             await say("LICENSE_QUANTITY_CHANGED", {"license_id": license_id, "old_quantity": before.seats,
                                                    "new_quantity": after.seats})
     if after.status != "EXPIRED" and after.current_period_end > before.current_period_end:
-        await say("SUBSCRIPTION_RENEWED", {"subscription_id": after.id, "renews_at": after.current_period_end})
+        await say("SUBSCRIPTION_RENEWED", {"subscription_id": after.id, "renews_at": after.current_period_end,
+                                           **({"license_id": licenses[0]} if licenses else {})})
     elif after.auto_renew != before.auto_renew:
         kind, key = ("SUBSCRIPTION_RENEWED", "renews_at") if after.auto_renew else ("SUBSCRIPTION_ENDING", "ends_at")
         await say(kind, {"subscription_id": after.id, key: after.current_period_end})
