@@ -11,19 +11,17 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import httpx
 import pytest
 
-from datasources.payments.client import PaymentsClient
-from gateway.app import EMULATOR_API_KEY
+from datasources.postgres.database import Database
 from gateway.demo import demo_id
 from gateway.settings import Settings
+from resolvers import subscription_sync
 from tests.conftest import Gateway
-from tests.provider_subscriptions import LUMEN_SUBSCRIPTION, VISA, Billed, billed, refusing  # noqa: F401
+from tests.provider_subscriptions import LUMEN_SUBSCRIPTION, NORTHWIND, VISA, Billed, billed, refusing  # noqa: F401
 from tests.test_provider_faults import ADMIN, TIMEOUT, Proxy, gid, key
 from tests.test_staff import make_staff
 from tests.test_webhooks import SECRET, deliver, signature
@@ -384,3 +382,22 @@ async def test_a_lost_answer_to_a_seat_increase_never_charges_twice(app_for, set
         await proxy.close()
     assert len(await billed.invoices()) == 1
     assert (await billed.subscription(db)).quantity == 12 == (await rows(db))[5]
+
+
+async def test_the_startup_sync_puts_running_rows_at_the_provider_once(billed, database_url, db):
+    database = await Database.connect(database_url)
+    try:
+        created = await subscription_sync.sync_all(database, billed.provider)
+        again = await subscription_sync.sync_all(database, billed.provider)
+    finally:
+        await database.close()
+    # Northwind's Lumen and Atlas (running); Vapor FX is EXPIRED and stays here only.
+    assert (created, again) == (2, 0)
+    found = {r["sku"]: r for r in await db.fetch(
+        "SELECT p.sku, s.provider_subscription_id, s.seats, s.current_period_end FROM subscriptions s"
+        " JOIN products p ON p.id = s.product_id WHERE s.organization_id = $1", NORTHWIND)}
+    assert found["VAPOR-FX"]["provider_subscription_id"] is None
+    lumen = await billed.subscription(db)
+    assert (lumen.quantity, lumen.current_period_end, lumen.status) == (
+        10, found["LUMEN-RENDER"]["current_period_end"], "ACTIVE")
+    assert await billed.invoices() == []  # the period was paid already: nothing charged

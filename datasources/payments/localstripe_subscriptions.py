@@ -45,7 +45,7 @@ from typing import Any
 from dateutil.relativedelta import relativedelta
 from localstripe import resources
 from localstripe.errors import UserError, json_response
-from localstripe.resources import Event, Invoice, InvoiceItem, Plan, Subscription, SubscriptionItem
+from localstripe.resources import Event, Invoice, InvoiceItem, Subscription, SubscriptionItem
 from localstripe.webhooks import schedule_webhook
 
 _original_init = Subscription.__init__

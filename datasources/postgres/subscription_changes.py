@@ -31,10 +31,12 @@ async def by_provider_id(db: Executor, provider_subscription_id: str) -> Subscri
 
 
 async def running_without_provider(db: Executor) -> list[UUID]:
-    """Rows still running that the provider does not hold yet (made before it held subscriptions)."""
+    """Rows still running that the provider does not hold yet (made before it held subscriptions),
+    of organizations the provider bills (a customer there)."""
     return [r["id"] for r in await db.fetch(
-        "SELECT id FROM subscriptions WHERE provider_subscription_id IS NULL AND status NOT IN ('EXPIRED', 'CANCELED')"
-        " AND current_period_end > now() ORDER BY id")]
+        "SELECT s.id FROM subscriptions s JOIN organizations o ON o.id = s.organization_id"
+        " WHERE s.provider_subscription_id IS NULL AND s.status NOT IN ('EXPIRED', 'CANCELED')"
+        " AND s.current_period_end > now() AND o.payment_customer_id IS NOT NULL ORDER BY s.id")]
 
 
 async def follow(conn: asyncpg.Connection, subscription_id: UUID, provider: ProviderSubscription, *,
