@@ -401,3 +401,18 @@ async def test_the_startup_sync_puts_running_rows_at_the_provider_once(billed, d
     assert (lumen.quantity, lumen.current_period_end, lumen.status) == (
         10, found["LUMEN-RENDER"]["current_period_end"], "ACTIVE")
     assert await billed.invoices() == []  # the period was paid already: nothing charged
+
+
+async def test_a_late_payment_failure_of_an_invoice_paid_since_changes_nothing(hooked, refusing, db):
+    await change(hooked, 10, dry_run=True)
+    await refusing.renew(db)
+    [open_invoice] = [i for i in await refusing.invoices() if i.status == "OPEN"]
+    good = await refusing.provider.add_card(refusing.customer_id, card_number=VISA, exp_month=12, exp_year=2031,
+                                            cvc="123", make_default=False, idempotency_key=key())
+    await refusing.provider.pay_invoice(open_invoice.id, idempotency_key=key(), payment_method_id=good.id)
+    # The failure arrives after the payment (events come out of order): the provider shows it paid.
+    answers = await deliver_events(hooked, refusing, "invoice.payment_failed")
+    assert len(answers) == 1
+    _, _, status, _, past_due, _, grace = await rows(db)
+    assert (status, past_due, grace) == ("ACTIVE", False, None)
+    assert "SUBSCRIPTION_PAST_DUE" not in [r["type"] for r in await db.fetch("SELECT type FROM event_log")]
