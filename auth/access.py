@@ -92,8 +92,9 @@ ROWS: tuple[Row, ...] = (
                           "changeMemberRole")),
     _changes("seat changes", "Allocate and revoke seats of the organization's licenses.", (MANAGER,),
              ("allocateLicense", "revokeLicense")),
-    _changes("credit access", "Set members' cloud-credit access (disabled, unlimited, a quota).", (MANAGER,),
-             ("setCreditAccess",)),
+    _changes("credit access", "Set members' cloud-credit access (disabled, unlimited, a quota), approve and "
+             "decline their credit requests.", (MANAGER,),
+             ("setCreditAccess", "approveCreditRequest", "declineCreditRequest")),
     _changes("credit alert", "Set the credit pool balance at or under which the OWNER and ADMINs are warned.",
              (MANAGER,), ("setCreditPoolAlert",)),
     _changes("credit requests", "Ask the organization's OWNER and ADMINs for more cloud credits.", (MEMBER, MANAGER),

@@ -19,6 +19,7 @@ class CreditLoaders:
     usage_periods: DataLoader  # organization id -> [UsagePeriod]
     pending_requests: DataLoader  # organization id -> [CreditRequest], oldest first
     request: DataLoader  # request id -> CreditRequest | None
+    requests_page: DataLoader  # (account id, organization id, Slice) -> Page[CreditRequest], newest first
     usage: DataLoader  # usage id -> Usage | None
     usage_page: DataLoader  # (organization id, Slice) -> Page[Usage], newest first
     members: DataLoader  # organization id -> [Member]
@@ -33,6 +34,7 @@ def create(db: Database) -> CreditLoaders:
         usage_periods=grouped_loader(partial(data.usage_periods_of_organizations, db), by_organization),
         pending_requests=grouped_loader(partial(data.pending_requests_of_organizations, db), by_organization),
         request=loader(partial(data.requests_by_ids, db)),
+        requests_page=each_loader(lambda key: data.requests_page(db, *key)),
         usage=loader(partial(data.usage_by_ids, db)),
         # A page is one organization's with its own arguments: one statement per distinct key.
         usage_page=each_loader(lambda key: data.usage_page(db, *key)),

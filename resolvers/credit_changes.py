@@ -8,6 +8,11 @@ success that writes, mails and audits nothing for that member.
 
 `request_credits` is for any member: the request is stored and every OWNER and ADMIN is mailed.
 
+`approve_credit_request` and `decline_credit_request` are for the OWNER and ADMINs of the
+request's organization: a request is answered once (the row is locked, so of two answers at once
+the second is told ALREADY_ANSWERED), approval sets the requester's access as the answer says,
+and the requester hears of either through the CREDIT_REQUEST_RESOLVED event and its mail.
+
 `set_credit_pool_alert` is for the OWNER and ADMINs: the pool balance at or under which the
 scheduler reports CREDIT_POOL_LOW (and mails them, resolvers/notifications.py), or none.
 """
@@ -34,6 +39,7 @@ from resolvers.writes import (NOT_FOUND, after_write, audit_refusal, audit_succe
 SET_ACCESS = "credits.set_access"
 REQUEST = "credits.request"
 SET_ALERT = "credits.set_alert"
+ANSWER = "credits.answer_request"
 MAX_ALERT_THRESHOLD = 1_000_000_000
 MODES = ("DISABLED", "UNLIMITED", "QUOTA")
 MAX_REQUEST = 1_000_000
@@ -73,6 +79,20 @@ def describe(mode: str, quota: int | None) -> str:
     return "you can spend the organization's cloud credits without a limit of your own"
 
 
+async def _apply_access(conn: asyncpg.Connection, ctx: Context, organization_id: UUID, accounts: list[UUID],
+                        mode: str, quota: int | None) -> tuple[list[UUID], dict[UUID, data.Access]]:
+    """Gives `accounts` (members, held) the access; the ones whose access changed, and what each
+    had before. Reports each change as CREDIT_ACCESS_CHANGED."""
+    before = await credit_changes.access_of(conn, accounts)
+    changed = [a for a in accounts if _current(before.get(a), organization_id) != (mode, quota)]
+    if changed:
+        await credit_changes.set_access(conn, organization_id, changed, mode, quota)
+    for account in changed:
+        await report(conn, ctx, "CREDIT_ACCESS_CHANGED", organization_id=organization_id, account_id=account,
+                     data={"account_id": account, "mode": mode, "quota": quota})
+    return changed, before
+
+
 async def set_credit_access(ctx: Context, account_ids: list[UUID | None], mode: str,
                             quota: int | None) -> AccessResult:
     await require_change(ctx, "setCreditAccess")
@@ -93,10 +113,8 @@ async def set_credit_access(ctx: Context, account_ids: list[UUID | None], mode: 
                 problems.append(not_member(index))
             elif account not in chosen:
                 chosen.append(account)
-        before = await credit_changes.access_of(conn, chosen)
-        changed = [a for a in chosen if _current(before.get(a), organization_id) != (mode, quota)]
+        changed, before = await _apply_access(conn, ctx, organization_id, chosen, mode, quota)
         if changed:
-            await credit_changes.set_access(conn, organization_id, changed, mode, quota)
             organization = await credit_changes.organization_name(conn, organization_id)
             for account in changed:
                 await _mail_new_access(conn, members[account], organization, actor.name if actor else None,
@@ -108,9 +126,6 @@ async def set_credit_access(ctx: Context, account_ids: list[UUID | None], mode: 
                                          "before": {str(a): _current(before.get(a), organization_id)
                                                     for a in changed},
                                          "problems": [{"field": list(p.field), "code": p.code} for p in problems]})
-            for account in changed:
-                await report(conn, ctx, "CREDIT_ACCESS_CHANGED", organization_id=organization_id, account_id=account,
-                             data={"account_id": account, "mode": mode, "quota": quota})
     if problems and not changed:
         await audit_refusal(ctx, organization_id=organization_id, action=SET_ACCESS,
                             target=f"Organization:{organization_id}", problems=problems)
@@ -178,6 +193,65 @@ async def request_credits(ctx: Context, amount: int, note: str) -> RequestResult
                      data={"request_id": request.id, "account_id": actor_id, "amount": amount})
     after_write(ctx)
     return RequestResult(request=request)
+
+
+@dataclass(frozen=True)
+class AnswerResult:
+    request: data.CreditRequest | None  # as it is now (also when refused)
+    problems: list[Problem] = field(default_factory=list)
+
+
+async def approve_credit_request(ctx: Context, request_id: UUID | None, mode: str, quota: int | None,
+                                 note: str) -> AnswerResult:
+    """Approves a pending request and gives the requester the access the answer names."""
+    return await _answer(ctx, "approveCreditRequest", request_id, "APPROVED", note, (mode, quota))
+
+
+async def decline_credit_request(ctx: Context, request_id: UUID | None, note: str) -> AnswerResult:
+    return await _answer(ctx, "declineCreditRequest", request_id, "DECLINED", note, None)
+
+
+async def _answer(ctx: Context, mutation: str, request_id: UUID | None, outcome: str, note: str,
+                  access: tuple[str, int | None] | None) -> AnswerResult:
+    await require_change(ctx, mutation)
+    found = await ctx.loaders.credits.request.load(request_id) if request_id else None
+    if found is None:
+        raise NotFound(NOT_FOUND)
+    organization_id = found.organization_id
+    actor_id = await require_change_in(ctx, mutation, organization_id)
+    target = f"CloudCreditRequest:{found.id}"
+    note = note.strip()
+    problems = access_problems(*access) if access else []
+    if len(note) > MAX_NOTE_LENGTH:
+        problems.append(Problem(("input", "note"), f"A note has at most {MAX_NOTE_LENGTH} characters.", "INVALID"))
+    changed: list[UUID] = []
+    if not problems:
+        async with ctx.db.transaction() as conn:
+            found = await credit_changes.lock_request(conn, found.id)
+            assert found is not None, "a request goes only with its organization, which the caller manages"
+            if found.outcome is not None:
+                problems.append(Problem(("input", "requestId"), f"This request was already answered: "
+                                        f"{found.outcome}.", "ALREADY_ANSWERED"))
+            elif access and not await credit_changes.members_among(conn, organization_id, [found.account_id]):
+                problems.append(Problem(("input", "requestId"), "Who asked is no longer a member of the "
+                                        "organization: decline the request instead.", "NOT_IN_ORGANIZATION"))
+            else:
+                found = await credit_changes.answer_request(conn, found.id, outcome, note, actor_id)
+                if access:
+                    changed, _ = await _apply_access(conn, ctx, organization_id, [found.account_id], *access)
+                mode, quota = access or (None, None)
+                await audit_success(conn, ctx, organization_id=organization_id, action=ANSWER, target=target,
+                                    details={"outcome": outcome, "mode": mode, "quota": quota,
+                                             "access_changed": bool(changed)})
+                await report(conn, ctx, "CREDIT_REQUEST_RESOLVED", organization_id=organization_id,
+                             account_id=found.account_id,
+                             data={"request_id": found.id, "account_id": found.account_id, "outcome": outcome,
+                                   "note": note, "mode": mode, "quota": quota})
+    if problems:
+        await audit_refusal(ctx, organization_id=organization_id, action=ANSWER, target=target, problems=problems)
+        return AnswerResult(found, problems)
+    after_write(ctx)
+    return AnswerResult(found)
 
 
 @dataclass(frozen=True)

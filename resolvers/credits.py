@@ -12,7 +12,7 @@ from datasources.paging import Page, Slice
 from datasources.postgres import credits as data
 from datasources.postgres.accounts import Account
 from planning import reads, sources
-from resolvers.accounts import visible_accounts
+from resolvers.accounts import membership, visible_accounts
 from resolvers.context import Context
 from resolvers.permissions import may
 
@@ -143,6 +143,16 @@ async def pending_requests(ctx: Context, organization_id: UUID) -> list[data.Cre
     return await ctx.loaders.credits.pending_requests.load(organization_id)
 
 
+async def requests_of(ctx: Context, account_id: UUID, slice: Slice) -> Page[data.CreditRequest]:
+    """An account's requests in the organization it belongs to now (none outside one). Whoever
+    sees the account sees these: the account itself, and those the table lets read the
+    organization's people, who also reach its credit requests."""
+    found = await membership(ctx, account_id)
+    if found is None:
+        return Page(rows=[], has_more=False, total=0)
+    return await ctx.loaders.credits.requests_page.load((account_id, found.organization_id, slice))
+
+
 class _Owned(Protocol):
     @property
     def organization_id(self) -> UUID: ...
@@ -170,4 +180,8 @@ async def visible_usage(ctx: Context, usage_id: UUID) -> data.Usage | None:
 
 
 async def visible_request(ctx: Context, request_id: UUID) -> data.CreditRequest | None:
-    return await _if_visible(ctx, "CloudCreditRequest", await ctx.loaders.credits.request.load(request_id))
+    """Also for the member who asked: their own requests and their outcome are theirs to see."""
+    found = await ctx.loaders.credits.request.load(request_id)
+    if found is not None and ctx.viewer.account_id == found.account_id:
+        return found
+    return await _if_visible(ctx, "CloudCreditRequest", found)

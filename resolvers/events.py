@@ -54,8 +54,10 @@ Organization events (organizationEvents, for those who manage the organization):
                                                                   payment_intent.payment_failed
   CREDIT_POOL_LOW          {pool_id, balance, threshold}          (scheduler, once per crossing)
   CREDIT_REQUEST_MADE      {request_id, account_id, amount}       requestCredits
-  CREDIT_REQUEST_RESOLVED  {request_id, account_id, outcome}      (also the requester's viewer event;
-                                                                  no mutation resolves requests yet)
+  CREDIT_REQUEST_RESOLVED  {request_id, account_id, outcome,      approveCreditRequest (outcome APPROVED,
+                            note, mode, quota}                    the access given) or declineCreditRequest
+                                                                  (DECLINED, mode and quota null); also the
+                                                                  requester's viewer event
   STAFF_ACTION_TAKEN       {action, target, scope, reason}        every change made on a customer's
                                                                   behalf (resolvers.writes.OnBehalf:
                                                                   the audit entry's action, target,

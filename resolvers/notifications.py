@@ -143,8 +143,14 @@ def _compose(event: Event, to: data.Recipient) -> tuple[str, str, str]:
     # CREDIT_REQUEST_RESOLVED
     outcome = str(facts.get("outcome") or "answered").lower()
     amount = f" for {to.request_amount:,} cloud credits" if to.request_amount is not None else ""
+    access = ""
+    if facts.get("mode") == "QUOTA":
+        access = f" Your credit access is now a quota of {int(facts.get('quota') or 0):,} credits in total."
+    elif facts.get("mode"):
+        access = f" Your credit access is now {facts['mode']}."
+    note = f"\n\nTheir note: {facts['note']}" if facts.get("note") else ""
     return (f"Your request{amount} was {outcome}",
-            f"Your request{amount} at {organization} was {outcome} by the organization's admins.",
+            f"Your request{amount} at {organization} was {outcome} by the organization's admins.{access}{note}",
             "/organization")
 
 

@@ -17,7 +17,8 @@ from resolvers import accounts as resolve
 from resolvers import entitlements as resolve_entitlements
 from schema import credits
 from schema.common import Info, by_uuid, resolve_visible
-from schema.credits import CloudCreditAccess
+from schema.credits import CloudCreditAccess, CloudCreditRequestConnection
+from schema.pagination import After, Before, First, Last, slice_of
 from planning.levels import level_resolver, one
 from schema.license import License
 from schema.product import Product
@@ -95,6 +96,13 @@ class Account(relay.Node):
     @level_resolver(_credit_accesses)
     async def credit_access(self, info: Info) -> CloudCreditAccess:
         return await one(_credit_accesses, self, info)
+
+    @strawberry.field(description="The requests for more cloud credits this account made in its organization, "
+                                  "newest first, with their status and answer (the viewer's own: "
+                                  "`viewer { creditRequests }`).")
+    async def credit_requests(self, info: Info, first: First = None, after: After = None, last: Last = None,
+                              before: Before = None) -> CloudCreditRequestConnection:
+        return await credits.credit_requests(info, self.uuid, slice_of(first, after, last, before))
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):

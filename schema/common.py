@@ -42,7 +42,11 @@ class UserErrorCode(Enum):
         "PAST_DUE", description="A renewal payment is outstanding: pay the open invoice first.")
     BILLING_NOT_SET_UP = strawberry.enum_value(
         "BILLING_NOT_SET_UP", description="The subscription is not billed through the payment provider; ask support.")
-    NOT_IN_ORGANIZATION = strawberry.enum_value("NOT_IN_ORGANIZATION", description="The account is not a member of the license's organization.")
+    NOT_IN_ORGANIZATION = strawberry.enum_value(
+        "NOT_IN_ORGANIZATION", description="The account is not a member of the organization the change is in (the "
+                                           "license's, the credit request's).")
+    ALREADY_ANSWERED = strawberry.enum_value(
+        "ALREADY_ANSWERED", description="The request was already approved or declined; the message says which.")
     ALREADY_ALLOCATED = strawberry.enum_value("ALREADY_ALLOCATED", description="The member already holds a seat of this license.")
     NOT_ALLOCATED = strawberry.enum_value("NOT_ALLOCATED", description="The member holds no seat of this license.")
     SEAT_LOCKED = strawberry.enum_value("SEAT_LOCKED", description="TRIAL and BETA seats cannot be revoked or reassigned.")

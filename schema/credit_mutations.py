@@ -65,6 +65,70 @@ async def request_credits(
                                  user_errors=user_errors(result.problems))
 
 
+@strawberry.input(description="The credit access an approval gives the member who asked.")
+class CreditAccessInput:
+    mode: CloudCreditAccessMode = strawberry.field(description="Their new access.")
+    quota: int | None = strawberry.field(
+        default=None, description="For QUOTA: the ceiling in credits in total (used credits count), 0 or more; "
+                                  "to let them spend the amount asked for, their `used` plus that amount. Leave "
+                                  "it out for DISABLED and UNLIMITED.")
+
+
+@strawberry.input(description="An approval of a pending credit request.")
+class ApproveCreditRequestInput:
+    request_id: strawberry.ID = strawberry.field(description="The request (a CloudCreditRequest ID).")
+    access: CreditAccessInput = strawberry.field(description="The access the member who asked gets.")
+    note: str = strawberry.field(default="", description="For the member who asked; at most 1,000 characters.")
+
+
+@strawberry.input(description="A refusal of a pending credit request.")
+class DeclineCreditRequestInput:
+    request_id: strawberry.ID = strawberry.field(description="The request (a CloudCreditRequest ID).")
+    note: str = strawberry.field(default="", description="Why, for the member who asked; at most 1,000 "
+                                                         "characters.")
+
+
+@strawberry.type(description="An answer to a credit request (never in the schema on its own).")
+class _AnswerPayload:
+    request: CloudCreditRequest | None = strawberry.field(
+        description="The request as it stands now (also when the answer was refused).")
+    user_errors: list[UserError] = strawberry.field(
+        description="ALREADY_ANSWERED (someone answered first; nothing changed), NOT_IN_ORGANIZATION (approving "
+                    "for someone who has left: decline instead), INVALID access or note.")
+
+
+@strawberry.type(description="The result of `approveCreditRequest`. The member who asked gets the "
+                             "CREDIT_REQUEST_RESOLVED event and, unless they turned it off, a mail.")
+class ApproveCreditRequestPayload(_AnswerPayload):
+    pass
+
+
+@strawberry.type(description="The result of `declineCreditRequest`. The member who asked gets the "
+                             "CREDIT_REQUEST_RESOLVED event and, unless they turned it off, a mail.")
+class DeclineCreditRequestPayload(_AnswerPayload):
+    pass
+
+
+async def approve_credit_request(
+    info: Info, input: Annotated[ApproveCreditRequestInput, strawberry.argument(description="Request and access.")]
+) -> ApproveCreditRequestPayload:
+    result = await resolve.approve_credit_request(info.context, node_uuid(input.request_id, "CloudCreditRequest"),
+                                                  input.access.mode.value, input.access.quota, input.note)
+    return ApproveCreditRequestPayload(request=_request(result), user_errors=user_errors(result.problems))
+
+
+async def decline_credit_request(
+    info: Info, input: Annotated[DeclineCreditRequestInput, strawberry.argument(description="Request and note.")]
+) -> DeclineCreditRequestPayload:
+    result = await resolve.decline_credit_request(info.context, node_uuid(input.request_id, "CloudCreditRequest"),
+                                                  input.note)
+    return DeclineCreditRequestPayload(request=_request(result), user_errors=user_errors(result.problems))
+
+
+def _request(result: resolve.AnswerResult) -> CloudCreditRequest | None:
+    return CloudCreditRequest.from_record(result.request) if result.request else None
+
+
 @strawberry.input(description="When to warn the organization's OWNER and ADMINs that the credit pool runs low.")
 class SetCreditPoolAlertInput:
     organization_id: strawberry.ID | None = strawberry.field(
@@ -104,6 +168,14 @@ class CreditMutations:
         resolver=request_credits,
         description="Asks the organization's OWNER and ADMINs for more cloud credits; they are emailed. Any "
                     "member may ask.")
+    approve_credit_request: ApproveCreditRequestPayload = strawberry.mutation(
+        resolver=approve_credit_request,
+        description="Approves a pending credit request: the member who asked gets the access named (a quota, "
+                    "say) and is told. A request is answered once.")
+    decline_credit_request: DeclineCreditRequestPayload = strawberry.mutation(
+        resolver=decline_credit_request,
+        description="Declines a pending credit request with a note for the member who asked, who is told. A "
+                    "request is answered once.")
     set_credit_pool_alert: SetCreditPoolAlertPayload = strawberry.mutation(
         resolver=set_credit_pool_alert,
         description="Sets the credit pool balance at or under which the OWNER and ADMINs are warned (once per "

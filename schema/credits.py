@@ -14,6 +14,7 @@ from datasources.postgres import credits as records
 from planning.declare import column, from_record
 from resolvers import credits as resolve
 from schema.common import Info, by_uuid, resolve_visible
+from datasources.paging import Slice
 from schema.pagination import After, Before, Connection, First, Last, slice_of
 from planning.levels import level_resolver
 from schema.references import AccountRef, account_node, accounts_at, visible_account_node
@@ -90,19 +91,33 @@ class CloudCreditUsage(relay.Node):
         return await resolve_visible(by_uuid(resolve.visible_usage), cls.from_record, info, node_ids)
 
 
-@strawberry.type(description="A member's request for more credits, for the organization's admins to answer.")
+@strawberry.enum(description="Where a credit request stands.")
+class CloudCreditRequestStatus(Enum):
+    PENDING = strawberry.enum_value("PENDING", description="Waiting for the organization's OWNER or an ADMIN.")
+    APPROVED = strawberry.enum_value(
+        "APPROVED", description="Approved: the requester's credit access was set as the answer said.")
+    DECLINED = strawberry.enum_value("DECLINED", description="Declined; `answerNote` may say why.")
+
+
+@strawberry.type(description="A member's request for more credits, for the organization's admins to answer. Seen "
+                             "by those who see the organization's credit pool, and by the member who asked.")
 class CloudCreditRequest(relay.Node):
     id: relay.NodeID[str]
     amount: int = strawberry.field(description="Credits asked for.")
     note: str = strawberry.field(description="The member's reason; may be empty.")
     requested_at: datetime = strawberry.field(description="When the request was made.")
     resolved_at: datetime | None = strawberry.field(description="When it was answered; null while pending.")
+    status: CloudCreditRequestStatus = strawberry.field(
+        description="PENDING until answered once by `approveCreditRequest` or `declineCreditRequest`.")
+    answer_note: str = strawberry.field(description="The answer's note for the requester; empty while pending or "
+                                                    "when none was given.")
     account_id: strawberry.Private[UUID]
 
     @classmethod
     def from_record(cls, request: records.CreditRequest) -> "CloudCreditRequest":
         return cls(id=str(request.id), amount=request.amount, note=request.note,
                    requested_at=request.requested_at, resolved_at=request.resolved_at,
+                   status=CloudCreditRequestStatus(request.outcome or "PENDING"), answer_note=request.answer_note,
                    account_id=request.account_id)
 
     @strawberry.field(description="Who asked; null when that account has been deleted.")
@@ -118,6 +133,17 @@ class CloudCreditRequest(relay.Node):
 @strawberry.type(description="A page of an organization's credit usage.")
 class CloudCreditUsageConnection(Connection[CloudCreditUsage]):
     pass
+
+
+@strawberry.type(description="A page of a member's credit requests.")
+class CloudCreditRequestConnection(Connection[CloudCreditRequest]):
+    pass
+
+
+async def credit_requests(info: Info, account_id: UUID, slice: Slice) -> CloudCreditRequestConnection:
+    """For `Account.creditRequests`; the caller has checked that the viewer may see the account."""
+    page = await resolve.requests_of(info.context, account_id, slice)
+    return CloudCreditRequestConnection.from_page(page, CloudCreditRequest.from_record, slice)
 
 
 @strawberry.type(description="One member of the organization with their credit access and usage.")

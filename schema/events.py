@@ -212,7 +212,7 @@ class _AboutCreditRequest(_AboutAccount):
 
 @strawberry.type(description="A resolved credit request (never in the schema on its own).")
 class _CreditRequestResolved(_AboutCreditRequest):
-    @strawberry.field(description="How it was resolved, e.g. GRANTED or DECLINED.")
+    @strawberry.field(description="How it was resolved, APPROVED or DECLINED (`CloudCreditRequestStatus`).")
     def outcome(self) -> str | None:
         return _data(self.event, "outcome")
 

@@ -96,6 +96,7 @@ MUTATIONS = {
 }
 OWNER = demo_id("account", "owner@northwind.example")
 LUMEN_SUBSCRIPTION = demo_id("subscription", "northwind", "LUMEN-RENDER")
+CREDIT_REQUEST = demo_id("credit-request", "northwind")
 REVOKED_INVITATION = uuid.UUID("0ac7e55e-0000-4000-8000-000000000001")  # made by the fixture
 # Each customer mutation, as the module's docstring says. A value ("Type", id) is that global ID,
 # ("Type",) one that names nothing.
@@ -109,6 +110,9 @@ CUSTOMER_MUTATIONS: dict[str, dict[str, Any]] = {
     "revokeLicense": {"licenseId": ("License", LUMEN), "accountIds": []},
     "setCreditAccess": {"accountIds": [], "mode": "UNLIMITED"},
     "requestCredits": {"amount": 0},
+    # The demo's pending request, each answer with input it refuses: nothing changes.
+    "approveCreditRequest": {"requestId": ("CloudCreditRequest", CREDIT_REQUEST), "access": {"mode": "QUOTA"}},
+    "declineCreditRequest": {"requestId": ("CloudCreditRequest", CREDIT_REQUEST), "note": "x" * 1001},
     # No alert is set: switching it off changes nothing.
     "setCreditPoolAlert": {"threshold": None},
     # The fixture switches it on: switching it on again changes nothing.

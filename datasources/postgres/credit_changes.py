@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-from datasources.postgres.credits import Access, CreditRequest
+from datasources.postgres.credits import REQUEST_COLUMNS, Access, CreditRequest
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,23 @@ async def insert_request(conn: asyncpg.Connection, organization_id: UUID, accoun
                          note: str) -> CreditRequest:
     row = await conn.fetchrow(
         """INSERT INTO credit_requests (id, organization_id, account_id, amount, note) VALUES ($1, $2, $3, $4, $5)
-           RETURNING id, organization_id, account_id, amount, note, created_at AS requested_at, resolved_at""",
-        uuid.uuid4(), organization_id, account_id, amount, note)
+           RETURNING """ + REQUEST_COLUMNS, uuid.uuid4(), organization_id, account_id, amount, note)
+    return CreditRequest(**row)
+
+
+async def lock_request(conn: asyncpg.Connection, request_id: UUID) -> CreditRequest | None:
+    """The request, held until commit: of two answers at once the second sees the first's."""
+    row = await conn.fetchrow(f"SELECT {REQUEST_COLUMNS} FROM credit_requests WHERE id = $1 FOR UPDATE", request_id)
+    return CreditRequest(**row) if row else None
+
+
+async def answer_request(conn: asyncpg.Connection, request_id: UUID, outcome: str, note: str,
+                         answered_by: UUID) -> CreditRequest:
+    row = await conn.fetchrow(
+        """UPDATE credit_requests SET outcome = $2, answer_note = $3, answered_by = $4, resolved_at = now()
+           WHERE id = $1 AND resolved_at IS NULL RETURNING """ + REQUEST_COLUMNS,
+        request_id, outcome, note, answered_by)
+    assert row is not None, "the caller holds the request and saw it pending"
     return CreditRequest(**row)
 
 

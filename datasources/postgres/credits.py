@@ -65,6 +65,8 @@ class CreditRequest:
     note: str
     requested_at: datetime
     resolved_at: datetime | None  # None: pending
+    outcome: str | None  # APPROVED or DECLINED once answered
+    answer_note: str  # the answer's note for the requester; empty for none
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,9 @@ async def _by_id(db: Executor, cls: type[T], query: str, ids: Sequence[UUID]) ->
 _GRANTS = ("SELECT id, organization_id, amount, source, granted_at, expires_at FROM credit_grants"
            " WHERE {} = ANY($1::uuid[]) ORDER BY expires_at NULLS LAST, granted_at, id")
 _USAGE = "SELECT id, organization_id, account_id, amount, description, used_at FROM credit_usage"
-_REQUESTS = ("SELECT id, organization_id, account_id, amount, note, created_at AS requested_at, resolved_at"
-             " FROM credit_requests")
+REQUEST_COLUMNS = ("id, organization_id, account_id, amount, note, created_at AS requested_at, resolved_at,"
+                   " outcome, answer_note")
+_REQUESTS = f"SELECT {REQUEST_COLUMNS} FROM credit_requests"
 
 
 async def grants_of_organizations(db: Executor, organization_ids: Sequence[UUID]) -> list[Grant]:
@@ -128,6 +131,20 @@ async def pending_requests_of_organizations(db: Executor, organization_ids: Sequ
 
 async def requests_by_ids(db: Executor, ids: Sequence[UUID]) -> list[CreditRequest | None]:
     return await _by_id(db, CreditRequest, f"{_REQUESTS} WHERE id = ANY($1::uuid[])", ids)
+
+
+def request_key(request: CreditRequest) -> tuple[object, ...]:
+    return (request.requested_at, request.id)
+
+
+async def requests_page(db: Executor, account_id: UUID, organization_id: UUID,
+                        slice: Slice) -> Page[CreditRequest]:
+    """One account's requests in one organization, newest first."""
+    return await fetch_page(
+        db, matching=f"SELECT {REQUEST_COLUMNS}, created_at FROM credit_requests"
+                     " WHERE account_id = $1 AND organization_id = $2",
+        args=[account_id, organization_id], key_columns=["created_at", "id"], key_types=["timestamptz", "uuid"], descending=True,
+        slice=slice, row=lambda r: _record(CreditRequest, r), sort_key=request_key)
 
 
 async def usage_by_ids(db: Executor, ids: Sequence[UUID]) -> list[Usage | None]:
