@@ -207,8 +207,12 @@ class Connection:
 
     async def _receive(self, timeout: float | None) -> dict[str, Any] | None:
         """The next message; None when the client went away."""
-        try:  # no wait_for once signed in: its frame would stay with every idle connection
-            raw = await (self.ws.receive() if timeout is None else asyncio.wait_for(self.ws.receive(), timeout))
+        try:  # no timeout once signed in: its frame would stay with every idle connection
+            if timeout is None:
+                raw = await self.ws.receive()
+            else:
+                async with asyncio.timeout(timeout):  # not wait_for, which may lose a cancel on 3.11
+                    raw = await self.ws.receive()
         except TimeoutError:
             raise Close(4408, "Connection initialisation timeout") from None
         if raw["type"] == "websocket.disconnect":

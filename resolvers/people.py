@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -477,10 +477,12 @@ async def _managed_member(ctx: Context, mutation: str, account_id: UUID | None) 
 async def remove_member(ctx: Context, account_id: UUID | None, *, revoke_seats: bool) -> RemoveResult:
     """Removes a member from the organization, with their credit access there.
 
-    Refused while they hold seats of the organization's licenses, unless `revoke_seats`: then
-    the seats are revoked in the same transaction, except TRIAL and BETA seats, which an admin
-    cannot revoke, so they keep refusing. The OWNER cannot be removed. Their sessions stay
-    valid; they simply belong to no organization any more.
+    Refused while they hold seats of the organization's pool (any kind but TRIAL and BETA),
+    unless `revoke_seats`: then those seats are revoked in the same transaction. TRIAL and BETA
+    seats belong to the person, not to the pool (an admin cannot revoke them to give them to
+    someone else), so they are released with the removal whatever `revoke_seats` says, and
+    audited as released. The OWNER cannot be removed. Their sessions stay valid; they simply
+    belong to no organization any more.
     """
     account_id, organization_id, actor = await _managed_member(ctx, "removeMember", account_id)
     account = await ctx.loaders.accounts.account.load(account_id)
@@ -502,8 +504,8 @@ async def remove_member(ctx: Context, account_id: UUID | None, *, revoke_seats: 
             await data.remove_membership(conn, account_id, organization_id)
             await audit_success(conn, ctx, organization_id=organization_id, action="member.remove", target=target,
                                 details={"accountId": account_id, "role": membership.role,
-                                         "revokedSeats": [{"licenseId": s.license_id, "product": s.product_name}
-                                                          for s in seats]})
+                                         "revokedSeats": _seat_details(s for s in seats if not _locked(s)),
+                                         "releasedSeats": _seat_details(s for s in seats if _locked(s))})
             for seat in seats:
                 await report_seats(conn, ctx, "SEAT_REVOKED", organization_id, seat.license_id, [account_id])
             await report(conn, ctx, "MEMBER_LEFT", organization_id=organization_id,
@@ -516,15 +518,19 @@ async def remove_member(ctx: Context, account_id: UUID | None, *, revoke_seats: 
     return RemoveResult(removed_account_id=account_id, organization_id=organization_id, revoked_seats=revoked)
 
 
+def _locked(seat: data.HeldSeat) -> bool:
+    return seat.kind in LOCKED_SEAT_KINDS
+
+
+def _seat_details(seats: Iterable[data.HeldSeat]) -> list[dict[str, Any]]:
+    return [{"licenseId": s.license_id, "product": s.product_name, "kind": s.kind} for s in seats]
+
+
 def _check_seats(who: str, seats: Sequence[data.HeldSeat], revoke_seats: bool) -> None:
-    locked = [s for s in seats if s.kind in LOCKED_SEAT_KINDS]
-    if locked:
-        products = ", ".join(f"{s.product_name} ({s.kind})" for s in locked)
-        raise _Refused(Problem(("input", "accountId"),
-                               f"{who} holds TRIAL or BETA seats that an admin cannot revoke: {products}. "
-                               "Ask support to release them, or wait until they end.", "HOLDS_SEATS"))
-    if seats and not revoke_seats:
-        products = ", ".join(s.product_name for s in seats)
+    """Pool seats go only when asked for; TRIAL and BETA seats go with the person (see remove_member)."""
+    pool = [s for s in seats if not _locked(s)]
+    if pool and not revoke_seats:
+        products = ", ".join(s.product_name for s in pool)
         raise _Refused(Problem(("input", "revokeSeats"),
                                f"{who} holds seats of {products}. Revoke them first, or set revokeSeats to "
                                "revoke them together with the removal.", "HOLDS_SEATS"))

@@ -29,7 +29,9 @@ class UserErrorCode(Enum):
     ALREADY_INVITED = strawberry.enum_value("ALREADY_INVITED", description="The email already has a pending invitation.")
     IN_ANOTHER_ORGANIZATION = strawberry.enum_value("IN_ANOTHER_ORGANIZATION", description="The account already belongs to another organization.")
     INVITATION_NOT_PENDING = strawberry.enum_value("INVITATION_NOT_PENDING", description="The invitation was accepted, revoked or has expired.")
-    HOLDS_SEATS = strawberry.enum_value("HOLDS_SEATS", description="The member still holds license seats; revoke them first or ask to revoke them.")
+    HOLDS_SEATS = strawberry.enum_value(
+        "HOLDS_SEATS", description="The member holds seats of the organization's licenses: revoke them first, or "
+                                   "with the removal (`revokeSeats`).")
     OWNER_PROTECTED = strawberry.enum_value("OWNER_PROTECTED", description="The OWNER cannot be removed or demoted.")
     OWN_ROLE = strawberry.enum_value("OWN_ROLE", description="No one can change their own role.")
     NO_SEATS_AVAILABLE = strawberry.enum_value("NO_SEATS_AVAILABLE", description="The license has no free seat left for this member.")

@@ -165,8 +165,9 @@ class RemoveMemberInput:
     account_id: strawberry.ID = strawberry.field(description="The member's Account ID.")
     revoke_seats: bool = strawberry.field(
         default=False,
-        description="Revoke the member's license seats in the same change. Without it, a member holding seats "
-                    "is refused with HOLDS_SEATS. TRIAL and BETA seats are never revoked this way.")
+        description="Revoke the member's seats of the organization's licenses in the same change. Without it, a "
+                    "member holding such seats is refused with HOLDS_SEATS. Their TRIAL and BETA seats are theirs, "
+                    "not the pool's: those are released with the removal either way.")
 
 
 @strawberry.type(description="The result of `removeMember`.")
@@ -177,7 +178,9 @@ class RemoveMemberPayload:
     removed_account_id: strawberry.ID | None = strawberry.field(
         description="The Account ID of the removed member; the account itself lives on outside the "
                     "organization. Null when refused.")
-    revoked_seat_count: int = strawberry.field(description="How many license seats were revoked with the removal.")
+    revoked_seat_count: int = strawberry.field(
+        description="How many license seats were revoked or released with the removal (TRIAL and BETA ones "
+                    "included).")
     organization: Organization | None = strawberry.field(
         description="The organization, as it is now; null when refused.")
     user_errors: list[UserError] = strawberry.field(

@@ -472,6 +472,21 @@ async def test_a_slow_subscriber_is_ended_with_a_clear_error_instead_of_bufferin
     assert hub.subscriber_count == 0
 
 
+async def test_the_hub_stops_when_cancelled_as_a_notification_arrives(database_url):
+    """The app's shutdown cancels the hub; a notification landing in the same moment must not eat
+    the cancel (it did with asyncio.wait_for on Python 3.11, and teardown then hung for good)."""
+    from datasources.postgres.listener import listening
+
+    for _ in range(20):
+        async with listening(database_url, connect_timeout=5) as listener:
+            waiting = asyncio.create_task(listener.wait(30))
+            await asyncio.sleep(0)  # it is now waiting for a notification
+            listener._on_notify()
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+
+
 async def test_serve_stops_cleanly_with_a_subscription_open(live: Live, tmp_path: Path):
     served = start(tmp_path / "c", tmp_path / "serve-c.log", live.env)
     try:

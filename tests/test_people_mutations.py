@@ -455,16 +455,37 @@ async def test_a_removed_member_keeps_the_session_but_no_longer_sees_the_organiz
     assert "member3@northwind.example" not in {e["node"]["email"] for e in members["edges"]}
 
 
-async def test_trial_and_beta_seats_block_removal_even_with_revoke_seats(gateway, admin, db):
+async def test_trial_and_beta_seats_go_with_the_person_who_leaves(gateway, admin, db):
+    """A TRIAL or BETA seat is the person's, not the pool's: no revokeSeats needed, released and
+    audited as such, reported as revoked."""
     member3 = demo_id("account", "member3@northwind.example")
-    await db.execute("INSERT INTO allocations (license_id, account_id) VALUES ($1, $2)",
-                     demo_id("license", "northwind", "SCENE-VIEWER"), member3)
+    trial = demo_id("license", "northwind", "SCENE-VIEWER")
+    await db.execute("INSERT INTO allocations (license_id, account_id) VALUES ($1, $2)", trial, member3)
     payload = data_of(await gateway.execute(REMOVE, {"input": {
-        "accountId": account_gid("member3@northwind.example"), "revokeSeats": True}}, token=admin), "removeMember")
-    assert codes(payload) == ["HOLDS_SEATS"]
-    assert "Scene Cloud Viewer (TRIAL)" in payload["userErrors"][0]["message"]
-    assert await db.fetchval("SELECT count(*) FROM memberships WHERE account_id = $1", member3) == 1
-    assert await db.fetchval("SELECT count(*) FROM allocations WHERE account_id = $1", member3) == 1
+        "accountId": account_gid("member3@northwind.example")}}, token=admin), "removeMember")
+    assert payload["userErrors"] == [] and payload["revokedSeatCount"] == 1, payload
+    assert await db.fetchval("SELECT count(*) FROM memberships WHERE account_id = $1", member3) == 0
+    assert await db.fetchval("SELECT count(*) FROM allocations WHERE account_id = $1", member3) == 0
+    [entry] = await audit_rows(db, "member.remove")
+    assert entry["details"]["revokedSeats"] == []
+    assert [(s["product"], s["kind"]) for s in entry["details"]["releasedSeats"]] == [("Scene Cloud Viewer", "TRIAL")]
+    assert await db.fetchval("SELECT count(*) FROM event_log WHERE type = 'SEAT_REVOKED'"
+                             " AND data->>'license_id' = $1", str(trial)) == 1
+
+
+async def test_a_leaver_with_a_trial_seat_and_pool_seats_still_needs_revoke_seats_for_the_pool(gateway, admin, db):
+    member1 = demo_id("account", "member1@northwind.example")
+    await db.execute("INSERT INTO allocations (license_id, account_id) VALUES ($1, $2)",
+                     demo_id("license", "northwind", "SCENE-VIEWER"), member1)
+    variables = {"input": {"accountId": account_gid("member1@northwind.example")}}
+    refused = data_of(await gateway.execute(REMOVE, variables, token=admin), "removeMember")
+    assert codes(refused) == ["HOLDS_SEATS"]
+    assert "Scene Cloud Viewer" not in refused["userErrors"][0]["message"]
+    assert await db.fetchval("SELECT count(*) FROM allocations WHERE account_id = $1", member1) == 3
+    variables["input"]["revokeSeats"] = True
+    payload = data_of(await gateway.execute(REMOVE, variables, token=admin), "removeMember")
+    assert payload["userErrors"] == [] and payload["revokedSeatCount"] == 3
+    assert await db.fetchval("SELECT count(*) FROM allocations WHERE account_id = $1", member1) == 0
 
 
 async def test_the_owner_cannot_be_removed_nor_leave_but_an_admin_can_leave(gateway, admin, owner, db):

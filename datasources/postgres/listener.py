@@ -50,7 +50,11 @@ class Listener:
 
     async def wait(self, timeout: float) -> None:
         try:
-            await asyncio.wait_for(self._notified.wait(), timeout)
+            # asyncio.timeout, not wait_for: on Python 3.11, wait_for returns normally when the
+            # notification and a cancel arrive together, and the cancel is lost: the hub then
+            # kept listening and the app's shutdown waited for it forever.
+            async with asyncio.timeout(timeout):
+                await self._notified.wait()
         except TimeoutError:
             # Quiet for a while: a dead TCP peer is noticed only by talking to it.
             try:
