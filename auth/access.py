@@ -66,7 +66,7 @@ ROWS: tuple[Row, ...] = (
          "`LicenseAllocation.account`, ...), members, invitations and the audit log.",
          (MANAGER, "SUPPORT", "ADMIN_TOOLING", "accounts:read"),
          ("Staff.accounts", "Organization.members", "Organization.invitations", "Organization.auditLog",
-          "Account", "Member", "Invitation", "AuditLogEntry")),
+          "Organization.pendingOwnershipTransfer", "Account", "Member", "Invitation", "AuditLogEntry")),
     _row("entitlements", "Licenses and all their seats, subscriptions, the credit pool, and the staff reports on "
          "them.",
          (MANAGER, "SUPPORT", "BILLING", "ADMIN_TOOLING", "accounts:read"),
@@ -80,6 +80,8 @@ ROWS: tuple[Row, ...] = (
           "Staff.organizationsWithOutstandingBalance", "OrganizationBalance.outstandingBalance")),
     _row("changeAccountEmail", "Change a customer's email.", ("SUPPORT", "ADMIN_TOOLING", "accounts:write"),
          ("changeAccountEmail",)),
+    _row("staffTransferOwnership", "Make a member an organization's OWNER when its OWNER has left.",
+         ("SUPPORT", "ADMIN_TOOLING", "accounts:write"), ("staffTransferOwnership",)),
     _row("staffResendInvitation", "Resend an invitation for an organization.",
          ("SUPPORT", "ADMIN_TOOLING", "accounts:write"), ("staffResendInvitation",)),
     _row("grantCredits", "Grant cloud credits.", ("BILLING", "ADMIN_TOOLING", "credits:write"), ("grantCredits",)),
@@ -90,6 +92,9 @@ ROWS: tuple[Row, ...] = (
     _changes("people changes", "Invite people, resend and revoke invitations, remove members, change their roles.",
              (MANAGER,), ("inviteMembers", "resendInvitation", "revokeInvitation", "removeMember",
                           "changeMemberRole")),
+    _changes("ownership", "Hand the organization over to an ADMIN (the OWNER asks, the ADMIN confirms), or take "
+             "the request back: only the OWNER asks and cancels.", (MANAGER,),
+             ("transferOwnership", "cancelOwnershipTransfer", "acceptOwnership")),
     _changes("seat changes", "Allocate and revoke seats of the organization's licenses.", (MANAGER,),
              ("allocateLicense", "revokeLicense")),
     _changes("credit access", "Set members' cloud-credit access (disabled, unlimited, a quota), approve and "

@@ -8,6 +8,7 @@ from functools import partial
 from loaders.dataloader import DataLoader
 
 from datasources.postgres import organizations as data
+from datasources.postgres import ownership
 from datasources.postgres.database import Database
 from loaders.base import each_loader, loader
 
@@ -19,6 +20,7 @@ class OrganizationLoaders:
     invitation: DataLoader  # invitation id -> Invitation | None
     audit_log: DataLoader  # (AuditQuery, Slice) -> Page[AuditEntry]
     audit_entry: DataLoader  # entry id -> AuditEntry | None
+    pending_transfer: DataLoader  # organization id -> ownership Transfer | None
 
 
 def create(db: Database) -> OrganizationLoaders:
@@ -28,4 +30,5 @@ def create(db: Database) -> OrganizationLoaders:
         invitation=loader(partial(data.invitations_by_ids, db)),
         audit_log=each_loader(lambda key: data.audit_page(db, *key)),
         audit_entry=loader(partial(data.audit_entries_by_ids, db)),
+        pending_transfer=loader(partial(ownership.pending_of_organizations, db)),
     )

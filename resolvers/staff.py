@@ -54,7 +54,7 @@ def _blank(char: str) -> bool:
     return unicodedata.category(char)[0] in "ZC" or char in _BLANK_LOOKALIKES
 
 
-def _reason(reason: str) -> tuple[str, Problem | None]:
+def staff_reason(reason: str) -> tuple[str, Problem | None]:
     """The reason without blank characters around it; REQUIRED unless it has a letter, digit,
     punctuation or symbol to read."""
     kept = [i for i, char in enumerate(reason) if not _blank(char)]
@@ -102,7 +102,7 @@ async def change_account_email(ctx: Context, account_id: UUID | None, email: str
         raise NotFound(NOT_FOUND)
     membership = await ctx.loaders.accounts.membership.load(account.id)
     organization_id = membership.organization_id if membership else None
-    reason, problem = _reason(reason)
+    reason, problem = staff_reason(reason)
     on_behalf = OnBehalf(authority.scope, reason)
     new_email = people.normalize_email(email)
     problems = [p for p in (problem,) if p]
@@ -154,7 +154,7 @@ async def grant_credits(ctx: Context, organization_id: UUID | None, amount: int,
     organization = await ctx.loaders.accounts.organization.load(organization_id) if organization_id else None
     if organization is None:
         raise NotFound(NOT_FOUND)
-    reason, problem = _reason(reason)
+    reason, problem = staff_reason(reason)
     on_behalf = OnBehalf(authority.scope, reason)
     problems = [p for p in (problem, key_problem(idempotency_key)) if p]
     if not 1 <= amount <= MAX_GRANT:
@@ -196,7 +196,7 @@ async def _license_change(ctx: Context, mutation: str, license_id: UUID | None,
     found = await ctx.loaders.entitlements.license.load(license_id) if license_id else None
     if found is None:
         raise NotFound(NOT_FOUND)
-    reason, problem = _reason(reason)
+    reason, problem = staff_reason(reason)
     return found, OnBehalf(authority.scope, reason), [p for p in (problem,) if p]
 
 
@@ -307,7 +307,7 @@ async def resend_invitation(ctx: Context, invitation_id: UUID | None, reason: st
     found = await ctx.loaders.organizations.invitation.load(invitation_id) if invitation_id else None
     if found is None:
         raise NotFound(NOT_FOUND)
-    reason, problem = _reason(reason)
+    reason, problem = staff_reason(reason)
     on_behalf = OnBehalf(authority.scope, reason)
     if problem:  # refused before the organization's own rules run, and audited like them
         await audit_refusal(ctx, organization_id=found.organization_id, action="invitation.resend",

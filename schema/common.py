@@ -29,6 +29,9 @@ class UserErrorCode(Enum):
     ALREADY_INVITED = strawberry.enum_value("ALREADY_INVITED", description="The email already has a pending invitation.")
     IN_ANOTHER_ORGANIZATION = strawberry.enum_value("IN_ANOTHER_ORGANIZATION", description="The account already belongs to another organization.")
     INVITATION_NOT_PENDING = strawberry.enum_value("INVITATION_NOT_PENDING", description="The invitation was accepted, revoked or has expired.")
+    TRANSFER_NOT_PENDING = strawberry.enum_value(
+        "TRANSFER_NOT_PENDING", description="The ownership hand-over was confirmed, canceled or replaced, has "
+                                            "expired, or is not for you.")
     HOLDS_SEATS = strawberry.enum_value(
         "HOLDS_SEATS", description="The member holds seats of the organization's licenses: revoke them first, or "
                                    "with the removal (`revokeSeats`).")

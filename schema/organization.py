@@ -26,10 +26,11 @@ from auth.access import who
 from planning import ids, sources
 from planning.declare import Column, Entry, column, from_record, planned, table
 from resolvers.permissions import may, require, viewer_membership
-from schema import billing, credits
+from schema import billing, credits, ownership
 from schema.billing import BillingInfo, InvoiceConnection, PaymentMethod
 from schema.common import Info, by_uuid, node_uuid, resolve_visible
 from schema.credits import CloudCreditPool
+from schema.ownership import OwnershipTransfer
 from planning.levels import level_resolver
 from schema.references import AccountRef, RoleRef, accounts_at, role_enum, visible_account_node
 from schema.license import License
@@ -276,6 +277,12 @@ class Organization(relay.Node):
                             order_by: SubscriptionOrderArg = None) -> list[Subscription] | None:
         query = subscription_query(self.record.id, filter, order_by)
         return [Subscription.from_record(s) for s in await resolve_entitlements.subscriptions(info.context, query)]
+
+    @strawberry.field(description="The hand-over of ownership waiting for the ADMIN named to confirm it; null when "
+                                  f"none waits. For {who('Organization.pendingOwnershipTransfer')}.")
+    async def pending_ownership_transfer(self, info: Info) -> OwnershipTransfer | None:
+        await require(info.context, "Organization.pendingOwnershipTransfer", self.record.id)
+        return await ownership.pending_transfer(info, self.record.id)
 
     @strawberry.field(description="The cloud-credit pool: balance, grants, usage, members' access, pending "
                                   f"requests. For {who('Organization.creditPool')}.")

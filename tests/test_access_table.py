@@ -65,6 +65,7 @@ LUMEN = demo_id("license", "northwind", "LUMEN-RENDER")
 LUMEN_SEATS = 4
 # What each Organization field is asked for.
 ORGANIZATION_FIELDS = {
+    "pendingOwnershipTransfer": "pendingOwnershipTransfer { expiresAt }",  # the fixture asks for one
     "members": "members(first: 1) { totalCount nodes { email } }",
     "invitations": "invitations(first: 1) { totalCount nodes { email } }",
     "auditLog": "auditLog(first: 1) { totalCount }",
@@ -93,6 +94,7 @@ MUTATIONS = {
     "grantCredits": {"organizationId": ("Organization",), "amount": 10},
     "extendLicense": {"licenseId": ("License",), "expiresAt": "2099-01-01T00:00:00Z"},
     "adjustLicenseQuantity": {"licenseId": ("License",), "quantity": 5},
+    "staffTransferOwnership": {"organizationId": ("Organization",), "accountId": ("Account",)},
 }
 OWNER = demo_id("account", "owner@northwind.example")
 LUMEN_SUBSCRIPTION = demo_id("subscription", "northwind", "LUMEN-RENDER")
@@ -106,6 +108,10 @@ CUSTOMER_MUTATIONS: dict[str, dict[str, Any]] = {
     "revokeInvitation": {"invitationId": ("Invitation", REVOKED_INVITATION)},
     "removeMember": {"accountId": ("Account", OWNER)},
     "changeMemberRole": {"accountId": ("Account", OWNER), "role": "MEMBER"},
+    # The manager probing is the ADMIN, not the OWNER: each is refused with a user error.
+    "transferOwnership": {"accountId": ("Account", OWNER)},
+    "cancelOwnershipTransfer": {},
+    "acceptOwnership": {"token": "not-a-token"},
     "allocateLicense": {"licenseId": ("License", LUMEN), "accountIds": []},
     "revokeLicense": {"licenseId": ("License", LUMEN), "accountIds": []},
     "setCreditAccess": {"accountIds": [], "mode": "UNLIMITED"},
@@ -175,6 +181,9 @@ async def world(services, tmp_path_factory, executor: str) -> AsyncIterator[Worl
                              "revoked_at) VALUES ($1, $2, 'revoked@example.com', 'MEMBER', $3, now() + interval "
                              "'7 days', now())", REVOKED_INVITATION, NORTHWIND, uuid.uuid4().bytes)
             await db.execute("UPDATE subscriptions SET auto_renew = true WHERE id = $1", LUMEN_SUBSCRIPTION)
+            await db.execute("INSERT INTO ownership_transfers (id, organization_id, from_account_id, to_account_id,"
+                             " token_hash, expires_at) VALUES ($1, $2, $3, $4, $5, now() + interval '7 days')",
+                             uuid.uuid4(), NORTHWIND, OWNER, demo_id("account", ADMIN_EMAIL), uuid.uuid4().bytes)
             events_after = await _events_for_the_subscriptions(db)
         finally:
             await db.close()
