@@ -81,6 +81,9 @@ _LEAKY_BUCKET = """
 local level = tonumber(redis.call('HGET', KEYS[1], 'level') or '0')
 local last = tonumber(redis.call('HGET', KEYS[1], 'last') or ARGV[4])
 local cost, capacity, rate, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+-- Each caller reads TIME before its script runs, so concurrent callers' scripts may run with
+-- their times out of order: time never runs backwards here (that would fill the bucket).
+now = math.max(now, last)
 level = math.max(0, level - (now - last) * rate)
 local allowed, retry = 1, 0
 if cost < 0 or ARGV[5] == '1' or level + cost <= capacity then

@@ -423,9 +423,12 @@ async def test_managers_open_their_credit_records_by_id_members_do_not(reader, d
     assert isinstance(usage, CloudCreditUsage)
     request = await resolve_node(reader, person("admin"), CloudCreditRequest, str(ids[CloudCreditRequest]))
     assert (request.amount, request.resolved_at) == (1_000, None)
-    # The requester too: credit records by id are for the organization's managers.
+    # Other members: credit records by id are for the organization's managers; the requester
+    # opens their own request (and sees its answer), nothing else.
     for node_type, raw in ids.items():
-        assert await resolve_node(reader, person("member3"), node_type, str(raw)) is None
+        assert await resolve_node(reader, person("member1"), node_type, str(raw)) is None
+        mine = await resolve_node(reader, person("member3"), node_type, str(raw))
+        assert (mine is not None) == (node_type is CloudCreditRequest), node_type
 
 
 async def test_unknown_and_malformed_credit_ids_find_nothing(reader):

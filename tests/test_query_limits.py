@@ -319,3 +319,21 @@ async def test_a_cost_owed_after_the_answer_is_added_past_the_budget_in_either_s
         assert (await buckets.take("v", 40, 100, 0.001)).allowed
     finally:
         await buckets.close()
+
+
+async def test_redis_buckets_never_fill_when_callers_times_arrive_out_of_order():
+    """Each caller reads Redis' TIME, then runs the script: two at once may run their scripts with
+    the later time first. The earlier time must not count as time running backwards (which
+    filled the bucket: 4 guesses allowed in a burst where 5 were in turn)."""
+    from gateway.ratelimit import RedisBuckets  # noqa: PLC0415
+
+    url = redis_url()
+    if url is None:
+        pytest.skip("no Redis on 127.0.0.1:6379: shared buckets need one")
+    buckets = RedisBuckets(url, prefix=f"test-{uuid.uuid4().hex}:")
+    try:
+        first = await buckets._script(keys=[buckets._prefix + "v"], args=[1, 2, 10, 1000.0, 0])
+        late = await buckets._script(keys=[buckets._prefix + "v"], args=[1, 2, 10, 999.9, 0])
+        assert (first[0], late[0]) == (1, 1), late  # 2 of 2 taken: both allowed
+    finally:
+        await buckets.close()
