@@ -107,7 +107,8 @@ def _bill_to(document: InvoiceDocument) -> list[str]:
         lines.append(" ".join(p for p in (address.postal_code, address.city) if p))
         lines += [part for part in (address.state, address.country) if part]
     if customer and customer.vat_id:
-        lines.append(f"VAT ID: {customer.vat_id}")
+        vat = (customer.tax_id_type or "eu_vat").endswith("_vat")
+        lines.append(f"{'VAT ID' if vat else 'Tax ID'}: {customer.vat_id}")
     if customer and customer.email:
         lines.append(customer.email)
     return [line for line in lines if line]

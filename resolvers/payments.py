@@ -47,6 +47,7 @@ from datasources.postgres import payment_records
 from datasources.postgres.entitlements import SubscriptionQuery
 from resolvers import billing as read
 from resolvers import subscription_standing
+from resolvers import tax_ids
 from resolvers.context import Context
 from resolvers.countries import CODES
 from resolvers.permissions import viewer_membership
@@ -71,9 +72,6 @@ MAX_TEXT = 200
 MAX_EMAIL = 254
 EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
 TOKEN = re.compile(r"pm_[A-Za-z0-9_]{1,250}")
-# EU VAT numbers: member state prefix (EL: Greece, XI: Northern Ireland), 8 to 12 characters.
-VAT_PREFIXES = ("AT BE BG CY CZ DE DK EE EL ES FI FR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK XI").split()
-VAT_ID = re.compile(rf"(?:{'|'.join(VAT_PREFIXES)})[0-9A-Z]{{8,12}}")
 
 
 @dataclass(frozen=True)
@@ -589,23 +587,29 @@ class AddressChange:
 
 @dataclass(frozen=True)
 class BillingInfoChange:
-    """None: leave as it is. An empty string clears `company` and `vat_id`. An address
-    replaces the whole address."""
+    """None: leave as it is. An empty string clears `company`; an empty tax ID value removes
+    the tax ID. An address replaces the whole address. `vat_id` is the older input for an EU
+    VAT number (`tax_id` of type eu_vat); a change gives at most one of the two."""
 
     company: str | None = None
     billing_email: str | None = None
     vat_id: str | None = None
     address: AddressChange | None = None
+    tax_id: tax_ids.TaxIdChange | None = None
+
+    def tax_id_change(self) -> tuple[tuple[str, ...], tax_ids.TaxIdChange] | None:
+        """The tax ID to set, with the input field it came from."""
+        if self.tax_id is not None:
+            return ("input", "taxId"), self.tax_id
+        if self.vat_id is not None:
+            return ("input", "vatId"), tax_ids.TaxIdChange("eu_vat", self.vat_id)
+        return None
 
 
 @dataclass(frozen=True)
 class InfoResult:
     customer_id: str | None = None
     problems: list[Problem] = field(default_factory=list)
-
-
-def normalize_vat_id(raw: str) -> str:
-    return re.sub(r"[\s.\-]", "", raw).upper()
 
 
 def billing_info_problems(change: BillingInfoChange) -> list[Problem]:
@@ -618,9 +622,16 @@ def billing_info_problems(change: BillingInfoChange) -> list[Problem]:
         if len(email) > MAX_EMAIL or not EMAIL.fullmatch(email):
             problems.append(Problem(("input", "billingEmail"), "Enter a valid email address, such as "
                                     "\"billing@example.com\".", "INVALID"))
-    if change.vat_id and not VAT_ID.fullmatch(normalize_vat_id(change.vat_id)):
-        problems.append(Problem(("input", "vatId"), "Enter an EU VAT number: the country prefix and 8 to 12 "
-                                "letters or digits, such as \"DE123456789\".", "INVALID"))
+    if change.tax_id is not None and change.vat_id is not None:
+        problems.append(Problem(("input", "vatId"), "Give taxId or vatId, not both.", "INVALID"))
+    elif (found := change.tax_id_change()) is not None:
+        field_path, tax_id = found
+        problem = tax_ids.problem(tax_id, field_path if field_path[-1] == "taxId" else ("input",))
+        if problem is not None and field_path[-1] == "vatId":  # the older input: its own field, its own words
+            problem = Problem(field_path, "Enter an EU VAT number: the country prefix and 8 to 12 letters or "
+                                          "digits, such as \"DE123456789\".", "INVALID")
+        if problem is not None:
+            problems.append(problem)
     address = change.address
     if address is not None:
         for name, value, required in (("line1", address.line1, True), ("line2", address.line2, False),
@@ -653,17 +664,20 @@ async def update_billing_info(ctx: Context, change: BillingInfoChange) -> InfoRe
             raise NotFound(NOT_FOUND)
         updated = _apply(current, change)
         try:
-            if updated.vat_id != current.vat_id:
-                await billing.payments.set_vat_id(billing.customer_id, updated.vat_id)
+            if (updated.tax_id_type, updated.vat_id) != (current.tax_id_type, current.vat_id):
+                await billing.payments.set_tax_id(billing.customer_id, updated.tax_id_type or "eu_vat",
+                                                  updated.vat_id)
         except BadUserInput:
-            refused = [Problem(("input", "vatId"), "The payment provider did not accept this VAT number.",
-                               "INVALID")]
+            found = change.tax_id_change()
+            refused = [Problem(found[0] if found else ("input", "taxId"),
+                               "The payment provider did not accept this tax ID.", "INVALID")]
         else:
             await billing.payments.update_billing_details(
                 billing.customer_id, name=updated.name, email=updated.email, address=updated.address,
-                vat_id=updated.vat_id)
+                vat_id=updated.vat_id if updated.tax_id_type == "eu_vat" else None)
             changed = [name for name, value in (("company", change.company), ("billingEmail", change.billing_email),
-                                                ("vatId", change.vat_id), ("address", change.address))
+                                                ("vatId", change.vat_id), ("taxId", change.tax_id),
+                                                ("address", change.address))
                        if value is not None]
             await audit_success(conn, ctx, organization_id=billing.organization_id, action=UPDATE_INFO,
                                 target=target, details={"changed": changed})
@@ -685,10 +699,15 @@ def _apply(current: Customer, change: BillingInfoChange) -> Customer:
         address = Address(line1=a.line1.strip(), line2=text(a.line2, None), city=a.city.strip(),
                           postal_code=text(a.postal_code, None), state=text(a.state, None),
                           country=a.country.strip().upper())
-    vat_id = current.vat_id if change.vat_id is None else (normalize_vat_id(change.vat_id) or None)
+    tax_type, tax_value = current.tax_id_type, current.vat_id
+    found = change.tax_id_change()
+    if found is not None:
+        tax_value = tax_ids.stored_value(found[1])
+        tax_type = found[1].type if tax_value else None
     return Customer(id=current.id, name=text(change.company, current.name),
-                    email=text(change.billing_email, current.email), address=address, vat_id=vat_id,
-                    default_payment_method_id=current.default_payment_method_id, metadata=current.metadata)
+                    email=text(change.billing_email, current.email), address=address, vat_id=tax_value,
+                    default_payment_method_id=current.default_payment_method_id, metadata=current.metadata,
+                    tax_id_type=tax_type)
 
 
 # --- payloads: read after the write, through the request's (cleared) loaders -------------------

@@ -21,9 +21,11 @@ from strawberry import relay
 
 from auth.access import who
 from datasources.payments import records as payments
+from datasources.payments.tax_ids import PROVIDER_TYPES, country_of
 from datasources.postgres.accounts import Organization as OrganizationRecord
 from resolvers import billing as resolve
 from resolvers import invoice_documents as documents
+from resolvers.tax_ids import SHAPES
 from schema.common import Info, resolve_visible
 from schema.money import Money
 from schema.pagination import Connection, slice_of
@@ -129,16 +131,40 @@ class BillingAddress:
                    state=record.state, country=record.country)
 
 
+TaxIdType = strawberry.enum(
+    Enum("TaxIdType", {t.upper(): t for t in PROVIDER_TYPES}),  # type: ignore[misc]
+    description="The payment provider's kinds of tax ID, by country and kind (`EU_VAT`, `GB_VAT`, `CH_VAT`, "
+                "`NO_VAT`, `US_EIN`, `AU_ABN`, ...): the list of the provider's API version the gateway speaks.")
+for _value in TaxIdType.__strawberry_definition__.values:  # type: ignore[attr-defined]
+    _shape = SHAPES.get(_value.value)
+    _value.description = (f"The provider's `{_value.value}`" + (f", e.g. \"{_shape[1]}\"." if _shape else "."))
+
+
+@strawberry.type(description="A tax ID printed on invoices, as the payment provider holds it.")
+class TaxId:
+    type: TaxIdType = strawberry.field(description="Its kind.")  # type: ignore[valid-type]
+    value: str = strawberry.field(description="The number as entered (EU VAT numbers without spaces or dots).")
+    country: str | None = strawberry.field(
+        description="ISO 3166-1 alpha-2 code of the country it belongs to; null for the EU's one-stop-shop number.")
+
+
 @strawberry.type(description="The details printed on the organization's invoices.")
 class BillingInfo:
     company: str | None = strawberry.field(description="Company name.")
     billing_email: str | None = strawberry.field(description="Where invoices and receipts are sent.")
-    vat_id: str | None = strawberry.field(description="VAT identification number, e.g. \"DE123456789\".")
+    vat_id: str | None = strawberry.field(
+        description="The tax ID's value, e.g. \"DE123456789\", whatever its type; `taxId` says the type and the "
+                    "country too.")
+    tax_id: TaxId | None = strawberry.field(description="The tax ID printed on invoices; null when none is set.")
     address: BillingAddress | None = strawberry.field(description="Billing address.")
 
     @classmethod
     def from_record(cls, record: payments.Customer) -> "BillingInfo":
-        return cls(company=record.name, billing_email=record.email, vat_id=record.vat_id,
+        tax_id = None
+        if record.vat_id and record.tax_id_type in PROVIDER_TYPES:
+            tax_id = TaxId(type=TaxIdType(record.tax_id_type), value=record.vat_id,
+                           country=country_of(record.tax_id_type, record.vat_id))
+        return cls(company=record.name, billing_email=record.email, vat_id=record.vat_id, tax_id=tax_id,
                    address=BillingAddress.from_record(record.address) if record.address else None)
 
 

@@ -18,7 +18,8 @@ import strawberry
 from planning import ids
 from resolvers import billing as read
 from resolvers import payments as resolve
-from schema.billing import BillingInfo, Invoice, PaymentMethod
+from schema.billing import BillingInfo, Invoice, PaymentMethod, TaxIdType
+from resolvers.tax_ids import TaxIdChange
 from resolvers.user_errors import Problem
 from schema.common import Info, UserError, node_id_of, user_errors
 from schema.money import Money
@@ -319,6 +320,17 @@ class BillingAddressInput:
                                      state=self.state, country=self.country)
 
 
+@strawberry.input(description="A tax ID and its kind.")
+class TaxIdInput:
+    type: TaxIdType = strawberry.field(description="Its kind.")  # type: ignore[valid-type]
+    value: str = strawberry.field(
+        description="The number as printed, e.g. \"GB123456789\" or \"CHE-123.456.789 MWST\"; checked against "
+                    "the kind's format (spaces, dots, dashes, slashes and commas aside). Empty: remove the tax ID.")
+
+    def change(self) -> TaxIdChange:
+        return TaxIdChange(type=self.type.value, value=self.value)
+
+
 @strawberry.input(description="Billing details to change. A field left out (or null) stays as it is.")
 class UpdateBillingInfoInput:
     company: str | None = strawberry.field(
@@ -327,7 +339,11 @@ class UpdateBillingInfoInput:
         default=None, description="Where invoices and receipts are sent.")
     vat_id: str | None = strawberry.field(
         default=None, description="EU VAT number with its country prefix, e.g. \"DE123456789\" (spaces, dots and "
-                                  "dashes are ignored); an empty string removes it.")
+                                  "dashes are ignored); an empty string removes it. The same as `taxId` with type "
+                                  "EU_VAT; give one of the two.")
+    tax_id: TaxIdInput | None = strawberry.field(
+        default=None, description="The tax ID printed on invoices, of any type the provider knows; it replaces the "
+                                  "one set. An empty value removes it.")
     address: BillingAddressInput | None = strawberry.field(
         default=None, description="Billing address, replacing the current one.")
 
@@ -348,7 +364,7 @@ class UpdateBillingInfoPayload:
 async def update_billing_info(info: Info, input: Annotated[UpdateBillingInfoInput, strawberry.argument(
         description="The details to change.")]) -> UpdateBillingInfoPayload:
     change = resolve.BillingInfoChange(company=input.company, billing_email=input.billing_email,
-                                       vat_id=input.vat_id,
+                                       vat_id=input.vat_id, tax_id=input.tax_id.change() if input.tax_id else None,
                                        address=input.address.change() if input.address else None)
     result = await resolve.update_billing_info(info.context, change)
     return UpdateBillingInfoPayload(user_errors=user_errors(result.problems), customer_id=result.customer_id)
@@ -376,7 +392,7 @@ class BillingMutations:
                     "default goes, the next card becomes the default.")
     update_billing_info: UpdateBillingInfoPayload = strawberry.mutation(
         resolver=update_billing_info,
-        description="Changes the company, billing email, VAT number and address on the organization's invoices, "
+        description="Changes the company, billing email, tax ID and address on the organization's invoices, "
                     "at the payment provider.")
 
 

@@ -596,6 +596,76 @@ async def test_billing_info_is_validated_field_by_field(gateway, admin, fresh, p
     assert [r["outcome"] for r in rows] == ["REFUSED"] * 5
 
 
+TAX_ID = """
+mutation UpdateInfo($input: UpdateBillingInfoInput!) {
+  updateBillingInfo(input: $input) {
+    billingInfo { vatId taxId { type value country } }
+    userErrors { field message code }
+  }
+}
+"""
+
+
+@pytest.mark.parametrize("tax_type, value, stored, country", [
+    ("GB_VAT", "GB 123 4567 89", "GB 123 4567 89", "GB"),
+    ("CH_VAT", "CHE-123.456.789 MWST", "CHE-123.456.789 MWST", "CH"),
+    ("NO_VAT", "123456789MVA", "123456789MVA", "NO"),
+    ("US_EIN", "12-3456789", "12-3456789", "US"),
+    ("AU_ABN", "12345678912", "12345678912", "AU"),
+    ("EU_VAT", "el 123456789", "EL123456789", "GR"),
+    ("JP_TRN", "T1234567891234", "T1234567891234", "JP"),
+    ("BW_VAT", "C01234567890", "C01234567890", "BW"),  # no shape known here: the provider checks it
+])
+async def test_a_tax_id_of_each_kind_is_stored_at_the_provider_with_its_type(gateway, admin, fresh, provider,
+                                                                            tax_type, value, stored, country):
+    payload = await run(gateway, TAX_ID, admin, taxId={"type": tax_type, "value": value})
+    assert payload == {"billingInfo": {"vatId": stored, "taxId": {"type": tax_type, "value": stored,
+                                                                   "country": country}}, "userErrors": []}
+    customer = await provider.get_customer(fresh.customer_id)
+    assert (customer.tax_id_type, customer.vat_id) == (tax_type.lower(), stored)
+
+
+async def test_a_new_tax_id_replaces_the_old_and_an_empty_value_removes_it(gateway, admin, fresh, provider):
+    await run(gateway, TAX_ID, admin, vatId="DE123456789")
+    replaced = await run(gateway, TAX_ID, admin, taxId={"type": "GB_VAT", "value": "GB123456789"})
+    assert replaced["billingInfo"]["taxId"] == {"type": "GB_VAT", "value": "GB123456789", "country": "GB"}
+    raw = await provider._read(lambda: provider._v1.customers.retrieve_async(fresh.customer_id,
+                                                                             {"expand": ["tax_ids"]}))
+    assert [(t["type"], t["value"]) for t in raw["tax_ids"]["data"]] == [("gb_vat", "GB123456789")]
+    removed = await run(gateway, TAX_ID, admin, taxId={"type": "GB_VAT", "value": " "})
+    assert removed["billingInfo"] == {"vatId": None, "taxId": None}
+
+
+@pytest.mark.parametrize("tax_id, field", [
+    ({"type": "GB_VAT", "value": "DE123456789"}, "value"),  # another kind's number
+    ({"type": "CH_VAT", "value": "CHE-123.456.789"}, "value"),  # the VAT suffix missing
+    ({"type": "NO_VAT", "value": "12345678MVA"}, "value"),
+    ({"type": "US_EIN", "value": "12-345678"}, "value"),
+    ({"type": "AU_ABN", "value": "1234567891"}, "value"),
+    ({"type": "EU_VAT", "value": "US123456789"}, "value"),
+    ({"type": "BW_VAT", "value": "x" * 41}, "value"),
+    ({"type": "BW_VAT", "value": "C0123\u0000"}, "value"),
+])
+async def test_a_tax_id_not_of_its_kinds_format_is_refused_and_nothing_changes(gateway, admin, fresh, provider,
+                                                                               tax_id, field):
+    before = await provider.get_customer(fresh.customer_id)
+    body = await gateway.execute(TAX_ID, {"input": {"taxId": tax_id}}, token=admin)
+    if "errors" in body:  # NUL is refused for every string of a request, before any resolver runs
+        assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    else:
+        payload = body["data"]["updateBillingInfo"]
+        assert codes(payload) == [(["input", "taxId", field], "INVALID")], payload
+        assert tax_id["type"].lower() in payload["userErrors"][0]["message"]
+    assert await provider.get_customer(fresh.customer_id) == before
+
+
+async def test_tax_id_and_vat_id_together_are_refused_and_an_unknown_kind_is_a_bad_request(gateway, admin):
+    both = await run(gateway, TAX_ID, admin, vatId="DE123456789", taxId={"type": "GB_VAT", "value": "GB123456789"})
+    assert codes(both) == [(["input", "vatId"], "INVALID")]
+    body = await gateway.execute(TAX_ID, {"input": {"taxId": {"type": "XX_VAT", "value": "1"}}}, token=admin)
+    assert "data" not in body and "TaxIdType" in body["errors"][0]["message"]  # a variable error: not executed
+
+
 # --- who may -------------------------------------------------------------------------------------
 
 

@@ -190,18 +190,19 @@ class PaymentsClient(SubscriptionCalls):
             return None
         return _customer(obj)
 
-    async def set_vat_id(self, customer_id: str, vat_id: str | None, *, idempotency_key: str | None = None) -> None:
-        """Make `vat_id` the customer's one `eu_vat` tax id (None: no tax id).
+    async def set_tax_id(self, customer_id: str, tax_type: str, value: str | None, *,
+                         idempotency_key: str | None = None) -> None:
+        """Make (`tax_type`, `value`) the customer's one tax id (value None: no tax id).
 
         The new tax id is added before the old ones are removed, so a value the provider
         refuses (BadUserInput) changes nothing.
         """
         current = await self._read(lambda: self._v1.customers.retrieve_async(customer_id, {"expand": ["tax_ids"]}))
         tax_ids = (current.get("tax_ids") or {}).get("data") or []
-        keep = next((t for t in tax_ids if vat_id and t.get("value") == vat_id), None)
-        if vat_id and keep is None:
+        keep = next((t for t in tax_ids if value and (t.get("type"), t.get("value")) == (tax_type, value)), None)
+        if value and keep is None:
             keep = await self._write(lambda o: self._v1.customers.tax_ids.create_async(
-                customer_id, {"type": "eu_vat", "value": vat_id}, o
+                customer_id, {"type": tax_type, "value": value}, o
             ), _key(idempotency_key, "tax_id"))
         for stale in tax_ids:
             if keep is None or stale.get("id") != keep.get("id"):
@@ -220,8 +221,8 @@ class PaymentsClient(SubscriptionCalls):
     ) -> Customer:
         """Replace the details printed on invoices; None clears a value.
 
-        `vat_id` goes to metadata only (where `create_customer`'s callers keep it too, for
-        providers that refuse the tax id): set the tax id itself with `set_vat_id` first.
+        `vat_id`, an EU VAT number, goes to metadata only (where `create_customer`'s callers keep
+        it too, for providers that refuse the tax id): set the tax id itself with `set_tax_id` first.
         """
         # Stripe clears a value sent as "".
         params: dict[str, Any] = {
@@ -596,7 +597,8 @@ def _customer(d: dict[str, Any]) -> Customer:
     # Stripe deletes a metadata key set to ""; the emulator keeps it empty.
     metadata = {str(k): str(v) for k, v in (d.get("metadata") or {}).items() if v not in ("", None)}
     tax_ids = (d.get("tax_ids") or {}).get("data") or []
-    vat_id = next((t.get("value") for t in tax_ids if t.get("value")), None)
+    tax_id = next((t for t in tax_ids if t.get("value")), None)
+    vat_id = tax_id.get("value") if tax_id else None
     address = Address(**{k: addr.get(k) or None for k in _address_params(Address())}) if addr else None
     return Customer(
         id=d["id"],
@@ -607,6 +609,8 @@ def _customer(d: dict[str, Any]) -> Customer:
         vat_id=vat_id or metadata.get("vat_id") or None,
         default_payment_method_id=_default_payment_method_id(d),
         metadata=metadata,
+        # The metadata copy is an EU VAT number (update_billing_details keeps only that kind).
+        tax_id_type=tax_id.get("type") if tax_id else ("eu_vat" if metadata.get("vat_id") else None),
     )
 
 

@@ -18,6 +18,10 @@ emulator special cases:
   We refuse them with Stripe's own errors.
 - Invoices never get a `number`. Stripe numbers an invoice when it is finalized
   (`PREFIX-0001`, per customer); we do the same at finalize and at pay.
+- A customer's tax ID may only be `eu_vat`, `nz_gst`, `au_abn` or `es_cif`, and longer than
+  ten characters; Stripe takes every type of its list (`gb_vat`, `ch_vat`, `us_ein`, ...) and
+  checks each by its own format. We take every type the pinned SDK lists, with the country
+  Stripe files it under; the format is checked before the call (resolvers/tax_ids.py).
 
 Must run after `localstripe.resources` is imported and BEFORE `localstripe.server` is:
 the server registers `extra_apis` routes (e.g. `/pay`) from bound methods at import time.
@@ -32,6 +36,8 @@ from typing import Any
 
 from localstripe import resources
 from localstripe.errors import UserError
+
+from datasources.payments.tax_ids import PROVIDER_TYPES, country_of
 
 Invoice = resources.Invoice
 
@@ -175,12 +181,42 @@ def _api_detach(cls: type, id: Any, **kwargs: Any) -> Any:
     return detached
 
 
+def _tax_id_init(self: Any, country: Any = None, customer: Any = None, type: Any = None, value: Any = None,
+                 **kwargs: Any) -> None:
+    if kwargs:
+        raise UserError(400, "Unexpected " + ", ".join(kwargs.keys()))
+    try:
+        assert isinstance(customer, str) and customer.startswith("cus_")
+        assert type in PROVIDER_TYPES
+        assert isinstance(value, str) and 0 < len(value) <= 100
+        assert country is None or isinstance(country, str)
+    except AssertionError:
+        raise UserError(400, "Bad request") from None
+    resources.Customer._api_retrieve(customer)  # 404 for an unknown customer
+    resources.StripeObject.__init__(self)
+    self.country = country or country_of(type, value)
+    self.customer, self.type, self.value = customer, type, value
+    self.verification = {"status": "verified", "verified_name": "", "verified_address": ""}
+
+
+def _api_add_tax_id(cls: type, id: Any, type: Any = None, value: Any = None, **kwargs: Any) -> Any:
+    if kwargs:
+        raise UserError(400, "Unexpected " + ", ".join(kwargs.keys()))
+    customer = cls._api_retrieve(id)  # type: ignore[attr-defined]
+    tax_id = resources.TaxId(customer=id, type=type, value=value)  # checks type and value
+    customer.tax_ids._list.append(tax_id)
+    return tax_id
+
+
 def close_api_gaps() -> None:
+    resources.TaxId.__init__ = _tax_id_init
+    resources.Customer._api_add_tax_id = classmethod(_api_add_tax_id)
     Invoice._finalize = _finalize
     Invoice._api_create = classmethod(_api_create)
     PaymentMethod._api_attach = classmethod(_api_attach)
     PaymentMethod._api_detach = classmethod(_api_detach)
     replaced = {"/v1/invoices/{id}/pay": _api_pay_invoice,
+                "/v1/customers/{id}/tax_ids": resources.Customer._api_add_tax_id,
                 "/v1/payment_methods/{id}/attach": PaymentMethod._api_attach,
                 "/v1/payment_methods/{id}/detach": PaymentMethod._api_detach}
     routes = resources.extra_apis

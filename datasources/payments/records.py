@@ -33,9 +33,10 @@ class Customer:
     name: str | None
     email: str | None
     address: Address | None
-    vat_id: str | None
+    vat_id: str | None  # the tax ID's value, whatever its type (the name predates other types)
     default_payment_method_id: str | None
     metadata: dict[str, str]
+    tax_id_type: str | None = None  # the provider's type of `vat_id`: "eu_vat", "gb_vat", "us_ein", ...
 
 
 @dataclass(frozen=True, slots=True)
