@@ -89,9 +89,10 @@ ROWS: tuple[Row, ...] = (
          ("extendLicense",)),
     _row("adjustLicenseQuantity", "Change a license's seat count.", ("BILLING", "ADMIN_TOOLING", "licenses:write"),
          ("adjustLicenseQuantity",)),
-    _changes("people changes", "Invite people, resend and revoke invitations, remove members, change their roles.",
-             (MANAGER,), ("inviteMembers", "resendInvitation", "revokeInvitation", "removeMember",
-                          "changeMemberRole")),
+    _changes("people changes", "Invite people (one by one or from a CSV), resend and revoke invitations, remove "
+             "members, change their roles (one by one or in lists).",
+             (MANAGER,), ("inviteMembers", "importMembers", "resendInvitation", "revokeInvitation", "removeMember",
+                          "removeMembers", "changeMemberRole", "changeMemberRoles")),
     _changes("ownership", "Hand the organization over to an ADMIN (the OWNER asks, the ADMIN confirms), or take "
              "the request back: only the OWNER asks and cancels.", (MANAGER,),
              ("transferOwnership", "cancelOwnershipTransfer", "acceptOwnership")),

@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -172,10 +172,10 @@ async def invite_members(ctx: Context, organization_id: UUID | None, invitations
             if claimed is not None:
                 stored = claimed  # a retry: replay the first result
             else:
-                stored, created = await _invite(conn, ctx, organization, inviter, invitations)
+                stored, created = await invite_in(conn, ctx, organization, inviter, invitations)
                 await complete_key(conn, ctx, INVITE_OPERATION, idempotency_key, stored)
                 for invitation in created:
-                    await _report_sent(conn, ctx, invitation, resent=False)
+                    await report_sent(conn, ctx, invitation, resent=False)
     except _Refused as refused:
         await audit_refusal(ctx, organization_id=organization_id, action="member.invite", target=None,
                             problems=refused.problems)
@@ -198,19 +198,25 @@ def _invite_request_problems(invitations: Sequence[tuple[str, str]], key: str | 
     return problems
 
 
-async def _invite(conn: asyncpg.Connection, ctx: Context, organization: data.LockedOrganization,
-                  inviter: Account | None, invitations: Sequence[tuple[str, str]]
+def _invitation_path(index: int) -> tuple[str, ...]:
+    return ("input", "invitations", str(index))
+
+
+async def invite_in(conn: asyncpg.Connection, ctx: Context, organization: data.LockedOrganization,
+                  inviter: Account | None, invitations: Sequence[tuple[str, str]],
+                  path_of: Callable[[int], tuple[str, ...]] = _invitation_path, greeting: str | None = None
                   ) -> tuple[dict[str, Any], list[Invitation]]:
     """Creates what can be created; returns the result as stored for replays (JSON), and the
-    invitations created."""
+    invitations created. `path_of` names each invitation's input field; `greeting` is the name
+    a mail opens with (importMembers has one per row)."""
     emails = [normalize_email(raw) for raw, _ in invitations]
     standings = await data.email_standings(conn, organization.id, [e for e in emails if e])
     invited_now: set[str] = set()
     results = []
     sent: list[Invitation] = []
     for index, ((raw, role), email) in enumerate(zip(invitations, emails)):
-        path = ("input", "invitations", str(index))
-        problem = _invitation_problem(path, email, role, standings.get(email or ""), organization.id, invited_now)
+        path = path_of(index)
+        problem = invitation_problem(path, email, role, standings.get(email or ""), organization.id, invited_now)
         if problem is not None:
             await audit_success(conn, ctx, organization_id=organization.id, action="member.invite",
                                 target=email or raw, outcome="REFUSED",
@@ -223,7 +229,7 @@ async def _invite(conn: asyncpg.Connection, ctx: Context, organization: data.Loc
                                                token_hash=hash_token(token), invited_by=inviter.id if inviter else None)
         invited_now.add(email)
         await send_mail(conn, to=email, subject=f"You are invited to join {organization.name}",
-                        body=_invitation_mail(ctx, inviter, organization.name, role, token))
+                        body=_invitation_mail(ctx, inviter, organization.name, role, token, greeting))
         await audit_success(conn, ctx, organization_id=organization.id, action="member.invite", target=email,
                             details={"invitationId": created.id, "role": role})
         results.append({"email": raw, "invitationId": str(created.id), "problems": []})
@@ -231,7 +237,7 @@ async def _invite(conn: asyncpg.Connection, ctx: Context, organization: data.Loc
     return {"results": results}, sent
 
 
-def _invitation_problem(path: tuple[str, ...], email: str | None, role: str, standing: data.EmailStanding | None,
+def invitation_problem(path: tuple[str, ...], email: str | None, role: str, standing: data.EmailStanding | None,
                         organization_id: UUID, invited_now: set[str]) -> Problem | None:
     if email is None:
         return Problem((*path, "email"), "Enter a valid email address.", "INVALID")
@@ -249,15 +255,17 @@ def _invitation_problem(path: tuple[str, ...], email: str | None, role: str, sta
     return None
 
 
-async def _report_sent(conn: asyncpg.Connection, ctx: Context, invitation: Invitation, *, resent: bool) -> None:
+async def report_sent(conn: asyncpg.Connection, ctx: Context, invitation: Invitation, *, resent: bool) -> None:
     await report(conn, ctx, "INVITATION_SENT", organization_id=invitation.organization_id,
                  data={"invitation_id": invitation.id, "email": invitation.email, "role": invitation.role,
                        "resent": resent})
 
 
-def _invitation_mail(ctx: Context, inviter: Account | None, organization_name: str, role: str, token: str) -> str:
+def _invitation_mail(ctx: Context, inviter: Account | None, organization_name: str, role: str, token: str,
+                     greeting: str | None = None) -> str:
     who = inviter.name if inviter else "An administrator"
-    return (f"{who} invited you to join {organization_name} as {role.lower()} on the account portal.\n\n"
+    hello = f"Hello {greeting},\n\n" if greeting else ""
+    return (f"{hello}{who} invited you to join {organization_name} as {role.lower()} on the account portal.\n\n"
             f"Accept the invitation within {data.INVITATION_DAYS} days:\n{accept_url(ctx.config.portal_url, token)}\n\n"
             "The link works once. If you did not expect this invitation, you can ignore this mail.\n")
 
@@ -330,7 +338,7 @@ async def resend_invitation(ctx: Context, invitation_id: UUID | None,
                             body=_invitation_mail(ctx, inviter, organization.name, renewed.role, token))
             await audit_success(conn, ctx, organization_id=organization.id, action="invitation.resend",
                                 target=renewed.email, details={"invitationId": renewed.id}, on_behalf=on_behalf)
-            await _report_sent(conn, ctx, renewed, resent=True)
+            await report_sent(conn, ctx, renewed, resent=True)
     except _Refused as refused:
         await audit_refusal(ctx, organization_id=found.organization_id, action="invitation.resend",
                             target=found.email, problems=refused.problems, on_behalf=on_behalf)
@@ -494,8 +502,8 @@ async def remove_member(ctx: Context, account_id: UUID | None, *, revoke_seats: 
                 raise NotFound(NOT_FOUND)  # removed meanwhile
             if membership.role == "OWNER":
                 if account_id == actor:
-                    raise _Refused(Problem(("input", "accountId"), "The OWNER cannot leave the organization; "
-                                                                   "ownership cannot be transferred here.",
+                    raise _Refused(Problem(("input", "accountId"), "The OWNER cannot leave the organization: "
+                                                                   "hand it over first (transferOwnership).",
                                            "NOT_ALLOWED"))
                 raise _Refused(Problem(("input", "accountId"), "The OWNER cannot be removed.", "OWNER_PROTECTED"))
             seats = await data.seats_held(conn, account_id, organization_id)
@@ -538,14 +546,14 @@ def _check_seats(who: str, seats: Sequence[data.HeldSeat], revoke_seats: bool) -
 
 async def change_member_role(ctx: Context, account_id: UUID | None, role: str) -> RoleChange:
     """Makes a member an ADMIN or a MEMBER. The OWNER keeps their role, no one changes their
-    own, and OWNER is not granted here (ownership transfer is not part of this API)."""
+    own, and OWNER is not granted here (resolvers/ownership.py hands it over)."""
     account_id, organization_id, actor = await _managed_member(ctx, "changeMemberRole", account_id)
     account = await ctx.loaders.accounts.account.load(account_id)
     target = account.email if account else str(account_id)
     try:
         if role not in INVITABLE_ROLES:
-            raise _Refused(Problem(("input", "role"), "Choose ADMIN or MEMBER; ownership cannot be transferred "
-                                                      "here.", "INVALID"))
+            raise _Refused(Problem(("input", "role"), "Choose ADMIN or MEMBER; the OWNER hands over with "
+                                                      "transferOwnership.", "INVALID"))
         async with ctx.db.transaction() as conn:
             membership = await data.membership_for_update(conn, account_id)
             if membership is None or membership.organization_id != organization_id:

@@ -231,8 +231,8 @@ class Organization(relay.Node):
     viewer_can_read_billing: bool = _viewer_can_read(
         "Organization.invoices", "`invoices`, `outstandingBalance`, `paymentMethods` and `billingInfo`")
     viewer_can_manage_members: bool = _viewer_can_manage(
-        "members and invitations", ("inviteMembers", "resendInvitation", "revokeInvitation", "removeMember",
-                                    "changeMemberRole"))
+        "members and invitations", ("inviteMembers", "importMembers", "resendInvitation", "revokeInvitation",
+                                    "removeMember", "removeMembers", "changeMemberRole", "changeMemberRoles"))
     viewer_can_manage_licenses: bool = _viewer_can_manage(
         "seats and subscriptions", ("allocateLicense", "revokeLicense", "setSubscriptionAutoRenew",
                                     "changeSeatQuantity"))

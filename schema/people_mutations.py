@@ -251,8 +251,8 @@ class PeopleMutations:
     change_member_role: ChangeMemberRolePayload = strawberry.mutation(
         resolver=change_member_role,
         description="Makes a member an ADMIN or a MEMBER. The OWNER cannot be demoted and no "
-                    "one changes their own role. Ownership transfer is out of scope: OWNER cannot be granted "
-                    "here.")
+                    "one changes their own role. OWNER is not granted here: the OWNER hands over with "
+                    "`transferOwnership`.")
 
 
 MUTATIONS = PeopleMutations

@@ -108,6 +108,10 @@ CUSTOMER_MUTATIONS: dict[str, dict[str, Any]] = {
     "revokeInvitation": {"invitationId": ("Invitation", REVOKED_INVITATION)},
     "removeMember": {"accountId": ("Account", OWNER)},
     "changeMemberRole": {"accountId": ("Account", OWNER), "role": "MEMBER"},
+    # Each refused as a whole (an empty file, empty lists): nothing changes.
+    "importMembers": {"csv": ""},
+    "removeMembers": {"accountIds": []},
+    "changeMemberRoles": {"changes": []},
     # The manager probing is the ADMIN, not the OWNER: each is refused with a user error.
     "transferOwnership": {"accountId": ("Account", OWNER)},
     "cancelOwnershipTransfer": {},
