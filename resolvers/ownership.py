@@ -31,6 +31,7 @@ from resolvers.people import MAX_TOKEN_LENGTH, hash_token
 from resolvers.permissions import require_staff, viewer_membership
 from resolvers.staff import staff_reason
 from resolvers.user_errors import Problem
+from resolvers.user_errors import Refused as _Refused
 from resolvers.writes import (NOT_FOUND, OnBehalf, after_write, audit_refusal, audit_success, report,
                               require_change, require_change_in, send_mail)
 
@@ -52,12 +53,6 @@ class TransferResult:
 class OwnerChange:
     organization_id: UUID | None = None
     problems: list[Problem] = field(default_factory=list)
-
-
-class _Refused(Exception):
-    def __init__(self, *problems: Problem) -> None:
-        super().__init__("refused")
-        self.problems = list(problems)
 
 
 class _AlreadyOwner(Exception):

@@ -35,6 +35,7 @@ from resolvers.permissions import viewer_membership
 from resolvers.seats import report_seats
 from resolvers.sessions import SessionTokens, start_session
 from resolvers.user_errors import Problem
+from resolvers.user_errors import Refused as _Refused
 from resolvers.writes import (NOT_FOUND, OnBehalf, after_write, audit_refusal, audit_success, claim_key,
                               complete_key, key_problem, report, require_change, require_change_in, send_mail)
 
@@ -53,13 +54,6 @@ INVITE_OPERATION = "inviteMembers"
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
-
-class _Refused(Exception):
-    """Raised inside a mutation's transaction to roll it back and answer with user errors."""
-
-    def __init__(self, *problems: Problem) -> None:
-        super().__init__(problems)
-        self.problems = list(problems)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from datasources.postgres.entitlements import Subscription
 from resolvers import subscription_sync
 from resolvers.context import Context
 from resolvers.user_errors import Problem
+from resolvers.user_errors import Refused as _Refused
 from resolvers.writes import (NOT_FOUND, OnBehalf, after_write, audit_refusal, audit_success, claim_key,
                               complete_key, key_problem, provider_key, report, require_change, require_change_in)
 
@@ -51,12 +52,6 @@ class SeatChange:
     invoice: Invoice | None = None  # the prorated invoice of an increase
     invoice_id: str | None = None  # the same, on a replayed request (read again from the provider)
     problems: list[Problem] = field(default_factory=list)
-
-
-class _Refused(Exception):
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__("refused")
-        self.problems = problems
 
 
 async def change_seat_quantity(ctx: Context, subscription_id: UUID | None, quantity: int,
@@ -143,7 +138,7 @@ async def _apply(ctx: Context, found: Subscription, quantity: int, idempotency_k
     async with ctx.db.transaction() as conn:
         stored = await claim_key(conn, ctx, OPERATION, idempotency_key, request)
         if isinstance(stored, Problem):
-            raise _Refused([stored])
+            raise _Refused(stored)
         if stored is not None:
             return SeatChange(found.id, invoice_id=stored.get("invoice"))
         locked = await subscription_changes.lock_subscription(conn, found.id)
@@ -154,7 +149,7 @@ async def _apply(ctx: Context, found: Subscription, quantity: int, idempotency_k
         if not problems and quantity < locked.seats:
             problems = _allocated_problems(quantity, await seat_changes.allocated_of_subscription(conn, locked.id))
         if problems:
-            raise _Refused(problems)
+            raise _Refused(*problems)
         invoice = None
         if quantity > locked.seats:
             provider, invoice = await ctx.payments.add_seats(
