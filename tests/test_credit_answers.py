@@ -12,8 +12,13 @@ import pytest
 from strawberry.relay import to_base64
 
 from gateway.demo import demo_id
-from tests.test_credit_mutations import (NORTHWIND, add_account_without_organization, access_in_db, audit_rows, codes, m, mail_to,
-                                          request_credits)
+from tests.conftest import production_executor_only
+from tests.test_credit_mutations import (NORTHWIND, access_in_db, add_account_without_organization, audit_rows, codes,
+                                         m, mail_to, request_credits)
+
+# About what the mutations write and refuse: run by the production executor only, as the event log's
+# tests are (the executors differ in reads, which test_paths_agree compares both ways).
+pytestmark = production_executor_only
 
 RAW_ID = demo_id("credit-request", "northwind")
 REQUEST_ID = to_base64("CloudCreditRequest", str(RAW_ID))

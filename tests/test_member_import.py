@@ -13,6 +13,11 @@ from strawberry.relay import to_base64
 
 from gateway.demo import demo_id
 from tests.test_credit_mutations import audit_rows
+from tests.conftest import production_executor_only
+
+# About what the mutations write and refuse: run by the production executor only, as the event log's
+# tests are (the executors differ in reads, which test_paths_agree compares both ways).
+pytestmark = production_executor_only
 
 IMPORT = """mutation I($input: ImportMembersInput!) { importMembers(input: $input) {
   rows { line email role invitation { email role } userErrors { field code message } }

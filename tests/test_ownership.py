@@ -15,6 +15,11 @@ from strawberry.relay import to_base64
 from gateway.demo import demo_id
 from tests.test_credit_mutations import audit_rows
 from tests.test_staff import make_staff
+from tests.conftest import production_executor_only
+
+# About what the mutations write and refuse: run by the production executor only, as the event log's
+# tests are (the executors differ in reads, which test_paths_agree compares both ways).
+pytestmark = production_executor_only
 
 NORTHWIND = demo_id("organization", "northwind")
 OWNER, ADMIN = "owner@northwind.example", "admin@northwind.example"
