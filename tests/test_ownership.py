@@ -188,6 +188,20 @@ async def test_an_owner_handing_over_while_staff_hand_over_leaves_one_owner(gate
     assert len(owners) == 1
 
 
+async def test_staff_hand_overs_to_different_members_at_once_leave_one_owner(gateway, db):
+    """Found by the outside attack: each waited on the old OWNER's row and then saw no OWNER at
+    all, so the second made a second OWNER (a unique violation, answered as an internal error)."""
+    await make_staff(db, "SUPPORT", "agent@vendor.example")
+    staff = await gateway.login("agent@vendor.example")
+    organization = to_base64("Organization", str(NORTHWIND))
+    bodies = await asyncio.gather(*(gateway.execute(STAFF, {"input": {
+        "organizationId": organization, "accountId": account(f"member{n}@northwind.example"),
+        "reason": f"Ticket {n}"}}, token=staff) for n in range(1, 7) for _ in range(2)))
+    assert all("errors" not in b and b["data"]["staffTransferOwnership"]["userErrors"] == [] for b in bodies), bodies
+    owners = [e for e, r in (await roles(db)).items() if r == "OWNER"]
+    assert len(owners) == 1
+
+
 async def test_staff_hand_over_with_a_reason_to_a_member_when_the_owner_is_gone(gateway, db):
     await make_staff(db, "SUPPORT", "agent@vendor.example")
     staff = await gateway.login("agent@vendor.example")

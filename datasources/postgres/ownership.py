@@ -31,7 +31,13 @@ class Transfer:
 
 async def lock_roles(conn: asyncpg.Connection, organization_id: UUID, account_ids: Sequence[UUID]) -> dict[UUID, str]:
     """The roles in the organization of those of `account_ids` who are members, and of its OWNER,
-    held until commit (in one statement, so two transfers cannot lock them in opposite orders)."""
+    held until commit.
+
+    The organization's row first: every change of owner queues there, so the roles are read
+    after the change before has committed. Locking the member rows alone is not enough: a
+    transaction that waited on the old OWNER's row would find it no longer OWNER, and would not
+    see the new OWNER its snapshot took for an ADMIN."""
+    await conn.execute("SELECT 1 FROM organizations WHERE id = $1 FOR NO KEY UPDATE", organization_id)
     rows = await conn.fetch(
         "SELECT account_id, role::text AS role FROM memberships WHERE organization_id = $1"
         " AND (account_id = ANY($2::uuid[]) OR role = 'OWNER') ORDER BY account_id FOR UPDATE",
