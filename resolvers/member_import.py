@@ -64,11 +64,12 @@ def parse(text: str) -> tuple[list[ImportRow], list[Problem]]:
             return [], [Problem(("input", "csv"), "The file is empty: give a header row (email,name,role) and "
                                                   "one row per person.", "REQUIRED")]
         columns = [c.strip().lower() for c in header]
-        unknown = [c for c in columns if c not in COLUMNS]
+        unknown = [str(i + 1) for i, c in enumerate(columns) if c not in COLUMNS]
         if "email" not in columns or unknown or len(set(columns)) != len(columns):
-            return [], [_csv_problem("The first row names the columns: email, and optionally name and role, each "
-                                     "once" + (f"; unknown: {', '.join(sorted(set(unknown)))[:200]}" if unknown else "")
-                                     + ".", 1)]
+            # By position, not by the text sent: an error never repeats a submitted value.
+            where = f"; column {', '.join(unknown[:10])} is none of them" if unknown else ""
+            return [], [_csv_problem(f"The first row names the columns: email, and optionally name and role, each "
+                                     f"once{where}.", 1)]
         rows = []
         for values in reader:
             if not any(v.strip() for v in values):

@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import re
 import secrets
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,10 +23,10 @@ from uuid import UUID
 import asyncpg
 
 from auth import passwords
-from datasources.errors import NotFound
+from datasources.errors import Forbidden, NotFound
 from datasources.postgres import audit
 from datasources.postgres import people as data
-from datasources.postgres.accounts import Account
+from datasources.postgres.accounts import Account, Membership
 from datasources.postgres.organizations import Invitation, MemberRow
 from resolvers import organizations as resolve_organizations
 from resolvers.attempts import check_password, give_back_attempt, hash_new_password, take_attempt
@@ -36,7 +37,7 @@ from resolvers.seats import report_seats
 from resolvers.sessions import SessionTokens, start_session
 from resolvers.user_errors import Problem
 from resolvers.user_errors import Refused as _Refused
-from resolvers.writes import (NOT_FOUND, OnBehalf, after_write, audit_refusal, audit_success, claim_key,
+from resolvers.writes import (MANAGERS_ONLY, NOT_FOUND, OnBehalf, after_write, audit_refusal, audit_success, claim_key,
                               complete_key, key_problem, report, require_change, require_change_in, send_mail)
 
 # The portal's page that reads `token` from the invitation mail's link and calls `acceptInvitation`;
@@ -53,6 +54,7 @@ LOCKED_SEAT_KINDS = ("TRIAL", "BETA")  # an admin cannot revoke these
 INVITE_OPERATION = "inviteMembers"
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_NOT_IN_ADDRESSES = frozenset('"<>()[]\\,;:')
 
 
 
@@ -123,8 +125,18 @@ def _not_pending(field_name: str) -> Problem:
 
 
 def normalize_email(raw: str) -> str | None:
+    """The address in lower case, or None for one no mail server would take: besides the shape,
+    no characters that change how it reads (right-to-left overrides, zero-width and control
+    characters: an invitation to a look-alike of a colleague), no quotes or brackets, and no dot
+    at the ends of the local part or twice in a row (RFC 5321's dot-atom)."""
     email = raw.strip().lower()
-    return email if len(email) <= MAX_EMAIL_LENGTH and _EMAIL.match(email) else None
+    if len(email) > MAX_EMAIL_LENGTH or not _EMAIL.match(email):
+        return None
+    local = email.split("@", 1)[0]
+    if (any(unicodedata.category(c)[0] in "CZ" or c in _NOT_IN_ADDRESSES for c in email)
+            or local.startswith(".") or local.endswith(".") or ".." in email):
+        return None
+    return email
 
 
 # --- inviteMembers ----------------------------------------------------------------------------
@@ -491,9 +503,7 @@ async def remove_member(ctx: Context, account_id: UUID | None, *, revoke_seats: 
     target = account.email if account else str(account_id)
     try:
         async with ctx.db.transaction() as conn:
-            membership = await data.membership_for_update(conn, account_id)
-            if membership is None or membership.organization_id != organization_id:
-                raise NotFound(NOT_FOUND)  # removed meanwhile
+            membership = await _lock_member_and_manager(conn, account_id, organization_id, actor)
             if membership.role == "OWNER":
                 if account_id == actor:
                     raise _Refused(Problem(("input", "accountId"), "The OWNER cannot leave the organization: "
@@ -528,6 +538,22 @@ def _seat_details(seats: Iterable[data.HeldSeat]) -> list[dict[str, Any]]:
     return [{"licenseId": s.license_id, "product": s.product_name, "kind": s.kind} for s in seats]
 
 
+async def _lock_member_and_manager(conn: asyncpg.Connection, account_id: UUID, organization_id: UUID,
+                                   actor: UUID) -> Membership:
+    """The member's row, and the acting manager's, held until commit: the actor's standing was
+    checked before the transaction, and two ADMINs removing each other at once would otherwise
+    both succeed. NOT_FOUND when the member has left meanwhile; FORBIDDEN when the actor has
+    (or is no longer an OWNER or ADMIN)."""
+    rows = await data.memberships_for_update(conn, [account_id, actor])
+    mine = rows.get(actor)
+    if mine is None or mine.organization_id != organization_id or mine.role not in ("OWNER", "ADMIN"):
+        raise Forbidden(MANAGERS_ONLY)
+    membership = rows.get(account_id)
+    if membership is None or membership.organization_id != organization_id:
+        raise NotFound(NOT_FOUND)
+    return membership
+
+
 def _check_seats(who: str, seats: Sequence[data.HeldSeat], revoke_seats: bool) -> None:
     """Pool seats go only when asked for; TRIAL and BETA seats go with the person (see remove_member)."""
     pool = [s for s in seats if not _locked(s)]
@@ -549,9 +575,7 @@ async def change_member_role(ctx: Context, account_id: UUID | None, role: str) -
             raise _Refused(Problem(("input", "role"), "Choose ADMIN or MEMBER; the OWNER hands over with "
                                                       "transferOwnership.", "INVALID"))
         async with ctx.db.transaction() as conn:
-            membership = await data.membership_for_update(conn, account_id)
-            if membership is None or membership.organization_id != organization_id:
-                raise NotFound(NOT_FOUND)
+            membership = await _lock_member_and_manager(conn, account_id, organization_id, actor)
             if membership.role == "OWNER":
                 raise _Refused(Problem(("input", "accountId"), "The OWNER's role cannot be changed.",
                                        "OWNER_PROTECTED"))

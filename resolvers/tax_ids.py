@@ -19,8 +19,8 @@ from datasources.payments.tax_ids import PROVIDER_TYPES
 from resolvers.user_errors import Problem
 
 MAX_LENGTH = 40
-_SEPARATORS = re.compile(r"[\s.\-/,]")
-_ANY = re.compile(r"[0-9A-Z]{2,30}")
+_SEPARATORS = re.compile(r"[ .\-/,]")
+_ANY = re.compile(r"[0-9A-Z]{2,30}", re.ASCII)
 # EU VAT numbers: member state prefix (EL: Greece, XI: Northern Ireland), 8 to 12 characters.
 EU_PREFIXES = "AT BE BG CY CZ DE DK EE EL ES FI FR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK XI".split()
 
@@ -100,7 +100,8 @@ SHAPES: dict[str, tuple[str, str]] = {
     "vn_tin": (r"\d{10}(?:\d{3})?", "1234567890"),
     "za_vat": (r"4\d{9}", "4123456789"),
 }
-_COMPILED = {t: re.compile(shape) for t, (shape, _) in SHAPES.items()}
+# ASCII: \d would take any script's digits (fullwidth, Arabic-Indic), which no tax office issues.
+_COMPILED = {t: re.compile(shape, re.ASCII) for t, (shape, _) in SHAPES.items()}
 assert set(SHAPES) <= set(PROVIDER_TYPES), set(SHAPES) - set(PROVIDER_TYPES)
 
 

@@ -644,6 +644,8 @@ async def test_a_new_tax_id_replaces_the_old_and_an_empty_value_removes_it(gatew
     ({"type": "AU_ABN", "value": "1234567891"}, "value"),
     ({"type": "EU_VAT", "value": "US123456789"}, "value"),
     ({"type": "BW_VAT", "value": "x" * 41}, "value"),
+    ({"type": "GB_VAT", "value": "GB１２３４５６７８９"}, "value"),  # fullwidth digits: found by the outside attack
+    ({"type": "US_EIN", "value": "١٢-٣٤٥٦٧٨٩"}, "value"),  # Arabic-Indic digits
     ({"type": "BW_VAT", "value": "C0123\u0000"}, "value"),
 ])
 async def test_a_tax_id_not_of_its_kinds_format_is_refused_and_nothing_changes(gateway, admin, fresh, provider,

@@ -488,6 +488,25 @@ async def test_a_leaver_with_a_trial_seat_and_pool_seats_still_needs_revoke_seat
     assert await db.fetchval("SELECT count(*) FROM allocations WHERE account_id = $1", member1) == 0
 
 
+async def test_two_admins_removing_each_other_at_once_leave_one_of_them(gateway, admin, db):
+    """Found by the outside attack: both removals succeeded, the second made by someone who was no
+    longer a member when it took effect."""
+    member2, member3 = "member2@northwind.example", "member3@northwind.example"
+    await db.execute("UPDATE memberships m SET role = 'ADMIN' FROM accounts a WHERE a.id = m.account_id"
+                     " AND a.email = ANY($1)", [member2, member3])
+    tokens = [await gateway.login(member2), await gateway.login(member3)]
+    bodies = await asyncio.gather(
+        gateway.execute(REMOVE, {"input": {"accountId": account_gid(member3), "revokeSeats": True}},
+                        token=tokens[0]),
+        gateway.execute(REMOVE, {"input": {"accountId": account_gid(member2), "revokeSeats": True}},
+                        token=tokens[1]))
+    left = await db.fetchval("SELECT count(*) FROM memberships m JOIN accounts a ON a.id = m.account_id"
+                             " WHERE a.email = ANY($1)", [member2, member3])
+    assert left == 1, bodies  # one went first: the other, no longer a member, is refused
+    refused = [b for b in bodies if "errors" in b]
+    assert [[e["extensions"]["code"] for e in b["errors"]] for b in refused] == [["FORBIDDEN"]]
+
+
 async def test_the_owner_cannot_be_removed_nor_leave_but_an_admin_can_leave(gateway, admin, owner, db):
     owner_id = {"input": {"accountId": account_gid("owner@northwind.example"), "revokeSeats": True}}
     assert codes(data_of(await gateway.execute(REMOVE, owner_id, token=admin), "removeMember")) == ["OWNER_PROTECTED"]

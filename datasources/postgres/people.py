@@ -170,11 +170,13 @@ async def add_membership(conn: asyncpg.Connection, *, account_id: UUID, organiza
         account_id, organization_id, role)
 
 
-async def membership_for_update(conn: asyncpg.Connection, account_id: UUID) -> Membership | None:
-    row = await conn.fetchrow(
+async def memberships_for_update(conn: asyncpg.Connection, account_ids: Sequence[UUID]) -> dict[UUID, Membership]:
+    """The memberships of these accounts, locked in one statement in account order (two changes
+    naming the same two people lock them alike, so neither waits on the other for good)."""
+    rows = await conn.fetch(
         "SELECT account_id, organization_id, role::text AS role, joined_at FROM memberships"
-        " WHERE account_id = $1 FOR UPDATE", account_id)
-    return Membership(**row) if row else None
+        " WHERE account_id = ANY($1::uuid[]) ORDER BY account_id FOR UPDATE", list(account_ids))
+    return {r["account_id"]: Membership(**r) for r in rows}
 
 
 async def seats_held(conn: asyncpg.Connection, account_id: UUID, organization_id: UUID) -> list[HeldSeat]:
