@@ -236,7 +236,9 @@ class Organization(relay.Node):
     viewer_can_manage_licenses: bool = _viewer_can_manage(
         "seats and subscriptions", ("allocateLicense", "revokeLicense", "setSubscriptionAutoRenew",
                                     "changeSeatQuantity"))
-    viewer_can_manage_credits: bool = _viewer_can_manage("members' credit access", ("setCreditAccess",))
+    viewer_can_manage_credits: bool = _viewer_can_manage(
+        "members' credit access and their credit requests",
+        ("setCreditAccess", "approveCreditRequest", "declineCreditRequest"))
     viewer_can_manage_billing: bool = _viewer_can_manage(
         "billing", ("payInvoice", "payOutstandingBalance", "addPaymentMethod", "setDefaultPaymentMethod",
                     "removePaymentMethod", "updateBillingInfo"))
