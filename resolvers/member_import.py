@@ -7,8 +7,9 @@ organization, once in the file); a bad row is a user error at ["input", "csv", "
 the other rows go on. A dry run checks every row against the organization as it is and writes
 nothing, not even an audit entry. Otherwise each good row is invited in a transaction of its
 own, audited, mailed and reported like `inviteMembers`, so a row that fails late (someone else
-invited that email meanwhile) leaves the others done. The name only greets the invitee in the
-mail: they choose the name on their account when they accept.
+invited that email meanwhile) leaves the others done. The name is kept with the
+invitation: the mail greets them by it, and it becomes their account's name if they accept
+without giving one.
 
 `remove_members` and `change_member_roles` run `removeMember` and `changeMemberRole` for each
 entry in turn, each in its own audited transaction, and collect each entry's outcome.
@@ -130,7 +131,7 @@ async def import_members(ctx: Context, organization_id: UUID | None, text: str, 
                 out.append(ImportRow(row.line, row.email, row.name, row.role, problems=[problem] if problem else []))
                 continue
             stored, created = await people.invite_in(conn, ctx, organization, inviter, [(row.email, row.role)],
-                                                     lambda _, line=row.line: path(line), row.name or None)
+                                                     lambda _, line=row.line: path(line), row.name)
             for invitation in created:
                 await people.report_sent(conn, ctx, invitation, resent=False)
         [result] = stored["results"]

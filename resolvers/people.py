@@ -210,11 +210,11 @@ def _invitation_path(index: int) -> tuple[str, ...]:
 
 async def invite_in(conn: asyncpg.Connection, ctx: Context, organization: data.LockedOrganization,
                   inviter: Account | None, invitations: Sequence[tuple[str, str]],
-                  path_of: Callable[[int], tuple[str, ...]] = _invitation_path, greeting: str | None = None
+                  path_of: Callable[[int], tuple[str, ...]] = _invitation_path, name: str = ""
                   ) -> tuple[dict[str, Any], list[Invitation]]:
     """Creates what can be created; returns the result as stored for replays (JSON), and the
-    invitations created. `path_of` names each invitation's input field; `greeting` is the name
-    a mail opens with (importMembers has one per row)."""
+    invitations created. `path_of` names each invitation's input field; `name` is the invitee's
+    (importMembers has one per row): kept with the invitation, and the mail greets them by it."""
     emails = [normalize_email(raw) for raw, _ in invitations]
     standings = await data.email_standings(conn, organization.id, [e for e in emails if e])
     invited_now: set[str] = set()
@@ -232,10 +232,11 @@ async def invite_in(conn: asyncpg.Connection, ctx: Context, organization: data.L
         assert email is not None
         token = secrets.token_urlsafe(32)
         created = await data.create_invitation(conn, organization_id=organization.id, email=email, role=role,
-                                               token_hash=hash_token(token), invited_by=inviter.id if inviter else None)
+                                               token_hash=hash_token(token), invited_by=inviter.id if inviter else None,
+                                               name=name)
         invited_now.add(email)
         await send_mail(conn, to=email, subject=f"You are invited to join {organization.name}",
-                        body=_invitation_mail(ctx, inviter, organization.name, role, token, greeting))
+                        body=_invitation_mail(ctx, inviter, organization.name, role, token, name))
         await audit_success(conn, ctx, organization_id=organization.id, action="member.invite", target=email,
                             details={"invitationId": created.id, "role": role})
         results.append({"email": raw, "invitationId": str(created.id), "problems": []})
@@ -268,9 +269,9 @@ async def report_sent(conn: asyncpg.Connection, ctx: Context, invitation: Invita
 
 
 def _invitation_mail(ctx: Context, inviter: Account | None, organization_name: str, role: str, token: str,
-                     greeting: str | None = None) -> str:
+                     name: str = "") -> str:
     who = inviter.name if inviter else "An administrator"
-    hello = f"Hello {greeting},\n\n" if greeting else ""
+    hello = f"Hello {name},\n\n" if name else ""
     return (f"{hello}{who} invited you to join {organization_name} as {role.lower()} on the account portal.\n\n"
             f"Accept the invitation within {data.INVITATION_DAYS} days:\n{accept_url(ctx.config.portal_url, token)}\n\n"
             "The link works once. If you did not expect this invitation, you can ignore this mail.\n")
@@ -341,7 +342,7 @@ async def resend_invitation(ctx: Context, invitation_id: UUID | None,
             token = secrets.token_urlsafe(32)
             renewed = await data.renew_invitation(conn, current.id, hash_token(token))
             await send_mail(conn, to=renewed.email, subject=f"You are invited to join {organization.name}",
-                            body=_invitation_mail(ctx, inviter, organization.name, renewed.role, token))
+                            body=_invitation_mail(ctx, inviter, organization.name, renewed.role, token, renewed.name))
             await audit_success(conn, ctx, organization_id=organization.id, action="invitation.resend",
                                 target=renewed.email, details={"invitationId": renewed.id}, on_behalf=on_behalf)
             await report_sent(conn, ctx, renewed, resent=True)
@@ -420,7 +421,9 @@ async def accept_invitation(ctx: Context, token: str, name: str | None, password
             if invitation is None or not is_pending(invitation):
                 raise _Refused(_not_pending("token"))
             await give_back_attempt(ctx)  # the token is right; an account's password is its own attempt
-            account_id, created = await _joining_account(ctx, conn, invitation.email, name, password)
+            # The name the inviter gave stands in for one the invitee left out.
+            account_id, created = await _joining_account(ctx, conn, invitation.email, name or invitation.name,
+                                                         password)
             await data.add_membership(conn, account_id=account_id, organization_id=invitation.organization_id,
                                       role=invitation.role)
             await data.mark_accepted(conn, invitation.id)

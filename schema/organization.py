@@ -99,6 +99,8 @@ def _invitation_status(i: records.Invitation) -> InvitationStatus:
 class Invitation(relay.Node):
     id: relay.NodeID[str]
     email: str = strawberry.field(description="Who is invited.")
+    name: str = strawberry.field(description="Their name as the inviter gave it (`importMembers`); empty when none "
+                                             "was given.")
     status: InvitationStatus = strawberry.field(description="Where it stands.")
     invited_at: datetime = strawberry.field(description="When it was sent.")
     expires_at: datetime = strawberry.field(description="When it stops being valid.")
@@ -107,7 +109,7 @@ class Invitation(relay.Node):
 
     @classmethod
     def from_record(cls, i: records.Invitation) -> "Invitation":
-        return cls(id=str(i.id), email=i.email, status=_invitation_status(i), invited_at=i.created_at,
+        return cls(id=str(i.id), email=i.email, name=i.name, status=_invitation_status(i), invited_at=i.created_at,
                    expires_at=i.expires_at, role_value=i.role, invited_by_id=i.invited_by)
 
     @strawberry.field(description="The role the invitee gets on accepting.")

@@ -127,8 +127,8 @@ class AcceptInvitationInput:
     token: str = strawberry.field(description="The `token` parameter of the link in the invitation mail.")
     name: str | None = strawberry.field(
         default=None,
-        description="Your full name, required when the invited email has no account yet (one is created); "
-                    "ignored otherwise.")
+        description="Your full name, required when the invited email has no account yet (one is created) and "
+                    "the invitation carries none (`Invitation.name`); ignored otherwise.")
     password: str = strawberry.field(
         description="For a new account, its password (at least 10 characters); when the email already has an "
                     "account, that account's password.")

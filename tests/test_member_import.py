@@ -7,6 +7,7 @@ pending invitation to invitee@northwind.example.
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 from strawberry.relay import to_base64
@@ -19,6 +20,8 @@ from tests.conftest import production_executor_only
 # tests are (the executors differ in reads, which test_paths_agree compares both ways).
 pytestmark = production_executor_only
 
+ACCEPT = """mutation A($input: AcceptInvitationInput!) { acceptInvitation(input: $input) {
+  account { name } userErrors { code } } }"""
 IMPORT = """mutation I($input: ImportMembersInput!) { importMembers(input: $input) {
   rows { line email role invitation { email role } userErrors { field code message } }
   invitedCount userErrors { field code message } } }"""
@@ -98,6 +101,11 @@ async def test_a_quoted_name_with_a_comma_and_a_default_role(gateway, db):
         ("grace@example.com", {"email": "grace@example.com", "role": "MEMBER"})]
     assert (await db.fetchval("SELECT body FROM mail_outbox WHERE to_address = 'grace@example.com'")).startswith(
         "Hello Hopper, Grace,")
+    # The name goes with the invitation: accepted without one, it is the new account's name.
+    body = await db.fetchval("SELECT body FROM mail_outbox WHERE to_address = 'ada@example.com'")
+    token = re.search(r"/accept-invitation\?token=([A-Za-z0-9_-]+)", body).group(1)
+    accepted = await gateway.execute(ACCEPT, {"input": {"token": token, "password": "correct horse battery"}})
+    assert accepted["data"]["acceptInvitation"]["account"] == {"name": "Ada Lovelace"}, accepted
 
 
 @pytest.mark.parametrize("csv, code", [

@@ -51,6 +51,7 @@ class Invitation:
     expires_at: datetime
     accepted_at: datetime | None
     revoked_at: datetime | None
+    name: str = ""  # as the inviter gave it; empty when they gave none
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ async def members_page(db: Executor, query: MemberQuery, slice: Slice) -> Page[M
 
 
 _INVITATION = ("SELECT i.id, i.organization_id, i.email, i.role::text AS role, i.invited_by, i.created_at,"
-               " i.expires_at, i.accepted_at, i.revoked_at FROM invitations i")
+               " i.expires_at, i.accepted_at, i.revoked_at, i.name FROM invitations i")
 
 
 async def invitations_by_ids(db: Executor, ids: Sequence[UUID]) -> list[Invitation | None]:

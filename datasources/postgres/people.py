@@ -21,7 +21,7 @@ from datasources.postgres.organizations import Invitation
 INVITATION_DAYS = 7
 
 _INVITATION_COLUMNS = ("id, organization_id, email, role::text AS role, invited_by, created_at, expires_at,"
-                       " accepted_at, revoked_at")
+                       " accepted_at, revoked_at, name")
 
 
 @dataclass(frozen=True)
@@ -91,14 +91,14 @@ async def email_standings(conn: asyncpg.Connection, organization_id: UUID,
 
 
 async def create_invitation(conn: asyncpg.Connection, *, organization_id: UUID, email: str, role: str,
-                            token_hash: bytes, invited_by: UUID) -> Invitation:
+                            token_hash: bytes, invited_by: UUID, name: str = "") -> Invitation:
     row = await conn.fetchrow(
         f"""
-        INSERT INTO invitations (id, organization_id, email, role, token_hash, invited_by, expires_at)
-        VALUES ($1, $2, $3, $4::organization_role, $5, $6, now() + make_interval(days => {INVITATION_DAYS}))
+        INSERT INTO invitations (id, organization_id, email, role, token_hash, invited_by, expires_at, name)
+        VALUES ($1, $2, $3, $4::organization_role, $5, $6, now() + make_interval(days => {INVITATION_DAYS}), $7)
         RETURNING {_INVITATION_COLUMNS}
         """,
-        uuid4(), organization_id, email, role, token_hash, invited_by)
+        uuid4(), organization_id, email, role, token_hash, invited_by, name)
     return _invitation(row)
 
 
