@@ -92,13 +92,6 @@ def parse(text: str) -> tuple[list[ImportRow], list[Problem]]:
     return rows, []
 
 
-def _name_problem(row: ImportRow) -> Problem | None:
-    if len(row.name) > people.MAX_NAME_LENGTH or any(ord(c) < 32 for c in row.name):
-        return _csv_problem(f"Line {row.line}: a name has at most {people.MAX_NAME_LENGTH} characters on one line.",
-                            row.line)
-    return None
-
-
 async def import_members(ctx: Context, organization_id: UUID | None, text: str, dry_run: bool) -> ImportResult:
     await require_change(ctx, IMPORT)
     if organization_id is None:
@@ -112,7 +105,7 @@ async def import_members(ctx: Context, organization_id: UUID | None, text: str, 
     out: list[ImportRow] = []
     seen: set[str] = set()
     for row in rows:
-        early = row.problems or [p for p in (_name_problem(row),) if p]
+        early = row.problems or [p for p in (people.name_problem(path(row.line), row.name),) if p]
         email = people.normalize_email(row.email)
         if not early and email in seen:
             early = [_csv_problem(f"Line {row.line}: {email} is in the file more than once.", row.line)]
@@ -130,8 +123,9 @@ async def import_members(ctx: Context, organization_id: UUID | None, text: str, 
                                                     standings.get(email or ""), organization_id, set())
                 out.append(ImportRow(row.line, row.email, row.name, row.role, problems=[problem] if problem else []))
                 continue
-            stored, created = await people.invite_in(conn, ctx, organization, inviter, [(row.email, row.role)],
-                                                     lambda _, line=row.line: path(line), row.name)
+            stored, created = await people.invite_in(conn, ctx, organization, inviter,
+                                                     [(row.email, row.role, row.name)],
+                                                     lambda _, line=row.line: path(line))
             for invitation in created:
                 await people.report_sent(conn, ctx, invitation, resent=False)
         [result] = stored["results"]

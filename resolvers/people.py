@@ -147,9 +147,9 @@ async def viewer_organization_id(ctx: Context) -> UUID | None:
     return mine.organization_id if mine else None
 
 
-async def invite_members(ctx: Context, organization_id: UUID | None, invitations: Sequence[tuple[str, str]],
+async def invite_members(ctx: Context, organization_id: UUID | None, invitations: Sequence[tuple[str, str, str]],
                          idempotency_key: str | None) -> InviteResult:
-    """Invites each (email, role) into the organization; each email succeeds or fails alone.
+    """Invites each (email, role, name) into the organization; each email succeeds or fails alone.
 
     Concurrent invitations of one organization serialize on its row, so two calls can never
     both invite the same email. With an idempotency key, a retry of the same request replays the
@@ -165,7 +165,9 @@ async def invite_members(ctx: Context, organization_id: UUID | None, invitations
                             problems=problems)
         return InviteResult(problems=problems)
     request = {"organizationId": str(organization_id),
-               "invitations": [{"email": email, "role": role} for email, role in invitations]}
+               # A name only when given: a retry of a request stored before names keeps matching it.
+               "invitations": [{"email": email, "role": role, **({"name": name} if name else {})}
+                               for email, role, name in invitations]}
     inviter = await ctx.loaders.accounts.account.load(actor)
     try:
         async with ctx.db.transaction() as conn:
@@ -190,7 +192,7 @@ async def invite_members(ctx: Context, organization_id: UUID | None, invitations
     return await _outcomes(ctx, stored)
 
 
-def _invite_request_problems(invitations: Sequence[tuple[str, str]], key: str | None) -> list[Problem]:
+def _invite_request_problems(invitations: Sequence[tuple[str, str, str]], key: str | None) -> list[Problem]:
     problems = []
     if not invitations:
         problems.append(Problem(("input", "invitations"), "List at least one email to invite.", "REQUIRED"))
@@ -209,20 +211,22 @@ def _invitation_path(index: int) -> tuple[str, ...]:
 
 
 async def invite_in(conn: asyncpg.Connection, ctx: Context, organization: data.LockedOrganization,
-                  inviter: Account | None, invitations: Sequence[tuple[str, str]],
-                  path_of: Callable[[int], tuple[str, ...]] = _invitation_path, name: str = ""
+                  inviter: Account | None, invitations: Sequence[tuple[str, str, str]],
+                  path_of: Callable[[int], tuple[str, ...]] = _invitation_path
                   ) -> tuple[dict[str, Any], list[Invitation]]:
-    """Creates what can be created; returns the result as stored for replays (JSON), and the
-    invitations created. `path_of` names each invitation's input field; `name` is the invitee's
-    (importMembers has one per row): kept with the invitation, and the mail greets them by it."""
-    emails = [normalize_email(raw) for raw, _ in invitations]
+    """Creates what can be created of (email, role, name); returns the result as stored for
+    replays (JSON), and the invitations created. `path_of` names each invitation's input field.
+    A name is kept with the invitation, and the mail greets the invitee by it."""
+    emails = [normalize_email(raw) for raw, _, _ in invitations]
     standings = await data.email_standings(conn, organization.id, [e for e in emails if e])
     invited_now: set[str] = set()
     results = []
     sent: list[Invitation] = []
-    for index, ((raw, role), email) in enumerate(zip(invitations, emails)):
+    for index, ((raw, role, name), email) in enumerate(zip(invitations, emails)):
         path = path_of(index)
-        problem = invitation_problem(path, email, role, standings.get(email or ""), organization.id, invited_now)
+        name = name.strip()
+        problem = name_problem(path, name) or invitation_problem(path, email, role, standings.get(email or ""),
+                                                                 organization.id, invited_now)
         if problem is not None:
             await audit_success(conn, ctx, organization_id=organization.id, action="member.invite",
                                 target=email or raw, outcome="REFUSED",
@@ -242,6 +246,12 @@ async def invite_in(conn: asyncpg.Connection, ctx: Context, organization: data.L
         results.append({"email": raw, "invitationId": str(created.id), "problems": []})
         sent.append(created)
     return {"results": results}, sent
+
+
+def name_problem(path: tuple[str, ...], name: str) -> Problem | None:
+    if len(name) > MAX_NAME_LENGTH or any(unicodedata.category(c)[0] == "C" for c in name):
+        return Problem((*path, "name"), f"A name has at most {MAX_NAME_LENGTH} characters, on one line.", "INVALID")
+    return None
 
 
 def invitation_problem(path: tuple[str, ...], email: str | None, role: str, standing: data.EmailStanding | None,

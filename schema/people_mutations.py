@@ -29,6 +29,9 @@ class MemberInvitationInput:
     role: OrganizationRole = strawberry.field(
         default=OrganizationRole.MEMBER,
         description="The role they get on accepting: MEMBER or ADMIN (OWNER is refused as INVALID).")
+    name: str = strawberry.field(
+        default="", description="Their name, at most 200 characters: the mail greets them by it, and it names their "
+                                "account if they accept without giving one (`Invitation.name`).")
 
 
 @strawberry.input(description="Whom to invite into an organization.")
@@ -71,7 +74,7 @@ async def invite_members(info: Info, input: Annotated[InviteMembersInput, strawb
                        else await resolve.viewer_organization_id(info.context))
     result = await resolve.invite_members(
         info.context, organization_id,
-        [(i.email, i.role.value) for i in input.invitations], input.idempotency_key)
+        [(i.email, i.role.value, i.name) for i in input.invitations], input.idempotency_key)
     return InviteMembersPayload(
         results=[InvitationResult(email=o.email, invitation=Invitation.from_record(o.invitation) if o.invitation
                                   else None, user_errors=user_errors(o.problems)) for o in result.outcomes],

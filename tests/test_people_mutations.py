@@ -416,6 +416,19 @@ async def test_concurrent_accepts_into_two_organizations_join_only_one(gateway, 
                              " WHERE a.email = $1", email) == 1
 
 
+async def test_an_invitation_may_carry_the_invitees_name_checked_like_any_name(gateway, admin, db):
+    body = await gateway.execute(INVITE, {"input": {"invitations": [
+        {"email": "named@example.com", "name": "  Named Person ", "role": "MEMBER"},
+        {"email": "long@example.com", "name": "x" * 201}, {"email": "tab@example.com", "name": "a\tb"}]}},
+        token=admin)
+    results = data_of(body, "inviteMembers")["results"]
+    assert [[(e["field"], e["code"]) for e in r["userErrors"]] for r in results] == [
+        [], [(["input", "invitations", "1", "name"], "INVALID")], [(["input", "invitations", "2", "name"], "INVALID")]]
+    assert await db.fetchval("SELECT name FROM invitations WHERE email = 'named@example.com'") == "Named Person"
+    assert (await db.fetchval("SELECT body FROM mail_outbox WHERE to_address = 'named@example.com'")).startswith(
+        "Hello Named Person,")
+
+
 # --- removeMember -----------------------------------------------------------------------------
 
 async def test_a_member_holding_seats_is_removed_only_with_revoke_seats(gateway, admin, db):
