@@ -66,7 +66,7 @@ ROWS: tuple[Row, ...] = (
          "`LicenseAllocation.account`, ...), members, invitations and the audit log.",
          (MANAGER, "SUPPORT", "ADMIN_TOOLING", "accounts:read"),
          ("Staff.accounts", "Organization.members", "Organization.invitations", "Organization.auditLog",
-          "Organization.pendingOwnershipTransfer", "Account", "Member", "Invitation", "AuditLogEntry")),
+          "Organization.pendingOwnershipTransfer", "Organization.corporateSignIn", "Account", "Member", "Invitation", "AuditLogEntry")),
     _row("entitlements", "Licenses and all their seats, subscriptions, the credit pool, and the staff reports on "
          "them.",
          (MANAGER, "SUPPORT", "BILLING", "ADMIN_TOOLING", "accounts:read"),
@@ -82,6 +82,8 @@ ROWS: tuple[Row, ...] = (
          ("changeAccountEmail",)),
     _row("staffTransferOwnership", "Make a member an organization's OWNER when its OWNER has left.",
          ("SUPPORT", "ADMIN_TOOLING", "accounts:write"), ("staffTransferOwnership",)),
+    _row("email domains", "Confirm or reject an organization's claim on an email domain for corporate sign-in.",
+         ("SUPPORT", "ADMIN_TOOLING", "accounts:write"), ("confirmEmailDomain", "rejectEmailDomain")),
     _row("staffResendInvitation", "Resend an invitation for an organization.",
          ("SUPPORT", "ADMIN_TOOLING", "accounts:write"), ("staffResendInvitation",)),
     _row("grantCredits", "Grant cloud credits.", ("BILLING", "ADMIN_TOOLING", "credits:write"), ("grantCredits",)),
@@ -96,6 +98,8 @@ ROWS: tuple[Row, ...] = (
     _changes("ownership", "Hand the organization over to an ADMIN (the OWNER asks, the ADMIN confirms), or take "
              "the request back: only the OWNER asks and cancels.", (MANAGER,),
              ("transferOwnership", "cancelOwnershipTransfer", "acceptOwnership")),
+    _changes("corporate sign-in", "Set up the organization's OpenID provider, the email domains it claims and "
+             "whether passwords are refused for them: only the OWNER.", (MANAGER,), ("configureSignIn",)),
     _changes("seat changes", "Allocate and revoke seats of the organization's licenses.", (MANAGER,),
              ("allocateLicense", "revokeLicense")),
     _changes("credit access", "Set members' cloud-credit access (disabled, unlimited, a quota), approve and "
@@ -119,8 +123,9 @@ ROWS: tuple[Row, ...] = (
          ("SubscriptionRoot.organizationEvents",), sign_in=True),
     _row("own events", "Follow your own live events (`viewerEvents`): seats, credit access, credit requests, sessions.",
          ACCOUNT_KINDS, ("SubscriptionRoot.viewerEvents",), sign_in=True),
-    _row("signing in", "Sign in, trade a refresh token, accept an invitation: the credential is in the input, "
-         "whoever sends it.", PRINCIPALS, ("login", "refreshToken", "acceptInvitation")),
+    _row("signing in", "Sign in (with a password or a corporate sign-in's one-time code), trade a refresh token, "
+         "accept an invitation: the credential is in the input, whoever sends it.", PRINCIPALS,
+         ("login", "completeSignIn", "refreshToken", "acceptInvitation")),
 )
 
 

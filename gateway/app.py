@@ -12,10 +12,11 @@ from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from datasources.identity.oidc import IdentityProviders
 from datasources.payments.client import PaymentsClient
 from datasources.postgres.database import Database
 from datasources.postgres.listener import listening
-from gateway import graphiql, invoice_files
+from gateway import graphiql, invoice_files, sso
 from gateway.bodies import BodyLimit
 from gateway.cors import cors_middleware
 from gateway.request_log import GRAPHQL_PATH, OtherRequests
@@ -75,11 +76,14 @@ def create_app(settings: Settings) -> Starlette:
                                   breaker_cooldown_seconds=settings.provider_breaker_cooldown_seconds)
         buckets = (RedisBuckets(settings.redis_url, settings.redis_key_prefix) if settings.redis_url
                    else LocalBuckets())
+        identity = IdentityProviders(timeout_seconds=settings.provider_timeout_seconds,
+                                     require_https=settings.production)
         app.state.services = Services(settings=settings, db=db, payments=payments,
                                       schema=build_schema(production=settings.production,
                                                            executor=settings.executor),
                                       resolver_config=resolver_config(settings),
-                                      limiter=Limiter(buckets, settings.limits), operations=operations)
+                                      limiter=Limiter(buckets, settings.limits), operations=operations,
+                                      identity=identity)
         metrics = app.state.metrics = Metrics(operations, db=db, payments=payments,
                                               tracer=load_tracer(settings.tracing))
         install_request_log()
@@ -99,6 +103,7 @@ def create_app(settings: Settings) -> Starlette:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             await buckets.close()
+            await identity.close()
             await payments.close()
             await db.close()
 
@@ -111,6 +116,8 @@ def create_app(settings: Settings) -> Starlette:
             Route("/readyz", readyz, methods=["GET"]),
             *([Route("/metrics", metrics_endpoint, methods=["GET"])] if on_public_port(settings) else []),
             Route("/webhooks/payments", payment_webhook, methods=["POST"]),
+            Route(sso.START_PATH, sso.start, methods=["GET"]),
+            Route(sso.CALLBACK_PATH, sso.callback, methods=["GET"]),
             Route("/invoices/{invoice_id}.pdf", invoice_files.invoice_pdf, methods=["GET"]),
             Route("/invoices.zip", invoice_files.invoices_zip, methods=["GET"]),
         ],

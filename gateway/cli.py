@@ -207,6 +207,8 @@ async def _resources(settings: Settings) -> AsyncIterator[tuple[Database, Paymen
 
 def _serve(args: argparse.Namespace) -> None:
     settings = _settings(args)
+    if settings.public_url is None and not settings.production:
+        settings = settings.with_(public_url=f"http://{args.host}:{args.port}")
     load_operations(settings)  # a bad operation or manifest stops here, before anything starts
     sock = _bind(args.host, args.port)
     try:

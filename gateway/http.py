@@ -360,7 +360,8 @@ def _context(exchange: Exchange, viewer: Viewer) -> Context:
                      standing.organization)
     return Context(viewer=viewer, loaders=loaders, db=services.db, payments=services.payments,
                    config=services.resolver_config, request_id=exchange.record.request_id,
-                   client_address=exchange.address, sign_in_throttle=services.limiter)
+                   client_address=exchange.address, sign_in_throttle=services.limiter,
+                   identity=services.identity)
 
 
 async def _execution(exchange: Exchange, context: Context) -> ExecutionResult:

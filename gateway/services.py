@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from datasources.identity.oidc import IdentityProviders
 from datasources.payments.client import PaymentsClient
 from datasources.postgres.database import Database
 from gateway.limits import Limiter
@@ -22,6 +23,7 @@ class Services:
     resolver_config: Config
     limiter: Limiter
     operations: OperationRegistry = field(default_factory=OperationRegistry)
+    identity: IdentityProviders | None = None
 
 
 def resolver_config(settings: Settings) -> Config:
@@ -29,5 +31,6 @@ def resolver_config(settings: Settings) -> Config:
                   refresh_token_ttl_seconds=settings.refresh_token_ttl_seconds,
                   refresh_reuse_grace_seconds=settings.refresh_reuse_grace_seconds,
                   help_center_url=settings.help_center_url, portal_url=settings.portal_url,
+                  public_url=settings.public_url,
                   event_retention_days=settings.event_retention_days,
                   payment_grace_days=settings.payment_grace_days)

@@ -64,6 +64,8 @@ class Settings:
     db_command_timeout_seconds: float | None = 30.0
     help_center_url: str = DEFAULT_HELP_CENTER_URL
     portal_url: str = DEFAULT_PORTAL_URL
+    # The gateway's own address as browsers reach it: corporate sign-in's redirect URI is under it.
+    public_url: str | None = None
     # Seed the demo organizations into an empty database on start.
     seed_demo: bool = True
     redis_url: str | None = None
@@ -202,6 +204,9 @@ SETTINGS: tuple[Setting, ...] = (
             "shown by `support { helpCenterUrl }`"),
     Setting("PORTAL_URL", "portal_url", Url(("http", "https"), "https://portal.example.com", base=True),
             "the customer portal's address, for links in mail (an invitation's `/accept-invitation?token=…`)"),
+    Setting("PUBLIC_URL", "public_url", Url(("http", "https"), "https://api.example.com", base=True),
+            "the gateway's own address as browsers reach it; corporate sign-in's redirect URI is "
+            "`<PUBLIC_URL>/sso/callback`", default_doc="unset: `http://<host>:<port>` of `serve` in development"),
     Setting("SEED_DEMO", "seed_demo", Flag(), "seed the demo into an empty database", default=_not_production,
             default_doc="`1` in development, `0` in production"),
     Setting("REDIS_URL", "redis_url", Url(("redis", "rediss", "unix"), "redis://cache:6379/0"),

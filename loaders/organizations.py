@@ -8,7 +8,7 @@ from functools import partial
 from loaders.dataloader import DataLoader
 
 from datasources.postgres import organizations as data
-from datasources.postgres import ownership
+from datasources.postgres import ownership, sign_in
 from datasources.postgres.database import Database
 from loaders.base import each_loader, loader
 
@@ -21,6 +21,7 @@ class OrganizationLoaders:
     audit_log: DataLoader  # (AuditQuery, Slice) -> Page[AuditEntry]
     audit_entry: DataLoader  # entry id -> AuditEntry | None
     pending_transfer: DataLoader  # organization id -> ownership Transfer | None
+    sign_in: DataLoader  # organization id -> SignInConfig | None
 
 
 def create(db: Database) -> OrganizationLoaders:
@@ -31,4 +32,5 @@ def create(db: Database) -> OrganizationLoaders:
         audit_log=each_loader(lambda key: data.audit_page(db, *key)),
         audit_entry=loader(partial(data.audit_entries_by_ids, db)),
         pending_transfer=loader(partial(ownership.pending_of_organizations, db)),
+        sign_in=loader(partial(sign_in.configs_of_organizations, db)),
     )

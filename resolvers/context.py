@@ -9,6 +9,7 @@ from auth.viewer import Viewer
 from loaders import Loaders
 
 if TYPE_CHECKING:
+    from datasources.identity.oidc import IdentityProviders
     from datasources.payments.client import PaymentsClient
     from datasources.postgres.database import Database
     from resolvers.event_hub import Hub
@@ -25,6 +26,8 @@ class Config:
     refresh_reuse_grace_seconds: int
     help_center_url: str
     portal_url: str  # no trailing slash
+    # The gateway's own address as browsers reach it (the OpenID redirect URI); None: the request's.
+    public_url: str | None = None
     # How far back a subscription may resume with `after` (the event log's window).
     event_retention_days: float = 7.0
     # Days a PAST_DUE subscription's licenses keep working (GRACE) before they are SUSPENDED.
@@ -52,3 +55,5 @@ class Context:
     sign_in_throttle: SignInThrottle | None = None
     # The process's fan-out of live events: set for subscriptions (over WebSocket) only.
     hub: "Hub | None" = None
+    # Organizations' OpenID providers (corporate sign-in); None where a context needs none.
+    identity: "IdentityProviders | None" = None

@@ -23,6 +23,7 @@ from datasources.postgres.database import Executor
 from resolvers.attempts import check_password, give_back_attempt, take_attempt
 from resolvers.context import Context
 from resolvers.events import publish
+from resolvers.sign_in_policy import password_refusal
 from resolvers.user_errors import Problem
 from resolvers.writes import require_change, require_own_change
 
@@ -86,6 +87,9 @@ async def login(ctx: Context, email: str, password: str) -> LoginResult:
     valid = await check_password(ctx, email, credentials.password_hash if credentials else None, password)
     if credentials is None or not valid:
         return LoginResult(problems=[INVALID_CREDENTIALS])
+    refusal = await password_refusal(ctx, email)  # told only with the right password: it names a provider
+    if refusal is not None:
+        return LoginResult(problems=[refusal])
     async with ctx.db.transaction() as conn:
         issued = await start_session(ctx, conn, credentials.account_id)
     account = await ctx.loaders.accounts.account.load(credentials.account_id)

@@ -32,6 +32,18 @@ class UserErrorCode(Enum):
     TRANSFER_NOT_PENDING = strawberry.enum_value(
         "TRANSFER_NOT_PENDING", description="The ownership hand-over was confirmed, canceled or replaced, has "
                                             "expired, or is not for you.")
+    SIGN_IN_WITH_PROVIDER = strawberry.enum_value(
+        "SIGN_IN_WITH_PROVIDER", description="The organization of this email signs in through its identity provider "
+                                             "only: start at `/sso/start?email=…`.")
+    INVALID_SIGN_IN_CODE = strawberry.enum_value(
+        "INVALID_SIGN_IN_CODE", description="The corporate sign-in's one-time code was used already, has expired or "
+                                            "is not one: sign in again.")
+    PROVIDER_UNREACHABLE = strawberry.enum_value(
+        "PROVIDER_UNREACHABLE", description="The OpenID provider named could not be read (its discovery document "
+                                            "or key set), or does not name the issuer given.")
+    DOMAIN_TAKEN = strawberry.enum_value(
+        "DOMAIN_TAKEN", description="The email domain is confirmed for another organization.")
+    NOT_CLAIMED = strawberry.enum_value("NOT_CLAIMED", description="The organization has not claimed this email domain.")
     HOLDS_SEATS = strawberry.enum_value(
         "HOLDS_SEATS", description="The member holds seats of the organization's licenses: revoke them first, or "
                                    "with the removal (`revokeSeats`).")

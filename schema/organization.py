@@ -26,11 +26,12 @@ from auth.access import who
 from planning import ids, sources
 from planning.declare import Column, Entry, column, from_record, planned, table
 from resolvers.permissions import may, require, viewer_membership
-from schema import billing, credits, ownership
+from schema import billing, corporate_sign_in, credits, ownership
 from schema.billing import BillingInfo, InvoiceConnection, PaymentMethod
 from schema.common import Info, by_uuid, node_uuid, resolve_visible
 from schema.credits import CloudCreditPool
 from schema.ownership import OwnershipTransfer
+from schema.corporate_sign_in import CorporateSignIn
 from planning.levels import level_resolver
 from schema.references import AccountRef, RoleRef, accounts_at, role_enum, visible_account_node
 from schema.license import License
@@ -287,6 +288,12 @@ class Organization(relay.Node):
     async def pending_ownership_transfer(self, info: Info) -> OwnershipTransfer | None:
         await require(info.context, "Organization.pendingOwnershipTransfer", self.record.id)
         return await ownership.pending_transfer(info, self.record.id)
+
+    @strawberry.field(description="Corporate sign-in: the OpenID provider and the email domains claimed; null "
+                                  f"when not set up. For {who('Organization.corporateSignIn')}.")
+    async def corporate_sign_in(self, info: Info) -> CorporateSignIn | None:
+        await require(info.context, "Organization.corporateSignIn", self.record.id)
+        return await corporate_sign_in.corporate_sign_in(info, self.record.id)
 
     @strawberry.field(description="The cloud-credit pool: balance, grants, usage, members' access, pending "
                                   f"requests. For {who('Organization.creditPool')}.")

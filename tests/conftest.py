@@ -413,7 +413,9 @@ async def app_for(services: TestServices, database_url: str):
         await lifespan.__aenter__()
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway.test")
         started.append((lifespan, http))
-        return Gateway(http)
+        gateway = Gateway(http)
+        gateway.app = app  # for a test that mounts it beside other servers (a browser's sign-in)
+        return gateway
 
     yield start
     for lifespan, http in reversed(started):

@@ -77,6 +77,7 @@ ORGANIZATION_FIELDS = {
     "paymentMethods": "paymentMethods { last4 }",
     "billingInfo": "billingInfo { company billingEmail }",
     "invoicesArchiveUrl": 'invoicesArchiveUrl(from: "2000-01-01", to: "2000-12-31")',
+    "corporateSignIn": "corporateSignIn { issuer clientId }",  # the fixture sets it up
 }
 STAFF_FIELDS = {
     "organizations": "organizations(first: 1) { totalCount nodes { id name } }",
@@ -95,6 +96,8 @@ MUTATIONS = {
     "extendLicense": {"licenseId": ("License",), "expiresAt": "2099-01-01T00:00:00Z"},
     "adjustLicenseQuantity": {"licenseId": ("License",), "quantity": 5},
     "staffTransferOwnership": {"organizationId": ("Organization",), "accountId": ("Account",)},
+    "confirmEmailDomain": {"organizationId": ("Organization",), "domain": "northwind.example"},
+    "rejectEmailDomain": {"organizationId": ("Organization",), "domain": "northwind.example"},
 }
 OWNER = demo_id("account", "owner@northwind.example")
 LUMEN_SUBSCRIPTION = demo_id("subscription", "northwind", "LUMEN-RENDER")
@@ -116,6 +119,8 @@ CUSTOMER_MUTATIONS: dict[str, dict[str, Any]] = {
     "transferOwnership": {"accountId": ("Account", OWNER)},
     "cancelOwnershipTransfer": {},
     "acceptOwnership": {"token": "not-a-token"},
+    # Malformed throughout: refused before the provider is asked, nothing changes.
+    "configureSignIn": {"issuer": "", "clientId": "", "domains": []},
     "allocateLicense": {"licenseId": ("License", LUMEN), "accountIds": []},
     "revokeLicense": {"licenseId": ("License", LUMEN), "accountIds": []},
     "setCreditAccess": {"accountIds": [], "mode": "UNLIMITED"},
@@ -141,6 +146,7 @@ CUSTOMER_MUTATIONS: dict[str, dict[str, Any]] = {
     "logout": {"allSessions": False},
     "login": {"email": "", "password": ""},
     "refreshToken": {"refreshToken": ""},
+    "completeSignIn": {"code": ""},
     "acceptInvitation": {"token": "", "password": ""},
 }
 # Allowed, it ends the session of the token it is sent with.
@@ -188,6 +194,8 @@ async def world(services, tmp_path_factory, executor: str) -> AsyncIterator[Worl
             await db.execute("INSERT INTO ownership_transfers (id, organization_id, from_account_id, to_account_id,"
                              " token_hash, expires_at) VALUES ($1, $2, $3, $4, $5, now() + interval '7 days')",
                              uuid.uuid4(), NORTHWIND, OWNER, demo_id("account", ADMIN_EMAIL), uuid.uuid4().bytes)
+            await db.execute("INSERT INTO sign_in_configs (organization_id, issuer, client_id, client_secret)"
+                             " VALUES ($1, 'https://login.northwind.example', 'gateway', 'secret')", NORTHWIND)
             events_after = await _events_for_the_subscriptions(db)
         finally:
             await db.close()

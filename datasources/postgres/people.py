@@ -144,16 +144,27 @@ async def account_for_join(conn: asyncpg.Connection, email: str) -> AccountForJo
     what a join that held the lock before us committed, which a subquery of the locking
     statement (run on the snapshot taken before waiting) would not.
     """
-    row = await conn.fetchrow("SELECT id, email, password_hash FROM accounts WHERE email = $1 FOR NO KEY UPDATE",
-                              email)
+    return await _for_join(conn, "email", email)
+
+
+async def account_for_join_by_id(conn: asyncpg.Connection, account_id: UUID) -> AccountForJoin | None:
+    """As `account_for_join`, by id."""
+    return await _for_join(conn, "id", account_id)
+
+
+async def _for_join(conn: asyncpg.Connection, column: str, value: object) -> AccountForJoin | None:
+    row = await conn.fetchrow(f"SELECT id, email, password_hash FROM accounts WHERE {column} = $1 FOR NO KEY UPDATE",
+                              value)
     if row is None:
         return None
     organization_id = await conn.fetchval("SELECT organization_id FROM memberships WHERE account_id = $1", row["id"])
     return AccountForJoin(**row, organization_id=organization_id)
 
 
-async def create_account(conn: asyncpg.Connection, *, email: str, name: str, password_hash: str) -> UUID | None:
-    """The new account's id; None when an account with this email was created meanwhile."""
+async def create_account(conn: asyncpg.Connection, *, email: str, name: str,
+                         password_hash: str | None) -> UUID | None:
+    """The new account's id; None when an account with this email was created meanwhile. No
+    password hash: the account signs in through its organization's provider only."""
     return await conn.fetchval(
         "INSERT INTO accounts (id, email, name, password_hash) VALUES ($1, $2, $3, $4)"
         " ON CONFLICT (email) DO NOTHING RETURNING id",
