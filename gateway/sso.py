@@ -48,7 +48,7 @@ async def callback(request: Request) -> Response:
     try:
         finished = await resolve.finish(services.db, services.identity, services.resolver_config,
                                         _public_url(request), state=query.get("state"), code=query.get("code"),
-                                        error=query.get("error"))
+                                        error=query.get("error"), issuer=query.get("iss"))
     except SignInError as refused:
         log.warning("corporate sign-in refused: %s", refused.message)
         return _page(refused)

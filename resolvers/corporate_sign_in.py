@@ -90,7 +90,7 @@ async def start(db: Database, providers: IdentityProviders, public_url: str, raw
 
 
 async def finish(db: Database, providers: IdentityProviders, config: Config, public_url: str, *,
-                 state: str | None, code: str | None, error: str | None) -> Finished:
+                 state: str | None, code: str | None, error: str | None, issuer: str | None = None) -> Finished:
     """The provider's answer checked, the person signed up or found: where the browser goes next."""
     if not state or len(state) > MAX_CODE_LENGTH:
         raise SignInError("This sign-in was not started here: start again.")
@@ -104,6 +104,9 @@ async def finish(db: Database, providers: IdentityProviders, config: Config, pub
     [settings] = await data.configs_of_organizations(db, [attempt.organization_id])
     if settings is None:
         raise SignInError("Your organization no longer signs in through a provider: sign in with your password.")
+    if issuer is not None and issuer != settings.issuer:
+        # RFC 9207: the answer names who sent it; another provider's answer is a mix-up attack.
+        raise SignInError("The answer came from another identity provider: start again.")
     try:
         identity = await providers.sign_in(settings.issuer, client_id=settings.client_id,
                                            client_secret=settings.client_secret, code=code,
