@@ -306,3 +306,4 @@ async def test_staff_without_the_right_role_cannot_decide(gateway, db):
     body = await gateway.execute(CONFIRM, {"input": {"organizationId": org_id(), "domain": "northwind.example",
                                                      "reason": "x"}}, token=owner)
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+

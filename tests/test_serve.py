@@ -67,8 +67,8 @@ class Served:
         return int((self.data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
 
 
-def start(data_dir: Path, log: Path, env: dict[str, str] | None = None) -> Served:
-    port = free_port()
+def start(data_dir: Path, log: Path, env: dict[str, str] | None = None, port: int | None = None) -> Served:
+    port = port or free_port()
     with log.open("w") as out:
         process = subprocess.Popen([*command(), "serve", "--port", str(port), "--data-dir", str(data_dir)],
                                    stdout=out, stderr=subprocess.STDOUT, env={**clean_env(), **(env or {})})
