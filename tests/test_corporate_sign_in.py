@@ -307,3 +307,21 @@ async def test_staff_without_the_right_role_cannot_decide(gateway, db):
                                                      "reason": "x"}}, token=owner)
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
+
+
+async def test_crafted_values_at_the_browser_endpoints_are_refused_plainly(gateway, browser, db, idp, ready):
+    crafted = ["", "@", "a" * 10_000 + "@northwind.example", "ad\u202ea@northwind.example", "ada@northwind.example\r\nX-Injected: 1",
+               "<script>@northwind.example", "ada@northwind.example@evil.example", "ada\x00@northwind.example"]
+    for email in crafted:
+        answer = await browser.get(f"{GATEWAY}/sso/start", params={"email": email})
+        assert answer.status_code in (400, 404), (email, answer.status_code)
+        assert "<script>" not in answer.text
+    for params in ({"state": "s" * 10_000, "code": "c"}, {"state": "\x00", "code": "\x00"},
+                   {"state": "x", "error": "access_denied"}, {"code": "c" * 60_000, "state": "y"}):
+        assert (await browser.get(f"{GATEWAY}/sso/callback", params=params)).status_code == 400, params
+    # The person cancels at the provider: the attempt is used up and told so.
+    code_and_state = await browser.get(start(MEMBER))
+    state = parse_qs(urlsplit(code_and_state.headers["location"]).query)["state"][0]
+    denied = await browser.get(f"{GATEWAY}/sso/callback", params={"state": state, "error": "access_denied"})
+    assert denied.status_code == 400 and "did not sign you in (access_denied)" in denied.text
+    assert await db.fetchval("SELECT count(*) FROM sign_in_codes") == 0
