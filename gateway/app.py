@@ -77,7 +77,7 @@ def create_app(settings: Settings) -> Starlette:
         buckets = (RedisBuckets(settings.redis_url, settings.redis_key_prefix) if settings.redis_url
                    else LocalBuckets())
         identity = IdentityProviders(timeout_seconds=settings.provider_timeout_seconds,
-                                     require_https=settings.production)
+                                     require_https=settings.production, public_hosts_only=settings.production)
         app.state.services = Services(settings=settings, db=db, payments=payments,
                                       schema=build_schema(production=settings.production,
                                                            executor=settings.executor),

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from datasources.errors import DatabaseUnavailable
+from datasources.postgres.sign_in import ATTEMPT_MINUTES
 from resolvers import corporate_sign_in as resolve
 from resolvers.corporate_sign_in import CALLBACK_PATH, SignInError
 from resolvers.sign_in_policy import START_PATH
@@ -23,6 +24,7 @@ __all__ = ["START_PATH", "CALLBACK_PATH", "start", "callback"]
 
 log = logging.getLogger("gateway.sso")
 _HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+STATE_COOKIE = "sso_state"
 
 
 def _public_url(request: Request) -> str:
@@ -32,14 +34,18 @@ def _public_url(request: Request) -> str:
 
 async def start(request: Request) -> Response:
     services = request.app.state.services
+    public_url = _public_url(request)
     try:
-        location = await resolve.start(services.db, services.identity, _public_url(request),
-                                       request.query_params.get("email", ""))
+        started = await resolve.start(services.db, services.identity, public_url, request.query_params.get("email", ""))
     except SignInError as refused:
         return _page(refused)
     except DatabaseUnavailable as exc:
         return _page(SignInError(exc.message, 503))
-    return RedirectResponse(location, status_code=302, headers=_HEADERS)
+    response = RedirectResponse(started.provider_url, status_code=302, headers=_HEADERS)
+    # Lax: the provider's redirect back is a top-level navigation, which carries it.
+    response.set_cookie(STATE_COOKIE, started.state, max_age=ATTEMPT_MINUTES * 60, path="/sso/", httponly=True,
+                        samesite="lax", secure=public_url.startswith("https://"))
+    return response
 
 
 async def callback(request: Request) -> Response:
@@ -48,14 +54,18 @@ async def callback(request: Request) -> Response:
     try:
         finished = await resolve.finish(services.db, services.identity, services.resolver_config,
                                         _public_url(request), state=query.get("state"), code=query.get("code"),
-                                        error=query.get("error"), issuer=query.get("iss"))
+                                        error=query.get("error"), issuer=query.get("iss"),
+                                        browser_state=request.cookies.get(STATE_COOKIE))
     except SignInError as refused:
         log.warning("corporate sign-in refused: %s", refused.message)
-        return _page(refused)
+        response: Response = _page(refused)
     except DatabaseUnavailable as exc:
-        return _page(SignInError(exc.message, 503))
-    log.info("corporate sign-in of account %s", finished.account_id)
-    return RedirectResponse(finished.portal_url, status_code=302, headers=_HEADERS)
+        response = _page(SignInError(exc.message, 503))
+    else:
+        log.info("corporate sign-in of account %s", finished.account_id)
+        response = RedirectResponse(finished.portal_url, status_code=302, headers=_HEADERS)
+    response.delete_cookie(STATE_COOKIE, path="/sso/")
+    return response
 
 
 def _page(refused: SignInError) -> HTMLResponse:

@@ -33,6 +33,7 @@ from resolvers.attempts import give_back_attempt, take_attempt
 from resolvers.context import Config, Context
 from resolvers.events import publish
 from resolvers.people import name_problem, normalize_email
+from resolvers.sign_in_policy import config_for_email, email_forms
 from resolvers.sessions import LoginResult, start_session
 from resolvers.user_errors import Problem
 from resolvers.writes import after_write, require_change
@@ -69,12 +70,18 @@ def redirect_uri(public_url: str) -> str:
     return public_url.rstrip("/") + CALLBACK_PATH
 
 
-async def start(db: Database, providers: IdentityProviders, public_url: str, raw_email: str) -> str:
+@dataclass(frozen=True)
+class Started:
+    provider_url: str  # where the browser goes
+    state: str  # kept by the browser (a cookie) too: the answer must come back to the browser that asked
+
+
+async def start(db: Database, providers: IdentityProviders, public_url: str, raw_email: str) -> Started:
     """The provider's authorization URL for the person with this email."""
     email = normalize_email(raw_email) if len(raw_email) <= 320 else None
     if email is None:
         raise SignInError("Enter a valid email address.")
-    config = await data.config_for_domain(db, email.rsplit("@", 1)[1])
+    config = await config_for_email(db, email)
     if config is None:
         raise SignInError(f"No organization signs in {email.rsplit('@', 1)[1]} through its own provider: sign in "
                           "with your password.", status=404)
@@ -85,15 +92,23 @@ async def start(db: Database, providers: IdentityProviders, public_url: str, raw
     state, nonce, pkce = secrets.token_urlsafe(32), secrets.token_urlsafe(32), Pkce.new()
     await data.create_attempt(db, _hash(state), config.organization_id, nonce=nonce, code_verifier=pkce.verifier,
                               email=email)
-    return providers.authorization_url(metadata, client_id=config.client_id, redirect_uri=redirect_uri(public_url),
-                                       state=state, nonce=nonce, pkce=pkce, login_hint=email)
+    return Started(providers.authorization_url(metadata, client_id=config.client_id,
+                                               redirect_uri=redirect_uri(public_url), state=state, nonce=nonce,
+                                               pkce=pkce, login_hint=email), state)
 
 
 async def finish(db: Database, providers: IdentityProviders, config: Config, public_url: str, *,
-                 state: str | None, code: str | None, error: str | None, issuer: str | None = None) -> Finished:
-    """The provider's answer checked, the person signed up or found: where the browser goes next."""
+                 state: str | None, code: str | None, error: str | None, issuer: str | None,
+                 browser_state: str | None) -> Finished:
+    """The provider's answer checked, the person signed up or found: where the browser goes next.
+
+    `browser_state` is what the browser kept from `start`: an answer brought by another browser
+    (an attacker's own sign-in, finished in a victim's browser to sign them in as the attacker)
+    is refused."""
     if not state or len(state) > MAX_CODE_LENGTH:
         raise SignInError("This sign-in was not started here: start again.")
+    if not browser_state or not secrets.compare_digest(state.encode(), browser_state.encode()):
+        raise SignInError("This sign-in was not started in this browser: start again.")
     attempt = await data.take_attempt(db, _hash(state))
     if attempt is None:
         raise SignInError("This sign-in was finished already or has expired: start again.")
@@ -117,7 +132,7 @@ async def finish(db: Database, providers: IdentityProviders, config: Config, pub
     except ProviderUnreachable as exc:
         raise SignInError(f"Your organization's identity provider cannot be reached: {exc.message}", 502) from None
     email = _checked_email(identity)
-    owner = await data.config_for_domain(db, email.rsplit("@", 1)[1])
+    owner = await config_for_email(db, email)
     if owner is None or owner.organization_id != attempt.organization_id:
         raise SignInError(f"{email} is not of a domain your organization signs in: sign in with your password.", 403)
     async with db.transaction() as conn:
@@ -140,8 +155,10 @@ def _checked_email(identity: Identity) -> str:
 async def _member(conn: asyncpg.Connection, issuer: str, identity: Identity, email: str, organization_id: UUID) -> UUID:
     """The account signing in, a MEMBER of the organization from now on if it was in none."""
     linked = await data.identity_account(conn, issuer, identity.subject)
-    found = await people.account_for_join(conn, email) if linked is None else await people.account_for_join_by_id(
-        conn, linked)
+    forms = email_forms(email)
+    found = await people.account_for_join_by_id(conn, linked) if linked is not None else None
+    for form in forms if found is None else ():
+        found = found or await people.account_for_join(conn, form)
     created = False
     if found is None:
         name = identity.name.strip() if identity.name else ""
@@ -158,12 +175,18 @@ async def _member(conn: asyncpg.Connection, issuer: str, identity: Identity, ema
             raise SignInError(f"{found.email} belongs to another organization; an account can belong to only one.",
                               403)
     assert account_id is not None
+    if not await data.governed_by(conn, account_id, organization_id):
+        # Staff never sign in through a customer's provider: it would hand the vendor's rights to
+        # whoever runs that provider.
+        raise SignInError("This account signs in with its password, not through an organization's provider.", 403)
     if found is None or found.organization_id is None:
-        await people.add_membership(conn, account_id=account_id, organization_id=organization_id, role="MEMBER")
+        # Invited before: the invitation is taken, with its role; otherwise a MEMBER.
+        role = await data.claim_invitation(conn, organization_id, forms) or "MEMBER"
+        await people.add_membership(conn, account_id=account_id, organization_id=organization_id, role=role)
         await audit.record(conn, organization_id=organization_id, actor_account_id=account_id, action=JOIN,
-                           target=email, details={"issuer": issuer, "accountCreated": created})
+                           target=email, details={"issuer": issuer, "accountCreated": created, "role": role})
         await publish(conn, "MEMBER_JOINED", organization_id=organization_id, actor_account_id=account_id,
-                      data={"account_id": account_id, "role": "MEMBER"})
+                      data={"account_id": account_id, "role": role})
     await data.link_identity(conn, issuer, identity.subject, account_id, organization_id)
     return account_id
 

@@ -35,6 +35,7 @@ from resolvers.events import publish
 from resolvers.permissions import viewer_membership
 from resolvers.seats import report_seats
 from resolvers.sessions import SessionTokens, start_session
+from resolvers.sign_in_policy import START_PATH, config_for_email
 from resolvers.user_errors import Problem
 from resolvers.user_errors import Refused as _Refused
 from resolvers.writes import (MANAGERS_ONLY, NOT_FOUND, OnBehalf, after_write, audit_refusal, audit_success, claim_key,
@@ -431,6 +432,13 @@ async def accept_invitation(ctx: Context, token: str, name: str | None, password
             if invitation is None or not is_pending(invitation):
                 raise _Refused(_not_pending("token"))
             await give_back_attempt(ctx)  # the token is right; an account's password is its own attempt
+            enforced = await config_for_email(conn, invitation.email)
+            if enforced is not None and enforced.enforce and enforced.organization_id == invitation.organization_id:
+                # No password for someone the organization signs in through its provider: signing in
+                # there (`/sso/start`) takes the invitation, with its role.
+                raise _Refused(Problem(("input", "token"), "Your organization signs you in through its identity "
+                                                           f"provider: start at {START_PATH}?email=… and the "
+                                                           "invitation is taken then.", "SIGN_IN_WITH_PROVIDER"))
             # The name the inviter gave stands in for one the invitee left out.
             account_id, created = await _joining_account(ctx, conn, invitation.email, name or invitation.name,
                                                          password)

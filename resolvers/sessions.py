@@ -87,7 +87,8 @@ async def login(ctx: Context, email: str, password: str) -> LoginResult:
     valid = await check_password(ctx, email, credentials.password_hash if credentials else None, password)
     if credentials is None or not valid:
         return LoginResult(problems=[INVALID_CREDENTIALS])
-    refusal = await password_refusal(ctx, email)  # told only with the right password: it names a provider
+    # Told only with the right password: it names the organization's provider.
+    refusal = await password_refusal(ctx, email, credentials.account_id)
     if refusal is not None:
         return LoginResult(problems=[refusal])
     async with ctx.db.transaction() as conn:

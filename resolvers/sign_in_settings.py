@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from datasources.errors import NotFound
-from datasources.identity.oidc import ProviderUnreachable
+from datasources.identity.oidc import IdentityProviders, ProviderUnreachable
 from datasources.postgres import ownership
 from datasources.postgres import sign_in as data
 from datasources.postgres.sign_in import EmailDomain
 from resolvers.context import Context
 from resolvers.permissions import require_staff
+from resolvers.sign_in_policy import ascii_domain
 from resolvers.staff import staff_reason
 from resolvers.user_errors import Problem, Refused
 from resolvers.writes import (NOT_FOUND, OnBehalf, after_write, audit_refusal, audit_success, require_change,
@@ -31,8 +32,6 @@ MAX_DOMAINS = 20
 MAX_ISSUER_LENGTH = 2000
 MAX_CLIENT_ID_LENGTH = 255
 MAX_CLIENT_SECRET_LENGTH = 1024
-# RFC 1035 labels (letters, digits, inner hyphens, at most 63), at least two, a TLD that is not all digits.
-_DOMAIN = re.compile(r"(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?!\d+$)[a-z0-9-]{2,63}")
 _NOT_OWNER = Problem(("input", "issuer"), "Only the OWNER sets up corporate sign-in.", "NOT_ALLOWED")
 _TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces: what client ids and secrets are made of
 
@@ -62,19 +61,10 @@ def _at(name: str, message: str, code: str = "INVALID", *more: str) -> Problem:
     return Problem(("input", name, *more), message, code)
 
 
-def normalize_domain(raw: str) -> str | None:
-    """The domain in its ASCII (IDNA) form, lower case; None when it is not a domain name."""
-    text = raw.strip().rstrip(".").lower()
-    try:
-        ascii_form = text.encode("idna").decode("ascii")
-    except UnicodeError:
-        return None
-    return ascii_form if _DOMAIN.fullmatch(ascii_form) else None
-
-
-def _input_problems(ctx: Context, given: SignInInput, has_secret: bool) -> tuple[list[str], list[Problem]]:
+def _input_problems(providers: IdentityProviders, given: SignInInput, has_secret: bool) -> tuple[list[str], list[Problem]]:
     problems = []
-    why = "is too long" if len(given.issuer) > MAX_ISSUER_LENGTH else ctx.identity.url_problem(given.issuer)
+    why = ("is too long" if len(given.issuer) > MAX_ISSUER_LENGTH else providers.url_problem(given.issuer)
+           or ("must have no query" if "?" in given.issuer else None))
     if why:
         problems.append(_at("issuer", f"The issuer {why}: enter the provider's issuer URL, e.g. "
                                       "https://login.example.com/oauth2."))
@@ -91,7 +81,7 @@ def _input_problems(ctx: Context, given: SignInInput, has_secret: bool) -> tuple
     if not given.domains or len(given.domains) > MAX_DOMAINS:
         problems.append(_at("domains", f"Name between 1 and {MAX_DOMAINS} email domains.", "INVALID"))
     for index, raw in enumerate(given.domains[:MAX_DOMAINS]):
-        domain = normalize_domain(raw) if len(raw) <= 300 else None
+        domain = ascii_domain(raw)
         if domain is None:
             problems.append(_at("domains", "This is not a domain name, such as example.com.", "INVALID", str(index)))
         elif domain in domains:
@@ -107,17 +97,19 @@ async def configure_sign_in(ctx: Context, organization_id: UUID | None, given: S
     if organization_id is None:
         raise NotFound(NOT_FOUND)
     actor = await require_change_in(ctx, "configureSignIn", organization_id)
+    providers = ctx.identity
+    assert providers is not None, "the GraphQL context carries the identity providers' client"
     target = f"Organization:{organization_id}"
     try:
         stored = await ctx.loaders.organizations.sign_in.load(organization_id)
-        domains, problems = _input_problems(ctx, given, has_secret=stored is not None)
+        domains, problems = _input_problems(providers, given, has_secret=stored is not None)
         if problems:
             raise Refused(*problems)
         membership = await ctx.loaders.accounts.membership.load(actor)
         if membership is None or membership.role != "OWNER":
             raise Refused(_NOT_OWNER)
         try:  # before the transaction: a slow provider holds no lock
-            await ctx.identity.metadata(given.issuer, fresh=True)
+            await providers.metadata(given.issuer, fresh=True)
         except ProviderUnreachable as exc:
             raise Refused(_at("issuer", f"The provider could not be used: {exc.message}", "PROVIDER_UNREACHABLE"))
         async with ctx.db.transaction() as conn:
@@ -132,13 +124,17 @@ async def configure_sign_in(ctx: Context, organization_id: UUID | None, given: S
                 else None
             if secret is None:  # removed meanwhile (the organization's settings went): ask again
                 raise Refused(_at("clientSecret", "Enter the client secret the provider gave the gateway.", "REQUIRED"))
+            # Another provider signs the domains' people in from now on: staff confirm them again.
+            reset = await data.reset_confirmations(conn, organization_id) if current and \
+                current.issuer != given.issuer else 0
             await data.save_config(conn, organization_id, issuer=given.issuer, client_id=given.client_id,
                                    client_secret=secret, enforce=given.enforce, actor=actor)
             await data.replace_domains(conn, organization_id, domains)
             await audit_success(conn, ctx, organization_id=organization_id, action=CONFIGURE, target=target,
                                 details={"issuer": given.issuer, "clientId": given.client_id, "domains": domains,
                                          "enforce": given.enforce,
-                                         "secretChanged": given.client_secret is not None})
+                                         "secretChanged": given.client_secret is not None,
+                                         "confirmationsReset": reset})
     except Refused as refused:
         await audit_refusal(ctx, organization_id=organization_id, action=CONFIGURE, target=target,
                             problems=refused.problems)
@@ -154,7 +150,7 @@ async def decide_email_domain(ctx: Context, mutation: str, organization_id: UUID
     confirm = mutation == "confirmEmailDomain"
     reason, problem = staff_reason(reason)
     on_behalf = OnBehalf(authority.scope, reason)
-    domain = normalize_domain(raw_domain) if len(raw_domain) <= 300 else None
+    domain = ascii_domain(raw_domain)
     target = f"EmailDomain:{domain or raw_domain[:300]}"
     organization = await ctx.loaders.accounts.organization.load(organization_id) if organization_id else None
     if organization is None:

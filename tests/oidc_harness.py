@@ -45,7 +45,7 @@ from tests import node_tools
 HERE = Path(__file__).resolve().parent / "identity_provider"
 
 FORGE_MODES = ("wrong_issuer", "wrong_audience", "wrong_nonce", "expired", "bad_signature", "alg_none",
-               "unverified_email")
+               "unverified_email", "unverified_email_as_text")
 
 # The origins (scheme://host:port) of the proxies of the providers running in this process: where
 # `browse` is "on the provider".
@@ -268,6 +268,8 @@ class IdentityProvider:
             claims["iat"] = now - 600 - lifetime
         elif mode == "unverified_email":
             claims["email_verified"] = False
+        elif mode == "unverified_email_as_text":  # as some providers send it (AWS Cognito)
+            claims["email_verified"] = "false"
         elif mode == "alg_none":
             unsigned = {**header, "alg": "none"}
             return f"{_b64(json.dumps(unsigned).encode())}.{_b64(json.dumps(claims).encode())}."

@@ -8,6 +8,7 @@ up sign-in, staff confirm the domain, then people sign in at /sso/start.
 from __future__ import annotations
 
 import asyncio
+import re
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -184,6 +185,7 @@ async def test_a_replayed_answer_is_refused(gateway, browser, db, idp, ready):
     callback = f"{GATEWAY}/sso/callback?{httpx.QueryParams({'code': code, 'state': state, 'iss': idp.issuer})}"
     first = await browser.get(callback)
     assert first.status_code == 302
+    browser.cookies.set("sso_state", state, domain="gateway.test", path="/sso/")  # as if the browser kept it
     replayed = await browser.get(callback)
     assert replayed.status_code == 400 and "finished already" in replayed.text
     # The code again with a sign-in of its own (a fresh state): the provider refuses the used code.
@@ -191,6 +193,17 @@ async def test_a_replayed_answer_is_refused(gateway, browser, db, idp, ready):
     stolen = await browser.get(f"{GATEWAY}/sso/callback?{httpx.QueryParams({'code': code, 'state': fresh_state})}")
     assert stolen.status_code == 400 and "refused" in stolen.text
     assert await db.fetchval("SELECT count(*) FROM sign_in_codes") == 1
+
+
+async def test_an_answer_finished_in_another_browser_is_refused(gateway, browser, db, idp, ready):
+    """Login CSRF: the attacker signs in as themselves, stops before the way back, and has a victim's
+    browser finish it, which would sign the victim in as the attacker."""
+    code, state = await authorization_code(browser, start(MEMBER), MEMBER)
+    async with httpx.AsyncClient(mounts={GATEWAY: httpx.ASGITransport(app=gateway.app)}) as victim:
+        planted = await victim.get(f"{GATEWAY}/sso/callback",
+                                   params={"code": code, "state": state, "iss": idp.issuer})
+    assert planted.status_code == 400 and "not started in this browser" in planted.text
+    assert await db.fetchval("SELECT count(*) FROM sign_in_codes") == 0
 
 
 async def test_answers_not_started_here_or_from_another_issuer_are_refused(gateway, browser, db, idp, ready):
@@ -325,3 +338,82 @@ async def test_crafted_values_at_the_browser_endpoints_are_refused_plainly(gatew
     denied = await browser.get(f"{GATEWAY}/sso/callback", params={"state": state, "error": "access_denied"})
     assert denied.status_code == 400 and "did not sign you in (access_denied)" in denied.text
     assert await db.fetchval("SELECT count(*) FROM sign_in_codes") == 0
+
+
+async def test_staff_and_other_organizations_accounts_are_not_the_domains_to_govern(gateway, browser, db, idp, ready):
+    # A staff account with an address of the domain: never signed in through the customer's provider,
+    # and its password keeps working under enforce.
+    await make_staff(db, "SUPPORT", "agent@northwind.example")
+    refused = await browse(browser, start("agent@northwind.example"), "agent@northwind.example")
+    assert refused.status_code == 403 and "signs in with its password" in refused.text
+    await db.execute("INSERT INTO accounts (id, email, name, password_hash) SELECT gen_random_uuid(),"
+                     " 'elsewhere@northwind.example', 'E', password_hash FROM accounts WHERE email = $1", OWNER)
+    await db.execute("INSERT INTO memberships (account_id, organization_id, role) SELECT id, $1, 'MEMBER' FROM accounts"
+                     " WHERE email = 'elsewhere@northwind.example'", GLOBEX)
+    assert (await configure(gateway, idp, enforce=True))["userErrors"] == []
+    assert await gateway.login("agent@northwind.example")
+    assert await gateway.login("elsewhere@northwind.example")
+    assert await db.fetchval("SELECT count(*) FROM sign_in_codes") == 0
+
+
+async def test_an_invitation_is_taken_by_signing_in_with_its_role(gateway, browser, db, idp, ready):
+    owner = await gateway.login(OWNER)
+    invited = await gateway.execute("mutation { inviteMembers(input: {invitations: [{email: \"lead@northwind.example\","
+                                    " role: ADMIN}]}) { userErrors { code } } }", token=owner)
+    assert invited["data"]["inviteMembers"]["userErrors"] == []
+    assert (await configure(gateway, idp, enforce=True))["userErrors"] == []
+    # Under enforce the mailed link cannot set a password: the invitation waits for the provider.
+    token = await mailed_invitation_token(db, "lead@northwind.example")
+    accepted = await gateway.execute("mutation A($t: String!) { acceptInvitation(input: {token: $t, name: \"Lea\","
+                                     " password: \"a-long-password-9\"}) { token userErrors { code } } }", {"t": token})
+    assert codes(accepted["data"]["acceptInvitation"]) == ["SIGN_IN_WITH_PROVIDER"]
+    signed = await sign_in(gateway, browser, "lead@northwind.example")
+    viewer = (await gateway.execute(VIEWER, token=signed["token"]))["data"]["viewer"]
+    assert viewer["organization"]["viewerRole"] == "ADMIN"
+    assert await db.fetchval("SELECT accepted_at IS NOT NULL FROM invitations WHERE email = 'lead@northwind.example'")
+
+
+async def mailed_invitation_token(db, email: str) -> str:
+    body = await db.fetchval("SELECT body FROM mail_outbox WHERE to_address = $1 ORDER BY id DESC LIMIT 1", email)
+    return re.search(r"/accept-invitation\?token=([A-Za-z0-9_-]+)", body).group(1)
+
+
+async def test_international_domains_are_one_domain_in_either_form(gateway, browser, db, idp):
+    support = await staff_token(gateway, db)
+    assert (await configure(gateway, idp, domains=["bücher.example"], enforce=True))["userErrors"] == []
+    assert (await confirm(gateway, support, "BÜCHER.example"))["domain"]["domain"] == "xn--bcher-kva.example"
+    await db.execute("INSERT INTO accounts (id, email, name, password_hash) SELECT gen_random_uuid(),"
+                     " 'ida@bücher.example', 'Ida', password_hash FROM accounts WHERE email = $1", MEMBER)
+    await db.execute("INSERT INTO memberships (account_id, organization_id, role) SELECT id, $1, 'MEMBER' FROM accounts"
+                     " WHERE email = 'ida@bücher.example'", NORTHWIND)
+    for form in ("ida@bücher.example", "IDA@BÜCHER.EXAMPLE", "ida@xn--bcher-kva.example"):
+        refused = (await gateway.execute(LOGIN, {"email": form, "password": "demo-password"}))["data"]["login"]
+        assert codes(refused) in (["SIGN_IN_WITH_PROVIDER"], ["INVALID_CREDENTIALS"]), form
+    assert codes((await gateway.execute(LOGIN, {"email": "ida@bücher.example", "password": "demo-password"}))[
+        "data"]["login"]) == ["SIGN_IN_WITH_PROVIDER"]
+    # The provider names her in ASCII: the same account, not a second one.
+    signed = await sign_in(gateway, browser, "ida@xn--bcher-kva.example")
+    assert signed["userErrors"] == [] and signed["account"]["email"] == "ida@bücher.example"
+    assert (await browser.get(start("ida@bücher.example"))).status_code == 302
+
+
+async def test_urls_the_gateway_cannot_fetch_are_user_errors(gateway, db, idp):
+    for issuer in ("http://127.0.0.1:%36%36", "http://127.0.0.1:99999", "http://\u202e127.0.0.1", idp.issuer + "\n",
+                   "http://[::1", "http://127.0.0.1:0/x", idp.issuer + "?x=1", "http://user:pw@127.0.0.1/"):
+        payload = await configure(gateway, idp, issuer=issuer)
+        assert codes(payload) in (["INVALID"], ["PROVIDER_UNREACHABLE"]), (issuer, payload)
+    assert await db.fetchval("SELECT count(*) FROM sign_in_configs") == 0
+
+
+async def test_another_provider_needs_the_domains_confirmed_again(gateway, browser, db, idp, ready):
+    async with IdentityProvider([OidcClient(CLIENT_ID, SECRET, [f"{GATEWAY}/sso/callback"])]) as other:
+        moved = await configure(gateway, other)
+        assert moved["userErrors"] == []
+        assert moved["organization"]["corporateSignIn"]["domains"] == [{"domain": "northwind.example",
+                                                                        "status": "PENDING"}]
+        assert (await browser.get(start(MEMBER))).status_code == 404
+    assert (await configure(gateway, idp))["userErrors"] == []
+    assert (await confirm(gateway, await gateway.login(AGENT)))["userErrors"] == []
+    # The secret or enforce changed, the provider the same: the confirmation stands.
+    same = await configure(gateway, idp, clientSecret="a-new-secret-0123456789", enforce=True)
+    assert same["organization"]["corporateSignIn"]["domains"][0]["status"] == "CONFIRMED"

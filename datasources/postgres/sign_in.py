@@ -95,6 +95,13 @@ async def confirmed_elsewhere(conn: Executor, organization_id: UUID, domains: Se
     return [r["domain"] for r in rows]
 
 
+async def reset_confirmations(conn: asyncpg.Connection, organization_id: UUID) -> int:
+    """The organization's confirmed domains back to PENDING: its provider changed, so staff check again."""
+    done = await conn.execute("UPDATE email_domains SET status = 'PENDING', decided_by = NULL, decided_at = NULL,"
+                              " reason = NULL WHERE organization_id = $1 AND status = 'CONFIRMED'", organization_id)
+    return int(done.split()[-1])
+
+
 async def decide_domain(conn: asyncpg.Connection, organization_id: UUID, domain: str, status: str,
                         staff_account: UUID | None, reason: str) -> EmailDomain | None:
     """Staff's answer to an organization's claim; None when it made no such claim.
@@ -102,7 +109,7 @@ async def decide_domain(conn: asyncpg.Connection, organization_id: UUID, domain:
     The domain's advisory lock first: two confirmations for different organizations queue, and
     the second finds the first (`confirmed_elsewhere`) instead of failing on the unique index.
     """
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('email_domain:' || $1))", domain)
+    await lock_domain(conn, domain)
     row = await conn.fetchrow(
         f"UPDATE email_domains SET status = $3, decided_by = $4, decided_at = now(), reason = $5"
         f" WHERE organization_id = $1 AND domain = $2 RETURNING {_DOMAIN_COLUMNS}",
@@ -164,3 +171,21 @@ async def take_code(conn: Executor, code_hash: bytes) -> UUID | None:
     return await conn.fetchval(
         "UPDATE sign_in_codes SET used_at = now() WHERE code_hash = $1 AND used_at IS NULL AND expires_at > now()"
         " RETURNING account_id", code_hash)
+
+
+async def governed_by(db: Executor, account_id: object, organization_id: UUID) -> bool:
+    """Whether the organization's sign-in rules apply to the account: it is the organization's or
+    in none, and it holds no staff role (staff never sign in through a customer's provider)."""
+    return await db.fetchval(
+        "SELECT NOT EXISTS (SELECT 1 FROM staff_roles WHERE account_id = $1 AND revoked_at IS NULL)"
+        " AND coalesce((SELECT organization_id = $2 FROM memberships WHERE account_id = $1), true)",
+        account_id, organization_id)
+
+
+async def claim_invitation(conn: asyncpg.Connection, organization_id: UUID, emails: Sequence[str]) -> str | None:
+    """The role of a pending invitation of the organization for the address, accepted now; None
+    when there is none (a person signing in just in time then joins as MEMBER)."""
+    return await conn.fetchval(
+        "UPDATE invitations SET accepted_at = now() WHERE id = (SELECT id FROM invitations WHERE organization_id = $1"
+        " AND email = ANY($2::text[]) AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > now()"
+        " ORDER BY created_at DESC LIMIT 1 FOR UPDATE) RETURNING role::text", organization_id, list(emails))
