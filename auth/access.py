@@ -78,6 +78,8 @@ ROWS: tuple[Row, ...] = (
          ("Organization.invoices", "Organization.outstandingBalance", "Organization.paymentMethods",
           "Organization.billingInfo", "Organization.invoicesArchiveUrl", "Invoice.pdfUrl",
           "Staff.organizationsWithOutstandingBalance", "OrganizationBalance.outstandingBalance")),
+    _row("SCIM tokens", "The SCIM tokens the organization's identity provider uses (names and dates, never the "
+         "secrets).", (MANAGER, "SUPPORT", "ADMIN_TOOLING", "accounts:read"), ("Organization.scimTokens",)),
     _row("changeAccountEmail", "Change a customer's email.", ("SUPPORT", "ADMIN_TOOLING", "accounts:write"),
          ("changeAccountEmail",)),
     _row("staffTransferOwnership", "Make a member an organization's OWNER when its OWNER has left.",
@@ -96,6 +98,8 @@ ROWS: tuple[Row, ...] = (
     _changes("ownership", "Hand the organization over to an ADMIN (the OWNER asks, the ADMIN confirms), or take "
              "the request back: only the OWNER asks and cancels.", (MANAGER,),
              ("transferOwnership", "cancelOwnershipTransfer", "acceptOwnership")),
+    _changes("SCIM token changes", "Create and revoke the organization's SCIM tokens: only the OWNER does (an ADMIN "
+             "is refused with NOT_ALLOWED).", (MANAGER,), ("createScimToken", "revokeScimToken")),
     _changes("seat changes", "Allocate and revoke seats of the organization's licenses.", (MANAGER,),
              ("allocateLicense", "revokeLicense")),
     _changes("credit access", "Set members' cloud-credit access (disabled, unlimited, a quota), approve and "

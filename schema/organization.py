@@ -26,7 +26,7 @@ from auth.access import who
 from planning import ids, sources
 from planning.declare import Column, Entry, column, from_record, planned, table
 from resolvers.permissions import may, require, viewer_membership
-from schema import billing, credits, ownership
+from schema import billing, credits, ownership, scim
 from schema.billing import BillingInfo, InvoiceConnection, PaymentMethod
 from schema.common import Info, by_uuid, node_uuid, resolve_visible
 from schema.credits import CloudCreditPool
@@ -287,6 +287,12 @@ class Organization(relay.Node):
     async def pending_ownership_transfer(self, info: Info) -> OwnershipTransfer | None:
         await require(info.context, "Organization.pendingOwnershipTransfer", self.record.id)
         return await ownership.pending_transfer(info, self.record.id)
+
+    @strawberry.field(description="The SCIM tokens the organization's identity provider provisions its people with "
+                                  "(live ones first; never their secrets). For "
+                                  f"{who('Organization.scimTokens')}.")
+    async def scim_tokens(self, info: Info) -> list[scim.ScimToken] | None:
+        return await scim.scim_tokens(info, self.record.id)
 
     @strawberry.field(description="The cloud-credit pool: balance, grants, usage, members' access, pending "
                                   f"requests. For {who('Organization.creditPool')}.")
