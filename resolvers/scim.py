@@ -37,7 +37,7 @@ from scim2_models import (AuthenticationScheme, Bulk, ChangePassword, Context, E
                           Filter, ForbiddenException, Group, InvalidFilterException, InvalidSyntaxException,
                           InvalidValueException,
                           ListResponse, Meta, MutabilityException, NotFoundException, Patch, PatchOp, ResourceType,
-                          ResponseParameters, SCIMException, Schema, ScimFilter, SearchRequest, ServiceProviderConfig,
+                          Required, ResponseParameters, SCIMException, Schema, ScimFilter, SearchRequest, ServiceProviderConfig,
                           Sort, UniquenessException, User)
 from scim2_models.path import AttrPath, Comparison, CompareOperator, LogicalExpr, LogicalOperator
 
@@ -139,8 +139,19 @@ def _restricted(schema: Schema, attributes: Mapping[str, set[str] | None], base_
 
 
 def _schemas(base_url: str) -> list[Schema]:
-    return [_restricted(User.to_schema(), USER_ATTRIBUTES, base_url),
-            _restricted(Group.to_schema(), GROUP_ATTRIBUTES, base_url)]
+    user = _restricted(User.to_schema(), USER_ATTRIBUTES, base_url)
+    # An email address is how a person is found and reached: required here (RFC 7643 §7 lets a
+    # service provider say so), as userName or the primary email.
+    user = user.model_copy(update={"attributes": [_required(a) if a.name == "emails" else a
+                                                  for a in user.attributes or []]})
+    return [user, _restricted(Group.to_schema(), GROUP_ATTRIBUTES, base_url)]
+
+
+def _required(attribute: Any) -> Any:
+    """`emails` and its `value` required."""
+    subs = [s.model_copy(update={"required": Required.true}) if s.name == "value" else s
+            for s in attribute.sub_attributes or []]
+    return attribute.model_copy(update={"required": Required.true, "sub_attributes": subs})
 
 
 def _resource_types(base_url: str) -> list[ResourceType]:
