@@ -138,11 +138,14 @@ class AuditLogEntry(relay.Node):
     id: relay.NodeID[str]
     action: str = strawberry.field(description="What was done, e.g. \"license.allocate\".")
     target: str | None = strawberry.field(description="What it was done to.")
-    actor_service: str | None = strawberry.field(description="The vendor's service that acted, if not a person.")
+    actor_service: str | None = strawberry.field(
+        description="What acted, if not a person: the vendor's service, or the organization's SCIM token (\"SCIM "
+                    "token <name>\", for changes its identity provider made).")
     reason: str | None = strawberry.field(description="Why, when the actor gave a reason (staff always do).")
     scope: str | None = strawberry.field(
         description="For a change by the vendor: the staff role (SUPPORT, BILLING, ADMIN_TOOLING) or the service "
-                    "token scope (e.g. \"credits:write\") it was made under; null for the organization's own people.")
+                    "token scope (e.g. \"credits:write\") it was made under; \"scim\" for the organization's identity "
+                    "provider; null for the organization's own people.")
     outcome: AuditOutcome = strawberry.field(description="How it ended.")
     details: str = strawberry.field(description="Further details as a JSON object.")
     created_at: datetime = strawberry.field(description="When.")

@@ -77,6 +77,7 @@ ORGANIZATION_FIELDS = {
     "paymentMethods": "paymentMethods { last4 }",
     "billingInfo": "billingInfo { company billingEmail }",
     "invoicesArchiveUrl": 'invoicesArchiveUrl(from: "2000-01-01", to: "2000-12-31")',
+    "scimTokens": "scimTokens { name }",
 }
 STAFF_FIELDS = {
     "organizations": "organizations(first: 1) { totalCount nodes { id name } }",
@@ -116,6 +117,10 @@ CUSTOMER_MUTATIONS: dict[str, dict[str, Any]] = {
     "transferOwnership": {"accountId": ("Account", OWNER)},
     "cancelOwnershipTransfer": {},
     "acceptOwnership": {"token": "not-a-token"},
+    # The manager probing is the ADMIN: only the OWNER makes SCIM tokens (NOT_ALLOWED); a token
+    # that does not exist is looked up in the viewer's organization, after authorization (NOT_FOUND).
+    "createScimToken": {"name": "access table"},
+    "revokeScimToken": {"tokenId": ("ScimToken",)},
     "allocateLicense": {"licenseId": ("License", LUMEN), "accountIds": []},
     "revokeLicense": {"licenseId": ("License", LUMEN), "accountIds": []},
     "setCreditAccess": {"accountIds": [], "mode": "UNLIMITED"},
