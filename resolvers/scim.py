@@ -172,23 +172,22 @@ def _listed(model: Any, resources: list[Any], total: int | None = None, start: i
 
 
 def schemas(base_url: str, schema_id: str | None = None) -> dict[str, Any]:
-    found = _schemas(base_url)
-    if schema_id is None:
-        return _listed(Schema, found)
-    for schema in found:
-        if schema.id == schema_id:
-            return schema.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
-    raise NotFoundException(detail=f"No schema {schema_id!r}: the gateway serves {USER_SCHEMA} and {GROUP_SCHEMA}.")
+    return _one_or_all(Schema, _schemas(base_url), schema_id,
+                       f"the gateway serves {USER_SCHEMA} and {GROUP_SCHEMA}")
 
 
 def resource_types(base_url: str, type_id: str | None = None) -> dict[str, Any]:
-    found = _resource_types(base_url)
-    if type_id is None:
-        return _listed(ResourceType, found)
-    for resource_type in found:
-        if resource_type.id == type_id:
-            return resource_type.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
-    raise NotFoundException(detail=f"No resource type {type_id!r}: the gateway serves User and Group.")
+    return _one_or_all(ResourceType, _resource_types(base_url), type_id, "the gateway serves User and Group")
+
+
+def _one_or_all(model: Any, found: list[Any], wanted: str | None, served: str) -> dict[str, Any]:
+    """A discovery endpoint: the list, or the one with the id asked for (404 naming what is served)."""
+    if wanted is None:
+        return _listed(model, found)
+    for resource in found:
+        if resource.id == wanted:
+            return resource.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
+    raise NotFoundException(detail=f"No {model.__name__} {wanted[:200]!r}: {served}.")
 
 
 # --- reading what the provider sends --------------------------------------------------------

@@ -169,8 +169,10 @@ async def test_only_the_owner_creates_and_revokes_tokens(gateway, db):
 
 async def test_a_revoked_missing_or_wrong_token_gets_401(gateway, db):
     secret = await scim_token(gateway)
-    for token in (None, "scim_wrong", "agsvc_x", secret + "x", "Basic abc"):
+    session = await gateway.login(OWNER)  # a customer's own bearer token is no SCIM token
+    for token in (None, "scim_wrong", "agsvc_x", secret + "x", "Basic abc", session, "scim_" + "x" * 5000):
         scim_error(await Scim(gateway, token).send("GET", "/Users"), 401)
+    scim_error(await gateway.http.get("/scim/v2/Users", headers={"authorization": secret}), 401)  # no scheme
     for path in ("/Nowhere", "/ServiceProviderConfig"):
         response = await Scim(gateway, None).send("GET", path)
         scim_error(response, 401)
@@ -376,6 +378,41 @@ async def test_unsupported_filters_are_400_invalid_filter_and_change_nothing(idp
         assert "userName eq" in body["detail"] or "characters" in body["detail"] or "NUL" in body["detail"], body
     scim_error(await idp.send("GET", "/Groups", params={"filter": 'displayName co "A"'}), 400, "invalidFilter")
     assert await state(db) == before
+
+
+CRAFTED_PATCHES = [
+    {"op": "add", "path": "groups", "value": [{"value": "x"}]},
+    {"op": "replace", "path": "meta.created", "value": "2020-01-01T00:00:00Z"},
+    {"op": "remove", "path": "userName"},
+    {"op": "replace", "path": "userName", "value": ""},
+    {"op": "replace", "path": "userName", "value": "a\u0007b@example.com"},
+    {"op": "replace", "path": 'emails[value eq "target@example.com"].value', "value": "not an email"},
+    {"op": "replace", "path": "active", "value": "perhaps"},
+    {"op": "replace", "path": "nosuch", "value": 1},
+    {"op": "bogus", "path": "active", "value": False},
+    {"op": "replace", "path": "emails[type eq", "value": "x"},
+    {"op": "replace", "path": "displayName", "value": "x" * 500},
+    {"op": "replace", "path": "displayName", "value": ["a"]},
+    {"op": "add", "value": "not an object"},
+    "not an operation",
+]
+
+
+async def test_crafted_patches_are_4xx_and_change_nothing(idp, db):
+    user_id = (await idp.create("target@example.com", emails=[{"value": "target@example.com", "primary": True}])
+               ).json()["id"]
+    before = await state(db), await db.fetchval("SELECT attributes::text || user_name || active FROM scim_users")
+    for operation in CRAFTED_PATCHES:
+        response = await idp.send("PATCH", f"/Users/{user_id}", patch(operation))
+        assert 400 <= response.status_code < 500, (operation, response.text)
+    for query in ("filter=userName%20eq%20%22%ED%A0%80%22", "filter=userName%20eq%20%22%00%22", "filter=%FF",
+                  "count=%00", "startIndex=1e5", "attributes=%00", "attributes=a..b", "excludedAttributes=%22"):
+        response = await idp.http.get(f"/scim/v2/Users?{query}", headers=idp.headers)
+        assert 400 <= response.status_code < 500 or response.status_code == 200, (query, response.text)
+    for path in (f"/Users/{user_id}%00", "/Users/%ED%A0%80", "/Users/" + "9" * 5000, "/Groups/%00"):
+        scim_error(await idp.http.get(f"/scim/v2{path}", headers=idp.headers), 404)
+    assert (await state(db), await db.fetchval("SELECT attributes::text || user_name || active FROM scim_users")) \
+        == before
 
 
 async def test_search_by_post(idp):

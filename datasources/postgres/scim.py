@@ -18,11 +18,8 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
+from datasources.postgres import service_tokens
 from datasources.postgres.database import Executor
-
-# `last_used_at` is written at most this often per token (as for service tokens).
-LAST_USED_PRECISION_SECONDS = 60
-
 
 @dataclass(frozen=True)
 class ScimToken:
@@ -69,13 +66,8 @@ async def revoke_token(conn: asyncpg.Connection, token_id: UUID) -> ScimToken:
 
 
 async def live_token(db: Executor, token_hash: bytes) -> ScimToken | None:
-    """The unrevoked token with this hash, noting its use, in one statement."""
-    row = await db.fetchrow(
-        f"""WITH found AS (SELECT {_TOKEN_COLUMNS} FROM scim_tokens WHERE token_hash = $1 AND revoked_at IS NULL),
-                 touched AS (UPDATE scim_tokens SET last_used_at = now()
-                             WHERE id IN (SELECT id FROM found WHERE last_used_at IS NULL
-                                          OR last_used_at < now() - make_interval(secs => $2)))
-            SELECT * FROM found""", token_hash, LAST_USED_PRECISION_SECONDS)
+    """The unrevoked token with this hash, noting its use (at most once a minute), in one statement."""
+    row = await service_tokens.live_row(db, "scim_tokens", _TOKEN_COLUMNS, token_hash)
     return _token(row) if row else None
 
 
