@@ -78,6 +78,8 @@ ROWS: tuple[Row, ...] = (
          ("Organization.invoices", "Organization.outstandingBalance", "Organization.paymentMethods",
           "Organization.billingInfo", "Organization.invoicesArchiveUrl", "Invoice.pdfUrl",
           "Staff.organizationsWithOutstandingBalance", "OrganizationBalance.outstandingBalance")),
+    _row("SCIM tokens", "The SCIM tokens the organization's identity provider uses (names and dates, never the "
+         "secrets).", (MANAGER, "SUPPORT", "ADMIN_TOOLING", "accounts:read"), ("Organization.scimTokens",)),
     _row("changeAccountEmail", "Change a customer's email.", ("SUPPORT", "ADMIN_TOOLING", "accounts:write"),
          ("changeAccountEmail",)),
     _row("staffTransferOwnership", "Make a member an organization's OWNER when its OWNER has left.",
@@ -100,6 +102,8 @@ ROWS: tuple[Row, ...] = (
              ("transferOwnership", "cancelOwnershipTransfer", "acceptOwnership")),
     _changes("corporate sign-in", "Set up the organization's OpenID provider, the email domains it claims and "
              "whether passwords are refused for them: only the OWNER.", (MANAGER,), ("configureSignIn",)),
+    _changes("SCIM token changes", "Create and revoke the organization's SCIM tokens: only the OWNER does (an ADMIN "
+             "is refused with NOT_ALLOWED).", (MANAGER,), ("createScimToken", "revokeScimToken")),
     _changes("seat changes", "Allocate and revoke seats of the organization's licenses.", (MANAGER,),
              ("allocateLicense", "revokeLicense")),
     _changes("credit access", "Set members' cloud-credit access (disabled, unlimited, a quota), approve and "

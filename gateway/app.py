@@ -32,6 +32,7 @@ from gateway.ratelimit import LocalBuckets, RedisBuckets
 from gateway.scheduler import Scheduler
 from gateway.services import Services, resolver_config
 from gateway.settings import Settings
+from gateway.scim import ALL_METHODS, PREFIX as SCIM_PREFIX, scim_endpoint
 from gateway.webhooks import payment_webhook
 from gateway.websocket import LiveConnections, graphql_ws
 from resolvers.event_hub import Hub
@@ -118,6 +119,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/webhooks/payments", payment_webhook, methods=["POST"]),
             Route(sso.START_PATH, sso.start, methods=["GET"]),
             Route(sso.CALLBACK_PATH, sso.callback, methods=["GET"]),
+            Route(SCIM_PREFIX + "/{path:path}", scim_endpoint, methods=ALL_METHODS),
             Route("/invoices/{invoice_id}.pdf", invoice_files.invoice_pdf, methods=["GET"]),
             Route("/invoices.zip", invoice_files.invoices_zip, methods=["GET"]),
         ],

@@ -17,12 +17,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from auth.signed_links import ExpiredLink, InvalidLink
-from auth.viewer import ANONYMOUS
 from datasources.errors import GatewayError
-from gateway.services import Services
-from loaders import create_loaders
+from gateway.services import Services, request_context
 from resolvers import invoice_documents as documents
-from resolvers.context import Context
 
 EXPIRED = "This link has expired; request a new one."
 INVALID = "This link is not valid."
@@ -58,7 +55,7 @@ async def _download(request: Request, read_link: Callable[[str, float], Link]) -
     except InvalidLink:
         return _error(403, "FORBIDDEN", INVALID, request_id)
     try:
-        file = await link.download(_context(services, request, request_id),
+        file = await link.download(request_context(services, request, request_id),
                                    timeout_seconds=services.settings.provider_timeout_seconds)
     except GatewayError as exc:
         return _failed(exc, request_id)
@@ -66,14 +63,6 @@ async def _download(request: Request, read_link: Callable[[str, float], Link]) -
         return _error(404, "NOT_FOUND", NO_INVOICE, request_id)
     return Response(file.content, media_type=file.media_type, headers={
         **PRIVATE, "Content-Disposition": f'attachment; filename="{file.name}"', "X-Request-Id": request_id})
-
-
-def _context(services: Services, request: Request, request_id: str) -> Context:
-    # No viewer: the verified link is what authorizes, and the documents it opens are
-    # looked up in the organization it names.
-    return Context(viewer=ANONYMOUS, loaders=create_loaders(services.db, services.payments), db=services.db,
-                   payments=services.payments, config=services.resolver_config, request_id=request_id,
-                   client_address=request.client.host if request.client else "unknown")
 
 
 def _failed(exc: GatewayError, request_id: str) -> Response:

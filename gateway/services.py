@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from starlette.requests import Request
+
 from datasources.identity.oidc import IdentityProviders
 from datasources.payments.client import PaymentsClient
 from datasources.postgres.database import Database
 from gateway.limits import Limiter
 from gateway.persisted import OperationRegistry
 from gateway.settings import Settings
-from resolvers.context import Config
+from auth.viewer import ANONYMOUS
+from loaders import create_loaders
+from resolvers.context import Config, Context
 from schema import GatewaySchema
 
 
@@ -34,3 +38,11 @@ def resolver_config(settings: Settings) -> Config:
                   public_url=settings.public_url,
                   event_retention_days=settings.event_retention_days,
                   payment_grace_days=settings.payment_grace_days)
+
+
+def request_context(services: Services, request: Request, request_id: str) -> Context:
+    """The Context of a request that is not GraphQL's and names no account (a signed link, a
+    SCIM token): what authorizes it was checked by its route."""
+    return Context(viewer=ANONYMOUS, loaders=create_loaders(services.db, services.payments), db=services.db,
+                   payments=services.payments, config=services.resolver_config, request_id=request_id,
+                   client_address=request.client.host if request.client else "unknown")

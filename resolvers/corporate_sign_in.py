@@ -180,6 +180,10 @@ async def _member(conn: asyncpg.Connection, issuer: str, identity: Identity, ema
         # whoever runs that provider.
         raise SignInError("This account signs in with its password, not through an organization's provider.", 403)
     if found is None or found.organization_id is None:
+        if await data.deprovisioned(conn, organization_id, forms):
+            # SCIM took them out: signing in must not bring them back behind the provisioning's back.
+            raise SignInError("Your organization's provisioning has deactivated you here: ask its administrator.",
+                              403)
         # Invited before: the invitation is taken, with its role; otherwise a MEMBER.
         role = await data.claim_invitation(conn, organization_id, forms) or "MEMBER"
         await people.add_membership(conn, account_id=account_id, organization_id=organization_id, role=role)

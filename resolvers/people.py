@@ -14,7 +14,7 @@ import hashlib
 import re
 import secrets
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -235,18 +235,26 @@ async def invite_in(conn: asyncpg.Connection, ctx: Context, organization: data.L
             results.append({"email": raw, "invitationId": None, "problems": [_problem_json(problem)]})
             continue
         assert email is not None
-        token = secrets.token_urlsafe(32)
-        created = await data.create_invitation(conn, organization_id=organization.id, email=email, role=role,
-                                               token_hash=hash_token(token), invited_by=inviter.id if inviter else None,
-                                               name=name)
+        created = await send_invitation(conn, ctx, organization, inviter, email, role, name)
         invited_now.add(email)
-        await send_mail(conn, to=email, subject=f"You are invited to join {organization.name}",
-                        body=_invitation_mail(ctx, inviter, organization.name, role, token, name))
         await audit_success(conn, ctx, organization_id=organization.id, action="member.invite", target=email,
                             details={"invitationId": created.id, "role": role})
         results.append({"email": raw, "invitationId": str(created.id), "problems": []})
         sent.append(created)
     return {"results": results}, sent
+
+
+async def send_invitation(conn: asyncpg.Connection, ctx: Context, organization: data.LockedOrganization,
+                          inviter: Account | None, email: str, role: str, name: str) -> Invitation:
+    """A new invitation of `email` (normalized, checked), mailed with its single-use link; the
+    caller audits and reports it. `inviter` None: sent by the organization (SCIM provisioning)."""
+    token = secrets.token_urlsafe(32)
+    created = await data.create_invitation(conn, organization_id=organization.id, email=email, role=role,
+                                           token_hash=hash_token(token), invited_by=inviter.id if inviter else None,
+                                           name=name)
+    await send_mail(conn, to=email, subject=f"You are invited to join {organization.name}",
+                    body=_invitation_mail(ctx, inviter, organization.name, role, token, name))
+    return created
 
 
 def name_problem(path: tuple[str, ...], name: str) -> Problem | None:
@@ -533,22 +541,36 @@ async def remove_member(ctx: Context, account_id: UUID | None, *, revoke_seats: 
                 raise _Refused(Problem(("input", "accountId"), "The OWNER cannot be removed.", "OWNER_PROTECTED"))
             seats = await data.seats_held(conn, account_id, organization_id)
             _check_seats(target, seats, revoke_seats)
-            revoked = await data.revoke_seats(conn, account_id, [s.license_id for s in seats]) if seats else 0
-            await data.remove_membership(conn, account_id, organization_id)
-            await audit_success(conn, ctx, organization_id=organization_id, action="member.remove", target=target,
-                                details={"accountId": account_id, "role": membership.role,
-                                         "revokedSeats": _seat_details(s for s in seats if not _locked(s)),
-                                         "releasedSeats": _seat_details(s for s in seats if _locked(s))})
-            for seat in seats:
-                await report_seats(conn, ctx, "SEAT_REVOKED", organization_id, seat.license_id, [account_id])
-            await report(conn, ctx, "MEMBER_LEFT", organization_id=organization_id,
-                         data={"account_id": account_id, "email": target, "role": membership.role})
+
+            async def audited(details: dict[str, Any]) -> None:
+                await audit_success(conn, ctx, organization_id=organization_id, action="member.remove", target=target,
+                                    details=details)
+
+            revoked = await take_out(conn, ctx, organization_id, account_id, target, membership.role, seats, audited)
     except _Refused as refused:
         await audit_refusal(ctx, organization_id=organization_id, action="member.remove", target=target,
                             problems=refused.problems)
         return RemoveResult(problems=refused.problems)
     after_write(ctx)
     return RemoveResult(removed_account_id=account_id, organization_id=organization_id, revoked_seats=revoked)
+
+
+async def take_out(conn: asyncpg.Connection, ctx: Context, organization_id: UUID, account_id: UUID, target: str,
+                   role: str, seats: Sequence[data.HeldSeat],
+                   audited: Callable[[dict[str, Any]], Awaitable[None]]) -> int:
+    """The member leaves with every seat in `seats` (their locked rows, as `seats_held` read them)
+    and their credit access; `audited(details)` writes the `member.remove` entry. Returns the
+    number of seats revoked. The caller has checked that they may go (not the OWNER)."""
+    revoked = await data.revoke_seats(conn, account_id, [s.license_id for s in seats]) if seats else 0
+    await data.remove_membership(conn, account_id, organization_id)
+    await audited({"accountId": account_id, "role": role,
+                   "revokedSeats": _seat_details(s for s in seats if not _locked(s)),
+                   "releasedSeats": _seat_details(s for s in seats if _locked(s))})
+    for seat in seats:
+        await report_seats(conn, ctx, "SEAT_REVOKED", organization_id, seat.license_id, [account_id])
+    await report(conn, ctx, "MEMBER_LEFT", organization_id=organization_id,
+                 data={"account_id": account_id, "email": target, "role": role})
+    return revoked
 
 
 def _locked(seat: data.HeldSeat) -> bool:
@@ -603,12 +625,11 @@ async def change_member_role(ctx: Context, account_id: UUID | None, role: str) -
             if account_id == actor:
                 raise _Refused(Problem(("input", "accountId"), "You cannot change your own role.", "OWN_ROLE"))
             if membership.role != role:
-                await data.set_role(conn, account_id, role)
-                await audit_success(conn, ctx, organization_id=organization_id, action="member.role_change",
-                                    target=target, details={"accountId": account_id, "from": membership.role,
-                                                            "to": role})
-                await report(conn, ctx, "MEMBER_ROLE_CHANGED", organization_id=organization_id,
-                             data={"account_id": account_id, "old_role": membership.role, "new_role": role})
+                async def audited(details: dict[str, Any]) -> None:
+                    await audit_success(conn, ctx, organization_id=organization_id, action="member.role_change",
+                                        target=target, details=details)
+
+                await set_role_of(conn, ctx, organization_id, account_id, membership.role, role, audited)
     except _Refused as refused:
         await audit_refusal(ctx, organization_id=organization_id, action="member.role_change", target=target,
                             problems=refused.problems)
@@ -616,3 +637,13 @@ async def change_member_role(ctx: Context, account_id: UUID | None, role: str) -
     after_write(ctx)
     member = await resolve_organizations.visible_member(ctx, f"{resolve_organizations.MEMBER_PREFIX}{account_id}")
     return RoleChange(member=member)
+
+
+async def set_role_of(conn: asyncpg.Connection, ctx: Context, organization_id: UUID, account_id: UUID, old_role: str,
+                      role: str, audited: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+    """A member's new role (ADMIN or MEMBER, never the OWNER's), audited as `member.role_change`
+    by `audited(details)` and reported; the caller holds their membership row."""
+    await data.set_role(conn, account_id, role)
+    await audited({"accountId": account_id, "from": old_role, "to": role})
+    await report(conn, ctx, "MEMBER_ROLE_CHANGED", organization_id=organization_id,
+                 data={"account_id": account_id, "old_role": old_role, "new_role": role})

@@ -6,13 +6,14 @@ import strawberry
 from strawberry.utils.str_converters import to_camel_case
 
 from auth.access import who
-from schema import (billing_mutations, corporate_sign_in, credit_mutations, member_import, notifications, ownership, people_mutations,
-                    profile_mutations, seat_mutations, sessions, staff_mutations, subscription_mutations)
+from schema import (billing_mutations, corporate_sign_in, credit_mutations, member_import, notifications, ownership,
+                    people_mutations, profile_mutations, scim, seat_mutations, sessions, staff_mutations,
+                    subscription_mutations)
 
 # Each module exports MUTATIONS: a strawberry type whose fields are its mutations (or None
 # while it has none); the root type inherits them all.
 _DOMAINS = (sessions, corporate_sign_in, profile_mutations, notifications, people_mutations, member_import, ownership,
-            seat_mutations, credit_mutations,
+            scim, seat_mutations, credit_mutations,
             subscription_mutations, billing_mutations, staff_mutations)
 
 Mutation = strawberry.type(

@@ -26,7 +26,7 @@ from auth.access import who
 from planning import ids, sources
 from planning.declare import Column, Entry, column, from_record, planned, table
 from resolvers.permissions import may, require, viewer_membership
-from schema import billing, corporate_sign_in, credits, ownership
+from schema import billing, corporate_sign_in, credits, ownership, scim
 from schema.billing import BillingInfo, InvoiceConnection, PaymentMethod
 from schema.common import Info, by_uuid, node_uuid, resolve_visible
 from schema.credits import CloudCreditPool
@@ -139,11 +139,14 @@ class AuditLogEntry(relay.Node):
     id: relay.NodeID[str]
     action: str = strawberry.field(description="What was done, e.g. \"license.allocate\".")
     target: str | None = strawberry.field(description="What it was done to.")
-    actor_service: str | None = strawberry.field(description="The vendor's service that acted, if not a person.")
+    actor_service: str | None = strawberry.field(
+        description="What acted, if not a person: the vendor's service, or the organization's SCIM token (\"SCIM "
+                    "token <name>\", for changes its identity provider made).")
     reason: str | None = strawberry.field(description="Why, when the actor gave a reason (staff always do).")
     scope: str | None = strawberry.field(
         description="For a change by the vendor: the staff role (SUPPORT, BILLING, ADMIN_TOOLING) or the service "
-                    "token scope (e.g. \"credits:write\") it was made under; null for the organization's own people.")
+                    "token scope (e.g. \"credits:write\") it was made under; \"scim\" for the organization's identity "
+                    "provider; null for the organization's own people.")
     outcome: AuditOutcome = strawberry.field(description="How it ended.")
     details: str = strawberry.field(description="Further details as a JSON object.")
     created_at: datetime = strawberry.field(description="When.")
@@ -294,6 +297,12 @@ class Organization(relay.Node):
     async def corporate_sign_in(self, info: Info) -> CorporateSignIn | None:
         await require(info.context, "Organization.corporateSignIn", self.record.id)
         return await corporate_sign_in.corporate_sign_in(info, self.record.id)
+
+    @strawberry.field(description="The SCIM tokens the organization's identity provider provisions its people with "
+                                  "(live ones first; never their secrets). For "
+                                  f"{who('Organization.scimTokens')}.")
+    async def scim_tokens(self, info: Info) -> list[scim.ScimToken] | None:
+        return await scim.scim_tokens(info, self.record.id)
 
     @strawberry.field(description="The cloud-credit pool: balance, grants, usage, members' access, pending "
                                   f"requests. For {who('Organization.creditPool')}.")

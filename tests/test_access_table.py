@@ -78,6 +78,7 @@ ORGANIZATION_FIELDS = {
     "billingInfo": "billingInfo { company billingEmail }",
     "invoicesArchiveUrl": 'invoicesArchiveUrl(from: "2000-01-01", to: "2000-12-31")',
     "corporateSignIn": "corporateSignIn { issuer clientId }",  # the fixture sets it up
+    "scimTokens": "scimTokens { name }",
 }
 STAFF_FIELDS = {
     "organizations": "organizations(first: 1) { totalCount nodes { id name } }",
@@ -121,6 +122,10 @@ CUSTOMER_MUTATIONS: dict[str, dict[str, Any]] = {
     "acceptOwnership": {"token": "not-a-token"},
     # Malformed throughout: refused before the provider is asked, nothing changes.
     "configureSignIn": {"issuer": "", "clientId": "", "domains": []},
+    # The manager probing is the ADMIN: only the OWNER makes SCIM tokens (NOT_ALLOWED); a token
+    # that does not exist is looked up in the viewer's organization, after authorization (NOT_FOUND).
+    "createScimToken": {"name": "access table"},
+    "revokeScimToken": {"tokenId": ("ScimToken",)},
     "allocateLicense": {"licenseId": ("License", LUMEN), "accountIds": []},
     "revokeLicense": {"licenseId": ("License", LUMEN), "accountIds": []},
     "setCreditAccess": {"accountIds": [], "mode": "UNLIMITED"},

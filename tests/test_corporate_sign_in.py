@@ -417,3 +417,11 @@ async def test_another_provider_needs_the_domains_confirmed_again(gateway, brows
     # The secret or enforce changed, the provider the same: the confirmation stands.
     same = await configure(gateway, idp, clientSecret="a-new-secret-0123456789", enforce=True)
     assert same["organization"]["corporateSignIn"]["domains"][0]["status"] == "CONFIRMED"
+
+
+async def test_someone_deactivated_by_provisioning_does_not_come_back_by_signing_in(gateway, browser, db, idp, ready):
+    await db.execute("INSERT INTO scim_users (id, organization_id, user_name, email, active) VALUES"
+                     " (gen_random_uuid(), $1, 'gone@northwind.example', 'gone@northwind.example', false)", NORTHWIND)
+    refused = await browse(browser, start("gone@northwind.example"), "gone@northwind.example")
+    assert refused.status_code == 403 and "deactivated" in refused.text
+    assert await db.fetchval("SELECT count(*) FROM accounts WHERE email = 'gone@northwind.example'") == 0

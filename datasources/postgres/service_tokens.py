@@ -66,10 +66,16 @@ async def revoke(db: Executor, name_or_id: str) -> ServiceToken | None:
 
 async def live_token(db: Executor, token_hash: bytes) -> ServiceToken | None:
     """The unrevoked token with this hash, noting its use, in one statement."""
-    row = await db.fetchrow(
-        f"""WITH found AS (SELECT {_COLUMNS} FROM service_tokens WHERE token_hash = $1 AND revoked_at IS NULL),
-                 touched AS (UPDATE service_tokens SET last_used_at = now()
+    row = await live_row(db, "service_tokens", _COLUMNS, token_hash)
+    return _token(row) if row else None
+
+
+async def live_row(db: Executor, table: str, columns: str, token_hash: bytes) -> asyncpg.Record | None:
+    """`columns` of the unrevoked row of a table of hashed tokens (service_tokens, scim_tokens)
+    with this hash, its `last_used_at` noted at most every LAST_USED_PRECISION_SECONDS."""
+    return await db.fetchrow(
+        f"""WITH found AS (SELECT {columns} FROM {table} WHERE token_hash = $1 AND revoked_at IS NULL),
+                 touched AS (UPDATE {table} SET last_used_at = now()
                              WHERE id IN (SELECT id FROM found WHERE last_used_at IS NULL
                                           OR last_used_at < now() - make_interval(secs => $2)))
             SELECT * FROM found""", token_hash, LAST_USED_PRECISION_SECONDS)
-    return _token(row) if row else None

@@ -189,3 +189,9 @@ async def claim_invitation(conn: asyncpg.Connection, organization_id: UUID, emai
         "UPDATE invitations SET accepted_at = now() WHERE id = (SELECT id FROM invitations WHERE organization_id = $1"
         " AND email = ANY($2::text[]) AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > now()"
         " ORDER BY created_at DESC LIMIT 1 FOR UPDATE) RETURNING role::text", organization_id, list(emails))
+
+
+async def deprovisioned(conn: Executor, organization_id: UUID, emails: Sequence[str]) -> bool:
+    """Whether the organization's SCIM provisioning has the person deactivated (`active: false`)."""
+    return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM scim_users WHERE organization_id = $1"
+                               " AND email = ANY($2::text[]) AND NOT active)", organization_id, list(emails))
