@@ -19,6 +19,7 @@ from graphql import (ArgumentNode, DocumentNode, FieldNode, FragmentDefinitionNo
                      is_abstract_type, is_leaf_type, value_from_ast_untyped, visit)
 
 from datasources.paging import DEFAULT_PAGE, MAX_PAGE
+from planning.fragments import Finished
 from resolvers import people, seats
 from schema.documents import Document
 
@@ -210,4 +211,6 @@ def actual_cost(data: Any) -> int:
                 push(value.values())
             elif isinstance(value, list):
                 push(value)
+            elif type(value) is Finished:
+                count += value.objects
     return count

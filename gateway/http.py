@@ -13,7 +13,6 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
-import orjson
 from graphql import GraphQLError
 from strawberry.types.graphql import OperationType
 from starlette.requests import Request
@@ -37,6 +36,7 @@ from gateway.request_log import ANONYMOUS, RequestRecord, describe_operation, re
 from gateway.services import Services
 from loaders import create_loaders
 from loaders.accounts import prime_viewer
+from planning import fragments
 from resolvers.context import Context
 from schema.documents import Document, document_of
 
@@ -489,8 +489,9 @@ def _retry_after(errors: list[dict[str, Any]]) -> int | None:
 
 def _json_response(body: dict[str, Any], status: int, media_type: str, request_id: str,
                    headers: dict[str, str] | None = None) -> Response:
-    # orjson: the dashboard's answer is a few hundred KB, which the stdlib encodes ten times slower.
-    return Response(orjson.dumps(body), status_code=status,
+    # orjson: the dashboard's answer is a few hundred KB, which the stdlib encodes ten times slower;
+    # subtrees PostgreSQL finished go in as their bytes (planning.fragments).
+    return Response(fragments.dumps(body), status_code=status,
                     media_type=f"{media_type}; charset=utf-8",
                     headers={"X-Request-Id": request_id, **(headers or {})})
 

@@ -52,6 +52,7 @@ from gateway.live_answers import LiveAnswers, shareable
 from gateway.persisted import sha256_hex
 from gateway.services import Services
 from loaders import create_loaders
+from planning import fragments
 from resolvers import live as resolve_live
 from resolvers.context import Context
 from resolvers.event_hub import Hub, Subscriber
@@ -456,7 +457,7 @@ class Connection:
         formatted = [self._format(e) for e in errors] if errors else None
         if formatted:
             payload["errors"] = formatted
-        return orjson.dumps(payload).decode(), shareable(formatted)
+        return fragments.dumps(payload).decode(), shareable(formatted)
 
     async def _next(self, id_: str, data: Any, errors: list[GraphQLError] | None) -> None:
         await self._send_next(_next_head(id_), self._payload(data, errors)[0])

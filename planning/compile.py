@@ -60,8 +60,21 @@ class Page:
 
 Part = Union[Scalar, Typename, Child, Page]
 # Where a page built as the entry of a statement holds its rows' keyset values, for the cursors
-# (datasources.paging makes them); no GraphQL response key can contain a space.
+# (datasources.paging makes them): its last key; no GraphQL response key can contain a space.
 CURSOR_KEYS = "cursor keys"
+
+
+def cursor_slots(page: Page) -> list[tuple[str, str]]:
+    """The page's cursor fields in the order the statement leaves a slot for each: (response
+    key, "cursor" | "startCursor" | "endCursor"). Slot i is the key `$ci` with a null value,
+    which `planning.fragments` replaces; `$` is in no GraphQL name, so no response key is one."""
+    slots = []
+    for kind, key, what in page.parts:
+        if kind == "edges":
+            slots += [(edge_key, "cursor") for edge_key, edge_kind, _ in what[1] if edge_kind == "cursor"]
+        elif kind == "pageInfo":
+            slots += [(info_key, field) for info_key, field in what if field in ("startCursor", "endCursor")]
+    return slots
 
 
 def timestamp(column: str) -> str:
@@ -74,6 +87,12 @@ def timestamp(column: str) -> str:
 class _Render:
     def __init__(self) -> None:
         self.count = 0
+        self.slots = 0  # cursor slots left so far, in `cursor_slots` order
+
+    def slot(self) -> str:
+        self.slots += 1
+        # `$c`, not `$`: statements merged into one renumber their `$n` parameters, in literals too.
+        return f"'$c{self.slots - 1}', NULL::text"
 
     def alias(self, hint: str) -> str:
         self.count += 1
@@ -146,17 +165,20 @@ class _Render:
                 f" SELECT json_build_object({', '.join(arguments)}) FROM {n})")
 
     def page_info(self, wanted: tuple[tuple[str, str], ...], n: str, first: int) -> list[str]:
-        """Cursors are left null here: `cursor_keys` gives the keys they are made from."""
-        values = {"hasNextPage": f"{n}.total > {int(first)}", "hasPreviousPage": "false",
-                  "startCursor": "NULL::text", "endCursor": "NULL::text", "__typename": "'PageInfo'"}
-        return [f"'{key}', {values[field]}" for key, field in wanted]
+        """Cursors are slots here: `cursor_keys` gives the keys they are made from."""
+        values = {"hasNextPage": f"{n}.total > {int(first)}", "hasPreviousPage": "false", "__typename": "'PageInfo'"}
+        return [self.slot() if field in ("startCursor", "endCursor") else f"'{key}', {values[field]}"
+                for key, field in wanted]
 
     def edge(self, edge: tuple[str, tuple[tuple[str, str, Any], ...]], b: str) -> str:
         typename, parts = edge
         arguments = []
         for key, kind, what in parts:
-            arguments.append(f"'{key}'")
-            arguments.append({"cursor": "NULL::text", "__typename": f"'{typename}'"}.get(kind) or self.object(what, b))
+            if kind == "cursor":
+                arguments.append(self.slot())
+            else:
+                arguments.append(f"'{key}'")
+                arguments.append(f"'{typename}'" if kind == "__typename" else self.object(what, b))
         return f"json_build_object({', '.join(arguments)})"
 
 

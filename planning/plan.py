@@ -12,17 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from operator import attrgetter
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
 from graphql import GraphQLError, GraphQLList, GraphQLNonNull, GraphQLObjectType
 from graphql.execution.collect_fields import FieldDetails
 from graphql.execution.values import get_argument_values
 from strawberry import relay
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
-from datasources.paging import DEFAULT_PAGE, MAX_PAGE, encode_cursor
+from datasources.paging import DEFAULT_PAGE, MAX_PAGE
 from planning import compile as sql
+from planning import fragments
 from planning import rights
 from planning.compile import timestamp
 from planning.declare import Column, Connection, Declaration, Expression, Relation, Table, declaration_of, table_of
@@ -55,13 +58,85 @@ async def _may_on_all(ctx: Any, coordinate: str, organization_ids: Sequence[Any]
 Build = Callable[[list[Any]], Awaitable[list[Any] | None]]
 
 
+@dataclass(frozen=True)
+class _Plan:
+    what: sql.Child | sql.Page
+    statement: str  # stands for the shape in loader keys: hashed once, where a shape's hash walks the tree
+    key_of: Callable[[Any], Any]
+    checked: str | None  # the entry's own check, on every key
+
+
+# Plans by the field's nodes in a parsed document (cached by its text, `schema.documents`) and
+# the request's variables: working a plan out walked the whole selection on every request (a
+# tenth of the members page's time). A cache of a pure function, like `sql.statement`'s, for
+# the process: each entry keeps its nodes, so their ids cannot be taken by other nodes.
+_PLANS: dict[tuple[Any, ...], tuple[tuple[Any, ...], _Plan | None]] = {}
+MAX_PLANS = 4096
+
+
 def projection(executor: Any, parent_type: GraphQLObjectType, name: str, field_def: Any,
                details: list[FieldDetails], info: Any) -> Build | None:
     """How to answer this field for a level in one statement; None if it cannot be."""
+    if getattr(_declaration(field_def), "entry", None) is None:
+        return None
+    plan = _cached_plan(executor, parent_type, field_def, details)
+    if plan is None:
+        return None
+    what, statement, key_of, checked = plan.what, plan.statement, plan.key_of, plan.checked
+    ctx = info.context
+
+    async def build(sources: list[Any]) -> list[Any] | None:
+        keys = [key_of(source) for source in sources]
+        scope = await rights.scope(ctx)
+        if scope is None or (checked is not None and not await _may_on_all(ctx, checked, keys)):
+            return None
+        wanted = [k for k in keys if k is not None]
+        parameters = scope.parameters()
+        built = dict(zip(wanted, await ctx.loaders.statements.values.load_all(
+            [(statement, parameters, k) for k in wanted])))
+        texts = [None if k is None else built[k] for k in keys]
+        if isinstance(what, sql.Page):
+            return [None if text is None else fragments.finished_page(what, text) for text in texts]
+        return [None if text is None else fragments.finished(text) for text in texts]
+
+    return build
+
+
+def _cached_plan(executor: Any, parent_type: GraphQLObjectType, field_def: Any,
+                 details: list[FieldDetails]) -> _Plan | None:
+    variables = _variables_key(executor)
+    if variables is None or any(d.fragment_variable_values for d in details):
+        return _plan(executor, parent_type, field_def, details)
+    nodes = (parent_type, field_def, *(d.node for d in details))
+    key = (*map(id, nodes), variables)
+    found = _PLANS.get(key)
+    if found is not None and all(a is b for a, b in zip(found[0], nodes)):
+        return found[1]
+    plan = _plan(executor, parent_type, field_def, details)
+    if len(_PLANS) >= MAX_PLANS:
+        _PLANS.clear()  # documents come and go; the portal's few are planned again at once
+    _PLANS[key] = (nodes, plan)
+    return plan
+
+
+def _variables_key(executor: Any) -> bytes | None:
+    """The request's variables as one value, once per request; None when they have no such form."""
+    try:
+        return executor.plan_variables_key  # type: ignore[no-any-return]
+    except AttributeError:
+        pass
+    try:
+        key: bytes | None = orjson.dumps(executor.variable_values, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        key = None
+    executor.plan_variables_key = key
+    return key
+
+
+def _plan(executor: Any, parent_type: GraphQLObjectType, field_def: Any, details: list[FieldDetails]) -> _Plan | None:
     declared = _declaration(field_def)
     entry = getattr(declared, "entry", None)
-    if entry is None:
-        return None
+    assert entry is not None
     what: sql.Child | sql.Page | None
     if isinstance(declared, Connection):
         what = _page(executor, declared, field_def, details, cursors=True)
@@ -72,46 +147,7 @@ def projection(executor: Any, parent_type: GraphQLObjectType, name: str, field_d
         what = sql.Child(declared, shape) if shape is not None else None  # type: ignore[arg-type]
     if what is None:
         return None
-    # The statement's text stands for the shape in loader keys: hashed once, where a shape's
-    # hash walks the whole tree for every key.
-    statement = sql.statement(what)
-    key_of = attrgetter(entry.key)
-    ctx = info.context
-
-    async def build(sources: list[Any]) -> list[Any] | None:
-        keys = [key_of(source) for source in sources]
-        scope = await rights.scope(ctx)
-        if scope is None or (entry.checked is not None and not await _may_on_all(ctx, entry.checked, keys)):
-            return None
-        wanted = [k for k in keys if k is not None]
-        parameters = scope.parameters()
-        built = dict(zip(wanted, await ctx.loaders.statements.values.load_all(
-            [(statement, parameters, k) for k in wanted])))
-        out = []
-        for k in keys:
-            value = None if k is None or built[k] is None else orjson.loads(built[k])
-            if isinstance(what, sql.Page) and value is not None:
-                _fill_cursors(what, value, [encode_cursor(key) for key in value.pop(sql.CURSOR_KEYS)])
-            out.append(value)
-        return out
-
-    return build
-
-
-def _fill_cursors(page: sql.Page, value: dict[str, Any], cursors: list[str]) -> None:
-    """Cursors are made here, as `datasources.paging` makes them for the resolvers."""
-    for kind, key, what in page.parts:
-        if kind == "edges":
-            cursor_keys = [edge_key for edge_key, edge_kind, _ in what[1] if edge_kind == "cursor"]
-            for edge, cursor in zip(value[key], cursors):
-                for edge_key in cursor_keys:
-                    edge[edge_key] = cursor
-        elif kind == "pageInfo":
-            for info_key, field in what:
-                if field == "startCursor":
-                    value[key][info_key] = cursors[0] if cursors else None
-                elif field == "endCursor":
-                    value[key][info_key] = cursors[-1] if cursors else None
+    return _Plan(what, sql.statement(what), attrgetter(entry.key), entry.checked)
 
 
 def _object_type(type_: Any) -> Any:
