@@ -126,7 +126,8 @@ def _variables_key(executor: Any) -> bytes | None:
     except AttributeError:
         pass
     try:
-        key: bytes | None = orjson.dumps(executor.variable_values, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+        coerced = executor.variable_values.coerced  # graphql-core 3.3's VariableValues
+        key: bytes | None = orjson.dumps(coerced, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
     except TypeError:
         key = None
     executor.plan_variables_key = key
