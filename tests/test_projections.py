@@ -163,3 +163,31 @@ async def test_the_member_list_follows_an_account_email_change(gateway, referenc
     [first, _] = levels["data"]["viewer"]["organization"]["members"]["edges"]
     assert first["node"]["email"] == "aaa.first@example.com"
     assert await db.fetchval("SELECT email FROM memberships WHERE account_id = $1", MEMBER1) == "aaa.first@example.com"
+
+
+PLANNED_ONCE = """
+query Planned($first: Int, $seats: Boolean!, $cursors: Boolean!) { viewer { organization {
+  members(first: $first) { totalCount pageInfo { hasNextPage endCursor startCursor @include(if: $cursors) }
+    edges { cursor @include(if: $cursors) again: cursor @include(if: $cursors) node { email } } }
+  licenses { id seats: allocations(first: $first) @include(if: $seats) { totalCount nodes { id } } }
+} } }
+"""
+
+
+async def test_one_document_with_other_variables_is_planned_for_them(gateway, reference):
+    """A projection's plan is kept per document and variables (`planning.plan`): the same text
+    with another page size or another @include answers for those, with cursors in their slots."""
+    admin = await gateway.login("admin@northwind.example")
+    for first, seats, cursors in [(2, True, True), (3, False, True), (2, True, False), (0, True, True), (2, True, True)]:
+        variables = {"first": first, "seats": seats, "cursors": cursors}
+        levels, core, used = await both(gateway, reference, PLANNED_ONCE, variables, admin)
+        assert used == "levels" and levels == core, variables
+        members = levels["data"]["viewer"]["organization"]["members"]
+        assert len(members["edges"]) == min(first, members["totalCount"])
+        assert all(("cursor" in e) == cursors and e.get("again") == e.get("cursor") for e in members["edges"])
+        if cursors and first:
+            assert members["pageInfo"]["startCursor"] == members["edges"][0]["cursor"]
+            assert members["pageInfo"]["endCursor"] == members["edges"][-1]["cursor"]
+        if first == 0:
+            assert members["pageInfo"]["endCursor"] is None
+        assert all(("seats" in lic) == seats for lic in levels["data"]["viewer"]["organization"]["licenses"])
