@@ -191,3 +191,32 @@ async def test_one_document_with_other_variables_is_planned_for_them(gateway, re
         if first == 0:
             assert members["pageInfo"]["endCursor"] is None
         assert all(("seats" in lic) == seats for lic in levels["data"]["viewer"]["organization"]["licenses"])
+
+
+# Names that look like what `planning.fragments` looks for in PostgreSQL's JSON: a cursor slot,
+# the page's keyset values, the start of an object.
+SLOT_LIKE_NAMES = ['"$c0" : null', '"$c0" : null}, "cursor keys" : [["x"]]}', '{"a" : {"b" : 1}}', '\\"$c1\\" : null',
+                   '", "cursor keys" : ', 'x\\']
+
+
+@pytest.mark.reads_only(False)
+@pytest.mark.parametrize("name", SLOT_LIKE_NAMES)
+async def test_names_that_look_like_slots_are_answered_as_names(gateway, reference, name):
+    """Cursors are spliced into PostgreSQL's JSON, not parsed out of it: a member whose name
+    looks like a slot keeps it, the cursors stay where they belong, and the actual cost counts
+    objects, not braces in names."""
+    member = await gateway.login("member1@northwind.example")
+    changed = await gateway.execute("mutation($n: String!) { updateProfile(input: {name: $n}) { userErrors { code } } }",
+                                    {"n": name}, token=member)
+    assert changed["data"]["updateProfile"]["userErrors"] == []
+    admin = await gateway.login("admin@northwind.example")
+    query = """query($first: Int) { viewer { organization { members(first: $first) {
+      pageInfo { startCursor endCursor } edges { cursor node { email account { name } } } } } } }"""
+    levels, core, used = await both(gateway, reference, query, {"first": 50}, admin)
+    assert used == "levels" and levels == core
+    edges = levels["data"]["viewer"]["organization"]["members"]["edges"]
+    assert name.strip() in [e["node"]["account"]["name"] for e in edges if e["node"]["account"]]
+    assert len({e["cursor"] for e in edges}) == len(edges)
+    body = (await gateway.post(query, {"first": 50}, token=admin)).json()
+    objects = 2 + 1 + 1 + 2 * len(edges) + sum(1 for e in edges if e["node"]["account"])  # viewer, org, page, info
+    assert body["extensions"]["cost"]["actual"] == objects
