@@ -93,7 +93,7 @@ def create_app(settings: Settings) -> Starlette:
         live = app.state.live = LiveConnections(hub)
         background = [asyncio.create_task(Mailer(db, settings.data_dir / "mail", settings.smtp_url).run()),
                       asyncio.create_task(metrics.share()), asyncio.create_task(hub.run(), name="event-hub")]
-        app.state.scheduler = Scheduler(db, settings) if settings.run_scheduler else None
+        app.state.scheduler = Scheduler(db, settings, payments) if settings.run_scheduler else None
         if app.state.scheduler is not None:
             background.append(asyncio.create_task(app.state.scheduler.run()))
         try:

@@ -1,5 +1,5 @@
-"""The scheduler: time-based events (expiries, a low credit pool) and the event log's pruning,
-every SCHEDULER_INTERVAL_SECONDS, on one gateway process at a time among all those on one
+"""The scheduler: time-based events (expiries, a low credit pool), the event log's pruning and
+the billing mirror's reconcile pass (loaders/billing.reconcile), every SCHEDULER_INTERVAL_SECONDS, on one gateway process at a time among all those on one
 database.
 
 Every process runs this loop; the one holding PostgreSQL's session advisory lock (on a
@@ -17,18 +17,22 @@ import logging
 from collections import Counter
 
 from datasources.errors import DatabaseUnavailable
+from datasources.payments.client import PaymentsClient
 from datasources.postgres.database import Database
 from datasources.postgres.schedule import Leadership
 from gateway.settings import Settings
+from loaders import billing
 from resolvers.schedule import run_pass
 
 log = logging.getLogger("gateway.scheduler")
 
 
 class Scheduler:
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, payments: PaymentsClient | None = None) -> None:
         assert settings.database_url, "the scheduler needs a database_url"
         self.db = db
+        self.payments = payments
+        self.mirror_max_age = settings.billing_mirror_max_age_seconds
         self.interval = settings.scheduler_interval_seconds
         self.retention_days = settings.event_retention_days
         self.leadership = Leadership(settings.database_url, connect_timeout=settings.db_connect_timeout_seconds)
@@ -59,6 +63,7 @@ class Scheduler:
             if not was_leader:
                 log.info("this process now runs the scheduler")
             reported = await run_pass(self.db, retention_days=self.retention_days)
+            refetched = await billing.reconcile(self.db, self.payments, self.mirror_max_age)
         except DatabaseUnavailable:  # one line, and try again next interval
             log.warning("the scheduler waits for the database")
             return None
@@ -68,4 +73,6 @@ class Scheduler:
         self.passes += 1
         if reported:
             log.info("scheduler reported %s", dict(reported))
+        if refetched:
+            log.info("scheduler fetched %d billing lists again from the payment provider", refetched)
         return reported

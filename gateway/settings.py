@@ -107,6 +107,9 @@ class Settings:
     scheduler_interval_seconds: float = 60.0
     # Issue 18: how long the licenses of a subscription whose renewal payment failed keep working.
     payment_grace_days: int = 14
+    # Issue 20: the billing mirror's lists are fetched again by the scheduler when older than this
+    # (webhooks drop them at once; this is for the ones that never arrive).
+    billing_mirror_max_age_seconds: float = 3600.0
     # Whether this app runs the scheduler loop (gateway/scheduler.py). Not read from the environment:
     # every `serve` runs it (one process at a time holds its lock); the tests' in-process apps
     # switch it off, so that seeded expiries do not turn into events and mail under other tests.
@@ -256,6 +259,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PAYMENT_GRACE_DAYS", "payment_grace_days", Integer(0, 90),
             "days the seats of a subscription whose renewal payment failed keep working; SUSPENDED after, "
             "until an invoice is paid"),
+    Setting("BILLING_MIRROR_MAX_AGE_SECONDS", "billing_mirror_max_age_seconds", Seconds(7 * 24 * 3600),
+            "how old a customer's billing lists in the mirror may get before the scheduler fetches them again "
+            "from the payment provider (each webhook about the customer refreshes them at once)"),
     Setting("SCHEDULER_INTERVAL_SECONDS", "scheduler_interval_seconds", Seconds(24 * 3600),
             "how often the scheduler (on one process at a time) looks for expiries and low credit pools"),
     Setting("GATEWAY_TRACING", "tracing", Flag(),

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import logging
 
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from datasources.errors import DatabaseUnavailable
 from datasources.payments.webhooks import InvalidWebhook, verify_event
 from gateway.bodies import BodyTooLarge, InvalidJSON, load_json
+from gateway.services import Services
+from loaders import billing
 from resolvers import provider_events
 
 log = logging.getLogger("gateway.webhooks")
@@ -52,9 +55,19 @@ async def payment_webhook(request: Request) -> JSONResponse:
         return _answer(503, error=exc.message)
     log.info("provider event %s (%s): %s", event.id, event.type,
              "duplicate" if receipt.duplicate else "applied" if receipt.applied else "recorded, ignored")
-    return _answer(200, received=True, eventId=receipt.event_id, duplicate=receipt.duplicate,
+    # After the answer: the provider waits for no fetch of ours, and the next screen for none either.
+    refill = BackgroundTask(_refill, services, receipt.dropped) if receipt.dropped else None
+    return _answer(200, refill, received=True, eventId=receipt.event_id, duplicate=receipt.duplicate,
                    applied=receipt.applied)
 
 
-def _answer(status: int, **body: object) -> JSONResponse:
-    return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+async def _refill(services: Services, customer_id: str) -> None:
+    """The customer's billing lists fetched into the mirror again; a failure leaves them to the next read."""
+    try:
+        await billing.refresh(services.db, services.payments, [customer_id])
+    except Exception:  # nothing waits for this: a line in the log, and the next read fetches
+        log.warning("billing mirror: refill of %s after its event failed", customer_id, exc_info=True)
+
+
+def _answer(status: int, background: BackgroundTask | None = None, **body: object) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"}, background=background)

@@ -23,11 +23,11 @@ _GROUPS: dict[str, Callable[[MergingReader, PaymentsClient | None], Any]] = {
     "organizations": lambda reader, _payments: organizations.create(reader),
     "entitlements": lambda reader, _payments: entitlements.create(reader),
     "credits": lambda reader, _payments: credits.create(reader),
-    "billing": lambda _reader, payments: billing.create(payments),
+    "billing": lambda reader, payments: billing.create(reader, payments),
     "staff": lambda reader, _payments: staff.create(reader),
     "statements": lambda reader, _payments: statements.create(reader),
 }
-# The groups whose loaders call the payment provider.
+# The groups whose loaders call the payment provider (on a miss of its mirror).
 _PROVIDER_GROUPS = frozenset({"billing"})
 _DATABASE_GROUPS = frozenset(_GROUPS) - _PROVIDER_GROUPS
 Mark = dict[DataLoader, frozenset[Any]]

@@ -30,12 +30,13 @@ Paying is never done twice for one request:
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -53,7 +54,7 @@ from resolvers.countries import CODES
 from resolvers.permissions import viewer_membership
 from resolvers.user_errors import Problem
 from resolvers.writes import (NOT_FOUND, after_write, audit_refusal, audit_success, claim_key, complete_key,
-                              key_problem, provider_key, report, require_change, require_change_in)
+                              forget_billing, key_problem, provider_key, report, require_change, require_change_in)
 
 PAY_INVOICE = "billing.pay_invoice"
 PAY_BALANCE = "billing.pay_balance"
@@ -62,6 +63,8 @@ SET_DEFAULT = "billing.set_default_payment_method"
 REMOVE_METHOD = "billing.remove_payment_method"
 UPDATE_INFO = "billing.update_info"
 ATTEMPT = ".attempt"  # the attempt record's operation: the payment's plus this
+P = ParamSpec("P")
+R = TypeVar("R")
 
 log = logging.getLogger("gateway.payments")
 
@@ -98,6 +101,27 @@ async def managed_billing(ctx: Context, mutation: str) -> Billing:
     if ctx.payments is None:
         raise ProviderUnavailable(UNAVAILABLE)
     return Billing(organization.id, organization.payment_customer_id, ctx.payments)
+
+
+def billing_mutation(mutation: str) -> Callable[[Callable[Concatenate[Context, Billing, P], Awaitable[R]]],
+                                                Callable[Concatenate[Context, P], Awaitable[R]]]:
+    """The frame of each billing mutation: `managed_billing`, and the provider as the truth it
+    works on. The customer's mirror is dropped before the mutation reads (its reads ask the
+    provider, not a copy a missed webhook left behind) and again after it, whatever it came to
+    (done, declined, no answer: the provider may have changed), so its payload and every screen
+    after it read the provider's new state."""
+    def frame(run: Callable[Concatenate[Context, Billing, P], Awaitable[R]]) -> Callable[Concatenate[Context, P],
+                                                                                          Awaitable[R]]:
+        @functools.wraps(run)
+        async def framed(ctx: Context, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            billing = await managed_billing(ctx, mutation)
+            await forget_billing(ctx, billing.customer_id)
+            try:
+                return await run(ctx, billing, *args, **kwargs)
+            finally:
+                await forget_billing(ctx, billing.customer_id)
+        return framed
+    return frame
 
 
 def _loggable(raw: str) -> str:
@@ -187,14 +211,14 @@ class _Settled:
     pending: bool = False
 
 
-async def pay_invoice(ctx: Context, invoice_id: str | None, payment_method_id: str | None,
+@billing_mutation("payInvoice")
+async def pay_invoice(ctx: Context, billing: Billing, invoice_id: str | None, payment_method_id: str | None,
                       raw_payment_method_id: bool, key: str, dry_run: bool = False) -> PaymentResult:
     """Pays one OPEN invoice of the viewer's organization, with the default method or a chosen one.
 
     `invoice_id`/`payment_method_id` are provider ids decoded from global IDs (None for one
     that did not decode); `raw_payment_method_id` tells whether the client named a method.
     """
-    billing = await managed_billing(ctx, "payInvoice")
     target = f"Invoice:{invoice_id}"
     known = {i.id: i for i in await read.invoices(ctx, billing.customer_id)}
     invoice = known.get(invoice_id) if invoice_id is not None else None
@@ -233,13 +257,13 @@ async def pay_invoice(ctx: Context, invoice_id: str | None, payment_method_id: s
     return await _pay(ctx, billing, PAY_INVOICE, target, key, request, plan, settle, audit, known)
 
 
-async def pay_outstanding_balance(ctx: Context, currency: str, payment_method_id: str | None,
+@billing_mutation("payOutstandingBalance")
+async def pay_outstanding_balance(ctx: Context, billing: Billing, currency: str, payment_method_id: str | None,
                                   raw_payment_method_id: bool, key: str, dry_run: bool = False) -> PaymentResult:
     """Pays every OPEN invoice in `currency`, oldest first, until one is declined.
 
     The ones paid before a decline stay paid, and are reported (outcome PARTIAL).
     """
-    billing = await managed_billing(ctx, "payOutstandingBalance")
     currency = currency.strip().upper()
     target = f"OutstandingBalance:{_loggable(currency)}"
     problems = [p for p in (key_problem(key),) if p]
@@ -468,12 +492,12 @@ class MethodResult:
     problems: list[Problem] = field(default_factory=list)
 
 
-async def add_payment_method(ctx: Context, token: str, make_default: bool) -> MethodResult:
+@billing_mutation("addPaymentMethod")
+async def add_payment_method(ctx: Context, billing: Billing, token: str, make_default: bool) -> MethodResult:
     """Attaches a card tokenized client-side with the provider (a `pm_...` id).
 
     The organization's first method always becomes its default.
     """
-    billing = await managed_billing(ctx, "addPaymentMethod")
     token = token.strip()
     target = f"PaymentMethod:{_loggable(token)}"
     if not TOKEN.fullmatch(token):
@@ -510,8 +534,8 @@ async def add_payment_method(ctx: Context, token: str, make_default: bool) -> Me
     return MethodResult(billing.customer_id, added.id)
 
 
-async def set_default_payment_method(ctx: Context, payment_method_id: str | None) -> MethodResult:
-    billing = await managed_billing(ctx, "setDefaultPaymentMethod")
+@billing_mutation("setDefaultPaymentMethod")
+async def set_default_payment_method(ctx: Context, billing: Billing, payment_method_id: str | None) -> MethodResult:
     async with ctx.db.transaction() as conn:
         await payment_records.lock_customer(conn, billing.customer_id)
         chosen = await _own_method(billing, payment_method_id)
@@ -523,10 +547,10 @@ async def set_default_payment_method(ctx: Context, payment_method_id: str | None
     return MethodResult(billing.customer_id, chosen.id)
 
 
-async def remove_payment_method(ctx: Context, payment_method_id: str | None) -> MethodResult:
+@billing_mutation("removePaymentMethod")
+async def remove_payment_method(ctx: Context, billing: Billing, payment_method_id: str | None) -> MethodResult:
     """Detaches a card. Never the last one while a subscription will be charged again
     (LAST_PAYMENT_METHOD). When the default goes, the next card becomes the default."""
-    billing = await managed_billing(ctx, "removePaymentMethod")
     problem: Problem | None = None
     async with ctx.db.transaction() as conn:
         await payment_records.lock_customer(conn, billing.customer_id)
@@ -647,9 +671,9 @@ def billing_info_problems(change: BillingInfoChange) -> list[Problem]:
     return problems
 
 
-async def update_billing_info(ctx: Context, change: BillingInfoChange) -> InfoResult:
+@billing_mutation("updateBillingInfo")
+async def update_billing_info(ctx: Context, billing: Billing, change: BillingInfoChange) -> InfoResult:
     """Validates, then writes the details to the provider customer; the provider is their only home."""
-    billing = await managed_billing(ctx, "updateBillingInfo")
     target = f"Organization:{billing.organization_id}"
     problems = billing_info_problems(change)
     if problems:

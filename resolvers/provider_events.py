@@ -24,15 +24,16 @@ or INVOICE_PAYMENT_FAILED. INVOICE_CREATED and INVOICE_PAID happen once per invo
 carry a dedupe key: the provider's two events about one payment, and the gateway's own
 `payInvoice` that made it, report it once.
 
-An invoice paid elsewhere (the provider's hosted page, a bank transfer marked paid) keeps
-no status of its own here, only the audit entry. Invoices live at the provider and every
-read asks it, so the portal already shows such an invoice PAID; a copy of the status kept
-from events would be a second truth that can only be older: events arrive late, twice and
-out of order (`payment_failed` after `paid`), and while the provider cannot be read the
-invoice list is unavailable anyway, so no kept status could ever be shown. The audit
-entry is what a read of the provider does not show: when the provider reported it paid;
-beside the gateway's own `billing.pay_invoice` entries, it tells payments made elsewhere
-apart. (Should provider reads ever be cached, the event is where to drop the cached invoice.)
+Every verified event about a customer (of any type, applied or not) drops the customer's
+lists from the billing mirror in the transaction that records it (loaders/billing.py), and
+the webhook's answer is followed by fetching them again (`gateway/webhooks.py`), so the next
+screen reads the provider's new state from PostgreSQL. The event's own fields are never
+copied into the mirror: events arrive late, twice and out of order (`payment_failed` after
+`paid`), so the mirror only ever holds what a read of the provider answered, and the event is
+what tells it to read again. An invoice paid elsewhere (the provider's hosted page, a bank
+transfer marked paid) so shows PAID as soon as its event arrives; the audit entry records
+what a read of the provider does not show: when the provider reported it paid; beside the
+gateway's own `billing.pay_invoice` entries, it tells payments made elsewhere apart.
 
 A pending mark is a note, never what decides a payment: the retry with the client's key
 re-reads the invoice at the provider before paying, with or without the mark. The event
@@ -52,7 +53,7 @@ import asyncpg
 
 from datasources.payments.client import PaymentsClient
 from datasources.payments.webhooks import ProviderEvent
-from datasources.postgres import audit, idempotency, provider_events
+from datasources.postgres import audit, billing_mirror, idempotency, provider_events
 from datasources.postgres.database import Database
 from datasources.postgres.provider_events import PendingAttempt
 from resolvers import subscription_standing
@@ -83,6 +84,7 @@ class Receipt:
     duplicate: bool  # recorded before: this delivery changed nothing
     applied: bool  # this delivery changed what the gateway keeps
     settled: int = 0  # pending payment attempts it settled
+    dropped: str | None = None  # the customer whose lists it dropped from the billing mirror
 
 
 async def receive(db: Database, event: ProviderEvent, payments: PaymentsClient | None = None,
@@ -101,8 +103,10 @@ async def receive(db: Database, event: ProviderEvent, payments: PaymentsClient |
             outcome="APPLIED" if applies else "IGNORED", created_at=event.created, payload=event.payload)
         if not first:
             return Receipt(event.id, duplicate=True, applied=False)
+        if event.customer_id:
+            await billing_mirror.drop(conn, [event.customer_id])
         if not applies:
-            return Receipt(event.id, duplicate=False, applied=False)
+            return Receipt(event.id, duplicate=False, applied=False, dropped=event.customer_id)
         assert organization_id is not None
         settled = await _apply(conn, event, organization_id, action) if action else []
         if event.type in EVENT_KINDS:
@@ -116,7 +120,7 @@ async def receive(db: Database, event: ProviderEvent, payments: PaymentsClient |
     if settled:
         log.info("provider event %s (%s) settled pending payment(s) on invoice %s", event.id, event.type,
                  event.invoice_id)
-    return Receipt(event.id, duplicate=False, applied=True, settled=len(settled))
+    return Receipt(event.id, duplicate=False, applied=True, settled=len(settled), dropped=event.customer_id)
 
 
 async def _apply(conn: asyncpg.Connection, event: ProviderEvent, organization_id: UUID,

@@ -37,7 +37,8 @@ from resolvers.context import Context
 from resolvers.user_errors import Problem
 from resolvers.user_errors import Refused as _Refused
 from resolvers.writes import (NOT_FOUND, OnBehalf, after_write, audit_refusal, audit_success, claim_key,
-                              complete_key, key_problem, provider_key, report, require_change, require_change_in)
+                              complete_key, forget_billing, key_problem, provider_key, report, require_change,
+                              require_change_in)
 
 OPERATION = "subscription.seats"
 MAX_SEATS = 100_000  # the most seats a license (and so a subscription) has
@@ -92,6 +93,10 @@ async def change_seats(ctx: Context, found: Subscription, quantity: int, *, idem
     except PaymentDeclined as declined:
         problems = [Problem(_QUANTITY, f"{declined.message} The seats were not added; pay with another card "
                                        "(make it the default) and try again.", "PAYMENT_DECLINED")]
+    finally:
+        # An increase is invoiced and charged at the provider: the invoice list is read there next.
+        organization = await ctx.loaders.accounts.organization.load(found.organization_id)
+        await forget_billing(ctx, organization.payment_customer_id if organization else None)
     if problems:
         await audit_refusal(ctx, organization_id=found.organization_id, action=OPERATION, target=_target(found.id),
                             problems=problems, on_behalf=on_behalf)

@@ -21,7 +21,7 @@ import asyncpg
 from auth import access
 from auth.viewer import NOT_AUTHENTICATED, require_account
 from datasources.errors import Forbidden, NotFound, Unauthenticated
-from datasources.postgres import audit, idempotency, outbox
+from datasources.postgres import audit, billing_mirror, idempotency, outbox
 from resolvers import events
 from resolvers.context import Context
 from resolvers.permissions import kinds_everywhere, kinds_in, kinds_of_own, refusal
@@ -174,6 +174,16 @@ async def audit_refusal(ctx: Context, *, organization_id: UUID | None, action: s
 async def send_mail(conn: asyncpg.Connection, *, to: str, subject: str, body: str) -> None:
     """Queued in the caller's transaction: the mail goes out only if the change commits."""
     await outbox.enqueue(conn, to=to, subject=subject, body=body)
+
+
+async def forget_billing(ctx: Context, customer_id: str | None) -> None:
+    """Around a write to the payment provider for this customer: its mirror is dropped (any
+    fetch under way writes nothing back) and the request's loaders forgotten, so the next read
+    asks the provider. After such a write, whatever came of it: an unanswered write may have
+    been applied."""
+    if customer_id is not None:
+        await billing_mirror.drop(ctx.db, [customer_id])
+    ctx.loaders.clear_all()
 
 
 def after_write(ctx: Context) -> None:

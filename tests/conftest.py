@@ -200,8 +200,9 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "reads_only(False) on a test undoes it for a module's mark")
 
 
-# What signing in writes; every other table of the shared copy refuses writes.
-SIGN_IN_TABLES = ("sessions", "refresh_tokens")
+# What signing in writes, and the billing mirror, which reads fill; every other table of the
+# shared copy refuses writes.
+SIGN_IN_TABLES = ("sessions", "refresh_tokens", "billing_mirror")
 WRITE_GUARD = """
 CREATE FUNCTION refuse_write() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

@@ -110,6 +110,11 @@ async def invoices(info: Info, org: OrganizationRecord, *, first: int | None = 1
                                                InvoiceFilter(**filter) if filter else None)
 
 
+async def forget_mirror(info: Info) -> None:
+    """Empties the billing mirror, as for customers no screen has shown yet: the next read asks the provider."""
+    await info.context.db.execute("DELETE FROM billing_mirror")
+
+
 def ids(connection) -> list[str]:
     return [edge.node.id for edge in connection.edges]
 
@@ -245,6 +250,7 @@ async def test_invoices_balance_and_node_share_one_provider_call(info_for):
     org = await organization(info, "northwind")
     earlier_request = await info_for(NORTHWIND_ADMIN)
     first_id = ids(await invoices(earlier_request, org, first=1))[0]
+    await forget_mirror(info)
     with counting() as stats:
         connection, balance, [node] = await asyncio.gather(
             invoices(info, org, first=2, status=[InvoiceStatus.OPEN]),
@@ -254,6 +260,10 @@ async def test_invoices_balance_and_node_share_one_provider_call(info_for):
         await invoices(info, org, first=5)
     assert stats.provider_calls == 1
     assert connection.total_count == 3 and len(balance) == 2 and node.id == first_id
+    # The next request reads the invoices from the mirror that call filled: none at all.
+    with counting() as stats:
+        again = await invoices(await info_for(NORTHWIND_ADMIN), org, first=2, status=[InvoiceStatus.OPEN])
+    assert stats.provider_calls == 0 and ids(again) == ids(connection)
 
 
 # --- arguments are refused before any I/O ---------------------------------------------------
@@ -298,6 +308,7 @@ async def test_provider_down_or_slow_is_unavailable_within_the_time_box(info_for
     api_base = UNREACHABLE if provider == "unreachable" else silent_provider
     info = await info_for(NORTHWIND_ADMIN, api_base=api_base, timeout=1)
     org = await organization(info, "northwind")  # PostgreSQL still answers
+    await forget_mirror(info)
     started = time.monotonic()
     results = await asyncio.gather(*every_billing_field(info, org), return_exceptions=True)
     assert time.monotonic() - started < 2.5
@@ -308,11 +319,23 @@ async def test_provider_down_or_slow_is_unavailable_within_the_time_box(info_for
 async def test_a_failed_fetch_is_not_repeated_within_the_request(info_for, silent_provider):
     info = await info_for(NORTHWIND_ADMIN, api_base=silent_provider, timeout=1)
     org = await organization(info, "northwind")
+    await forget_mirror(info)
     with counting() as stats:
         for call in (lambda: invoices(info, org), lambda: billing.organization_outstanding_balance(info, org)):
             with pytest.raises(ProviderUnavailable):
                 await call()
     assert stats.provider_calls == 1
+
+
+async def test_an_outage_shows_what_the_mirror_holds_without_asking_the_provider(info_for):
+    healthy = await info_for(NORTHWIND_ADMIN)
+    org = await organization(healthy, "northwind")
+    before = await asyncio.gather(*every_billing_field(healthy, org))  # fills the mirror (or finds it full)
+    down = await info_for(NORTHWIND_ADMIN, api_base=UNREACHABLE, timeout=1)
+    with counting() as stats:
+        during = await asyncio.gather(*every_billing_field(down, org))
+    assert stats.provider_calls == 0
+    assert ids(during[0]) == ids(before[0]) and during[1:] == before[1:]
 
 
 # --- node(id:): only the organization's OWNER and ADMIN ------------------------------------
@@ -387,7 +410,8 @@ async def test_admin_reads_billing_over_graphql(gateway, wired):
                                   "address": {"city": "Berlin", "country": "DE"}}
 
 
-async def test_provider_down_fails_only_the_billing_fields(app_for, settings, wired):
+async def test_provider_down_fails_only_the_billing_fields(app_for, settings, wired, info_for):
+    await forget_mirror(await info_for(NORTHWIND_ADMIN))
     gateway = await app_for(settings.with_(stripe_api_base=UNREACHABLE, provider_timeout_seconds=1))
     token = await gateway.login(NORTHWIND_ADMIN)
     body = await gateway.execute(BILLING, token=token)

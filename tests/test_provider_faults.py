@@ -237,18 +237,22 @@ class App:
     gateway: Gateway
     payments: PaymentsClient  # the app's own: its breaker is the process's view of the provider
     token: str  # Northwind's ADMIN
+    db: Any
 
-    async def billing(self) -> tuple[dict[str, Any], float]:
+    async def billing(self, *, mirrored: bool = True) -> tuple[dict[str, Any], float]:
+        """`mirrored=False`: with the billing mirror empty, as for a customer no screen showed yet."""
+        if not mirrored:
+            await self.db.execute("DELETE FROM billing_mirror")
         started = time.monotonic()
         body = await self.gateway.execute(BILLING, token=self.token)
         return body, time.monotonic() - started
 
 
 @pytest.fixture
-def start_app(app_for, settings, app_clients) -> Callable[[str], Any]:
+def start_app(app_for, settings, app_clients, db) -> Callable[[str], Any]:
     async def start(api_base: str) -> App:
         gateway = await app_for(settings.with_(stripe_api_base=api_base, provider_timeout_seconds=TIMEOUT))
-        return App(gateway, app_clients[-1], await gateway.login(ADMIN))
+        return App(gateway, app_clients[-1], await gateway.login(ADMIN), db)
 
     return start
 
@@ -319,9 +323,15 @@ async def test_a_stopped_provider_degrades_reads_opens_the_breaker_and_recovery_
     assert org["paymentMethods"] == [{"last4": "4242", "isDefault": True}]
 
     emulator.stop()
+    # The lists the healthy read put in the billing mirror are still shown, without the provider.
+    mirrored, _ = await app.billing()
+    assert "errors" not in mirrored and mirrored["data"] == healthy["data"], mirrored
+    assert provider_calls(mirrored) == 0
+
+    # From here on every read finds the mirror empty (as for a customer no screen showed yet).
     # (a) Partial data within the time box. Each request makes three provider requests (the
     # invoice list; the customer and its cards), each tried three times (refused at once).
-    first, elapsed = await app.billing()
+    first, elapsed = await app.billing(mirrored=False)
     assert_degraded(first)
     assert elapsed < TIMEOUT
     assert provider_calls(first) == 3 * 3
@@ -329,12 +339,12 @@ async def test_a_stopped_provider_degrades_reads_opens_the_breaker_and_recovery_
     assert app.payments.breaker.consecutive_failures == 3
 
     # (b) The fifth failed request in a row opens the breaker ...
-    second, _ = await app.billing()
+    second, _ = await app.billing(mirrored=False)
     assert_degraded(second)
     assert app.payments.breaker.state is BreakerState.OPEN
     # ... and from then on a request fails fast, without a single attempt at the provider.
     rejected = app.payments.breaker.rejected
-    fast, elapsed = await app.billing()
+    fast, elapsed = await app.billing(mirrored=False)
     assert_degraded(fast)
     assert elapsed < TIMEOUT / 4
     assert provider_calls(fast) == 0 and app.payments.breaker.rejected == rejected + 3
@@ -343,12 +353,12 @@ async def test_a_stopped_provider_degrades_reads_opens_the_breaker_and_recovery_
     # still answers for it; then one trial call closes it, with nobody resetting anything.
     emulator.restart()
     assert app.payments.breaker.retry_after() > 0, "the restart outlasted the cool-down"
-    still_open, _ = await app.billing()
+    still_open, _ = await app.billing(mirrored=False)
     assert_degraded(still_open)
     assert provider_calls(still_open) == 0
     await asyncio.sleep(app.payments.breaker.retry_after() + 0.05)
     assert app.payments.breaker.state is BreakerState.HALF_OPEN
-    trial, _ = await app.billing()
+    trial, _ = await app.billing(mirrored=False)
     assert app.payments.breaker.state is BreakerState.CLOSED
     trial_org = trial["data"]["viewer"]["organization"]
     assert trial_org["invoices"] is not None or trial_org["paymentMethods"] is not None

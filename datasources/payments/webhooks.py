@@ -137,7 +137,7 @@ def _event(event: dict[str, Any]) -> ProviderEvent:
         created=datetime.fromtimestamp(event["created"], timezone.utc),
         object_type=object_type,
         object_id=_id(obj),
-        customer_id=_id(obj.get("customer")),
+        customer_id=_customer_of(event, obj, object_type),
         invoice_id=_id(obj) if is_invoice else _id(obj.get("invoice")),
         amount=_whole(amount),
         amount_due=_whole(amount_due),
@@ -147,6 +147,15 @@ def _event(event: dict[str, Any]) -> ProviderEvent:
         billing_reason=_text(obj.get("billing_reason")) if is_invoice else None,
         payload=event,
     )
+
+
+def _customer_of(event: dict[str, Any], obj: dict[str, Any], object_type: str | None) -> str | None:
+    """The customer the event is about: the object itself for `customer.*`; for a payment method
+    just detached (its `customer` now null), the one it had, from `previous_attributes`."""
+    if object_type == "customer":
+        return _id(obj)
+    previous = event["data"].get("previous_attributes")
+    return _id(obj.get("customer")) or (_id(previous.get("customer")) if isinstance(previous, dict) else None)
 
 
 def _whole(value: Any) -> int | None:
