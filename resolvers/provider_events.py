@@ -24,7 +24,7 @@ or INVOICE_PAYMENT_FAILED. INVOICE_CREATED and INVOICE_PAID happen once per invo
 carry a dedupe key: the provider's two events about one payment, and the gateway's own
 `payInvoice` that made it, report it once.
 
-Every verified event about a customer (of any type, applied or not) drops the customer's
+Every verified event about an organization's customer (of any type, applied or not) drops its
 lists from the billing mirror in the transaction that records it (loaders/billing.py), and
 the webhook's answer is followed by fetching them again (`gateway/webhooks.py`), so the next
 screen reads the provider's new state from PostgreSQL. The event's own fields are never
@@ -103,10 +103,13 @@ async def receive(db: Database, event: ProviderEvent, payments: PaymentsClient |
             outcome="APPLIED" if applies else "IGNORED", created_at=event.created, payload=event.payload)
         if not first:
             return Receipt(event.id, duplicate=True, applied=False)
-        if event.customer_id:
-            await billing_mirror.drop(conn, [event.customer_id])
+        # Only an organization's customer has lists to drop: events about others (another
+        # application on the same provider account) leave no rows behind.
+        dropped = event.customer_id if organization_id is not None else None
+        if dropped:
+            await billing_mirror.drop(conn, [dropped])
         if not applies:
-            return Receipt(event.id, duplicate=False, applied=False, dropped=event.customer_id)
+            return Receipt(event.id, duplicate=False, applied=False, dropped=dropped)
         assert organization_id is not None
         settled = await _apply(conn, event, organization_id, action) if action else []
         if event.type in EVENT_KINDS:

@@ -166,7 +166,9 @@ def _id(value: Any) -> str | None:
     """An object's id, whether the event holds the object (expanded) or only its id."""
     if isinstance(value, dict):
         value = value.get("id")
-    return _text(value)
+    text = _text(value)
+    # The provider's ids are short; a longer one (only a signed event can carry it) names nothing.
+    return text if text is not None and len(text) <= MAX_ID_LENGTH else None
 
 
 def _text(value: Any) -> str | None:
