@@ -22,13 +22,11 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from bench import cpu, dataset, load, runs, servers
+from bench import cpu, dataset, load, runs, servers, session
 
 OPERATIONS_DIR = Path(__file__).parent / "operations"
 OPERATIONS = ("dashboard", "members")
 TENANTS = ("normal", "large")
-LOGIN = ("mutation Login($email: String!, $password: String!) {"
-         " login(input: {email: $email, password: $password}) { token userErrors { code message } } }")
 STATEMENT_SAMPLES = 20
 
 
@@ -97,17 +95,6 @@ def _tool_version(argv: list[str]) -> str:
         return "?"
 
 
-async def _login(url: str, email: str) -> str:
-    async with httpx.AsyncClient(timeout=30) as client:
-        r = await client.post(f"{url}/graphql", json={"query": LOGIN,
-                                                      "variables": {"email": email, "password": dataset.PASSWORD}})
-        body = r.json()
-        token = ((body.get("data") or {}).get("login") or {}).get("token")
-        if not token:
-            raise RuntimeError(f"login as {email} failed: {json.dumps(body)[:300]}")
-        return token
-
-
 async def _verify(cell: Cell) -> None:
     status, body = await load.one(cell.url, cell.request)
     try:
@@ -122,25 +109,6 @@ async def _verify(cell: Cell) -> None:
 
 
 _CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "START TRANSACTION", "SET ", "RESET", "SAVEPOINT", "RELEASE", "DISCARD")
-
-
-async def _settled(conn: asyncpg.Connection, pid: int, limit: float = 180.0) -> None:
-    """Waits for what the gateway does once after it starts on new data: the scheduler's first
-    pass over every organization (expiry notices for thousands of licenses) and the mail it
-    queued. A running gateway's pass finds nothing new (each report is claimed once), so the
-    measured phases would otherwise count a backlog no steady state has (about 8% of the
-    server's CPU on the quick data set)."""
-    started = time.monotonic()
-    while time.monotonic() - started < limit:
-        before = cpu.tree_seconds(pid)
-        await asyncio.sleep(1.0)
-        busy = cpu.tree_seconds(pid) - before
-        unsent = await conn.fetchval("SELECT count(*) FROM mail_outbox WHERE sent_at IS NULL")
-        if unsent == 0 and busy < 0.05:
-            print(f"bench: the gateway's startup work (scheduler pass, mail) done after "
-                  f"{time.monotonic() - started:.0f} s", flush=True)
-            return
-    print(f"bench: the gateway was still busy after {limit:.0f} s; measuring anyway", flush=True)
 
 
 async def _count_statements(conn: asyncpg.Connection, cell: Cell) -> None:
@@ -230,7 +198,7 @@ async def run(args: argparse.Namespace) -> int:
             cells: dict[tuple[str, str, str], Cell] = {}
             for tenant_label in tenants:
                 tenant = loaded.tenants[tenant_label]
-                token = await _login(gateway.url, tenant.admin_email)
+                token = await session.login(gateway.url, tenant.admin_email)
                 for op in operations:
                     query = (OPERATIONS_DIR / f"gateway_{op}.graphql").read_text()
                     cells[("gateway", op, tenant_label)] = Cell(
@@ -252,7 +220,7 @@ async def run(args: argparse.Namespace) -> int:
             print("bench: first responses verified (no errors); operations from bench/operations/: the dashboard "
                   "without billing (payment provider) and credit sums (no PostGraphile v4 equivalent)", flush=True)
 
-            await _settled(conn, gateway.process.pid)
+            await session.settled(conn, gateway.process.pid)
             server_names = ["gateway"] + (["postgraphile"] if postgraphile is not None else [])
             for op in operations:
                 for tenant_label in tenants:
