@@ -106,6 +106,27 @@ class Tally:
         return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))] * 1000
 
 
+async def _send(conn: Connection, request: bytes, tally: Tally | None) -> None:
+    """One request on `conn`, recorded into `tally` (None: a warm-up); a broken connection is
+    closed, to be opened again by the next send."""
+    t0 = time.perf_counter()
+    try:
+        status, body = await conn.send(request)
+    except (OSError, asyncio.IncompleteReadError, HttpError, ValueError) as exc:
+        await conn.close()
+        if tally is not None:
+            tally.failures += 1
+            tally.first_failure = tally.first_failure or repr(exc)
+        return
+    elapsed = time.perf_counter() - t0
+    if tally is not None:
+        if status == 200:
+            tally.latencies.append(elapsed)
+        else:
+            tally.failures += 1
+            tally.first_failure = tally.first_failure or f"HTTP {status}: {body[:200]!r}"
+
+
 async def drive(url: str, request: bytes, concurrency: int, seconds: float, tally: Tally | None) -> None:
     """Runs `concurrency` workers for `seconds`; records into `tally` (None: a warm-up)."""
     loop = asyncio.get_running_loop()
@@ -115,22 +136,7 @@ async def drive(url: str, request: bytes, concurrency: int, seconds: float, tall
         conn = Connection(url)
         try:
             while loop.time() < deadline:
-                t0 = time.perf_counter()
-                try:
-                    status, body = await conn.send(request)
-                except (OSError, asyncio.IncompleteReadError, HttpError, ValueError) as exc:
-                    await conn.close()
-                    if tally is not None:
-                        tally.failures += 1
-                        tally.first_failure = tally.first_failure or repr(exc)
-                    continue
-                elapsed = time.perf_counter() - t0
-                if tally is not None:
-                    if status == 200:
-                        tally.latencies.append(elapsed)
-                    else:
-                        tally.failures += 1
-                        tally.first_failure = tally.first_failure or f"HTTP {status}: {body[:200]!r}"
+                await _send(conn, request, tally)
         finally:
             await conn.close()
 
@@ -138,6 +144,23 @@ async def drive(url: str, request: bytes, concurrency: int, seconds: float, tall
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     if tally is not None:
         tally.seconds += time.perf_counter() - started
+
+
+async def send_count(url: str, requests: list[bytes], concurrency: int, count: int, tally: Tally) -> None:
+    """Sends exactly `count` requests, taking `requests` in turn, over `concurrency` connections."""
+    turn = iter(range(count))
+
+    async def worker() -> None:
+        conn = Connection(url)
+        try:
+            for n in turn:
+                await _send(conn, requests[n % len(requests)], tally)
+        finally:
+            await conn.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    tally.seconds += time.perf_counter() - started
 
 
 async def one(url: str, request: bytes) -> tuple[int, bytes]:

@@ -122,8 +122,10 @@ def gateway_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-c", "from gateway.cli import main; main()"]
 
 
-def start_gateway(dsn: str, root: Path, started: list[Process], settings: dict[str, str] | None = None) -> Process:
-    """`settings`: more environment for the gateway (bench.events names its SECRET_KEY)."""
+def start_gateway(dsn: str, root: Path, started: list[Process], settings: dict[str, str] | None = None,
+                  workers: int = 1) -> Process:
+    """`settings`: more environment for the gateway (bench.events names its SECRET_KEY); `workers`:
+    `serve --workers`, processes sharing the port (1: the one process, no supervisor)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "STRIPE_API_KEY", "GATEWAY_DATA_DIR"}}
     env.update({
@@ -142,9 +144,9 @@ def start_gateway(dsn: str, root: Path, started: list[Process], settings: dict[s
         **(settings or {}),
     })
     data_dir = root / "gateway"
-    log = root / "gateway.log"
-    process = _spawn("gateway", [*gateway_command(), "serve", "--port", str(port), "--data-dir", str(data_dir)],
-                     env, log)
+    log = root / f"gateway-{port}.log"
+    process = _spawn("gateway", [*gateway_command(), "serve", "--port", str(port), "--data-dir", str(data_dir),
+                                 "--workers", str(workers)], env, log)
     p = Process("gateway", process, f"http://127.0.0.1:{port}", log)
     started.append(p)
     _wait_until_up(p, {"query": "{ __typename }"})
