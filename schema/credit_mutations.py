@@ -11,7 +11,6 @@ from resolvers import credit_changes as resolve
 from schema.common import Info, UserError, node_uuid, user_errors
 from resolvers import people as resolve_people
 from schema.credits import CloudCreditAccessMode, CloudCreditMember, CloudCreditPool, CloudCreditRequest
-from schema.references import account_node
 
 
 @strawberry.input(description="New credit access for members of the viewer's organization.")
@@ -52,8 +51,7 @@ async def set_credit_access(
                                              input.mode.value, input.quota)
     accounts = await resolve_accounts.accounts(info.context, result.account_ids)
     return SetCreditAccessPayload(
-        members=[CloudCreditMember(account=account_node(a), organization_id=result.organization_id)
-                 for a in accounts if a is not None],
+        members=CloudCreditMember.list_of([a for a in accounts if a is not None], result.organization_id),
         user_errors=user_errors(result.problems))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from enum import Enum
@@ -11,6 +12,7 @@ import strawberry
 from strawberry import relay
 
 from datasources.postgres import credits as records
+from datasources.postgres.accounts import Account as AccountRecord
 from planning.declare import column, from_record
 from resolvers import credits as resolve
 from schema.common import Info, by_uuid, resolve_visible
@@ -146,14 +148,37 @@ async def credit_requests(info: Info, account_id: UUID, slice: Slice) -> CloudCr
     return CloudCreditRequestConnection.from_page(page, CloudCreditRequest.from_record, slice)
 
 
+class _ListedTogether:
+    """The members of one `CloudCreditPool.members` list: the first `access` asked works out
+    every member's in one call, which the others then share. Asked member by member, the pool's
+    30 members cost 30 times the rights checks and pool settlements of one call, and half the
+    dashboard's time."""
+
+    def __init__(self, account_ids: list[UUID]) -> None:
+        self.account_ids = account_ids
+        self._found: asyncio.Future[list[CloudCreditAccess]] | None = None
+
+    async def access(self, info: Info, account_id: UUID) -> CloudCreditAccess:
+        if self._found is None:
+            self._found = asyncio.ensure_future(credit_accesses(info, self.account_ids))
+        return (await self._found)[self.account_ids.index(account_id)]
+
+
 @strawberry.type(description="One member of the organization with their credit access and usage.")
 class CloudCreditMember:
     account: AccountRef = strawberry.field(description="The member.")
     organization_id: strawberry.Private[UUID]
+    listed: strawberry.Private[_ListedTogether]
 
     @strawberry.field(description="The member's access: mode, limit, usage and what they can still spend.")
     async def access(self, info: Info) -> CloudCreditAccess:
-        return await credit_access(info, UUID(self.account.id))
+        return await self.listed.access(info, UUID(self.account.id))
+
+    @staticmethod
+    def list_of(accounts: Sequence[AccountRecord], organization_id: UUID) -> list["CloudCreditMember"]:
+        listed = _ListedTogether([a.id for a in accounts])
+        return [CloudCreditMember(account=account_node(a), organization_id=organization_id, listed=listed)
+                for a in accounts]
 
 
 @strawberry.type(description="An organization's credits: grants minus usage, shared by its members.")
@@ -196,8 +221,8 @@ class CloudCreditPool:
     @strawberry.field(description="Every member of the organization with their credit access; owner, "
                                   "admins, then members, each by email.")
     async def members(self, info: Info) -> list[CloudCreditMember]:
-        found = await resolve.members(info.context, self.organization_id)
-        return [CloudCreditMember(account=account_node(a), organization_id=self.organization_id) for a in found]
+        return CloudCreditMember.list_of(await resolve.members(info.context, self.organization_id),
+                                         self.organization_id)
 
     @strawberry.field(description="Requests for more credits not yet answered, oldest first.")
     async def pending_requests(self, info: Info) -> list[CloudCreditRequest]:
