@@ -63,11 +63,21 @@ async def dashboard_io(gateway, token: str) -> tuple[dict, dict]:
     return body["data"], body["extensions"]["io"]
 
 
+async def warm_up(gateway, token: str) -> None:
+    """Until three dashboards in a row cost the same: the first fills the billing mirror, whose
+    write-backs borrow pool connections of their own, and each pool connection introspects
+    types once, the first time it runs the dashboard's statements."""
+    costs: list[dict] = []
+    while len(costs) < 3 or not costs[-1] == costs[-2] == costs[-3]:
+        assert len(costs) < 12, costs
+        costs.append((await dashboard_io(gateway, token))[1])
+
+
 @pytest.mark.reads_only(False)  # it writes
 @production_executor_only  # a count of the production path: a benchmark's figure
 async def test_dashboard_io_does_not_grow_with_the_organization(gateway, db):
     token = await gateway.login("admin@northwind.example")
-    await dashboard_io(gateway, token)  # warm up: new pool connections introspect types once
+    await warm_up(gateway, token)
     await grow_to(db, 10)
     small, small_io = await dashboard_io(gateway, token)
     await grow_to(db, 200)
