@@ -14,6 +14,7 @@ the other's.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import math
 import os
@@ -111,8 +112,10 @@ async def run(args: argparse.Namespace) -> int:
             print(f"bench.billing: loaded in {loaded.seconds:.1f} s; the normal tenant bills as {customer} at "
                   f"localstripe {emulator.api_base}", flush=True)
             await slow.start()
-            gateway = servers.start_gateway(postgres.dsn(), workspace.root, workspace.started,
-                                            {"STRIPE_API_BASE": slow.url})
+            # In a thread: the wait for the gateway sleeps, and the proxy in this loop must answer
+            # the provider calls the gateway makes while it starts (subscriptions it puts there).
+            gateway = await asyncio.to_thread(servers.start_gateway, postgres.dsn(), workspace.root,
+                                              workspace.started, {"STRIPE_API_BASE": slow.url})
             token = await session.login(gateway.url, tenant.admin_email)
             full = load.build_request(f"{gateway.url}/graphql", {"query": FULL.read_text()}, token)
             plain = load.build_request(f"{gateway.url}/graphql", {"query": without_billing(FULL.read_text())}, token)

@@ -14,6 +14,7 @@ from starlette.websockets import WebSocket
 
 from datasources.identity.oidc import IdentityProviders
 from datasources.payments.client import PaymentsClient
+from datasources.payments.emulator import EMULATOR_API_KEY
 from datasources.postgres.database import Database
 from datasources.postgres.listener import listening
 from gateway import graphiql, invoice_files, sso
@@ -37,9 +38,6 @@ from gateway.webhooks import payment_webhook
 from gateway.websocket import LiveConnections, graphql_ws
 from resolvers.event_hub import Hub
 from schema import build_schema
-
-# localstripe accepts any key; the SDK insists on having one.
-EMULATOR_API_KEY = "sk_test_local_emulator"
 
 
 class GatewayApp(Starlette):

@@ -19,15 +19,14 @@ from auth import principals
 from datasources.errors import GatewayError
 from datasources.postgres import service_tokens, staff
 from datasources.payments.client import PaymentsClient
+from datasources.payments.emulator import EMULATOR_API_KEY
 from datasources.postgres.database import Database
-from gateway import logs, startup, workers
-from gateway.app import EMULATOR_API_KEY
+from gateway import logs, startup
 from gateway.embedded import embedded_services
 from gateway.persisted import load_operations
 from gateway.settings import Settings, SettingsError, for_start, from_env
 from gateway.settings_doc import environment_help
 from resolvers import subscription_sync
-from schema import build_schema
 
 log = logging.getLogger("gateway")
 
@@ -241,6 +240,10 @@ async def _serve_async(settings: Settings, sock: socket.socket, metrics_sock: so
                  "" if settings.production else " (GraphiQL in a browser)")
         if metrics_sock is not None:
             log.info("metrics at http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
+        # Imported here, not at the top: the app and its schema take over a second to import,
+        # which every other command (migrate, staff, service-token) would pay for nothing.
+        from gateway import workers
+
         if args.workers > 1:
             await workers.supervise(settings, sock, args.workers, metrics_sock)
         else:
@@ -278,6 +281,8 @@ async def _seed_demo(settings: Settings, db: Database, payments: PaymentsClient)
 
 
 def _export_schema(args: argparse.Namespace) -> None:
+    from schema import build_schema  # see _serve_async
+
     sdl = build_schema().as_str() + "\n"
     if args.output:
         args.output.write_text(sdl)

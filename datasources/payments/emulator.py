@@ -26,6 +26,8 @@ from pathlib import Path
 from types import TracebackType
 
 READY_PREFIX = "listening "
+# The key the gateway sends the local emulator: localstripe accepts any, the SDK insists on one.
+EMULATOR_API_KEY = "sk_test_local_emulator"
 
 
 # --- child side -------------------------------------------------------------------
