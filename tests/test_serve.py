@@ -306,6 +306,24 @@ def test_restart_reuses_the_data_directory(served, data_dir):
         assert stop(again) == 0
 
 
+def test_two_serves_on_one_data_directory_keep_the_database_until_the_last_stops(tmp_path):
+    first = start(tmp_path / "data", tmp_path / "first.log")
+    second = start(tmp_path / "data", tmp_path / "second.log")
+    postgres_pid = first.postgres_pid()
+    try:
+        assert "using the embedded PostgreSQL already running" in second.output()
+        assert stop(first) == 0
+        token = login(second, "owner@globex.example")  # the database is still there for the second
+        assert graphql(second, VIEWER, token=token)["data"]["viewer"]["organization"]["name"] == "Globex Visuals"
+        assert psutil.pid_exists(postgres_pid) and second.postgres_pid() == postgres_pid
+        assert "left running for the other processes" in first.output()
+    finally:
+        for served in (first, second):
+            if served.process.poll() is None:
+                stop(served)
+    assert gone(postgres_pid), "the last serve to stop leaves the embedded PostgreSQL running"
+
+
 def test_a_port_in_use_is_a_one_line_error(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
