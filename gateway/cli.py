@@ -26,7 +26,6 @@ from gateway.embedded import embedded_services
 from gateway.persisted import load_operations
 from gateway.settings import Settings, SettingsError, for_start, from_env
 from gateway.settings_doc import environment_help
-from resolvers import subscription_sync
 
 log = logging.getLogger("gateway")
 
@@ -233,9 +232,8 @@ async def _serve_async(settings: Settings, sock: socket.socket, metrics_sock: so
             await startup.apply_migrations(db)
             if settings.seed_demo:
                 await _seed_demo(settings, db, payments)
-            else:
-                # Rows made before the provider held subscriptions get their provider side.
-                await subscription_sync.sync_all(db, payments)
+            # Rows made before the provider held subscriptions get their provider side in the
+            # scheduler's passes (resolvers/subscription_sync.py), not here before listening.
         log.info("GraphQL at http://%s:%d/graphql%s", args.host, args.port,
                  "" if settings.production else " (GraphiQL in a browser)")
         if metrics_sock is not None:

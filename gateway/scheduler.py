@@ -1,6 +1,7 @@
 """The scheduler: time-based events (expiries, a low credit pool), the event log's pruning and
-the billing mirror's reconcile pass (loaders/billing.reconcile), every SCHEDULER_INTERVAL_SECONDS, on one gateway process at a time among all those on one
-database.
+the billing mirror's reconcile pass (loaders/billing.reconcile) and putting at the payment
+provider the subscriptions it does not hold yet (resolvers/subscription_sync.py), every
+SCHEDULER_INTERVAL_SECONDS, on one gateway process at a time among all those on one database.
 
 Every process runs this loop; the one holding PostgreSQL's session advisory lock (on a
 connection of its own, datasources/postgres/schedule.Leadership) runs the passes, and the others
@@ -22,6 +23,7 @@ from datasources.postgres.database import Database
 from datasources.postgres.schedule import Leadership
 from gateway.settings import Settings
 from loaders import billing
+from resolvers import subscription_sync
 from resolvers.schedule import run_pass
 
 log = logging.getLogger("gateway.scheduler")
@@ -64,6 +66,8 @@ class Scheduler:
                 log.info("this process now runs the scheduler")
             reported = await run_pass(self.db, retention_days=self.retention_days)
             refetched = await billing.reconcile(self.db, self.payments, self.mirror_max_age)
+            if self.payments is not None:
+                await subscription_sync.sync_all(self.db, self.payments)
         except DatabaseUnavailable:  # one line, and try again next interval
             log.warning("the scheduler waits for the database")
             return None

@@ -2,8 +2,11 @@
 
 A row still running with no provider subscription gets one for the period already paid (the
 provider charges nothing now and bills from the period's end), then follows it. This runs for
-every such row when `serve` starts and after the demo seed, and for one row before its first
-change (`ensure_at_provider`), so that a row missed by both still works.
+every such row in each scheduler pass (gateway/scheduler.py: the first right after `serve`
+starts, then every interval, so a row the provider could not take is tried again) and after the
+demo seed, and for one row before its first change (`ensure_at_provider`), so that a row missed
+by both still works. Not before `serve` listens: a provider that does not answer would hold the
+start back by its time-out per row, and health checks fail meanwhile.
 
 The row stays locked while the provider creates its side, so two processes starting at once
 create it once; the request key is derived from the row's id, so a retry after a lost answer is
@@ -15,7 +18,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timezone
 
-from datasources.errors import GatewayError
+from datasources.errors import GatewayError, ProviderUnavailable
 from datasources.payments.client import PaymentsClient
 from datasources.postgres import accounts, entitlements, subscription_changes
 from datasources.postgres.database import Database
@@ -59,7 +62,8 @@ def running(subscription: Subscription) -> bool:
 
 async def sync_all(db: Database, payments: PaymentsClient) -> int:
     """Creates the provider side of every running row that lacks one; how many it created.
-    A provider failure is logged and left to the next start or the row's first change."""
+    A failure is logged and left to the next pass or the row's first change; an unavailable
+    provider ends the pass at once (one line, not one per row)."""
     created = 0
     for subscription_id in await subscription_changes.running_without_provider(db):
         [subscription] = await entitlements.subscriptions_by_ids(db, [subscription_id])
@@ -67,6 +71,9 @@ async def sync_all(db: Database, payments: PaymentsClient) -> int:
             continue
         try:
             followed = await ensure_at_provider(db, payments, subscription)
+        except ProviderUnavailable as exc:
+            log.warning("subscriptions not yet at the payment provider are left to the next pass (%s)", exc.message)
+            break
         except GatewayError as exc:
             log.warning("subscription %s: not created at the payment provider yet (%s)", subscription_id,
                         exc.message)

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
+from datasources.payments.client import PaymentsClient
+from datasources.payments.emulator import EMULATOR_API_KEY
 from datasources.postgres.database import Database
 from gateway.demo import demo_id
+from gateway.scheduler import Scheduler
 from gateway.settings import Settings
-from resolvers import subscription_sync
 from tests.conftest import Gateway
 from tests.provider_subscriptions import LUMEN_SUBSCRIPTION, NORTHWIND, VISA, Billed, billed, refusing  # noqa: F401
 from tests.test_provider_faults import ADMIN, TIMEOUT, Proxy, gid, key
@@ -384,22 +387,41 @@ async def test_a_lost_answer_to_a_seat_increase_never_charges_twice(app_for, set
     assert (await billed.subscription(db)).quantity == 12 == (await rows(db))[5]
 
 
-async def test_the_startup_sync_puts_running_rows_at_the_provider_once(billed, database_url, db):
+async def test_the_scheduler_puts_running_rows_at_the_provider_once_and_waits_out_an_outage(
+        billed, database_url, db, resolver_settings, caplog):
+    async def provider_ids() -> dict[str, str | None]:
+        return {r["sku"]: r["provider_subscription_id"] for r in await db.fetch(
+            "SELECT p.sku, s.provider_subscription_id FROM subscriptions s JOIN products p ON p.id = s.product_id"
+            " WHERE s.organization_id = $1", NORTHWIND)}
+
     database = await Database.connect(database_url)
+    down = PaymentsClient(EMULATOR_API_KEY, api_base="http://127.0.0.1:9", timeout_seconds=1)  # nothing listens
+    settings = resolver_settings.with_(run_scheduler=True)
     try:
-        created = await subscription_sync.sync_all(database, billed.provider)
-        again = await subscription_sync.sync_all(database, billed.provider)
+        outage = Scheduler(database, settings, down)
+        with caplog.at_level(logging.WARNING, logger="gateway.subscriptions"):
+            assert await outage.tick() is not None  # the pass itself went on
+        await outage.leadership.release()
+        assert set((await provider_ids()).values()) == {None}
+        assert [r.getMessage() for r in caplog.records if r.name == "gateway.subscriptions"] == [
+            "subscriptions not yet at the payment provider are left to the next pass "
+            "(The payment provider is unavailable; try again shortly.)"]
+
+        scheduler = Scheduler(database, settings, billed.provider)
+        assert await scheduler.tick() is not None
+        created = await provider_ids()
+        assert await scheduler.tick() is not None
+        await scheduler.leadership.release()
     finally:
+        await down.close()
         await database.close()
     # Northwind's Lumen and Atlas (running); Vapor FX is EXPIRED and stays here only.
-    assert (created, again) == (2, 0)
-    found = {r["sku"]: r for r in await db.fetch(
-        "SELECT p.sku, s.provider_subscription_id, s.seats, s.current_period_end FROM subscriptions s"
-        " JOIN products p ON p.id = s.product_id WHERE s.organization_id = $1", NORTHWIND)}
-    assert found["VAPOR-FX"]["provider_subscription_id"] is None
+    assert created["VAPOR-FX"] is None and created["LUMEN-RENDER"] and created["ATLAS-SCATTER"]
+    assert await provider_ids() == created  # the second pass created nothing more
     lumen = await billed.subscription(db)
-    assert (lumen.quantity, lumen.current_period_end, lumen.status) == (
-        10, found["LUMEN-RENDER"]["current_period_end"], "ACTIVE")
+    period_end = await db.fetchval("SELECT current_period_end FROM subscriptions WHERE provider_subscription_id = $1",
+                                   created["LUMEN-RENDER"])
+    assert (lumen.quantity, lumen.current_period_end, lumen.status) == (10, period_end, "ACTIVE")
     assert await billed.invoices() == []  # the period was paid already: nothing charged
 
 
