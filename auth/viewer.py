@@ -71,11 +71,39 @@ async def authenticate(db: Executor, presented: Credentials) -> Viewer:
         return Viewer(service=ServicePrincipal(found.id, found.name, frozenset(found.scopes)))
     if claims is None:
         return ANONYMOUS
-    session = await staff.live_session(db, claims.session_id)
+    return session_viewer(claims, await staff.live_session(db, claims.session_id))
+
+
+def session_viewer(claims: TokenClaims, session: staff.SessionStanding | None) -> Viewer:
+    """The viewer a token's claims make with what the session check found (None: no live session)."""
     if session is None or session.account_id != claims.account_id:
         return ANONYMOUS
     return Viewer(account_id=session.account_id, session_id=session.session_id, staff_role=session.staff_role,
                   standing=session)
+
+
+class RecentSessions:
+    """What each session's check found the last time, in this process: a guess to start a query
+    with, never an answer. A query that starts from it runs the check in its own first statement
+    and stands only if the check finds the same (gateway/http.py); so no change to a session,
+    role or membership waits on this to be forgotten."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self._capacity = capacity
+        self._found: dict[UUID, staff.SessionStanding] = {}
+
+    def guess(self, claims: TokenClaims) -> staff.SessionStanding | None:
+        found = self._found.get(claims.session_id)
+        return found if found is not None and found.account_id == claims.account_id else None
+
+    def note(self, claims: TokenClaims, viewer: Viewer) -> None:
+        """What a check found for the session (an anonymous viewer: no live session)."""
+        if viewer.standing is None:
+            self._found.pop(claims.session_id, None)
+            return
+        if len(self._found) >= self._capacity:
+            self._found.clear()  # simpler than an LRU: each live session is checked again once
+        self._found[claims.session_id] = viewer.standing
 
 
 def require_account(viewer: Viewer) -> UUID:

@@ -12,7 +12,7 @@ from datasources.postgres.database import Database
 from gateway.limits import Limiter
 from gateway.persisted import OperationRegistry
 from gateway.settings import Settings
-from auth.viewer import ANONYMOUS
+from auth.viewer import ANONYMOUS, RecentSessions
 from loaders import create_loaders
 from resolvers.context import Config, Context
 from schema import GatewaySchema
@@ -28,6 +28,8 @@ class Services:
     limiter: Limiter
     operations: OperationRegistry = field(default_factory=OperationRegistry)
     identity: IdentityProviders | None = None
+    # What each session's check found last time: where a query starts (gateway/http.py).
+    recent_sessions: RecentSessions = field(default_factory=RecentSessions)
 
 
 def resolver_config(settings: Settings) -> Config:

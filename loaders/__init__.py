@@ -49,6 +49,11 @@ class Loaders:
     def __init__(self, reader: MergingReader, payments: PaymentsClient | None, batcher: Batcher) -> None:
         self.__dict__.update(_reader=reader, _payments=payments, _batcher=batcher)
 
+    @property
+    def reader(self) -> MergingReader:
+        """The request's merging reader (gateway/http.py has the session check ride in it)."""
+        return self._reader
+
     def __getattr__(self, name: str) -> Any:
         # Reached only while `name` is not in the instance's dict: a group's first use.
         make = _GROUPS.get(name)

@@ -32,6 +32,7 @@ class MergingReader:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._pending: list[tuple[str, tuple[Any, ...], asyncio.Future]] = []
+        self._riders: list[tuple[str, tuple[Any, ...], asyncio.Future]] = []
 
     async def fetch(self, query: str, *args: Any) -> list[Any]:
         future = asyncio.get_running_loop().create_future()
@@ -43,6 +44,19 @@ class MergingReader:
             loop.call_soon(loop.call_soon, self._flush)
         return await future
 
+    def ride_along(self, query: str, *args: Any) -> asyncio.Future:
+        """A read that starts no statement of its own: its rows come with the next round's
+        (the request's first), or alone once `send_riders` finds it still waiting. The
+        session check of a request travels so (gateway/http.py)."""
+        future = asyncio.get_running_loop().create_future()
+        self._riders.append((query, args, future))
+        return future
+
+    async def send_riders(self) -> None:
+        riders, self._riders = self._riders, []
+        if riders:
+            await self._run(riders)
+
     async def fetchrow(self, query: str, *args: Any) -> Any:
         return await self.db.fetchrow(query, *args)
 
@@ -53,7 +67,7 @@ class MergingReader:
         return await self.db.execute(query, *args)
 
     def _flush(self) -> None:
-        pending, self._pending = self._pending, []
+        pending, self._pending, self._riders = self._riders + self._pending, [], []
         asyncio.ensure_future(self._run(pending))
 
     async def _run(self, pending: list[tuple[str, tuple[Any, ...], asyncio.Future]]) -> None:

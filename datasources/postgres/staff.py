@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -27,18 +28,18 @@ class SessionStanding:
     session_id: UUID
     account_id: UUID
     staff_role: str | None
+    expires_at: datetime
     account: Account | None
     membership: Membership | None
     organization: Organization | None
 
 
-async def live_session(db: Executor, session_id: UUID) -> SessionStanding | None:
-    """`sessions.active_session` with the account's staff role, in the same one statement: a
-    revoked role counts from the next request, and no request pays a second statement for it.
-    The account, its membership and organization come with it: nearly every request reads
-    them next, and would otherwise spend a round of its own on them."""
-    row = await db.fetchrow(
-        f"""SELECT s.id AS session_id, s.account_id, r.role AS staff_role,
+# `sessions.active_session` with the account's staff role, in the same one statement: a revoked
+# role counts from the next request, and no request pays a second statement for it. The account,
+# its membership and organization come with it: nearly every request reads them next, and would
+# otherwise spend a round of its own on them. A query (`$1`: the session id) so that it can also
+# travel inside a request's first merged statement (gateway/http.py, `MergingReader.ride_along`).
+SESSION_CHECK = f"""SELECT s.id AS session_id, s.account_id, r.role AS staff_role, s.expires_at,
                   {account_columns("a", "found_")},
                   m.organization_id, m.role::text AS member_role, m.joined_at,
                   o.name AS organization_name, o.payment_customer_id
@@ -47,13 +48,21 @@ async def live_session(db: Executor, session_id: UUID) -> SessionStanding | None
            LEFT JOIN accounts a ON a.id = s.account_id
            LEFT JOIN memberships m ON m.account_id = s.account_id
            LEFT JOIN organizations o ON o.id = m.organization_id
-           WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > now()""", session_id)
+           WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > now()"""
+
+
+async def live_session(db: Executor, session_id: UUID) -> SessionStanding | None:
+    return standing_from(await db.fetchrow(SESSION_CHECK, session_id))
+
+
+def standing_from(row: Any) -> SessionStanding | None:
+    """SESSION_CHECK's row (None: no live session) as a SessionStanding."""
     if row is None:
         return None
     account = account_from(row, "found_") if row["found_id"] is not None else None
     member = row["organization_id"] is not None
     return SessionStanding(
-        row["session_id"], row["account_id"], row["staff_role"], account,
+        row["session_id"], row["account_id"], row["staff_role"], row["expires_at"], account,
         Membership(row["account_id"], row["organization_id"], row["member_role"], row["joined_at"]) if member else None,
         Organization(row["organization_id"], row["organization_name"], row["payment_customer_id"]) if member else None)
 
