@@ -138,3 +138,35 @@ async def test_a_token_naming_another_account_for_a_known_session_is_refused(gat
     for query in (VIEWER, MEMBERS):
         assert refused(await gateway.execute(query, token=crossed))
     assert "errors" not in await gateway.execute(VIEWER, token=token)
+
+
+def test_recent_sessions_keep_the_most_recently_used_and_guess_only_live_ones():
+    from datetime import datetime, timedelta, timezone
+    from uuid import uuid4
+
+    from auth.viewer import ANONYMOUS, RecentSessions, Viewer
+    from auth.tokens import TokenClaims
+    from datasources.postgres.staff import SessionStanding
+
+    now = datetime.now(timezone.utc)
+
+    def session(expires_in: float = 60) -> tuple[TokenClaims, Viewer]:
+        account, sid = uuid4(), uuid4()
+        standing = SessionStanding(sid, account, None, now + timedelta(seconds=expires_in), None, None, None)
+        return TokenClaims(sid, account, now + timedelta(minutes=5)), Viewer(account_id=account, session_id=sid,
+                                                                             standing=standing)
+
+    recent = RecentSessions(capacity=2)
+    (a, va), (b, vb), (c, vc) = session(), session(), session()
+    recent.note(a, va)
+    recent.note(b, vb)
+    assert recent.guess(a) == va.standing  # a used again: b is now the oldest
+    recent.note(a, va)
+    recent.note(c, vc)
+    assert recent.guess(b) is None and recent.guess(a) == va.standing and recent.guess(c) == vc.standing
+    recent.note(c, ANONYMOUS)  # the check found no live session
+    assert recent.guess(c) is None
+    expired, ve = session(expires_in=-1)
+    recent.note(expired, ve)
+    assert recent.guess(expired) is None
+    assert recent.guess(TokenClaims(a.session_id, uuid4(), a.expires_at)) is None  # another account's token
