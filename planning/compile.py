@@ -98,11 +98,15 @@ class _Render:
         self.count += 1
         return f"{hint}{self.count}"
 
-    def object(self, shape: Shape, t: str) -> str:
+    def object(self, shape: Shape, t: str, joined: dict[tuple[str, str], str] | None = None) -> str:
+        """`joined`: rows the statement already joined to {t}, by (table, {t}'s column): alias."""
         arguments = []
         for key, part in shape.fields:
             arguments.append(f"'{key}'")  # GraphQL names: letters, digits and _ only
-            arguments.append(self.part(part, t))
+            if isinstance(part, Child) and joined and (part.relation.table, part.relation.key) in joined:
+                arguments.append(self.object(part.shape, joined[part.relation.table, part.relation.key]))
+            else:
+                arguments.append(self.part(part, t))
         built = f"json_build_object({', '.join(arguments)})"
         lets = {name: sql for name, sql in shape.lets if "{" + name + "}" in built}
         if not lets:
@@ -132,7 +136,8 @@ class _Render:
         sql = relation.sql.replace("{source}", source)
         for name, value in names.items():
             sql = sql.replace("{" + name + "}", value)
-        return sql.replace("{object}", self.object(shape, child))
+        joined = {(table, column): names[letter] for table, column, letter in relation.joined}
+        return sql.replace("{object}", self.object(shape, child, joined))
 
     def page(self, page: Page, t: str, cursor_keys: bool = False) -> str:
         """With `cursor_keys`, the object also holds CURSOR_KEYS: the rows' keyset values."""

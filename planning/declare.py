@@ -84,13 +84,19 @@ class Relation:
 
     `sql`: a scalar subquery yielding the child's JSON, `{object}`, over the child row aliased
     `{child}` (one of the fresh aliases {a} {p} {l} {x} {c}); `{source}` stands for `source`,
-    the rows it reads from. `key`: the parent's column the statement starts from."""
+    the rows it reads from. `key`: the parent's column the statement starts from.
+    `table`: set where the child is simply the row of that table whose id is the parent's `key`
+    (no condition), so that a parent which already joined that row can build the child from
+    its join; `joined`: the rows this relation's SQL joins to each child, as (table, the
+    child's column, the alias's letter)."""
 
     sql: str
     child: str
     key: str = "id"
     source: str = ""
     entry: Entry | None = None
+    table: str = ""
+    joined: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True)

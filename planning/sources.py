@@ -26,7 +26,7 @@ def one(table: str, column: str, child: str, visible: str | None = None) -> Rela
     """The row of `table` whose id is the parent's `column` (aliased `{child}`), if `visible`."""
     condition = f" AND {visible}" if visible else ""
     return Relation(f"(SELECT {{object}} FROM {table} {{{child}}} WHERE {{{child}}}.id = {{t}}.{column}{condition})",
-                    child, key=column)
+                    child, key=column, table="" if visible else table)
 
 
 def account_at(column: str, entry: Entry | None = None) -> Relation:
@@ -40,13 +40,16 @@ _LICENSES = ("(SELECT coalesce(json_agg({object} ORDER BY {p}.name, {l}.id), '[]
 # The licenses an account holds a seat of, by product. A join here is planned as a hash of
 # every license, once per account (4 ms for 25 accounts); the fenced lateral (OFFSET 0 keeps
 # it from being flattened) reads each license by its key.
+# A license's product is built from the join that orders them (3% of the dashboard's time in
+# PostgreSQL went to reading each product again).
+_PRODUCT_JOINED = (("products", "product_id", "p"),)
 LICENSES_HELD = Relation(_LICENSES % "{x}.account_id = {t}.id", "l",
                          source="allocations {x} CROSS JOIN LATERAL"
                                 " (SELECT * FROM licenses WHERE id = {x}.license_id OFFSET 0) {l}",
-                         entry=Entry("uuid"))
+                         entry=Entry("uuid"), joined=_PRODUCT_JOINED)
 # An organization's licenses, by product; for whoever reads them there.
 ORGANIZATION_LICENSES = Relation(_LICENSES % "{l}.organization_id = {t}.id", "l", source="licenses {l}",
-                                 entry=Entry("record.id", checked="Organization.licenses"))
+                                 entry=Entry("record.id", checked="Organization.licenses"), joined=_PRODUCT_JOINED)
 
 # What an account without a credit_access row may do with its organization's credits.
 DEFAULT_CREDIT_MODE = "UNLIMITED"
