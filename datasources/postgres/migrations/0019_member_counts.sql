@@ -9,7 +9,9 @@
 -- organization has more than 32 rows, the statement that added the last one folds them into
 -- one: it takes only rows nobody else holds (SKIP LOCKED), so folding never waits either, and
 -- each fold replaces exactly the rows it deleted with their sum, in the same transaction as the
--- change itself. Every snapshot therefore sums to that snapshot's count(*).
+-- change itself. Every snapshot therefore sums to that snapshot's count(*). (The gateway's
+-- transactions are READ COMMITTED; one at REPEATABLE READ that folds rows a concurrent fold
+-- already replaced gets a serialization error, to be retried like any other at that level.)
 CREATE TABLE member_count_deltas (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     organization_id  uuid NOT NULL,
