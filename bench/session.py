@@ -42,5 +42,16 @@ async def settled(conn: asyncpg.Connection, pid: int, limit: float = 180.0) -> N
         if unsent == 0 and busy < 0.05:
             print(f"bench: the gateway's startup work (scheduler pass, mail) done after "
                   f"{time.monotonic() - started:.0f} s", flush=True)
+            await _vacuumed(conn)
             return
     print(f"bench: the gateway was still busy after {limit:.0f} s; measuring anyway", flush=True)
+    await _vacuumed(conn)
+
+
+async def _vacuumed(conn: asyncpg.Connection) -> None:
+    """The startup work leaves thousands of dead rows (mail sent, reports claimed) that
+    autovacuum would clean up in the first measured phase, beside the server measured there (in a
+    full run: 2.1 ms of the gateway's CPU per dashboard instead of 1.35). Done now instead."""
+    started = time.monotonic()
+    await conn.execute("VACUUM (ANALYZE)")
+    print(f"bench: vacuumed after the startup work in {time.monotonic() - started:.1f} s", flush=True)
