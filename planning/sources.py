@@ -10,7 +10,7 @@ from planning import rights
 from planning.declare import Connection, Entry, Relation
 
 # A license's seats allocated to people; `{allocated}` where used (`declare.Table.lets`).
-LICENSE_LETS = {"allocated": "(SELECT count(*) FROM allocations WHERE license_id = {t}.id)"}
+LICENSE_LETS = {"allocated": "(SELECT coalesce(sum(delta), 0) FROM seat_count_deltas WHERE license_id = {t}.id)"}
 # EXPIRED; SUSPENDED once a failed renewal's grace has ended (GRACE until then: still usable); else
 # EXPIRING within `rights.EXPIRING_WITHIN`, or ACTIVE. The allocation refuses EXPIRED and SUSPENDED.
 LICENSE_STATUS = (f"CASE WHEN {{t}}.expires_at <= now() THEN 'EXPIRED'"

@@ -1,10 +1,12 @@
-"""A member list's totalCount reads the count migration 0019's triggers keep, not count(*) over
-every member: it must still equal count(*) after any write to memberships, from any path, in
-any interleaving, and it must stay a handful of rows however many changes came before."""
+"""A member list's totalCount and a license's allocatedCount read the counts migration 0019's
+triggers keep, not count(*) over every member or seat: they must still equal count(*) after any
+write, from any path, in any interleaving, and stay a handful of rows however many changes came
+before."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
 
 import asyncpg
@@ -20,22 +22,26 @@ TOTALS = """{ viewer { organization {
   kept: members(first: 2) { totalCount pageInfo { hasNextPage } }
   counted: members(first: 2, search: "@") { totalCount }
 } } }"""
-FOLD_AFTER = 32  # rows per organization before they are folded into one (the migration)
+SEATS = "{ viewer { organization { licenses { id allocatedCount allocations(first: 1) { totalCount } } } } }"
+FOLD_AFTER = 32  # rows per key before they are folded into one (the migration)
+# (the deltas table, its key column, the counted table)
+MEMBERS = ("member_count_deltas", "organization_id", "memberships")
+SEATS_KEPT = ("seat_count_deltas", "license_id", "allocations")
 
 
-async def mismatches(db: asyncpg.Connection) -> list[asyncpg.Record]:
-    """Organizations whose kept count differs from count(*) (none is the rule)."""
-    return await db.fetch("""
-        SELECT coalesce(k.organization_id, c.organization_id) AS organization_id, k.kept, c.counted
-        FROM (SELECT organization_id, sum(delta) AS kept FROM member_count_deltas GROUP BY 1) k
-        FULL JOIN (SELECT organization_id, count(*) AS counted FROM memberships GROUP BY 1) c
-          ON c.organization_id = k.organization_id
+async def mismatches(db: asyncpg.Connection, kept: tuple[str, str, str] = MEMBERS) -> list[asyncpg.Record]:
+    """Keys whose kept count differs from count(*) (none is the rule)."""
+    deltas, key, counted = kept
+    return await db.fetch(f"""
+        SELECT coalesce(k.key, c.key) AS key, k.kept, c.counted
+        FROM (SELECT {key} AS key, sum(delta) AS kept FROM {deltas} GROUP BY 1) k
+        FULL JOIN (SELECT {key} AS key, count(*) AS counted FROM {counted} GROUP BY 1) c ON c.key = k.key
         WHERE k.kept IS DISTINCT FROM c.counted AND coalesce(k.kept, 0) + coalesce(c.counted, 0) > 0""")
 
 
-async def most_rows(db: asyncpg.Connection) -> int:
-    return await db.fetchval("SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM member_count_deltas"
-                             " GROUP BY organization_id) AS r")
+async def most_rows(db: asyncpg.Connection, kept: tuple[str, str, str] = MEMBERS) -> int:
+    deltas, key, _ = kept
+    return await db.fetchval(f"SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM {deltas} GROUP BY {key}) AS r")
 
 
 async def shown(gateway, token: str) -> tuple[int, int, bool]:
@@ -151,9 +157,57 @@ async def test_joins_and_departures_in_flight_together_keep_the_count_exact(gate
     assert total == counted
 
 
-async def test_a_deleted_organization_or_emptied_table_leaves_no_count_behind(db):
+async def test_a_deleted_organization_or_emptied_tables_leave_no_count_behind(db):
     await db.execute("DELETE FROM organizations WHERE id = $1", GLOBEX)
     assert await db.fetchval("SELECT count(*) FROM member_count_deltas WHERE organization_id = $1", GLOBEX) == 0
     assert await mismatches(db) == []
     await db.execute("TRUNCATE memberships CASCADE")
     assert await db.fetchval("SELECT count(*) FROM member_count_deltas") == 0
+    await db.execute("TRUNCATE allocations")
+    assert await db.fetchval("SELECT count(*) FROM seat_count_deltas") == 0
+
+
+async def test_every_kind_of_seat_write_keeps_the_shown_seat_counts_exact(gateway, db):
+    token = await gateway.login("admin@northwind.example")
+    licenses = [r["id"] for r in await db.fetch("SELECT id FROM licenses WHERE organization_id = $1 ORDER BY id",
+                                                NORTHWIND)]
+
+    async def check(step: str) -> None:
+        body = await gateway.execute(SEATS, token=token)
+        assert "errors" not in body, body
+        counted = dict(await db.fetch("SELECT l.id, (SELECT count(*) FROM allocations a WHERE a.license_id = l.id)"
+                                      " FROM licenses l WHERE l.organization_id = $1", NORTHWIND))
+        shown = {uuid.UUID(base64.b64decode(item["id"]).decode().split(":", 1)[1]): item
+                 for item in body["data"]["viewer"]["organization"]["licenses"]}
+        assert {k: (v["allocatedCount"], v["allocations"]["totalCount"]) for k, v in shown.items()} == \
+            {k: (n, n) for k, n in counted.items()}, step
+        assert await mismatches(db, SEATS_KEPT) == [], step
+        assert await most_rows(db, SEATS_KEPT) <= FOLD_AFTER + 1, step
+
+    await check("the demo data")
+    accounts = await new_accounts(db, 80)
+    await join(db, accounts)
+    await db.execute("INSERT INTO allocations (license_id, account_id) SELECT $1, unnest($2::uuid[])",
+                     licenses[0], accounts[:40])
+    await check("40 seats in one statement")
+    for account in accounts[40:80]:  # past the fold
+        await db.execute("INSERT INTO allocations (license_id, account_id) VALUES ($1, $2)", licenses[1], account)
+    await check("40 seats one by one")
+    await db.execute("UPDATE allocations SET license_id = $1 WHERE license_id = $2 AND account_id = ANY($3::uuid[])",
+                     licenses[2], licenses[0], accounts[:10])
+    await check("10 seats moved to another license")
+    await db.execute("DELETE FROM allocations WHERE account_id = ANY($1::uuid[])", accounts[10:20])
+    await check("10 seats revoked")
+    await db.execute("DELETE FROM accounts WHERE id = ANY($1::uuid[])", accounts[40:50])
+    await check("10 accounts deleted (their seats by cascade)")
+    try:
+        async with db.transaction():
+            await db.execute("INSERT INTO allocations (license_id, account_id) SELECT $1, unnest($2::uuid[])",
+                             licenses[3], accounts[50:60])
+            raise RuntimeError("rolled back")
+    except RuntimeError:
+        pass
+    await check("10 seats in a transaction rolled back")
+    await db.execute("DELETE FROM licenses WHERE id = $1", licenses[1])
+    await check("a license deleted (its seats by cascade)")
+    assert await db.fetchval("SELECT count(*) FROM seat_count_deltas WHERE license_id = $1", licenses[1]) == 0
