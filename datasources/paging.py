@@ -25,11 +25,20 @@ DEFAULT_PAGE = 50
 T = TypeVar("T")
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def encode_cursor(key: Sequence[Any]) -> str:
+    return cursor_bytes(key).decode()
+
+
+def cursor_bytes(key: Sequence[Any]) -> bytes:
+    """`encode_cursor` as the bytes that go into an answer (planning.fragments writes them so)."""
     # orjson: a page makes a cursor per row, and json.dumps took 5 µs of the 6 each cost. A
     # cursor made by the json module before decodes the same (only datetimes and non-ASCII
-    # text differ in their bytes, and the database reads both forms).
-    return base64.urlsafe_b64encode(orjson.dumps(list(key), default=str)).decode()
+    # text differ in their bytes, and the database reads both forms). binascii is what
+    # base64.urlsafe_b64encode calls, without its layers (half of what a cursor costs).
+    return binascii.b2a_base64(orjson.dumps(list(key), default=str), newline=False).translate(_URLSAFE)
 
 
 def _text(part: Any) -> str | None:

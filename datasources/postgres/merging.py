@@ -20,6 +20,8 @@ from typing import Any
 from datasources.postgres.database import Database
 
 _PARAMETER = re.compile(r"\$(\d+)")
+_PARTS: dict[tuple[str, int, int], str] = {}
+MAX_PARTS = 2048  # a few per operation's round; past that, texts come and go (cleared, made again)
 
 
 class Row(dict):
@@ -98,12 +100,25 @@ class MergingReader:
     async def _merged(self, pending: list[tuple[str, tuple[Any, ...], asyncio.Future]]) -> list[list[Row]]:
         parts, params = [], []
         for n, (query, args, _) in enumerate(pending):
-            offset = len(params)
-            renumbered = _PARAMETER.sub(lambda m: f"${int(m.group(1)) + offset}", query)
-            parts.append(f"(SELECT array_agg(q) FROM ({renumbered}) AS q) AS r{n}")
+            parts.append(_part(query, len(params), n))
             params.extend(args)
         async with self.db.connection() as conn:
             names = [await self.db.column_names(conn, query) for query, _, _ in pending]
             row = await conn.fetchrow("SELECT " + ", ".join(parts), *params)
         assert row is not None
         return [[Row(zip(columns, values)) for values in (row[n] or ())] for n, columns in enumerate(names)]
+
+
+def _part(query: str, offset: int, n: int) -> str:
+    """The merged statement's column `r{n}`: `query` with its parameters numbered from `offset`.
+    Kept per (text, offset, column): the same rounds come back with every request, and the
+    renumbering scanned each query's text (the dashboard's is 20 KB) every time."""
+    key = (query, offset, n)
+    part = _PARTS.get(key)
+    if part is None:
+        renumbered = _PARAMETER.sub(lambda m: f"${int(m.group(1)) + offset}", query)
+        part = f"(SELECT array_agg(q) FROM ({renumbered}) AS q) AS r{n}"
+        if len(_PARTS) >= MAX_PARTS:
+            _PARTS.clear()
+        _PARTS[key] = part
+    return part
