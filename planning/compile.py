@@ -78,10 +78,11 @@ def cursor_slots(page: Page) -> list[tuple[str, str]]:
 
 
 def timestamp(column: str) -> str:
-    """datetime.isoformat() of what asyncpg reads: UTC, microseconds only when there are any."""
-    return (f"CASE WHEN {column} IS NOT NULL THEN to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS')"
-            f" || CASE WHEN extract(microseconds FROM {column})::bigint % 1000000 = 0 THEN ''"
-            f" ELSE to_char({column} AT TIME ZONE 'UTC', '.US') END || '+00:00' END")
+    """datetime.isoformat() of what asyncpg reads: UTC, microseconds only when there are any.
+    One to_char with the microseconds, dropped when they are all zero (to_char is strict: NULL
+    stays NULL), where two to_char calls and an extract cost twice as much per value."""
+    return (f"replace(to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US+00:00'),"
+            f" '.000000+', '+')")
 
 
 class _Render:

@@ -92,6 +92,25 @@ async def test_staff_read_an_organization_the_same_both_ways(gateway, reference,
     assert levels["data"]["staff"]["organization"]["licenses"]
 
 
+# Seconds only, trailing zeros in the microseconds, one microsecond before the epoch.
+MOMENTS = {"2026-01-02 03:04:05+00": "2026-01-02T03:04:05+00:00",
+           "2026-01-02 03:04:05.5+00": "2026-01-02T03:04:05.500000+00:00",
+           "1969-12-31 23:59:59.999999+00": "1969-12-31T23:59:59.999999+00:00"}
+
+
+@pytest.mark.reads_only(False)  # it writes
+@pytest.mark.parametrize("moment", MOMENTS)
+async def test_timestamps_are_written_the_same_both_ways(gateway, reference, db, moment):
+    """PostgreSQL writes a DateTime as Python's isoformat() does: microseconds only when there are any."""
+    await db.execute(f"UPDATE allocations SET allocated_at = '{moment}'")
+    admin = await gateway.login("admin@northwind.example")
+    levels, core, used = await both(gateway, reference, ORGANIZATION, {"first": 100}, admin)
+    assert used == "levels" and levels == core
+    shown = {s["allocatedAt"] for lic in levels["data"]["viewer"]["organization"]["licenses"]
+             for s in lic["seats"]["nodes"]}
+    assert shown == {MOMENTS[moment]}
+
+
 async def test_a_subtree_with_a_field_sql_does_not_build_still_answers_the_same(gateway, reference):
     """`subscription` and cursors are left to the resolvers, and the answer is unchanged."""
     admin = await gateway.login("admin@northwind.example")
