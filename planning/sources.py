@@ -79,6 +79,6 @@ SEATS = Connection(
 # (its scope parameters start at $5).
 SEAT_OF_LICENSE_VISIBLE = rights.bound(rights.SEAT_VISIBLE.replace("{t}", "l").replace("{s}", "a"), 5)
 # An organization's member list without filters: members and pending invitees, by email.
-MEMBERS = Connection(member_rows("{t}.id", "NULL"), ("email", "key_id"), count=member_count("{t}.id"),
-                     first_rows=lambda first: member_rows("{t}.id", "NULL", first),
+MEMBERS = Connection(member_rows("{t}.id", "NULL", names=False), ("email", "key_id"), count=member_count("{t}.id"),
+                     first_rows=lambda first: member_rows("{t}.id", "NULL", first, names=False),
                      entry=Entry("record.id", checked="Organization.members"))
