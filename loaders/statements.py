@@ -36,8 +36,10 @@ async def _grouped(run: Run, keys: Sequence[tuple[str, tuple[Any, ...], Any]]) -
     groups: dict[tuple[str, tuple[Any, ...]], list[int]] = {}
     for position, (statement, parameters, _) in enumerate(keys):
         groups.setdefault((statement, parameters), []).append(position)
-    built = await asyncio.gather(*(run(statement, [keys[p][2] for p in positions], parameters)
-                                   for (statement, parameters), positions in groups.items()))
+    runs = [run(statement, [keys[p][2] for p in positions], parameters)
+            for (statement, parameters), positions in groups.items()]
+    # gather wraps each in a task; the usual round has one, awaited as it is.
+    built = [await runs[0]] if len(runs) == 1 else await asyncio.gather(*runs)
     out: list[Any] = [None] * len(keys)
     for positions, found in zip(groups.values(), built):
         for position, value in zip(positions, found):
