@@ -21,7 +21,9 @@ from datasources.postgres.database import Database
 
 _PARAMETER = re.compile(r"\$(\d+)")
 _PARTS: dict[tuple[str, int, int], str] = {}
-MAX_PARTS = 2048  # a few per operation's round; past that, texts come and go (cleared, made again)
+# A few per operation's round; as many as planning.compile keeps statements, so that a client
+# sending ever new documents holds no more text here than there (cleared when full).
+MAX_PARTS = 512
 
 
 class Row(dict):
