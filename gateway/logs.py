@@ -20,6 +20,7 @@ in the run's format.
 
 from __future__ import annotations
 
+import json
 import logging
 import logging.config
 import sys
@@ -28,6 +29,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonEncoder
 from pythonjsonlogger.orjson import OrjsonFormatter
 
 FORMATS = ("json", "text")
@@ -51,6 +53,12 @@ class JsonLines(OrjsonFormatter):
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
+
+    def jsonify_log_record(self, log_data: dict[str, Any]) -> str:
+        try:
+            return super().jsonify_log_record(log_data)
+        except TypeError:  # orjson refuses a lone surrogate, which text from a client can hold
+            return json.dumps(log_data, cls=JsonEncoder)  # the json module writes it as an escape
 
     def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
         super().add_fields(log_data, record, message_dict)
