@@ -200,7 +200,8 @@ def _every_kind(invoice: str) -> list[tuple[str, dict[str, Any]]]:
 
 async def _subscribe(p: Principal, socket: Socket) -> None:
     await socket.send({"type": "connection_init", "payload": {"authorization": f"Bearer {p.token}"}})
-    assert (await socket.receive())["type"] == "connection_ack"
+    # As long as `_read` waits: with the whole suite on two cores, one ack once took 10 s.
+    assert (await socket.receive(timeout=30))["type"] == "connection_ack"
     variables = {"organizationId": relay.to_base64("Organization", str(NORTHWIND))} if p.follows_organization else {}
     for id_, query in (("shared", p.query), ("alone", f"{p.query}\n# for {p.label} alone\n")):
         await socket.send({"id": id_, "type": "subscribe", "payload": {"query": query, "variables": variables}})
