@@ -239,3 +239,26 @@ async def test_names_that_look_like_slots_are_answered_as_names(gateway, referen
     body = (await gateway.post(query, {"first": 50}, token=admin)).json()
     objects = 2 + 1 + 1 + 2 * len(edges) + sum(1 for e in edges if e["node"]["account"])  # viewer, org, page, info
     assert body["extensions"]["cost"]["actual"] == objects
+
+
+@pytest.mark.reads_only(False)  # it writes
+async def test_licenses_shared_by_a_pages_members_are_listed_the_same_both_ways(gateway, reference, db):
+    """A page of members builds each license its members hold once for the page (`declare.Shared`):
+    each account still lists its own, by product name then id, ties and all, as the resolvers do."""
+    await db.execute("""
+        WITH source AS (SELECT * FROM licenses WHERE organization_id = (SELECT organization_id FROM memberships m
+                        JOIN accounts a ON a.id = m.account_id WHERE a.email = 'admin@northwind.example') LIMIT 1),
+             copies AS (INSERT INTO licenses (id, organization_id, product_id, kind, seat_model, quantity, expires_at)
+                        SELECT gen_random_uuid(), organization_id, product_id, kind, seat_model, 500, expires_at
+                        FROM source CROSS JOIN generate_series(1, 3) RETURNING id, organization_id)
+        INSERT INTO allocations (license_id, account_id)
+        SELECT c.id, m.account_id FROM copies c JOIN memberships m ON m.organization_id = c.organization_id""")
+    admin = await gateway.login("admin@northwind.example")
+    levels, core, used = await both(gateway, reference, ORGANIZATION, {"first": 100}, admin)
+    assert used == "levels" and levels == core
+    members = levels["data"]["viewer"]["organization"]["members"]["edges"]
+    held = [m["node"]["account"]["licenses"] for m in members if m["node"]["account"]]
+    assert len(held) > 1 and all(len(licenses) >= 3 for licenses in held)
+    for licenses in held:
+        names = [lic["product"]["name"] for lic in licenses]
+        assert names == sorted(names)
