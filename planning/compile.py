@@ -89,10 +89,6 @@ class _Render:
     def __init__(self) -> None:
         self.count = 0
         self.slots = 0  # cursor slots left so far, in `cursor_slots` order
-        # Row aliases over a page's rows or over rows one key away from them: the rows each
-        # ranges over in the page (a SELECT), and whether it has their columns or only `id`.
-        self.reach: dict[str, tuple[str, bool]] = {}
-        self.built: list[list[str]] = []  # per page being rendered: its `Shared` objects' CTEs
 
     def slot(self) -> str:
         self.slots += 1
@@ -133,15 +129,8 @@ class _Render:
         return self.page(part, t)
 
     def relation(self, relation: Relation, shape: Shape, t: str) -> str:
-        if relation.shared is not None and t in self.reach and self.built:
-            return self.shared(relation, shape, t)
         names = {"t": t, **{n: self.alias(n) for n in "aplxc"}}
         child = names[relation.child]
-        if relation.reaches and t in self.reach:
-            parents, columns = self.reach[t]
-            if columns or relation.key == "id":
-                q = self.alias("q")
-                self.reach[child] = (f"SELECT {q}.{relation.key} AS id FROM ({parents}) {q}", False)
         source = relation.source
         for name, value in names.items():
             source = source.replace("{" + name + "}", value)
@@ -151,34 +140,10 @@ class _Render:
         joined = {(table, column): names[letter] for table, column, letter in relation.joined}
         return sql.replace("{object}", self.object(shape, child, joined))
 
-    def shared(self, relation: Relation, shape: Shape, t: str) -> str:
-        """The list built from the page's objects of the children (a CTE of the children every
-        row of the page reaches, each built once), where the row {t} is one of the page's."""
-        assert relation.shared is not None
-        rows, order, (links, parent_column, child_column) = relation.shared.rows, relation.shared.order, \
-            relation.shared.link
-        names = {n: self.alias(n) for n in "aplxc"}
-        for name, value in names.items():
-            rows = rows.replace("{" + name + "}", value)
-            order = tuple(o.replace("{" + name + "}", value) for o in order)
-        child, h, q, x = names[relation.child], self.alias("h"), self.alias("q"), self.alias("x")
-        joined = {(table, column): names[letter] for table, column, letter in relation.joined}
-        built = self.object(shape, child, joined)
-        keys = "".join(f", {o} AS o{i}" for i, o in enumerate(order))
-        self.built[-1].append(
-            f"{h} AS MATERIALIZED (SELECT {child}.id{keys}, {built} AS object FROM {rows}"
-            f" WHERE {child}.id IN (SELECT {x}.{child_column} FROM {links} {x}"
-            f" WHERE {x}.{parent_column} IN (SELECT {q}.id FROM ({self.reach[t][0]}) {q})))")
-        ordered = ", ".join(f"{h}.o{i}" for i in range(len(order)))
-        return (f"(SELECT coalesce(json_agg({h}.object ORDER BY {ordered}), '[]'::json)"
-                f" FROM {links} {x} JOIN {h} ON {h}.id = {x}.{child_column} WHERE {x}.{parent_column} = {t}.id)")
-
     def page(self, page: Page, t: str, cursor_keys: bool = False) -> str:
         """With `cursor_keys`, the object also holds CURSOR_KEYS: the rows' keyset values."""
         source = page.connection
         r, f, n, b = self.alias("r"), self.alias("f"), self.alias("n"), self.alias("b")
-        self.reach[b] = (f"SELECT * FROM {f}", True)
-        self.built.append([])
         rows = source.rows.replace("{t}", t).replace("{s}", self.alias("s"))
         order = ", ".join(f"{b}.{c}" for c in source.order)
         arguments = []
@@ -198,12 +163,11 @@ class _Render:
                              f" '[]'::json) FROM {f} {b})")
         count = source.count.replace("{t}", t) if source.count else f"SELECT count(*) AS total FROM {r}"
         candidates = source.first_rows(page.first).replace("{t}", t) if source.first_rows else f"SELECT * FROM {r}"
-        built = "".join(f", {cte}" for cte in self.built.pop())
         # The rows are inlined where used, so an index in key order serves the first page.
         return (f"(WITH {r} AS NOT MATERIALIZED ({rows}),"
                 f" {f} AS MATERIALIZED (SELECT * FROM ({candidates}) {f}c ORDER BY {', '.join(source.order)}"
                 f" LIMIT {opaque_limit(page.first)}),"
-                f" {n} AS MATERIALIZED ({count}){built}"
+                f" {n} AS MATERIALIZED ({count})"
                 f" SELECT json_build_object({', '.join(arguments)}) FROM {n})")
 
     def page_info(self, wanted: tuple[tuple[str, str], ...], n: str, first: int) -> list[str]:

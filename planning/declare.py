@@ -79,18 +79,6 @@ class Entry:
 
 
 @dataclass(frozen=True)
-class Shared:
-    """A list relation whose children's objects depend on the child row alone, so that a page
-    can build each once for all its rows (`compile`): `rows` the child rows ({child}, with the
-    rows the relation joins to each), `order` the list's order over them, and `link` the rows
-    joining a parent to its children, as (table, its parent id column, its child id column)."""
-
-    rows: str
-    order: tuple[str, ...]
-    link: tuple[str, str, str]
-
-
-@dataclass(frozen=True)
 class Relation:
     """The child object (or list) reached from the parent row {t}.
 
@@ -100,8 +88,7 @@ class Relation:
     `table`: set where the child is simply the row of that table whose id is the parent's `key`
     (no condition), so that a parent which already joined that row can build the child from
     its join; `joined`: the rows this relation's SQL joins to each child, as (table, the
-    child's column, the alias's letter). `reaches`: the child is the row whose id is the
-    parent's `key` (whatever else `sql` asks of it); `shared`: how a page builds the children once."""
+    child's column, the alias's letter)."""
 
     sql: str
     child: str
@@ -110,8 +97,6 @@ class Relation:
     entry: Entry | None = None
     table: str = ""
     joined: tuple[tuple[str, str, str], ...] = ()
-    reaches: bool = False
-    shared: Shared | None = None
 
 
 @dataclass(frozen=True)

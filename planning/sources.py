@@ -5,11 +5,9 @@ they use (`declare`), and nothing else restates them.
 
 from __future__ import annotations
 
-import dataclasses
-
 from datasources.postgres.organizations import member_count, member_rows
 from planning import rights
-from planning.declare import Connection, Entry, Relation, Shared
+from planning.declare import Connection, Entry, Relation
 
 # A license's seats allocated to people; `{allocated}` where used (`declare.Table.lets`).
 LICENSE_LETS = {"allocated": "(SELECT coalesce(sum(delta), 0) FROM seat_count_deltas WHERE license_id = {t}.id)"}
@@ -28,33 +26,27 @@ def one(table: str, column: str, child: str, visible: str | None = None) -> Rela
     """The row of `table` whose id is the parent's `column` (aliased `{child}`), if `visible`."""
     condition = f" AND {visible}" if visible else ""
     return Relation(f"(SELECT {{object}} FROM {table} {{{child}}} WHERE {{{child}}}.id = {{t}}.{column}{condition})",
-                    child, key=column, table="" if visible else table, reaches=True)
+                    child, key=column, table="" if visible else table)
 
 
 def account_at(column: str, entry: Entry | None = None) -> Relation:
     """The account whose id is in `column`, or null when the viewer may not see it."""
     relation = one("accounts", column, "a", rights.ACCOUNT_VISIBLE)
-    return dataclasses.replace(relation, entry=entry)
+    return Relation(relation.sql, relation.child, relation.key, entry=entry)
 
 
-_BY_PRODUCT = ("{p}.name", "{l}.id")
-_WITH_PRODUCT = "JOIN products {p} ON {p}.id = {l}.product_id"
-_LICENSES = (f"(SELECT coalesce(json_agg({{object}} ORDER BY {', '.join(_BY_PRODUCT)}), '[]'::json) FROM {{source}}"
-             f" {_WITH_PRODUCT} WHERE %s)")
+_LICENSES = ("(SELECT coalesce(json_agg({object} ORDER BY {p}.name, {l}.id), '[]'::json) FROM {source}"
+             " JOIN products {p} ON {p}.id = {l}.product_id WHERE %s)")
 # The licenses an account holds a seat of, by product. A join here is planned as a hash of
 # every license, once per account (4 ms for 25 accounts); the fenced lateral (OFFSET 0 keeps
 # it from being flattened) reads each license by its key.
 # A license's product is built from the join that orders them (3% of the dashboard's time in
 # PostgreSQL went to reading each product again).
-# A page of members holds a few licenses many times over: it builds each license's object
-# once (`shared`), where each member's seats built their own (members page: 13% of its time in PostgreSQL).
 _PRODUCT_JOINED = (("products", "product_id", "p"),)
 LICENSES_HELD = Relation(_LICENSES % "{x}.account_id = {t}.id", "l",
                          source="allocations {x} CROSS JOIN LATERAL"
                                 " (SELECT * FROM licenses WHERE id = {x}.license_id OFFSET 0) {l}",
-                         entry=Entry("uuid"), joined=_PRODUCT_JOINED,
-                         shared=Shared(f"licenses {{l}} {_WITH_PRODUCT}", _BY_PRODUCT,
-                                       ("allocations", "account_id", "license_id")))
+                         entry=Entry("uuid"), joined=_PRODUCT_JOINED)
 # An organization's licenses, by product; for whoever reads them there.
 ORGANIZATION_LICENSES = Relation(_LICENSES % "{l}.organization_id = {t}.id", "l", source="licenses {l}",
                                  entry=Entry("record.id", checked="Organization.licenses"), joined=_PRODUCT_JOINED)

@@ -243,8 +243,8 @@ async def test_names_that_look_like_slots_are_answered_as_names(gateway, referen
 
 @pytest.mark.reads_only(False)  # it writes
 async def test_licenses_shared_by_a_pages_members_are_listed_the_same_both_ways(gateway, reference, db):
-    """A page of members builds each license its members hold once for the page (`declare.Shared`):
-    each account still lists its own, by product name then id, ties and all, as the resolvers do."""
+    """Members holding several licenses of one product, and licenses held by many members: each
+    account lists its own by product name then id, ties and all, as the resolvers do."""
     await db.execute("""
         WITH source AS (SELECT * FROM licenses WHERE organization_id = (SELECT organization_id FROM memberships m
                         JOIN accounts a ON a.id = m.account_id WHERE a.email = 'admin@northwind.example') LIMIT 1),
