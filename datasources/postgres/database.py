@@ -108,9 +108,13 @@ PORTAL_URL_SETTING = "account_gateway.portal_url"
 class Database:
     """One asyncpg pool per process; every call waits a bounded time for a connection."""
 
-    def __init__(self, pool: asyncpg.Pool, *, acquire_timeout: float = ACQUIRE_TIMEOUT_SECONDS) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, acquire_timeout: float = ACQUIRE_TIMEOUT_SECONDS,
+                 connect_timeout: float = CONNECT_TIMEOUT_SECONDS) -> None:
         self.pool = pool
         self.acquire_timeout = acquire_timeout
+        # An idle connection is taken without a bound of its own only while opening a new one
+        # (which the pool may do in its place, for one it found closed) is bounded as tightly.
+        self._idle_unbounded = connect_timeout <= acquire_timeout
         # Callers queued for a connection right now (a gauge: asyncpg keeps no public count).
         self.waiting = 0
         # Query text -> column names, for merged reads (datasources/postgres/merging.py).
@@ -140,7 +144,7 @@ class Database:
                                              server_settings=server_settings)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc or type(exc).__name__}") from exc
-        return cls(pool, acquire_timeout=acquire_timeout)
+        return cls(pool, acquire_timeout=acquire_timeout, connect_timeout=connect_timeout)
 
     async def close(self, timeout: float = CLOSE_TIMEOUT_SECONDS) -> None:
         """Waits for borrowed connections up to `timeout`, then terminates what is left."""
@@ -156,7 +160,7 @@ class Database:
         # With a connection idle there is no wait to bound, and asyncpg bounds one by running the
         # acquire in a task of its own (acquire and release: 28.3 -> 25.3 us). The release is
         # bounded either way.
-        idle = self.pool.get_idle_size() > 0
+        idle = self._idle_unbounded and self.pool.get_idle_size() > 0
         self.waiting += 1
         try:
             conn = await self.pool.acquire(timeout=None if idle else self.acquire_timeout)
