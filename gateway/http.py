@@ -213,6 +213,12 @@ async def graphql_endpoint(request: Request) -> Response:
     return response
 
 
+async def graphql_asgi(scope: Any, receive: Any, send: Any) -> None:
+    """`graphql_endpoint` as a plain ASGI app, for GatewayApp's shortcut past the router."""
+    response = await graphql_endpoint(Request(scope, receive, send))
+    await response(scope, receive, send)
+
+
 async def _graphql(request: Request) -> Response:
     services: Services = request.app.state.services
     if wants_graphiql(request, not services.settings.production):

@@ -28,7 +28,7 @@ import threading
 from datetime import datetime, timezone
 from typing import Any
 
-from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.core import RESERVED_ATTRS, merge_record_extra
 from pythonjsonlogger.json import JsonEncoder
 from pythonjsonlogger.orjson import OrjsonFormatter
 
@@ -59,6 +59,18 @@ class JsonLines(OrjsonFormatter):
             return super().jsonify_log_record(log_data)
         except TypeError:  # orjson refuses a lone surrogate, which text from a client can hold
             return json.dumps(log_data, cls=JsonEncoder)  # the json module writes it as an escape
+
+    def format(self, record: logging.LogRecord) -> str:
+        request = getattr(record, "request", None)
+        if request is None or record.exc_info or record.stack_info:
+            return super().format(record)
+        # A request's line, one per request: the same fields in the same order, without the
+        # general path's lookups of each field by its name and rename (half a line's cost).
+        line = {"time": self.formatTime(record), "level": record.levelname.lower(), "logger": record.name,
+                "pid": record.process, "message": record.getMessage()}
+        merge_record_extra(record, line, reserved=self._skip_fields, rename_fields=self.rename_fields)
+        line.update(request.fields())
+        return self.serialize_log_record(line)
 
     def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
         super().add_fields(log_data, record, message_dict)
