@@ -58,6 +58,16 @@ class LevelExecutor(StrawberryGraphQLCoreExecutionContext):
             return super().execute_operation(serially)
         return self._by_level(serially)
 
+    def build_response(self, data: dict[str, Any] | None) -> Any:
+        response = super().build_response(data)
+        # The executor refers to itself through its resolve-info helpers (bound methods of its
+        # own), a cycle that only the cyclic collector frees, and with it everything the
+        # request held (context, loaders, rows, plans): 120 objects a members page, 22 us of
+        # collection each. The response is built: no resolve info is made after it, and a
+        # resolver still settling in the background keeps the helpers it was given.
+        self.async_helpers = None  # type: ignore[assignment]
+        return response
+
     async def _by_level(self, serially: bool | None) -> Any:
         loaders = self.context_value.loaders
         mark = loaders.database_mark()
