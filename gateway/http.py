@@ -8,6 +8,7 @@ codes around `Schema.execute`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
@@ -77,6 +78,7 @@ class GraphQLParams:
     learn: bool = False
 
 
+@functools.lru_cache(maxsize=256)  # a client sends the same Accept with every request
 def negotiate(accept: str | None) -> str | None:
     """The media type to answer in, or None when the client accepts neither of ours.
 

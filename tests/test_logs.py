@@ -186,3 +186,34 @@ def test_a_line_holding_a_lone_surrogate_is_still_one_json_line():
         parsed = json.loads(line)
         assert parsed["message"] == f"bad input: {message}" and parsed["level"] == "error"
         assert parsed["logger"] == "gateway.errors"
+
+
+def test_a_lines_time_is_the_moment_in_utc_to_the_millisecond():
+    """The time of a JSON line reads as datetime's own ISO text would, rounding included (its
+    second's text is kept between lines): the end of a second, the start of one, a leap of years."""
+    from datetime import datetime, timezone
+
+    from gateway.logs import utc_time
+
+    moments = [0.0, 0.0004999, 0.0005, 0.9994999, 0.9995, 0.9999995, 1_700_000_000.4375, 1_700_000_000.9999996,
+               1_700_000_001.0, 1_700_000_000.1, 2_000_000_000.5695, 4_102_444_799.9999999]
+    for moment in moments + moments[::-1]:
+        assert utc_time(moment) == datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="milliseconds")
+
+
+async def test_request_lines_written_in_an_event_loop_reach_the_stream_by_its_next_turn(tmp_path):
+    """The request lines of a turn of the event loop go out together: none is lost or held back
+    once the turn is over, and outside a loop a line is written at once."""
+    from gateway.logs import FlushedEachTurn
+
+    path = tmp_path / "lines"
+    with path.open("w", buffering=1 << 16) as stream:
+        handler = FlushedEachTurn(stream)
+        for n in range(3):
+            handler.handle(logging.LogRecord("gateway.requests", logging.INFO, __file__, 1, f"line {n}", (), None))
+        assert path.read_text() == ""  # still this turn: in the stream's buffer
+        await asyncio.sleep(0)
+        assert path.read_text().splitlines() == ["line 0", "line 1", "line 2"]
+        await asyncio.to_thread(handler.handle, logging.LogRecord("x", logging.INFO, __file__, 1, "off the loop", (),
+                                                                  None))
+        assert path.read_text().splitlines()[-1] == "off the loop"

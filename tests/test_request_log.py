@@ -126,3 +126,56 @@ async def test_a_client_chosen_name_cannot_break_or_forge_a_log_line(gateway, ca
     lines = [line for line in captured.out.splitlines() if line.strip()]
     assert len(lines) == 2, lines
     assert "a\\ud800b" in lines[0] and "x\\n2026-12-02" in lines[1]
+
+
+def test_a_request_lines_log_record_is_what_logging_itself_makes():
+    """The request line's log record is copied from the process's first (its time set anew):
+    every attribute a handler or filter of the operator's may read is the one `makeRecord`
+    gives, the thread included when another thread writes; a custom record factory makes each."""
+    import logging
+    import threading
+
+    from gateway import request_log
+
+    made: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            made.append(record)
+
+    logger = logging.getLogger("gateway.requests")
+    keep, level = Keep(), logger.level
+    logger.addHandler(keep)
+    logger.setLevel(logging.INFO)
+    try:
+        record = request_log.RequestRecord("abc", "POST")
+        extra = {"request": record, "log_format": "json"}
+        request_log.write(record, "json")
+        request_log.write(record, "json")
+        thread = threading.Thread(target=request_log.write, args=(record, "json"))
+        thread.start()
+        thread.join()
+        expected = logger.makeRecord(logger.name, logging.INFO, request_log.__file__, 0, "request", (), None, "write",
+                                     extra)
+        made_here, made_there = made[1], made[2]
+        # The time and thread, and what formatters set on a record they handled.
+        timeless = ("created", "msecs", "relativeCreated", "thread", "threadName", "message", "asctime")
+        assert {k: v for k, v in vars(made_here).items() if k not in timeless} == \
+               {k: v for k, v in vars(expected).items() if k not in timeless}
+        assert abs(made_here.created - expected.created) < 5
+        assert made_here.thread == expected.thread and made_there.thread == thread.ident
+        assert made_there.threadName == thread.name
+
+        class Tagged(logging.LogRecord):
+            pass
+
+        factory = logging.getLogRecordFactory()
+        logging.setLogRecordFactory(Tagged)
+        try:
+            request_log.write(record, "json")
+        finally:
+            logging.setLogRecordFactory(factory)
+        assert type(made[-1]) is Tagged
+    finally:
+        logger.removeHandler(keep)
+        logger.setLevel(level)
