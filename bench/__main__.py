@@ -65,11 +65,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--operations", default=",".join(OPERATIONS), help="comma-separated: dashboard,members")
     p.add_argument("--tenants", default=",".join(TENANTS),
                    help="comma-separated: normal (an org of 30 members), large (5,000 members)")
+    p.add_argument("--pool-size", type=_positive, default=None, metavar="N",
+                   help="PostgreSQL connections of each server, the same for both (default: this machine's "
+                        "cores, as PostgreSQL's guidance sizes them; 10 is either server's own default)")
     p.add_argument("--no-postgraphile", action="store_true", help="gateway only")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs) at the end")
     p.add_argument("--readme", type=Path, default=None, metavar="FILE",
                    help="also write the summary table between FILE's bench-table markers (e.g. README.md)")
     return p
+
+
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of at least 1, not {value!r}")
+    return int(value)
 
 
 def _list(value: str, allowed: tuple[str, ...], what: str) -> list[str]:
@@ -166,6 +175,10 @@ async def run(args: argparse.Namespace) -> int:
     rounds = max(1, args.rounds)
     operations = _list(args.operations, OPERATIONS, "operation")
     tenants = _list(args.tenants, TENANTS, "tenant")
+    # Both servers alike. On this 2-core machine, where PostgreSQL shares the cores with both
+    # servers and the load generator, pools of 10 run 8 statements at once over 2 cores, and
+    # PostgreSQL's CPU per statement is what changes (bench/README.md, stop 34).
+    pool_size = args.pool_size or os.cpu_count() or 2
 
     started_at = time.monotonic()
     async with runs.workspace("bench", args.keep) as workspace:
@@ -188,13 +201,14 @@ async def run(args: argparse.Namespace) -> int:
 
             peer_ok, peer_detail = (False, "--no-postgraphile: gateway only") if args.no_postgraphile \
                 else servers.postgraphile_available()
-            gateway = servers.start_gateway(postgres.dsn(), root, started)
-            print(f"bench: gateway (production, one process) at {gateway.url}", flush=True)
+            gateway = servers.start_gateway(postgres.dsn(), root, started, {"DB_POOL_MAX_SIZE": str(pool_size)})
+            print(f"bench: gateway (production, one process) at {gateway.url}; each server's pool "
+                  f"{pool_size} PostgreSQL connections", flush=True)
             postgraphile = None
             if peer_ok:
                 try:
                     postgraphile = servers.start_postgraphile(peer_detail, postgres.node_connection_string(), root,
-                                                              started)
+                                                              started, pool_size)
                     print(f"bench: PostGraphile {servers.postgraphile_version(peer_detail)} on node "
                           f"{_tool_version(['node', '--version'])} at {postgraphile.url}", flush=True)
                 except RuntimeError as exc:
