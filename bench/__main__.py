@@ -66,8 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tenants", default=",".join(TENANTS),
                    help="comma-separated: normal (an org of 30 members), large (5,000 members)")
     p.add_argument("--pool-size", type=_positive, default=None, metavar="N",
-                   help="PostgreSQL connections of each server, the same for both (default: this machine's "
-                        "cores, as PostgreSQL's guidance sizes them; 10 is either server's own default)")
+                   help="the gateway's PostgreSQL connections (DB_POOL_MAX_SIZE; default: this machine's cores, "
+                        "as PostgreSQL's guidance sizes them). PostGraphile keeps its default, 10, which "
+                        "serves it best here")
     p.add_argument("--no-postgraphile", action="store_true", help="gateway only")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs) at the end")
     p.add_argument("--readme", type=Path, default=None, metavar="FILE",
@@ -175,9 +176,10 @@ async def run(args: argparse.Namespace) -> int:
     rounds = max(1, args.rounds)
     operations = _list(args.operations, OPERATIONS, "operation")
     tenants = _list(args.tenants, TENANTS, "tenant")
-    # Both servers alike. On this 2-core machine, where PostgreSQL shares the cores with both
-    # servers and the load generator, pools of 10 run 8 statements at once over 2 cores, and
-    # PostgreSQL's CPU per statement is what changes (bench/README.md, stop 34).
+    # Each server's pool where it serves best on this machine (bench/README.md, stop 34): a
+    # pool of 10 runs the gateway's 8 statements at once on a PostgreSQL sharing 2 cores with
+    # both servers and the load generator; PostGraphile, bound by its node process, loses
+    # requests to queueing in its own pool when it has fewer connections than requests.
     pool_size = args.pool_size or os.cpu_count() or 2
 
     started_at = time.monotonic()
@@ -202,15 +204,16 @@ async def run(args: argparse.Namespace) -> int:
             peer_ok, peer_detail = (False, "--no-postgraphile: gateway only") if args.no_postgraphile \
                 else servers.postgraphile_available()
             gateway = servers.start_gateway(postgres.dsn(), root, started, {"DB_POOL_MAX_SIZE": str(pool_size)})
-            print(f"bench: gateway (production, one process) at {gateway.url}; each server's pool "
-                  f"{pool_size} PostgreSQL connections", flush=True)
+            print(f"bench: gateway (production, one process, {pool_size} PostgreSQL connections) at {gateway.url}",
+                  flush=True)
             postgraphile = None
             if peer_ok:
                 try:
                     postgraphile = servers.start_postgraphile(peer_detail, postgres.node_connection_string(), root,
-                                                              started, pool_size)
+                                                              started)
                     print(f"bench: PostGraphile {servers.postgraphile_version(peer_detail)} on node "
-                          f"{_tool_version(['node', '--version'])} at {postgraphile.url}", flush=True)
+                          f"{_tool_version(['node', '--version'])} (10 PostgreSQL connections) at {postgraphile.url}",
+                          flush=True)
                 except RuntimeError as exc:
                     print(f"bench: PostGraphile did not start ({str(exc)[:300]}): gateway only", flush=True)
             else:

@@ -182,13 +182,12 @@ def postgraphile_version(cli: str) -> str:
         return "?"
 
 
-def start_postgraphile(cli: str, connection: str, root: Path, started: list[Process], pool_size: int = 10) -> Process:
-    """`pool_size`: PostgreSQL connections (10 is PostGraphile's default, and the gateway's)."""
+def start_postgraphile(cli: str, connection: str, root: Path, started: list[Process]) -> Process:
     port = free_port()
     env = {**os.environ, "NODE_ENV": "production"}
     argv = ["node", cli, "--connection", connection, "--schema", "public", "--host", "127.0.0.1",
             "--port", str(port), "--disable-graphiql", "--disable-query-log", "--no-setof-functions-contain-nulls",
-            "--max-pool-size", str(pool_size)]
+            "--max-pool-size", "10"]
     log = root / "postgraphile.log"
     p = Process("postgraphile", _spawn("postgraphile", argv, env, log, cwd=Path(cli).parent), f"http://127.0.0.1:{port}",
                 log)
